@@ -1,0 +1,70 @@
+"""LiteRT (TFLite) backend: ``ai_edge_litert`` interpreter, or ``tflite_runtime`` when only that exists.
+
+``tflite-runtime`` 2.14 cannot create an interpreter under numpy 2 and has no wheels past Python
+3.11 (see /work/shared/reference/stack.md), so it is only a fallback import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgesense.errors import ModelError
+from edgesense.runtime.model import Model, TensorSpec
+
+__all__ = ["LiteRTModel", "interpreter_class"]
+
+
+def interpreter_class():
+    """The TFLite ``Interpreter`` class of whichever interpreter package is installed."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise ModelError("running .tflite models needs ai-edge-litert (pip install ai-edge-litert)") from None
+    return Interpreter
+
+
+class LiteRTModel(Model):
+    """A ``.tflite`` file run by the LiteRT interpreter (default op resolver, XNNPACK where it applies)."""
+
+    backend = "litert"
+
+    def __init__(self, path: Path, threads: int = 1) -> None:
+        Interpreter = interpreter_class()
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except Exception as exc:  # the interpreter raises ValueError/RuntimeError for bad files
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{path}: not a loadable TFLite model ({first[:200]})") from None
+        self._in = self.interpreter.get_input_details()
+        self._out = self.interpreter.get_output_details()
+        super().__init__(path, [self._spec(d) for d in self._in], [self._spec(d) for d in self._out])
+
+    @staticmethod
+    def _spec(d: dict) -> TensorSpec:
+        dtype = np.dtype(d["dtype"])
+        scale, zp = d.get("quantization", (0.0, 0))
+        sig = d.get("shape_signature")
+        shape = tuple(None if s < 0 else int(s) for s in (sig if sig is not None and len(sig) else d["shape"]))
+        if np.issubdtype(dtype, np.integer) and scale:
+            return TensorSpec(d["name"], shape, dtype, float(scale), int(zp))
+        return TensorSpec(d["name"], shape, dtype)
+
+    def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        interp = self.interpreter
+        for d, spec in zip(self._in, self.input_specs):
+            value = feeds[spec.name]
+            if tuple(value.shape) != tuple(d["shape"]):
+                interp.resize_tensor_input(d["index"], list(value.shape))
+                interp.allocate_tensors()
+                self._in = interp.get_input_details()
+                self._out = interp.get_output_details()
+                d = next(x for x in self._in if x["name"] == spec.name)
+            interp.set_tensor(d["index"], value)
+        interp.invoke()
+        return [interp.get_tensor(d["index"]).copy() for d in self._out]

@@ -1,0 +1,158 @@
+"""The one interface every backend implements: :class:`Model`, with :class:`TensorSpec` for its I/O.
+
+Integer-I/O models (int8/uint8 inputs or outputs carrying a scale and zero point) are fed and read
+in real units by default: ``run`` quantizes float inputs with ``q = clamp(rint(x / scale) + zp)``
+(round half to even, the rounding of ONNX ``QuantizeLinear``, so an ONNX QDQ model and a TFLite
+int8-I/O model see the same integers) and dequantizes outputs with ``(q - zp) * scale``. Pass
+``raw=True`` to feed and read the integers themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from edgesense.errors import ModelError
+
+__all__ = ["TensorSpec", "Model", "quantize", "dequantize"]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape (``None`` for a dynamic axis), dtype and, for integer tensors, quantization."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
+    scale: float | None = None
+    zero_point: int | None = None
+
+    @property
+    def quantized(self) -> bool:
+        """True for an integer tensor with a known scale and zero point."""
+        return self.scale is not None and np.issubdtype(self.dtype, np.integer)
+
+    def concrete_shape(self, batch: int = 1) -> tuple[int, ...]:
+        """The shape with dynamic axes replaced by ``batch`` (first axis) or 1."""
+        return tuple((batch if i == 0 else 1) if d is None else int(d) for i, d in enumerate(self.shape))
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    """Real values to integers: ``clamp(rint(x / scale) + zero_point)`` (half to even, saturating)."""
+    info = np.iinfo(dtype)
+    q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Integers to real values: ``(q - zero_point) * scale`` as float32."""
+    return ((q.astype(np.int32) - zero_point).astype(np.float32) * np.float32(scale)).astype(np.float32)
+
+
+class Model:
+    """A loaded model on one backend. Subclasses implement :meth:`_invoke` on raw arrays.
+
+    ``run(x)`` accepts one array (for single-input models) or a dict keyed by input name, and
+    returns one array (single-output model called with an array) or a dict keyed by output name.
+    A batch larger than a model's fixed batch of 1 is run sample by sample and concatenated.
+    """
+
+    backend: str = "abstract"
+
+    def __init__(self, path: Path, input_specs: list[TensorSpec], output_specs: list[TensorSpec]) -> None:
+        self.path = Path(path)
+        self.input_specs = input_specs
+        self.output_specs = output_specs
+
+    def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{s.name}:{s.dtype}{list(s.shape)}" for s in self.input_specs)
+        outs = ", ".join(f"{s.name}:{s.dtype}{list(s.shape)}" for s in self.output_specs)
+        return f"<{type(self).__name__} {self.path.name} backend={self.backend} in=({ins}) out=({outs})>"
+
+    def __call__(self, x: np.ndarray | Mapping[str, np.ndarray], raw: bool = False) -> np.ndarray | dict:
+        return self.run(x, raw=raw)
+
+    def run(self, x: np.ndarray | Mapping[str, np.ndarray], raw: bool = False) -> np.ndarray | dict:
+        """Run the model; float in/out unless ``raw`` (then integer tensors pass through untouched)."""
+        if isinstance(x, Mapping):
+            names = {s.name for s in self.input_specs}
+            unknown = set(x) - names
+            missing = names - set(x)
+            if unknown or missing:
+                raise ModelError(f"{self.path.name}: inputs must be named {sorted(names)}, "
+                                 f"got {sorted(x)}")
+            given = dict(x)
+            as_dict = True
+        else:
+            if len(self.input_specs) != 1:
+                raise ModelError(f"{self.path.name} has {len(self.input_specs)} inputs; pass a dict keyed by "
+                                 f"{[s.name for s in self.input_specs]}")
+            given = {self.input_specs[0].name: x}
+            as_dict = len(self.output_specs) != 1
+        feeds = {s.name: self._prepare(s, given[s.name], raw) for s in self.input_specs}
+        outs = self._run_batched(feeds)
+        results = {s.name: (o if raw or not s.quantized else dequantize(o, s.scale, s.zero_point))
+                   for s, o in zip(self.output_specs, outs)}
+        return results if as_dict else results[self.output_specs[0].name]
+
+    def _prepare(self, spec: TensorSpec, value: np.ndarray, raw: bool) -> np.ndarray:
+        arr = np.asarray(value)
+        if len(spec.shape) != arr.ndim or any(d is not None and i > 0 and d != n
+                                              for i, (d, n) in enumerate(zip(spec.shape, arr.shape))):
+            raise ModelError(f"{self.path.name}: input {spec.name!r} expects shape {list(spec.shape)}, "
+                             f"got {list(arr.shape)}")
+        if np.issubdtype(spec.dtype, np.integer):
+            if raw:
+                if arr.dtype != spec.dtype:
+                    raise ModelError(f"{self.path.name}: raw input {spec.name!r} must be {spec.dtype}, got {arr.dtype}")
+                return np.ascontiguousarray(arr)
+            if not spec.quantized:
+                raise ModelError(f"{self.path.name}: input {spec.name!r} is {spec.dtype} without quantization "
+                                 f"parameters; pass raw=True with {spec.dtype} data")
+            return quantize(arr, spec.scale, spec.zero_point, spec.dtype)
+        return np.ascontiguousarray(arr, dtype=spec.dtype)
+
+    def _run_batched(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        fixed_one = all(s.shape and s.shape[0] == 1 for s in self.input_specs)
+        batch = {a.shape[0] for a in feeds.values() if a.ndim}
+        if fixed_one and len(batch) == 1 and (n := batch.pop()) > 1:
+            parts = [self._invoke({k: v[i:i + 1] for k, v in feeds.items()}) for i in range(n)]
+            return [np.concatenate([p[j] for p in parts], axis=0) for j in range(len(self.output_specs))]
+        return self._invoke(feeds)
+
+    def dummy_inputs(self, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+        """Random real-valued inputs of the right shapes (for warm-up and benchmarks)."""
+        rng = np.random.default_rng(seed)
+        out = {}
+        for s in self.input_specs:
+            shape = s.concrete_shape(batch)
+            if s.quantized or not np.issubdtype(s.dtype, np.integer):
+                out[s.name] = rng.standard_normal(shape).astype(np.float32)
+            else:
+                out[s.name] = np.zeros(shape, dtype=s.dtype)
+        return out
+
+    def warm_up(self, runs: int = 1) -> None:
+        """Run ``runs`` times on random inputs so first-call allocation does not skew timings."""
+        if runs <= 0:
+            return
+        feeds = self.dummy_inputs()
+        raw = any(np.issubdtype(s.dtype, np.integer) and not s.quantized for s in self.input_specs)
+        for _ in range(runs):
+            self.run(feeds, raw=raw)
+
+    def time_run(self, x: np.ndarray | Mapping[str, np.ndarray], repeats: int = 100) -> np.ndarray:
+        """Wall-clock seconds of ``repeats`` calls of :meth:`run` on ``x``."""
+        times = np.empty(repeats)
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            self.run(x)
+            times[i] = time.perf_counter() - t0
+        return times
