@@ -1,0 +1,153 @@
+"""Gesture evaluation metrics: clip classification and event spotting.
+
+Clip metrics: accuracy, balanced accuracy (mean per-class recall, robust to a dominant ``noise``
+class), per-class recall and the confusion matrix (rows = true class, columns = predicted).
+
+Event metrics compare spotted events with labelled ones. A detection *matches* a labelled event
+of the same class when its onset frame (the frame at which it was emitted) lies within
+``[start - tol, end + tol]`` of the labelled event, with ``tol = tolerance_s * frame_rate``;
+matching is one-to-one, earliest first. Unmatched detections are false triggers (counted per
+minute of stream); unmatched labelled events are misses. Latency is measured from the end of the
+labelled gesture to the end of the frame at which the event was emitted:
+``(onset + 1 - end) / frame_rate`` seconds (plus processing time when a live pipeline measures it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ClipMetrics", "EventMetrics", "clip_metrics", "event_metrics", "plot_confusion"]
+
+
+@dataclass
+class ClipMetrics:
+    """Clip classification results; ``confusion[i][j]`` counts true class i predicted as j."""
+
+    classes: list[str]
+    n: int
+    accuracy: float
+    balanced_accuracy: float
+    per_class_recall: dict[str, float]
+    confusion: list[list[int]]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def clip_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) -> ClipMetrics:
+    """Accuracy, balanced accuracy, per-class recall and confusion matrix of integer labels."""
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = np.asarray(y_pred, dtype=int)
+    k = len(classes)
+    cm = np.zeros((k, k), dtype=int)
+    np.add.at(cm, (y_true, y_pred), 1)
+    support = cm.sum(axis=1)
+    recall = {c: float(cm[i, i] / support[i]) for i, c in enumerate(classes) if support[i] > 0}
+    n = int(len(y_true))
+    return ClipMetrics(
+        classes=list(classes), n=n,
+        accuracy=float(np.trace(cm) / n) if n else float("nan"),
+        balanced_accuracy=float(np.mean(list(recall.values()))) if recall else float("nan"),
+        per_class_recall=recall, confusion=cm.tolist(),
+    )
+
+
+@dataclass
+class EventMetrics:
+    """Event spotting results over one or more streams."""
+
+    true_events: int
+    detections: int
+    true_positives: int
+    precision: float
+    recall: float
+    f1: float
+    false_triggers: int
+    false_triggers_per_min: float
+    duration_min: float
+    latency_s: dict[str, float] = field(default_factory=dict)  # p50, p95, max over matched events
+    latencies: list[float] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("latencies")
+        return out
+
+
+def _match(truth: list[tuple[str, int, int]], det: list[tuple[str, int]], tol: float):
+    used = [False] * len(det)
+    pairs = []
+    for t_label, t_start, t_end in sorted(truth, key=lambda e: e[1]):
+        for j, (d_label, onset) in enumerate(det):
+            if not used[j] and d_label == t_label and t_start - tol <= onset <= t_end + tol:
+                used[j] = True
+                pairs.append(((t_label, t_start, t_end), det[j]))
+                break
+    return pairs
+
+
+def event_metrics(streams: Sequence[tuple[Sequence, Sequence, int]], frame_rate: float, tolerance_s: float = 0.5,
+                  noise_label: str = "noise") -> EventMetrics:
+    """Score spotted events. ``streams`` holds ``(true_events, detected_events, n_frames)`` per stream.
+
+    True events need ``.label .start .end``; detections ``.label .onset`` (``GestureEvent``).
+    Labelled ``noise_label`` events are not gestures and are never expected.
+    """
+    tol = tolerance_s * frame_rate
+    n_true = n_det = n_tp = 0
+    latencies: list[float] = []
+    frames = 0
+    for truth, det, n_frames in streams:
+        t = [(e.label, int(e.start), int(e.end)) for e in truth if e.label != noise_label]
+        d = [(e.label, int(e.onset)) for e in det]
+        pairs = _match(t, d, tol)
+        n_true += len(t)
+        n_det += len(d)
+        n_tp += len(pairs)
+        latencies.extend((onset + 1 - end) / frame_rate for (_, _, end), (_, onset) in pairs)
+        frames += n_frames
+    precision = n_tp / n_det if n_det else (1.0 if n_true == 0 else 0.0)
+    recall = n_tp / n_true if n_true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    minutes = frames / frame_rate / 60.0
+    fp = n_det - n_tp
+    lat = np.asarray(latencies)
+    return EventMetrics(
+        true_events=n_true, detections=n_det, true_positives=n_tp, precision=precision, recall=recall, f1=f1,
+        false_triggers=fp, false_triggers_per_min=fp / minutes if minutes else float("nan"), duration_min=minutes,
+        latency_s={"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
+                   "max": float(lat.max())} if lat.size else {},
+        latencies=latencies,
+    )
+
+
+def plot_confusion(metrics: ClipMetrics, path: str | Path, title: str = "") -> Path:
+    """Save the confusion matrix as a PNG (matplotlib is imported here, only when asked for)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(metrics.confusion, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    k = len(metrics.classes)
+    fig, ax = plt.subplots(figsize=(1.2 * k + 2, 1.1 * k + 1.5))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), metrics.classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), metrics.classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_title(title or f"accuracy {metrics.accuracy:.3f}, balanced {metrics.balanced_accuracy:.3f}")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

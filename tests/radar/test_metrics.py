@@ -1,0 +1,48 @@
+from types import SimpleNamespace as E
+
+import numpy as np
+import pytest
+
+from edgesense.radar.metrics import clip_metrics, event_metrics, plot_confusion
+
+
+def test_clip_metrics_balanced_accuracy_and_confusion():
+    classes = ["noise", "swipe", "hold"]
+    y_true = [0] * 8 + [1, 1] + [2, 2]
+    y_pred = [0] * 8 + [1, 0] + [2, 1]
+    m = clip_metrics(y_true, y_pred, classes)
+    assert m.accuracy == pytest.approx(10 / 12)
+    assert m.per_class_recall == {"noise": 1.0, "swipe": 0.5, "hold": 0.5}
+    assert m.balanced_accuracy == pytest.approx(2 / 3)
+    assert m.confusion == [[8, 0, 0], [1, 1, 0], [0, 1, 1]]
+
+
+def test_event_metrics_matching_false_triggers_and_latency():
+    rate = 40.0
+    truth = [E(label="swipe", start=100, end=140), E(label="swipe", start=300, end=340),
+             E(label="hold", start=500, end=560), E(label="noise", start=600, end=700)]
+    det = [E(label="swipe", onset=141),            # matches, latency 2 frames = 50 ms
+           E(label="swipe", onset=342),            # matches second swipe (75 ms)
+           E(label="swipe", onset=520),            # wrong class during the hold: false trigger
+           E(label="hold", onset=2000)]            # far away: false trigger; the hold is missed
+    m = event_metrics([(truth, det, 2400)], rate, tolerance_s=0.25)
+    assert (m.true_events, m.detections, m.true_positives) == (3, 4, 2)
+    assert m.precision == pytest.approx(0.5) and m.recall == pytest.approx(2 / 3)
+    assert m.f1 == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert m.false_triggers == 2 and m.duration_min == pytest.approx(1.0)
+    assert m.false_triggers_per_min == pytest.approx(2.0)
+    assert sorted(m.latencies) == pytest.approx([0.05, 0.075])
+    assert m.latency_s["max"] == pytest.approx(0.075)
+
+
+def test_one_detection_matches_only_one_event():
+    truth = [E(label="swipe", start=10, end=20), E(label="swipe", start=22, end=30)]
+    det = [E(label="swipe", onset=21)]
+    m = event_metrics([(truth, det, 400)], 40.0, tolerance_s=0.5)
+    assert m.true_positives == 1 and m.recall == pytest.approx(0.5)
+
+
+def test_plot_confusion_writes_png(tmp_path):
+    m = clip_metrics([0, 1, 1], [0, 1, 0], ["a", "b"])
+    out = plot_confusion(m, tmp_path / "cm.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
