@@ -1,0 +1,47 @@
+"""``export_tflite``: write a full-integer ``.tflite`` file from a QDQ INT8 ONNX model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx
+
+from edgesense.errors import ModelError
+from edgesense.quant.tflite.convert import convert_qdq_model
+
+__all__ = ["export_tflite"]
+
+
+def _load(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    path = Path(model)
+    if not path.is_file():
+        raise ModelError(f"ONNX model not found: {path}")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise ModelError(f"{path} is not a valid ONNX model: {exc}") from exc
+
+
+def export_tflite(
+    qdq_onnx: str | os.PathLike | onnx.ModelProto,
+    out_path: str | os.PathLike,
+    *,
+    io_dtype: str = "int8",
+) -> Path:
+    """Convert a QDQ INT8 ONNX model to a full-integer LiteRT/TFLite model at ``out_path``.
+
+    The quantization parameters are taken from the QDQ nodes as they are. Inputs and outputs keep
+    the ONNX shapes; with ``io_dtype="int8"`` (default) they are int8 on the grids of the model's
+    first ``QuantizeLinear`` and last ``DequantizeLinear``; ``"float32"`` adds QUANTIZE/DEQUANTIZE
+    at the boundary. Raises :class:`~edgesense.errors.ModelError` for unsupported graphs.
+    """
+    data = convert_qdq_model(_load(qdq_onnx), io_dtype=io_dtype)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, out)
+    return out
