@@ -1,0 +1,367 @@
+"""Train a gesture model on any dataset in the recording format (``edgesense train gesture``).
+
+**What the model learns.** A window of the last T frames (a gesture map, see
+:mod:`edgesense.radar.pipeline`) is labelled with gesture *g* when g has *just ended*: the window's
+last frame lies within ``[end - 1 - early, end - 1 + late]`` of g's last frame. Windows whose last
+frame is within ``guard`` frames of that zone are not trained on (ambiguous); every other window --
+no gesture, a gesture still going on, or one that ended a while ago -- is ``noise``. The model then
+fires a short burst right at each gesture's end, which the spotter turns into exactly one event,
+so repeats of the same gesture are separate bursts and latency is bounded by ``late``.
+
+**Where gestures are.** Per recording: its event list if it has one (continuous streams, noise
+events are ignored); else its clip label spanning the recording's activity mask; else the clip
+label spanning the whole clip. Clips labelled with the noise class give only noise windows.
+
+**Augmentation.** Each recording is also prepared ``drop_variants`` times with frames dropped by a
+random-plus-bursty loss model (rate drawn from ``drop_rate_range``) and restored with the same
+restoration the live pipeline uses (:func:`edgesense.radar.pipeline.restore_sequence`); the
+validity channel marks the restored frames. Each training window picks a variant at random.
+
+**Splits.** Train, validation and test splits come from the dataset index (split by subject).
+The checkpoint with the best validation clip accuracy is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgesense.errors import EdgesenseError, FormatError
+from edgesense.nn.layers import count_macs, count_params
+from edgesense.nn.registry import create_model
+from edgesense.progress import progress
+from edgesense.radar.metrics import clip_metrics
+from edgesense.radar.pipeline import GestureModelInfo, gesture_map, make_rdi_processor, rdi_profiles, restore_sequence
+from edgesense.recording import Dataset, DatasetEntry
+from edgesense.stream.faults import random_plus_bursty
+
+__all__ = ["TrainConfig", "TrainResult", "PreparedRecording", "prepare_recordings", "window_labels",
+           "clip_window_end", "train_gesture", "export_onnx"]
+
+IGNORE = -100
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (saved into the model card)."""
+
+    model: str = "gesture_cnn"
+    frames: int = 40
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    validity: bool = True
+    noise_label: str = "noise"
+    early: int = 3          # frames before a gesture's last frame that already count as "just ended"
+    late: int = 6           # frames after it
+    guard: int = 4          # ambiguous frames on both sides of that zone (not trained on)
+    negatives_per_positive: float = 1.0
+    drop_variants: int = 2
+    drop_rate_range: tuple[float, float] = (0.05, 0.3)
+    threads: int = 1
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PreparedRecording:
+    """One recording reduced to per-frame profiles, with its gesture extents and augmented variants."""
+
+    entry: DatasetEntry
+    profiles: list[np.ndarray]      # variant -> (n, C, D+R); variant 0 is clean
+    valid: list[np.ndarray]         # variant -> (n,) float32
+    gestures: list[tuple[int, int, int]]   # (class index, start, end) of non-noise gestures
+    clip_class: int | None          # the clip label's class index, if a clip
+
+    @property
+    def n(self) -> int:
+        return len(self.valid[0])
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    info: GestureModelInfo
+    params: int
+    macs: int
+    val: dict[str, Any]
+    test: dict[str, Any]
+    history: list[dict[str, float]]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "params": self.params, "macs": self.macs, "val": self.val,
+                "test": self.test, "history": self.history, "seconds": self.seconds,
+                "classes": list(self.info.classes)}
+
+
+def gesture_extents(rec, classes: list[str], noise_label: str) -> tuple[list[tuple[int, int, int]], int | None]:
+    """Gestures ``(class, start, end)`` of a recording and its clip class (see module docstring)."""
+    labels = rec.labels
+    n = rec.n_frames
+    clip = None if labels.clip_label is None else classes.index(labels.clip_label)
+    if labels.events:
+        out = [(classes.index(e.label), e.start, min(e.end, n)) for e in labels.events
+               if e.label != noise_label and e.start < n]
+        return out, clip
+    if labels.clip_label is None:
+        raise FormatError(f"{rec.path}: recording has neither a clip label nor events")
+    if labels.clip_label == noise_label:
+        return [], clip
+    if labels.activity is not None and np.any(labels.activity):
+        act = np.flatnonzero(np.asarray(labels.activity[:n]))
+        return [(clip, int(act[0]), int(act[-1]) + 1)], clip
+    return [(clip, 0, n)], clip
+
+
+def clip_window_end(prep: PreparedRecording) -> int:
+    """The frame whose window classifies a clip: one frame after its (first) gesture's last frame."""
+    if prep.gestures:
+        return min(prep.gestures[0][2], prep.n - 1)
+    return prep.n - 1
+
+
+def window_labels(n: int, gestures: list[tuple[int, int, int]], noise: int, early: int, late: int,
+                  guard: int) -> np.ndarray:
+    """Label of the window ending at each frame 0..n-1 (``IGNORE`` = not trained on)."""
+    lab = np.full(n, noise, dtype=np.int64)
+    for _, s, e in gestures:   # guard zones first, so a neighbouring gesture's positive zone wins
+        last = e - 1
+        lab[max(0, last - early - guard):max(0, min(n, last + late + guard + 1))] = IGNORE
+    for cls, s, e in gestures:
+        last = e - 1
+        lo, hi = max(0, last - early), min(n, last + late + 1)
+        if lo < hi:
+            lab[lo:hi] = cls
+    return lab
+
+
+def prepare_recordings(ds: Dataset, entries: list[DatasetEntry], classes: list[str], cfg: TrainConfig,
+                       rng: np.random.Generator, augment: bool, desc: str) -> list[PreparedRecording]:
+    """Load recordings, compute RDIs and profiles, and (``augment``) the dropped+restored variants."""
+    out = []
+    processors: dict[str, Any] = {}
+    for entry in progress(entries, desc=desc):
+        rec = ds.load(entry)
+        key = rec.profile.name + str(rec.profile.payload_shape)
+        if key not in processors:
+            processors[key] = make_rdi_processor(rec.profile)
+        rdis = processors[key].batch(rec.payloads)
+        gestures, clip = gesture_extents(rec, classes, cfg.noise_label)
+        profiles = [rdi_profiles(rdis)]
+        valid = [np.ones(len(rdis), np.float32)]
+        if augment:
+            for _ in range(cfg.drop_variants):
+                rate = rng.uniform(*cfg.drop_rate_range)
+                lost = random_plus_bursty(rate).mask(len(rdis), rng)
+                lost[0] = False
+                profiles.append(rdi_profiles(restore_sequence(rdis, ~lost)))
+                valid.append((~lost).astype(np.float32))
+        out.append(PreparedRecording(entry, profiles, valid, gestures, clip))
+    return out
+
+
+class _Windows:
+    """Windows of prepared recordings as model inputs (normalised, left-padded with invalid frames)."""
+
+    def __init__(self, preps: list[PreparedRecording], info: GestureModelInfo) -> None:
+        self.info = info
+        t = info.frames
+        self.padded = []
+        self.pvalid = []
+        for p in preps:
+            pv, vv = [], []
+            for prof, val in zip(p.profiles, p.valid):
+                pad = np.zeros((t - 1, *prof.shape[1:]), np.float32) + np.asarray(info.mean, np.float32)[None, :, None]
+                pv.append(np.concatenate([pad, prof]))
+                vv.append(np.concatenate([np.zeros(t - 1, np.float32), val]))
+            self.padded.append(pv)
+            self.pvalid.append(vv)
+
+    def batch(self, rec_ids: np.ndarray, variants: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        t = self.info.frames
+        prof = np.stack([self.padded[r][v][e:e + t] for r, v, e in zip(rec_ids, variants, ends)])
+        valid = np.stack([self.pvalid[r][v][e:e + t] for r, v, e in zip(rec_ids, variants, ends)])
+        return gesture_map(prof, valid, self.info)
+
+
+def _sample_epoch(preps, labels, cfg: TrainConfig, noise: int, rng: np.random.Generator):
+    rec_ids, ends, ys = [], [], []
+    for i, (p, lab) in enumerate(zip(preps, labels)):
+        pos = np.flatnonzero((lab != IGNORE) & (lab != noise))
+        neg = np.flatnonzero(lab == noise)
+        n_neg = max(1, int(round(cfg.negatives_per_positive * len(pos)))) if len(pos) else 3
+        chosen = list(pos)
+        if len(neg):
+            chosen += list(rng.choice(neg, size=min(n_neg, len(neg)), replace=False))
+        rec_ids += [i] * len(chosen)
+        ends += chosen
+        ys += [int(lab[c]) for c in chosen]
+    rec_ids, ends, ys = np.array(rec_ids), np.array(ends), np.array(ys)
+    variants = np.array([rng.integers(len(preps[r].profiles)) for r in rec_ids])
+    order = rng.permutation(len(ys))
+    return rec_ids[order], variants[order], ends[order], ys[order]
+
+
+def _predict(model: nn.Module, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            outs.append(torch.softmax(model(torch.from_numpy(x[i:i + batch])), dim=1).numpy())
+    return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+
+
+def clip_accuracy_torch(model: nn.Module, windows: _Windows, preps: list[PreparedRecording], classes: list[str],
+                        variant: int = 0) -> dict[str, Any]:
+    """Clip metrics of the float model, each clip classified by the window at :func:`clip_window_end`."""
+    clips = [i for i, p in enumerate(preps) if p.clip_class is not None]
+    if not clips:
+        return {}
+    ends = np.array([clip_window_end(preps[i]) for i in clips])
+    x = windows.batch(np.array(clips), np.full(len(clips), variant), ends)
+    pred = _predict(model, x).argmax(axis=1)
+    return clip_metrics([preps[i].clip_class for i in clips], pred, classes).to_dict()
+
+
+def _normalisation(preps: list[PreparedRecording]) -> tuple[list[float], list[float]]:
+    stacked = np.concatenate([p.profiles[0] for p in preps])  # (N, C, F)
+    mean = stacked.mean(axis=(0, 2))
+    std = stacked.std(axis=(0, 2)) + 1e-6
+    return [float(m) for m in mean], [float(s) for s in std]
+
+
+def train_gesture(data: str | Path, cfg: TrainConfig) -> tuple[nn.Module, TrainResult]:
+    """Train ``cfg.model`` on the dataset at ``data``; returns the best model (eval mode) and results."""
+    t_start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(max(1, cfg.threads))
+    rng = np.random.default_rng(cfg.seed)
+    ds = Dataset.open(data)
+    train_e, val_e, test_e = (_split(ds, name) for name in ("train", "val", "test"))
+    if not train_e:
+        raise EdgesenseError(f"{data}: the dataset index has no 'train' split (run 'edgesense dataset index')")
+    classes = list(ds.classes)
+    if cfg.noise_label not in classes:
+        classes = [cfg.noise_label] + classes  # spotting needs a background class
+    noise = classes.index(cfg.noise_label)
+
+    train_p = prepare_recordings(ds, train_e, classes, cfg, rng, augment=cfg.drop_variants > 0, desc="prepare train")
+    val_p = prepare_recordings(ds, val_e, classes, cfg, rng, augment=False, desc="prepare val")
+    test_p = prepare_recordings(ds, test_e, classes, cfg, rng, augment=False, desc="prepare test")
+    c, f = train_p[0].profiles[0].shape[1:]
+    rec0 = ds.load(train_e[0])
+    shapes = {p.profiles[0].shape[1:] for p in train_p + val_p + test_p}
+    if len(shapes) != 1:
+        raise FormatError(f"{data}: recordings have different RDI sizes {sorted(shapes)}; train needs one size")
+    rdi_shape = _rdi_shape(rec0, c, f)
+    mean, std = _normalisation(train_p)
+    info = GestureModelInfo(name=cfg.model, classes=tuple(classes), frames=cfg.frames, rdi_shape=rdi_shape,
+                            validity=cfg.validity, mean=tuple(mean), std=tuple(std), noise_label=cfg.noise_label,
+                            frame_rate_hz=rec0.profile.frame_rate_hz, profile=rec0.profile.to_dict())
+    model = create_model(cfg.model, in_channels=info.in_channels, rows=info.rows, frames=info.frames,
+                         num_classes=len(classes), **cfg.model_kwargs)
+    example = torch.zeros(info.input_shape)
+    params, macs = count_params(model), count_macs(model, example)
+
+    tr_w, va_w, te_w = _Windows(train_p, info), _Windows(val_p, info), _Windows(test_p, info)
+    labels = [window_labels(p.n, p.gestures, noise, cfg.early, cfg.late, cfg.guard) for p in train_p]
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    probe = _sample_epoch(train_p, labels, cfg, noise, np.random.default_rng(cfg.seed))
+    steps_per_epoch = max(1, int(np.ceil(len(probe[3]) / cfg.batch_size)))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch + 10)
+    counts = np.bincount(probe[3], minlength=len(classes)).astype(float)
+    weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(classes), 1.0),
+                          dtype=torch.float32)
+    loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE, label_smoothing=0.05)
+
+    history: list[dict[str, float]] = []
+    best = (-1.0, None)
+    for epoch in progress(range(cfg.epochs), desc=f"train {cfg.model}"):
+        model.train()
+        rec_ids, variants, ends, ys = _sample_epoch(train_p, labels, cfg, noise, rng)
+        total, n_seen, correct = 0.0, 0, 0
+        for i in range(0, len(ys), cfg.batch_size):
+            if i // cfg.batch_size >= steps_per_epoch:
+                break
+            sl = slice(i, i + cfg.batch_size)
+            x = torch.from_numpy(tr_w.batch(rec_ids[sl], variants[sl], ends[sl]))
+            y = torch.from_numpy(ys[sl])
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(y)
+            n_seen += len(y)
+            correct += int((logits.argmax(1) == y).sum())
+        val = clip_accuracy_torch(model, va_w, val_p, classes) if val_p else {}
+        row = {"epoch": epoch + 1, "loss": total / max(n_seen, 1), "train_window_acc": correct / max(n_seen, 1),
+               "val_acc": val.get("accuracy", float("nan"))}
+        history.append(row)
+        score = val.get("accuracy", -row["loss"]) if val else -row["loss"]
+        if score >= best[0] or best[1] is None:
+            best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    model.load_state_dict(best[1])
+    model.eval()
+    val = clip_accuracy_torch(model, va_w, val_p, classes) if val_p else {}
+    test = clip_accuracy_torch(model, te_w, test_p, classes) if test_p else {}
+    info = GestureModelInfo(**{**asdict(info), "classes": tuple(classes),
+                               "metrics": {"val_clip_accuracy": val.get("accuracy"),
+                                           "test_clip_accuracy": test.get("accuracy"),
+                                           "test_balanced_accuracy": test.get("balanced_accuracy")}})
+    result = TrainResult(cfg, info, params, macs, val, test, history, time.perf_counter() - t_start)
+    return model, result
+
+
+def _split(ds: Dataset, name: str) -> list[DatasetEntry]:
+    return [e for e in ds.entries if e.split == name]
+
+
+def _rdi_shape(rec, c: int, f: int) -> tuple[int, int, int]:
+    from edgesense.profiles import RDIProfile
+
+    if isinstance(rec.profile, RDIProfile):
+        return tuple(rec.profile.payload_shape)  # type: ignore[return-value]
+    rdi = make_rdi_processor(rec.profile)(rec.payloads[0])
+    return tuple(int(s) for s in rdi.shape)  # type: ignore[return-value]
+
+
+class _WithSoftmax(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(x), dim=1)
+
+
+def export_onnx(model: nn.Module, info: GestureModelInfo, path: str | Path, opset: int = 17) -> Path:
+    """Float ONNX (input ``gesture_map`` (N, C, rows, T), output ``probs``) with the sidecar JSON beside it."""
+    import json
+    import warnings
+
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapped = _WithSoftmax(model).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapped, (torch.zeros(info.input_shape),), str(path), input_names=["gesture_map"],
+                          output_names=["probs"], opset_version=opset, dynamo=False,
+                          dynamic_axes={"gesture_map": {0: "batch"}, "probs": {0: "batch"}})
+    proto = onnx.load(str(path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "edgesense_gesture_model", json.dumps(info.to_dict())
+    onnx.save(proto, str(path))
+    info.save(path.with_suffix(".json"))
+    return path
