@@ -27,6 +27,13 @@ GROUP_HELP = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other edgesense error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _command_modules() -> list[ModuleType]:
     mods = []
     for info in sorted(pkgutil.iter_modules(edgesense.cli.__path__), key=lambda m: m.name):
@@ -36,7 +43,7 @@ def _command_modules() -> list[ModuleType]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="edgesense",
         description="Sensor signals in, INT8 models on device, decisions out.",
         epilog="Run 'edgesense COMMAND --help' for a command's options.")
