@@ -36,7 +36,8 @@ from edgesense.errors import EdgesenseError, FormatError
 from edgesense.nn.layers import count_macs, count_params
 from edgesense.nn.registry import create_model
 from edgesense.progress import progress
-from edgesense.radar.metrics import clip_metrics
+from edgesense.radar.metrics import clip_metrics, gesture_extents
+from edgesense.radar.metrics import clip_window_end as _clip_window_end
 from edgesense.radar.pipeline import GestureModelInfo, gesture_map, make_rdi_processor, rdi_profiles, restore_sequence
 from edgesense.recording import Dataset, DatasetEntry
 from edgesense.stream.faults import random_plus_bursty
@@ -102,30 +103,18 @@ class TrainResult:
                 "classes": list(self.info.classes)}
 
 
-def gesture_extents(rec, classes: list[str], noise_label: str) -> tuple[list[tuple[int, int, int]], int | None]:
-    """Gestures ``(class, start, end)`` of a recording and its clip class (see module docstring)."""
+def _extents(rec, classes: list[str], noise_label: str) -> tuple[list[tuple[int, int, int]], int | None]:
     labels = rec.labels
-    n = rec.n_frames
-    clip = None if labels.clip_label is None else classes.index(labels.clip_label)
-    if labels.events:
-        out = [(classes.index(e.label), e.start, min(e.end, n)) for e in labels.events
-               if e.label != noise_label and e.start < n]
-        return out, clip
-    if labels.clip_label is None:
+    if not labels.events and labels.clip_label is None:
         raise FormatError(f"{rec.path}: recording has neither a clip label nor events")
-    if labels.clip_label == noise_label:
-        return [], clip
-    if labels.activity is not None and np.any(labels.activity):
-        act = np.flatnonzero(np.asarray(labels.activity[:n]))
-        return [(clip, int(act[0]), int(act[-1]) + 1)], clip
-    return [(clip, 0, n)], clip
+    gestures = [(classes.index(lab), s, e) for lab, s, e in gesture_extents(labels, rec.n_frames, noise_label)]
+    clip = None if (labels.clip_label is None or labels.events) else classes.index(labels.clip_label)
+    return gestures, clip
 
 
 def clip_window_end(prep: PreparedRecording) -> int:
-    """The frame whose window classifies a clip: one frame after its (first) gesture's last frame."""
-    if prep.gestures:
-        return min(prep.gestures[0][2], prep.n - 1)
-    return prep.n - 1
+    """The frame whose window classifies a clip (see :func:`edgesense.radar.metrics.clip_window_end`)."""
+    return _clip_window_end(prep.n, prep.gestures)
 
 
 def window_labels(n: int, gestures: list[tuple[int, int, int]], noise: int, early: int, late: int,
@@ -153,8 +142,9 @@ def prepare_recordings(ds: Dataset, entries: list[DatasetEntry], classes: list[s
         key = rec.profile.name + str(rec.profile.payload_shape)
         if key not in processors:
             processors[key] = make_rdi_processor(rec.profile)
+        processors[key].reset()
         rdis = processors[key].batch(rec.payloads)
-        gestures, clip = gesture_extents(rec, classes, cfg.noise_label)
+        gestures, clip = _extents(rec, classes, cfg.noise_label)
         profiles = [rdi_profiles(rdis)]
         valid = [np.ones(len(rdis), np.float32)]
         if augment:

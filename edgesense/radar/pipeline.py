@@ -163,6 +163,9 @@ def make_rdi_processor(profile: SensorProfile, rdi_shape: tuple[int, int, int] |
 
 
 class _PassThrough:
+    def reset(self) -> None:
+        pass
+
     def __call__(self, payload: np.ndarray) -> np.ndarray:
         return np.asarray(payload, dtype=np.float32)
 
@@ -175,6 +178,9 @@ class _CIRProcessor:
 
     def __init__(self, proc: Any) -> None:
         self.proc = proc
+
+    def reset(self) -> None:
+        self.proc.reset()
 
     def __call__(self, payload: np.ndarray) -> np.ndarray:
         return self.proc.process(payload)
@@ -268,6 +274,13 @@ class GesturePipeline:
         self.restore = restore
         self.max_restore = max_restore
         self.spotter = GestureSpotter(info.classes, spotter or info.spotter_config())
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream: clear the window, background, spotter, events and statistics."""
+        info = self.info
+        self.processor.reset()
+        self.spotter.reset()
         self.stats = PipelineStats()
         self.events: list[GestureEvent] = []
         self.last_probs: np.ndarray | None = None
@@ -303,7 +316,7 @@ class GesturePipeline:
         if missing:
             self.stats.gaps += 1
             if not self.restore:
-                missing = 0  # naive: the missing frames simply never happened
+                self._index += missing  # naive: the window skips them, but stream time goes on
             elif missing <= self.max_restore and self._last_rdi is not None:
                 filled = _fill_gap(self._last_rdi, rdi, missing)
                 self._append(rdi_profiles(filled), valid=0.0)
@@ -373,6 +386,7 @@ class GesturePipeline:
         ``infer_at`` limits inference to those frame rows (clip evaluation); returns the events and the
         ``(rows, classes)`` probabilities (NaN where no inference ran).
         """
+        self.reset()
         rdis = self.processor.batch(payloads)
         wanted = None if infer_at is None else set(int(i) for i in infer_at)
         probs = np.full((len(seq), len(self.info.classes)), np.nan, dtype=np.float32)
