@@ -1,0 +1,317 @@
+"""Train, export and adapt the excursion networks (FFTNet, ConvNet, physics-informed hybrid).
+
+Training data: speaker recordings with ``v``, ``i``, ``x`` (the randomised speaker family of
+``edgesense simulate speaker``). Inputs and target follow :mod:`edgesense.speaker.streaming`: the
+network predicts ``x·Bl / x_scale`` from full-scale-normalised v, i (and, for the hybrid, the tracked
+linear prediction), so one network serves speakers of any Bl and an unseen speaker needs only its
+datasheet Bl. Random crops of ``warmup + crop`` frames; the loss skips the first ``warmup`` frames
+(the receptive field), so training sees the same full history streaming does.
+
+Exports: ``<out>/<name>.onnx`` is the streaming model (inputs ``x``, ``state0..``; outputs ``y``,
+``state0_out..``; a whole signal is one block with zero state), ``<out>/<name>.pt`` the state_dict
+(``torch.save``; load with ``weights_only=True``), ``<out>/<name>.json`` the model description.
+
+BN re-estimation for online adaptation (:func:`adapt_model`) uses
+:func:`edgesense.nn.bn_reestimation.reestimate_bn_stats` over long unlabeled windows of the target
+speaker and keeps the result only when a label-free guard agrees (:mod:`edgesense.speaker.adapt`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgesense.errors import EdgesenseError, ModelError
+from edgesense.nn.bn_reestimation import batchnorm_layers, reestimate_bn_stats
+from edgesense.nn.fftnet import ExcursionNet
+from edgesense.nn.registry import create_model
+from edgesense.progress import progress
+from edgesense.speaker.pipeline import SpeakerSignal, load_signals, tracked_prediction
+from edgesense.speaker.streaming import SPEC_METADATA_KEY, ExcursionModelSpec, frame_inputs
+
+__all__ = ["ARCHS", "TrainConfig", "TrainResult", "train_excursion", "build_model", "export_model",
+           "load_trained", "prepare_inputs", "predict", "adapt_model", "AdaptResult"]
+
+#: CLI model names -> registry names.
+ARCHS = {"fftnet": "excursion_fftnet", "convnet": "excursion_convnet", "hybrid": "excursion_hybrid"}
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run."""
+
+    arch: str = "fftnet"
+    seed: int = 0
+    epochs: int = 30
+    steps_per_epoch: int = 50
+    batch: int = 16
+    crop: int = 256          # frames scored per crop
+    lr: float = 3e-3
+    threads: int = 2
+    frame: int = 4
+    v_scale: float = 10.0
+    i_scale: float = 1.5
+    x_scale: float = 0.5
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced and measured."""
+
+    arch: str
+    onnx: str
+    state_dict: str
+    spec: dict
+    parameters: int
+    macs_per_sample: float
+    receptive_field_ms: float
+    train_recordings: int
+    val_recordings: int
+    val_nrmse: float
+    val_rmse_mm: float
+    seconds: float
+    history: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_model(arch: str, frame: int = 4) -> ExcursionNet:
+    if arch not in ARCHS:
+        raise EdgesenseError(f"unknown excursion model {arch!r}; choose from {sorted(ARCHS)}")
+    return create_model(ARCHS[arch], frame=frame)
+
+
+def spec_for(model: ExcursionNet, arch: str, cfg: TrainConfig) -> ExcursionModelSpec:
+    inputs = ("v", "i", "track") if model.in_signals == 3 else ("v", "i")
+    return ExcursionModelSpec(arch=arch, inputs=inputs, frame=cfg.frame, v_scale=cfg.v_scale, i_scale=cfg.i_scale,
+                              x_scale=cfg.x_scale, receptive_field=model.receptive_field,
+                              state_shapes=tuple(model.state_shapes()))
+
+
+def prepare_inputs(spec: ExcursionModelSpec, sig: SpeakerSignal, bl: float | None = None) -> np.ndarray:
+    """Framed network input of a whole signal (tracker run when the model is a hybrid)."""
+    bl = sig.speaker.bl if bl is None else bl
+    track = tracked_prediction(sig.v, sig.i, sig.profile) if spec.needs_tracker else None
+    return frame_inputs(spec, sig.v, sig.i, bl, track)
+
+
+def _target(spec: ExcursionModelSpec, sig: SpeakerSignal) -> np.ndarray:
+    n = (len(sig.v) // spec.frame) * spec.frame
+    y = sig.x[:n] * (sig.speaker.bl / spec.x_scale)
+    return np.ascontiguousarray(y.reshape(-1, spec.frame).T[None], dtype=np.float32)  # (1, frame, steps)
+
+
+def predict(model: ExcursionNet, spec: ExcursionModelSpec, inputs: np.ndarray, bl: float) -> np.ndarray:
+    """Whole-signal excursion (mm) from framed inputs with a torch model (eval mode)."""
+    model.eval()
+    with torch.no_grad():
+        y = model(torch.from_numpy(inputs)).numpy()
+    return (y[0].T.reshape(-1) * (spec.x_scale / bl)).astype(np.float32)
+
+
+def _nrmse(pred: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    n = min(len(pred), len(x))
+    rmse = float(np.sqrt(np.mean((pred[:n] - x[:n]) ** 2)))
+    return rmse / max(float(np.max(np.abs(x[:n]))), 1e-12), rmse
+
+
+def train_excursion(data_dir: str | Path, arch: str, out_dir: str | Path, cfg: TrainConfig | None = None,
+                    name: str | None = None) -> TrainResult:
+    """Train ``arch`` on the ``train`` split of ``data_dir``, validate on ``val``, export to ``out_dir``."""
+    cfg = cfg or TrainConfig(arch=arch)
+    cfg.arch = arch
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    torch.set_num_threads(max(1, cfg.threads))
+    t0 = time.monotonic()
+    model = build_model(arch, cfg.frame)
+    spec = spec_for(model, arch, cfg)
+    train = [s for s in load_signals(data_dir, "train") if s.x is not None]
+    val = [s for s in load_signals(data_dir, "val") if s.x is not None]
+    if not train:
+        raise EdgesenseError(f"{data_dir}: no labelled (v, i, x) recordings in the train split")
+    warm = model.receptive_field - 1
+    xs = [prepare_inputs(spec, s) for s in progress(train, desc="features", unit="rec")]
+    ys = [_target(spec, s) for s in train]
+    val_in = [(prepare_inputs(spec, s), s) for s in val]
+    usable = [k for k, x in enumerate(xs) if x.shape[2] > warm + cfg.crop]
+    if not usable:
+        raise EdgesenseError(f"{data_dir}: recordings shorter than {(warm + cfg.crop) * cfg.frame} samples")
+    weights = np.array([xs[k].shape[2] for k in usable], float)
+    weights /= weights.sum()
+    total = cfg.epochs * cfg.steps_per_epoch
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.15)
+    history: list[float] = []
+    length = warm + cfg.crop
+    for epoch in progress(range(cfg.epochs), desc=f"train {arch}", unit="epoch"):
+        model.train()
+        run = 0.0
+        for _ in range(cfg.steps_per_epoch):
+            picks = rng.choice(usable, size=cfg.batch, p=weights)
+            xb, yb = [], []
+            for k in picks:
+                start = int(rng.integers(0, xs[k].shape[2] - length + 1))
+                xb.append(xs[k][0, :, start:start + length])
+                yb.append(ys[k][0, :, start + warm:start + length])
+            xb_t = torch.from_numpy(np.stack(xb))
+            yb_t = torch.from_numpy(np.stack(yb))
+            out = model(xb_t)[..., warm:]
+            loss = torch.mean((out - yb_t) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            run += float(loss.detach())
+        history.append(run / cfg.steps_per_epoch)
+    nrmses, rmses = [], []
+    for inputs, sig in val_in:
+        nr, r = _nrmse(predict(model, spec, inputs, sig.speaker.bl), sig.x)
+        nrmses.append(nr)
+        rmses.append(r)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = name or arch
+    onnx_path, pt_path = export_model(model, spec, out_dir / f"{name}.onnx")
+    return TrainResult(
+        arch=arch, onnx=str(onnx_path), state_dict=str(pt_path), spec=json.loads(spec.to_json()),
+        parameters=model.num_parameters(), macs_per_sample=model.macs_per_step() / cfg.frame,
+        receptive_field_ms=model.receptive_field * cfg.frame / 48.0, train_recordings=len(train),
+        val_recordings=len(val), val_nrmse=float(np.mean(nrmses)) if nrmses else math.nan,
+        val_rmse_mm=float(np.mean(rmses)) if rmses else math.nan, seconds=time.monotonic() - t0, history=history)
+
+
+class _Streaming(torch.nn.Module):
+    def __init__(self, model: ExcursionNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, *states: torch.Tensor):
+        return self.model.stream(x, *states)
+
+
+def export_model(model: ExcursionNet, spec: ExcursionModelSpec, onnx_path: str | Path) -> tuple[Path, Path]:
+    """Write the streaming ONNX model (with spec metadata), its state_dict (.pt) and sidecar (.json)."""
+    import warnings
+
+    import onnx
+
+    onnx_path = Path(onnx_path)
+    model.eval()
+    states = model.initial_state(1)
+    n_states = len(states)
+    x = torch.zeros(1, model.in_signals * spec.frame, 12)
+    in_names = ["x"] + [f"state{k}" for k in range(n_states)]
+    out_names = ["y"] + [f"state{k}_out" for k in range(n_states)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Streaming(model), (x, *states), str(onnx_path), input_names=in_names,
+                          output_names=out_names, dynamic_axes={"x": {2: "steps"}, "y": {2: "steps"}},
+                          opset_version=17, dynamo=False)
+    proto = onnx.load(str(onnx_path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = SPEC_METADATA_KEY, spec.to_json()
+    onnx.save(proto, str(onnx_path))
+    onnx_path.with_suffix(".json").write_text(spec.to_json() + "\n")
+    pt_path = onnx_path.with_suffix(".pt")
+    torch.save(model.state_dict(), pt_path)
+    return onnx_path, pt_path
+
+
+def load_trained(pt_path: str | Path) -> tuple[ExcursionNet, ExcursionModelSpec]:
+    """A trained model from its ``.pt`` state_dict and sidecar ``.json`` (weights_only load)."""
+    pt_path = Path(pt_path)
+    side = pt_path.with_suffix(".json")
+    if not pt_path.is_file() or not side.is_file():
+        raise ModelError(f"{pt_path}: need the .pt state_dict and its .json description next to it")
+    spec = ExcursionModelSpec.from_json(side.read_text())
+    model = build_model(spec.arch, spec.frame)
+    try:
+        model.load_state_dict(torch.load(pt_path, map_location="cpu", weights_only=True))
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ModelError(f"{pt_path}: not a state_dict of a {spec.arch} model ({str(exc).splitlines()[0][:160]})") from None
+    model.eval()
+    return model, spec
+
+
+@dataclass
+class AdaptResult:
+    """Outcome of one BN re-estimation: the guard's label-free scores and whether it was kept."""
+
+    mode: str
+    layers: list[str]
+    batches: int
+    guard_before: float
+    guard_after: float
+    accepted: bool
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: Adaptation modes: which BN statistics are re-estimated.
+ADAPT_MODES = ("all", "means", "input")
+
+
+def adapt_model(model: ExcursionNet, spec: ExcursionModelSpec, signals: list[SpeakerSignal], mode: str = "means",
+                window: int = 4096, num_batches: int = 64, bl: float | None = None, seed: int = 0,
+                guard: bool = True, tolerance: float = 0.0) -> AdaptResult:
+    """BN re-estimation on unlabeled ``signals`` of one target speaker, kept only if the guard agrees.
+
+    ``mode``: ``all`` (the paper / AIMET: every BN layer, mean and variance), ``means`` (every BN
+    layer, means only) or ``input`` (the input layer's BN only, mean and variance). Batches are
+    ``window``-frame windows (long: ~0.3 s at the default) of the signals, one signal per batch row.
+    The guard (:func:`edgesense.speaker.adapt.consistency_error`) compares the network's prediction
+    with the impedance-tracked physics model on the same unlabeled data before and after; an
+    adaptation that moves the network further from it (by more than ``tolerance``, relative) is undone.
+    """
+    from edgesense.speaker.adapt import consistency_error
+
+    if mode not in ADAPT_MODES:
+        raise EdgesenseError(f"unknown adaptation mode {mode!r}; choose from {list(ADAPT_MODES)}")
+    if not signals:
+        raise EdgesenseError("adaptation needs at least one unlabeled recording")
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for s in signals:
+        b = s.speaker.bl if bl is None else bl
+        track = tracked_prediction(s.v, s.i, s.profile)
+        inputs.append((frame_inputs(spec, s.v, s.i, b, track if spec.needs_tracker else None), track, b))
+    warm = model.receptive_field - 1
+    length = min(window + warm, min(x.shape[2] for x, _, _ in inputs))
+
+    def batches():
+        while True:
+            rows = []
+            for x, _, _ in inputs:
+                start = int(rng.integers(0, x.shape[2] - length + 1))
+                rows.append(x[0, :, start:start + length])
+            yield torch.from_numpy(np.stack(rows))
+
+    def score() -> float:
+        errs = [consistency_error(predict(model, spec, x, b), track) for x, track, b in inputs]
+        return float(np.mean(errs))
+
+    before = score() if guard else math.nan
+    names = list(batchnorm_layers(model))
+    layers = names[:1] if mode == "input" else names
+    handle = reestimate_bn_stats(model, batches(), num_batches=num_batches, layers=layers,
+                                 means_only=(mode == "means"))
+    after = score() if guard else math.nan
+    accepted = (not guard) or after <= before * (1 + tolerance)
+    if accepted:
+        reason = "guard off" if not guard else "closer to the tracked physics model"
+    else:
+        handle.remove()
+        reason = f"refused: tracked-model disagreement rose from {before:.4f} to {after:.4f}"
+    model.eval()
+    return AdaptResult(mode, layers, handle.batches, before, after, accepted, reason)

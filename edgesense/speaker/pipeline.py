@@ -1,0 +1,137 @@
+"""Excursion pipeline: speaker I/V frames -> features -> model (via edgesense.runtime) -> excursion.
+
+Run-time core (numpy only). :class:`ExcursionPipeline` consumes :class:`~edgesense.stream.Frame`
+payloads of a :class:`~edgesense.profiles.SpeakerIVProfile` (columns ``v``, ``i``), runs the online
+impedance tracker when the model is the physics-informed hybrid (its linear prediction is the
+network's third input), and yields one :class:`ExcursionBlock` per frame. Lost frames (sequence
+gaps) reset the model's history, so a gap never feeds stale state into later predictions.
+
+:func:`load_signals` reads whole speaker recordings (``v``, ``i`` and, in labelled data, ``x``) for
+training and evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesense.errors import FormatError, ProfileError
+from edgesense.profiles import SpeakerIVProfile, SpeakerParams
+from edgesense.speaker.streaming import ExcursionStreamer
+from edgesense.stream.frame import Frame, seq_distance
+
+__all__ = ["SpeakerSignal", "ExcursionBlock", "ExcursionPipeline", "load_signals", "make_tracker",
+           "tracked_prediction"]
+
+
+@dataclass
+class SpeakerSignal:
+    """One speaker recording as contiguous signals (48 kHz): v (V), i (A), x (mm, None if unlabeled)."""
+
+    name: str
+    v: np.ndarray
+    i: np.ndarray
+    x: np.ndarray | None
+    profile: SpeakerIVProfile
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def speaker(self) -> SpeakerParams:
+        return self.profile.speaker
+
+    @property
+    def fs(self) -> float:
+        return self.profile.sample_rate_hz
+
+
+def _signal_from_recording(rec, name: str) -> SpeakerSignal:
+    profile = rec.profile
+    if not isinstance(profile, SpeakerIVProfile):
+        raise FormatError(f"{name}: not a speaker I/V recording (profile kind {profile.kind!r})")
+    flat = np.asarray(rec.payloads, np.float32).reshape(-1, len(profile.channels))
+    col = {c: flat[:, k] for k, c in enumerate(profile.channels)}
+    if "v" not in col or "i" not in col:
+        raise FormatError(f"{name}: speaker recording needs channels v and i, has {list(profile.channels)}")
+    return SpeakerSignal(name, col["v"], col["i"], col.get("x"), profile, dict(rec.metadata))
+
+
+def load_signals(path: str | Path, split: str | None = None, limit: int | None = None) -> list[SpeakerSignal]:
+    """Speaker recordings of a dataset directory (optionally one split) or a single ``.esr`` file."""
+    from edgesense.recording import Dataset, Recording
+
+    path = Path(path)
+    if path.is_file():
+        return [_signal_from_recording(Recording.open(path), path.name)]
+    ds = Dataset.open(path)
+    entries = ds.entries if split is None else ds.split(split)
+    if limit is not None:
+        entries = entries[:limit]
+    return [_signal_from_recording(ds.load(e), e.path) for e in entries]
+
+
+def make_tracker(profile: SpeakerIVProfile):
+    """The online impedance tracker (edgesense.speaker.tracking) for this speaker's datasheet."""
+    from edgesense.speaker import tracking
+
+    return tracking.ImpedanceTracker(profile.speaker, fs=profile.sample_rate_hz)
+
+
+def tracked_prediction(v: np.ndarray, i: np.ndarray, profile: SpeakerIVProfile) -> np.ndarray:
+    """Causal excursion prediction (mm) of the online impedance-tracked linear model over a whole signal."""
+    tracker = make_tracker(profile)
+    return np.asarray(tracker.process(np.asarray(v, np.float32), np.asarray(i, np.float32)), np.float32)
+
+
+@dataclass(frozen=True)
+class ExcursionBlock:
+    """Excursion (mm) predicted for one frame's samples, with the frame's sequence number and time."""
+
+    seq: int
+    device_time_us: int
+    x: np.ndarray
+    reset: bool = False  # True when a gap before this frame reset the model's history
+
+
+class ExcursionPipeline:
+    """Frames of a speaker I/V profile in, :class:`ExcursionBlock` out (one per frame).
+
+    ``model``: an excursion model file (``.onnx``/``.tflite``) or a loaded runtime model. ``bl``
+    defaults to the profile's datasheet Bl.
+    """
+
+    def __init__(self, profile: SpeakerIVProfile, model, bl: float | None = None) -> None:
+        if not isinstance(profile, SpeakerIVProfile):
+            raise ProfileError(f"the excursion pipeline needs a speaker_iv profile, got {profile.kind!r}")
+        self.profile = profile
+        self.iv = (profile.channel_index("v"), profile.channel_index("i"))
+        self.streamer = ExcursionStreamer(model, profile.speaker.bl if bl is None else bl)
+        self.tracker = make_tracker(profile) if self.streamer.spec.needs_tracker else None
+        self._last_seq: int | None = None
+        self.resets = 0
+
+    def reset(self) -> None:
+        self.streamer.reset()
+        if self.tracker is not None:
+            self.tracker.reset() if hasattr(self.tracker, "reset") else None
+        self._last_seq = None
+
+    def process(self, frame: Frame) -> ExcursionBlock:
+        """Predict the excursion of one frame."""
+        gap = self._last_seq is not None and seq_distance(self._last_seq, frame.seq) != 1
+        if gap:
+            self.streamer.reset()
+            self.resets += 1
+        self._last_seq = frame.seq
+        v = frame.payload[:, self.iv[0]]
+        i = frame.payload[:, self.iv[1]]
+        track = None if self.tracker is None else np.asarray(self.tracker.process(v, i), np.float32)
+        return ExcursionBlock(frame.seq, frame.device_time_us, self.streamer.process(v, i, track), gap)
+
+    def run(self, frames: Iterable[Frame]) -> Iterator[ExcursionBlock]:
+        """Predict every frame of ``frames`` (a Source or any iterable)."""
+        for frame in frames:
+            yield self.process(frame)

@@ -1,0 +1,191 @@
+"""Streaming excursion prediction with bounded state (run-time core: numpy + edgesense.runtime, no torch).
+
+Input features and output scaling shared by training and run time (:class:`ExcursionModelSpec`):
+
+* ``v / v_scale`` and ``i / i_scale`` (the sense front end's full scale, ±10 V and ±1.5 A by
+  default), and for the physics-informed hybrid the impedance-tracked linear model's prediction;
+* the network predicts ``y = x_mm * Bl / x_scale``. V and I fix the excursion only up to 1/Bl
+  (scaling Bl -> c·Bl and Mms, Rms, Kms -> c²·(...) leaves v and i unchanged and scales x by 1/c;
+  speaker-findings.md), so ``x·Bl`` is what V/I determine, and the datasheet Bl of the profile turns
+  it into millimetres: ``x_mm = y * x_scale / Bl``. The hybrid's tracked prediction enters the same way
+  (``x_track·Bl / x_scale``), which is independent of the Bl the tracker was given.
+* samples are grouped in frames of ``frame`` (4) samples: the network runs at 12 kHz with
+  ``inputs*frame`` channels and emits ``frame`` samples per step (speaker-findings.md). Within a frame
+  the output may use the frame's later samples, so the algorithmic latency is one frame (83 µs);
+  1 ms blocks (48 samples) are whole frames and add no latency beyond the block.
+
+:class:`ExcursionStreamer` runs a model block by block. A *streaming* ONNX model (inputs ``x`` and
+``state0..``, outputs ``y`` and ``state0_out..``, exported by :mod:`edgesense.nn.train_excursion`)
+carries per-layer ring buffers of its causal convolutions; any other model (for example an INT8
+export without state I/O) is run on a fixed receptive-field window per block. Either way the
+concatenated output over arbitrary block sizes equals whole-signal prediction and the state is a
+fixed number of floats.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgesense.errors import ModelError
+
+__all__ = ["SPEC_METADATA_KEY", "ExcursionModelSpec", "ExcursionStreamer", "frame_inputs", "unframe",
+           "load_spec", "predict_signal"]
+
+#: ONNX metadata key (and sidecar ``<model>.json`` content) describing an excursion model.
+SPEC_METADATA_KEY = "edgesense.excursion"
+
+
+@dataclass(frozen=True)
+class ExcursionModelSpec:
+    """How to feed an excursion model and read its output (stored with every exported model)."""
+
+    arch: str = "fftnet"
+    inputs: tuple[str, ...] = ("v", "i")
+    frame: int = 4
+    v_scale: float = 10.0
+    i_scale: float = 1.5
+    x_scale: float = 0.5
+    receptive_field: int = 256
+    state_shapes: tuple[tuple[int, int], ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "state_shapes", tuple(tuple(int(v) for v in s) for s in self.state_shapes))
+        bad = [n for n in self.inputs if n not in ("v", "i", "track")]
+        if bad or self.inputs[:2] != ("v", "i"):
+            raise ModelError(f"excursion model inputs must start with v, i (optionally track), got {list(self.inputs)}")
+
+    @property
+    def needs_tracker(self) -> bool:
+        return "track" in self.inputs
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ExcursionModelSpec:
+        try:
+            return cls(**json.loads(text))
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"malformed excursion model description: {exc}") from None
+
+
+def load_spec(model_path: str | Path, onnx_metadata: dict[str, str] | None = None) -> ExcursionModelSpec:
+    """The spec of a model: from ONNX metadata when given, else the sidecar ``<model>.json``."""
+    if onnx_metadata and SPEC_METADATA_KEY in onnx_metadata:
+        return ExcursionModelSpec.from_json(onnx_metadata[SPEC_METADATA_KEY])
+    side = Path(model_path).with_suffix(".json")
+    if not side.is_file():
+        raise ModelError(f"{model_path}: no excursion model description (metadata {SPEC_METADATA_KEY!r} or {side.name})")
+    return ExcursionModelSpec.from_json(side.read_text())
+
+
+def frame_inputs(spec: ExcursionModelSpec, v: np.ndarray, i: np.ndarray, bl: float,
+                 track: np.ndarray | None = None) -> np.ndarray:
+    """Normalised, framed network input (1, len(inputs)*frame, n // frame) for whole frames of v, i (, track)."""
+    n = (len(v) // spec.frame) * spec.frame
+    rows = [np.asarray(v[:n], np.float32) / spec.v_scale, np.asarray(i[:n], np.float32) / spec.i_scale]
+    if spec.needs_tracker:
+        if track is None:
+            raise ModelError("this excursion model is a hybrid: it needs the tracked linear prediction")
+        rows.append(np.asarray(track[:n], np.float32) * (bl / spec.x_scale))
+    sig = np.stack(rows)  # (C, n)
+    c = sig.shape[0]
+    return np.ascontiguousarray(sig.reshape(c, -1, spec.frame).transpose(0, 2, 1).reshape(1, c * spec.frame, -1),
+                                dtype=np.float32)
+
+
+def unframe(spec: ExcursionModelSpec, y: np.ndarray, bl: float) -> np.ndarray:
+    """Network output (1, frame, steps) -> excursion in mm (steps*frame,), using the datasheet ``bl``."""
+    return (np.asarray(y[0]).T.reshape(-1) * (spec.x_scale / bl)).astype(np.float32)
+
+
+class ExcursionStreamer:
+    """Block-by-block excursion prediction with bounded state.
+
+    ``process(v, i, track=None)`` takes any number of new samples and returns the excursion (mm) of
+    every sample that completes a frame (with 1 ms blocks: exactly the block). ``bl`` is the
+    speaker's datasheet (or calibrated) force factor.
+    """
+
+    def __init__(self, model, bl: float, spec: ExcursionModelSpec | None = None) -> None:
+        from edgesense.runtime import load_model
+
+        self.model = load_model(model) if isinstance(model, (str, Path)) else model
+        meta = None
+        session = getattr(self.model, "session", None)
+        if session is not None:
+            meta = session.get_modelmeta().custom_metadata_map
+        self.spec = spec or load_spec(self.model.path, meta)
+        if not (bl > 0):
+            raise ModelError(f"Bl must be positive, got {bl}")
+        self.bl = float(bl)
+        names = [s.name for s in self.model.input_specs]
+        self.state_names = [n for n in names if n.startswith("state")]
+        self.x_name = names[0] if not self.state_names else "x"
+        self.streaming = bool(self.state_names)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all history (zero state), as at the start of a signal."""
+        f = self.spec.frame
+        c = len(self.spec.inputs)
+        self._pending = np.zeros((c, 0), np.float32)
+        self._f = f
+        if self.streaming:
+            shapes = {s.name: s.shape for s in self.model.input_specs}
+            self._states = {n: np.zeros((1, *[int(d) for d in shapes[n][1:]]), np.float32) for n in self.state_names}
+        else:
+            self._history = np.zeros((1, c * f, self.spec.receptive_field - 1), np.float32)
+
+    @property
+    def state_floats(self) -> int:
+        """Number of floats of state kept between blocks (bounded, independent of signal length)."""
+        if self.streaming:
+            return int(sum(s.size for s in self._states.values())) + self._pending.size
+        return int(self._history.size) + self._pending.size
+
+    def process(self, v: np.ndarray, i: np.ndarray, track: np.ndarray | None = None) -> np.ndarray:
+        """Excursion (mm) for the samples completed by this block."""
+        rows = [np.asarray(v, np.float32), np.asarray(i, np.float32)]
+        if self.spec.needs_tracker:
+            if track is None:
+                raise ModelError("this excursion model is a hybrid: pass track= (the tracked linear prediction)")
+            rows.append(np.asarray(track, np.float32))
+        sig = np.concatenate([self._pending, np.stack(rows)], axis=1)
+        n = (sig.shape[1] // self._f) * self._f
+        self._pending = sig[:, n:]
+        if n == 0:
+            return np.zeros(0, np.float32)
+        x = frame_inputs(self.spec, sig[0, :n], sig[1, :n], self.bl, sig[2, :n] if self.spec.needs_tracker else None)
+        if self.streaming:
+            feeds = {"x": x, **self._states}
+            out = self.model.run(feeds)
+            self._states = {n_: out[n_ + "_out"] for n_ in self.state_names}
+            y = out["y"]
+        else:
+            full = np.concatenate([self._history, x], axis=2)
+            y = self.model.run(full)[..., -x.shape[2]:]
+            self._history = full[..., full.shape[2] - self._history.shape[2]:]
+        return unframe(self.spec, y, self.bl)
+
+
+def predict_signal(model, v: np.ndarray, i: np.ndarray, bl: float, track: np.ndarray | None = None,
+                   chunk: int = 48_000) -> np.ndarray:
+    """Whole-signal excursion (mm) of ``v``, ``i`` (, ``track``), streamed in ``chunk``-sample blocks.
+
+    Samples past the last whole frame get the previous prediction held (at most ``frame - 1`` samples).
+    """
+    streamer = model if isinstance(model, ExcursionStreamer) else ExcursionStreamer(model, bl)
+    streamer.reset()
+    out = []
+    for s in range(0, len(v), chunk):
+        out.append(streamer.process(v[s:s + chunk], i[s:s + chunk], None if track is None else track[s:s + chunk]))
+    x = np.concatenate(out) if out else np.zeros(0, np.float32)
+    if len(x) < len(v):
+        x = np.concatenate([x, np.full(len(v) - len(x), x[-1] if len(x) else 0.0, np.float32)])
+    return x
