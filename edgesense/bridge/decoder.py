@@ -117,6 +117,13 @@ class StreamDecoder:
         stats.messages += 1
         return message
 
+    def reset(self) -> None:
+        """Forget a partial candidate (the link was re-opened); a non-empty one counts as truncated."""
+        if self._pending or self._discarding:
+            self.stats.count("truncated")
+        self._pending.clear()
+        self._discarding = False
+
     @property
     def pending_bytes(self) -> int:
         """Bytes of an incomplete candidate waiting for its delimiter."""
