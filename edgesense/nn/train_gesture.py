@@ -43,7 +43,7 @@ from edgesense.recording import Dataset, DatasetEntry
 from edgesense.stream.faults import random_plus_bursty
 
 __all__ = ["TrainConfig", "TrainResult", "PreparedRecording", "prepare_recordings", "window_labels",
-           "clip_window_end", "train_gesture", "export_onnx"]
+           "clip_window_end", "train_gesture", "export_onnx", "write_model_card"]
 
 IGNORE = -100
 
@@ -187,7 +187,7 @@ def _sample_epoch(preps, labels, cfg: TrainConfig, noise: int, rng: np.random.Ge
     for i, (p, lab) in enumerate(zip(preps, labels)):
         pos = np.flatnonzero((lab != IGNORE) & (lab != noise))
         neg = np.flatnonzero(lab == noise)
-        n_neg = max(1, int(round(cfg.negatives_per_positive * len(pos)))) if len(pos) else 3
+        n_neg = max(1, int(round(cfg.negatives_per_positive * len(pos)))) if len(pos) else cfg.early + cfg.late + 1
         chosen = list(pos)
         if len(neg):
             chosen += list(rng.choice(neg, size=min(n_neg, len(neg)), replace=False))
@@ -355,3 +355,71 @@ def export_onnx(model: nn.Module, info: GestureModelInfo, path: str | Path, opse
     onnx.save(proto, str(path))
     info.save(path.with_suffix(".json"))
     return path
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "n/a"
+    return f"{100 * v:.2f}%" if pct else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+
+def write_model_card(path: str | Path, result: TrainResult, evals: dict[str, dict], command: str,
+                     onnx_path: str | Path) -> Path:
+    """``MODEL_CARD.md``: task, inputs/outputs, size, metrics (as measured) and the reproduction command."""
+    info, cfg = result.info, result.config
+    c, d, r = info.rdi_shape
+    lines = [
+        f"# {info.name}: radar gesture model",
+        "",
+        "**Task.** Spot hand gestures in a radar stream: for the last T frames, the probability that each",
+        "gesture has *just ended* (or `noise`: nothing has). `edgesense.radar.spotting` turns these into one",
+        f"event per gesture. Trained on `{(info.profile or {}).get('name', '?')}` data.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| classes | {', '.join(f'`{k}`' for k in info.classes)} (background: `{info.noise_label}`) |",
+        f"| input `gesture_map` | float32 `(N, {info.in_channels}, {info.rows}, {info.frames})`: per frame the Doppler "
+        f"profile ({d} rows) and range profile ({r} rows) of each of {c} RDI channel(s), normalised"
+        + (", plus a validity channel (1 received, 0 restored/padded)" if info.validity else "")
+        + f"; last column = newest frame; T = {info.frames} frames = {info.frames / info.frame_rate_hz:.2f} s |",
+        "| output `probs` | float32 `(N, classes)`, softmax |",
+        f"| parameters | {result.params:,} |",
+        f"| MACs per inference | {result.macs:,} |",
+        f"| files | `{Path(onnx_path).name}` (float ONNX, opset 17), `{Path(onnx_path).with_suffix('.json').name}` "
+        f"(description read by `GesturePipeline`), `{Path(onnx_path).with_suffix('.pt').name}` (state_dict) |",
+        f"| training | {cfg.epochs} epochs, batch {cfg.batch_size}, AdamW lr {cfg.lr:g} one-cycle, seed {cfg.seed}, "
+        f"{cfg.drop_variants} dropped+restored variants per recording (drop rate {cfg.drop_rate_range[0]:g}-"
+        f"{cfg.drop_rate_range[1]:g}), {result.seconds / 60:.1f} min on {cfg.threads} CPU thread(s) |",
+        "",
+        "## Measured (held-out users: the dataset's test split)",
+        "",
+        "| evaluation | clip accuracy | balanced accuracy | event F1 | false triggers / min | latency p50 / p95 (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, ev in evals.items():
+        clips, streams = ev.get("clips"), ev.get("streams")
+        lat = streams.latency_s if streams is not None else {}
+        lines.append(
+            f"| {key} | {_fmt(clips.accuracy, True) if clips else '-'} | "
+            f"{_fmt(clips.balanced_accuracy, True) if clips else '-'} | {_fmt(streams.f1) if streams else '-'} | "
+            f"{_fmt(streams.false_triggers_per_min) if streams else '-'} | "
+            + (f"{1000 * lat['p50']:.0f} / {1000 * lat['p95']:.0f}" if lat else "-") + " |")
+    for key, ev in evals.items():
+        clips = ev.get("clips")
+        if clips is not None and key == "clips":
+            lines += ["", "Per-class recall (clean test clips): "
+                      + ", ".join(f"`{k}` {100 * v:.1f}%" for k, v in clips.per_class_recall.items()), ""]
+            lines += ["Confusion matrix (rows true, columns predicted; " + ", ".join(clips.classes) + "):", "", "```"]
+            lines += [" ".join(f"{x:5d}" for x in row) for row in clip_rows(clips.confusion)]
+            lines += ["```"]
+    lines += ["", "Latency is from the labelled end of a gesture to the end of the frame at which its event",
+              "is emitted (frame-quantised, 25 ms at 40 fps); per-frame compute is measured by",
+              "`tools/bench_gesture_pipeline.py`.", "",
+              "## Reproduce", "", "```", command, "```", ""]
+    path = Path(path)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def clip_rows(confusion: list[list[int]]) -> list[list[int]]:
+    return [list(map(int, row)) for row in confusion]

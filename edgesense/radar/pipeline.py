@@ -113,9 +113,12 @@ class GestureModelInfo:
 
     @classmethod
     def for_model(cls, model_path: str | Path) -> "GestureModelInfo":
-        """The sidecar of ``model_path``: ``<stem>.json`` beside it, else ``model.json`` in its folder."""
+        """The sidecar of ``model_path``: ``<stem>.json`` beside it, else ``model.json`` or ``<folder>.json`` in its folder."""
         model_path = Path(model_path)
-        for cand in (model_path.with_suffix(INFO_SUFFIX), model_path.parent / "model.json"):
+        if not model_path.is_file():
+            raise ModelError(f"{model_path}: no such model file")
+        for cand in (model_path.with_suffix(INFO_SUFFIX), model_path.parent / "model.json",
+                     model_path.parent / f"{model_path.parent.name}{INFO_SUFFIX}"):
             if cand.is_file() and cand != model_path:
                 try:
                     data = json.loads(cand.read_text())

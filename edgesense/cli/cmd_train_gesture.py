@@ -1,0 +1,98 @@
+"""``edgesense train gesture``: train a gesture model, export float ONNX + state_dict + model card."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from edgesense.cli.common import add_json_flag, positive_float, print_json
+
+COMMAND = ("train", "gesture")
+HELP = "train a radar gesture model (gesture_cnn or gesture_crnn) on a dataset; writes ONNX, weights and a model card"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="dataset directory (recording format, with index.json)")
+    parser.add_argument("--model", default="gesture_cnn", help="model name from the registry (gesture_cnn, gesture_crnn)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory (e.g. models/gesture_cnn)")
+    parser.add_argument("--epochs", type=_positive_int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--frames", type=_positive_int, default=40, help="window length T in frames (default 40)")
+    parser.add_argument("--batch-size", type=_positive_int, default=128)
+    parser.add_argument("--lr", type=positive_float, default=3e-3)
+    parser.add_argument("--noise-label", default="noise", help="the background class (added if the data lacks it)")
+    parser.add_argument("--no-validity", action="store_true", help="do not give the model a validity channel")
+    parser.add_argument("--drop-variants", type=int, default=2,
+                        help="dropped+restored copies of each training recording (0 = no drop augmentation)")
+    parser.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--eval-stream", type=Path, default=None,
+                        help="also evaluate event spotting on this stream dataset's test split")
+    parser.add_argument("--eval-drop-rate", type=float, default=0.2,
+                        help="also evaluate test clips with this random+bursty drop rate, with and without restoration")
+    add_json_flag(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgesense.errors import EdgesenseError
+
+    try:
+        import torch
+    except ImportError:
+        raise EdgesenseError("training needs the 'train' extra: pip install 'edgesense[train]'") from None
+    from edgesense.nn.train_gesture import TrainConfig, export_onnx, train_gesture, write_model_card
+    from edgesense.radar.metrics import evaluate_gesture_dataset
+
+    if not 0 <= args.eval_drop_rate < 1:
+        raise EdgesenseError(f"--eval-drop-rate must be in [0, 1), got {args.eval_drop_rate}")
+    cfg = TrainConfig(model=args.model, frames=args.frames, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, seed=args.seed, validity=not args.no_validity, noise_label=args.noise_label,
+                      drop_variants=max(0, args.drop_variants), threads=args.threads)
+    model, result = train_gesture(args.data, cfg)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = export_onnx(model, result.info, out / f"{args.model}.onnx")
+    torch.save(model.state_dict(), out / f"{args.model}.pt")
+
+    evals = {}
+    test_split = "test"
+    evals["clips"] = evaluate_gesture_dataset(onnx_path, args.data, test_split, progress_desc="eval clips")
+    if args.eval_drop_rate > 0:
+        for restore in (True, False):
+            key = f"clips_drop{args.eval_drop_rate:g}_{'restored' if restore else 'no_restore'}"
+            evals[key] = evaluate_gesture_dataset(onnx_path, args.data, test_split, drop_rate=args.eval_drop_rate,
+                                                  restore=restore, seed=args.seed, progress_desc=key)
+    if args.eval_stream is not None:
+        evals["streams"] = evaluate_gesture_dataset(onnx_path, args.eval_stream, test_split, progress_desc="eval streams")
+    command = "edgesense train gesture " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("gesture") + 1:]) \
+        if "gesture" in sys.argv else "edgesense train gesture ..."
+    card = write_model_card(out / "MODEL_CARD.md", result, evals, command, onnx_path)
+    summary = {**result.to_dict(), "onnx": str(onnx_path), "state_dict": str(out / f"{args.model}.pt"),
+               "model_card": str(card),
+               "evaluation": {k: {kk: vv for kk, vv in v.items() if kk in ("clips", "streams", "cpu_us_per_frame")}
+                              for k, v in evals.items()}}
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"{args.model}: {result.params} parameters, {result.macs} MACs, trained in {result.seconds:.0f} s")
+        for key, ev in evals.items():
+            if "clips" in ev:
+                m = ev["clips"]
+                print(f"  {key}: clip accuracy {m.accuracy:.4f}, balanced {m.balanced_accuracy:.4f} (n={m.n})")
+            if "streams" in ev:
+                s = ev["streams"]
+                print(f"  {key}: event F1 {s.f1:.4f}, false triggers/min {s.false_triggers_per_min:.2f}, "
+                      f"latency p95 {s.latency_s.get('p95', float('nan')) * 1000:.0f} ms")
+        print(f"  wrote {onnx_path}, {out / (args.model + '.pt')}, {card}")
+    return 0
