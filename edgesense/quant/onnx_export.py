@@ -1,0 +1,169 @@
+"""ONNX export of a :class:`~edgesense.quant.sim.QuantSim`: a QDQ INT8 model and its float twin.
+
+The QDQ graph (opset 13) carries exactly the simulation's encodings; its shape is specified in
+docs/quantization.md ("QDQ graph contract") so other exporters (the TFLite writer) can rely on it:
+
+* input ``input`` (float32, batch axis ``N``) -> ``QuantizeLinear`` -> ``DequantizeLinear``;
+* weights stored int8 (``<layer>.weight_q``), ``DequantizeLinear`` with per-channel float32 scales on
+  axis 0 and int8 zero points 0 (or per-tensor scalars for per-tensor targets);
+* biases stored int32 (``<layer>.bias_q``), ``DequantizeLinear`` with scale ``s_in * s_w`` (float32
+  product) on axis 0 and int32 zero points 0;
+* Conv / Gemm(transB=1) / Add / MaxPool / AveragePool / GlobalAveragePool / Reshape / Softmax take
+  dequantized inputs; each quantized tensor is followed by one ``QuantizeLinear`` -> ``DequantizeLinear``
+  pair with per-tensor scale and int8 (or uint8) zero point; a Relu or Clip(0, 6) sits between a
+  Conv/Gemm/Add and its Q when fused;
+* the last DequantizeLinear writes the graph output ``output`` (float32).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgesense.errors import ModelError
+from edgesense.quant.encoding import Encoding
+
+__all__ = ["export_qdq_onnx", "export_float_onnx", "OPSET", "ENCODINGS_METADATA_KEY"]
+
+OPSET = 13
+#: Model metadata key holding the JSON encodings (tensor name -> Encoding.to_dict()).
+ENCODINGS_METADATA_KEY = "edgesense.encodings"
+
+_ONNX_INT = {"int8": "INT8", "uint8": "UINT8", "int32": "INT32"}
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: list = []
+        self.inits: list = []
+        self._names: set[str] = set()
+
+    def init(self, name: str, arr: np.ndarray) -> str:
+        from onnx import numpy_helper
+        if name not in self._names:
+            self.inits.append(numpy_helper.from_array(np.asarray(arr), name))
+            self._names.add(name)
+        return name
+
+    def node(self, op: str, inputs: list[str], outputs: list[str], name: str, **attrs) -> None:
+        from onnx import helper
+        self.nodes.append(helper.make_node(op, inputs, outputs, name=name, **attrs))
+
+    def qdq_params(self, base: str, enc: Encoding) -> tuple[str, str]:
+        s = self.init(base + ".scale", enc.scale.astype(np.float32))
+        z = self.init(base + ".zero_point", enc.zero_point.astype(enc.numpy_dtype))
+        return s, z
+
+    def qdq(self, tensor: str, enc: Encoding, out: str | None = None) -> str:
+        s, z = self.qdq_params(tensor, enc)
+        self.node("QuantizeLinear", [tensor, s, z], [tensor + "_q"], tensor + "_Q")
+        out = out or tensor + "_dq"
+        self.node("DequantizeLinear", [tensor + "_q", s, z], [out], tensor + "_DQ")
+        return out
+
+    def dq_const(self, name: str, q: np.ndarray, enc: Encoding) -> str:
+        self.init(name + "_q", q)
+        s, z = self.qdq_params(name, enc)
+        kw = {"axis": enc.axis} if enc.axis is not None else {}
+        self.node("DequantizeLinear", [name + "_q", s, z], [name], name + "_DQ", **kw)
+        return name
+
+
+def _emit_graph(graph, quantized: bool, opset: int):
+    """Build ONNX nodes/initializers for a LoweredGraph; float twin when not ``quantized``."""
+    b = _Builder()
+    tensor: dict[str, str] = {}
+    final = set(graph.outputs)
+    for op in graph.ops:
+        k, nm = op.kind, op.name
+        if k == "input":
+            src = "input"
+        else:
+            x = tensor[op.inputs[0]]
+            src = nm
+            if k in ("conv", "linear"):
+                if quantized:
+                    w = b.dq_const(nm + ".weight", op.weight_q, op.weight_encoding)
+                    bias = b.dq_const(nm + ".bias", op.bias_q, op.bias_encoding)
+                else:
+                    w = b.init(nm + ".weight", op.weight.astype(np.float32))
+                    bias = b.init(nm + ".bias", op.bias.astype(np.float32))
+                if k == "conv":
+                    a = op.attrs
+                    b.node("Conv", [x, w, bias], [nm], nm, kernel_shape=a["kernel"], strides=a["stride"],
+                           dilations=a["dilation"], pads=a["pads"], group=a["groups"])
+                else:
+                    if len(op.shape) != 2:
+                        raise ModelError(f"Linear {nm} on a {len(op.shape)}-D input is not exportable; flatten first")
+                    b.node("Gemm", [x, w, bias], [nm], nm, transB=1)
+            elif k == "relu":
+                b.node("Relu", [x], [nm], nm)
+            elif k == "relu6":
+                lo = b.init("relu6.min", np.array(0.0, np.float32))
+                hi = b.init("relu6.max", np.array(6.0, np.float32))
+                b.node("Clip", [x, lo, hi], [nm], nm)
+            elif k == "add":
+                b.node("Add", [x, tensor[op.inputs[1]]], [nm], nm)
+            elif k == "maxpool":
+                a = op.attrs
+                b.node("MaxPool", [x], [nm], nm, kernel_shape=a["kernel"], strides=a["stride"], pads=a["pads"])
+            elif k == "avgpool":
+                a = op.attrs
+                b.node("AveragePool", [x], [nm], nm, kernel_shape=a["kernel"], strides=a["stride"], pads=a["pads"],
+                       count_include_pad=1)
+            elif k == "gap":
+                b.node("GlobalAveragePool", [x], [nm], nm)
+            elif k == "reshape":
+                shape = b.init(nm + ".shape", np.array([-1, *op.shape[1:]], np.int64))
+                b.node("Reshape", [x, shape], [nm], nm)
+            elif k == "softmax":
+                dim = op.attrs["dim"]
+                b.node("Softmax", [x], [nm], nm, axis=int(dim if dim is not None else -1))
+            else:
+                raise ModelError(f"cannot export op {k}")
+        if quantized and op.out_encoding is not None:
+            out_name = "output" if nm in final and len(final) == 1 else None
+            tensor[nm] = b.qdq(src, op.out_encoding, out_name)
+        else:
+            tensor[nm] = src
+    return b, tensor
+
+
+def _finish(b: _Builder, graph, tensor: dict, path: Path, metadata: dict[str, str], name: str) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    outs = []
+    for i, o in enumerate(graph.outputs):
+        out_name = "output" if len(graph.outputs) == 1 else f"output{i}"
+        if tensor[o] != out_name:
+            b.node("Identity", [tensor[o]], [out_name], f"{out_name}_Identity")
+        outs.append(helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *graph.op(o).shape[1:]]))
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *graph.input_shape[1:]])
+    g = helper.make_graph(b.nodes, name, [inp], outs, b.inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgesense")
+    model.ir_version = 8
+    helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def export_qdq_onnx(sim, path: str | Path, graph=None) -> Path:
+    """Write the QDQ INT8 ONNX model of calibrated ``sim`` to ``path`` (encodings also in metadata)."""
+    graph = graph or sim.lower()
+    b, tensor = _emit_graph(graph, True, OPSET)
+    encs = {k: v.to_dict() for k, v in graph.encodings().items()}
+    meta = {ENCODINGS_METADATA_KEY: json.dumps(encs), "edgesense.target": graph.target.name}
+    return _finish(b, graph, tensor, path, meta, "edgesense_qdq")
+
+
+def export_float_onnx(sim, path: str | Path, graph=None) -> Path:
+    """Write the BN-folded float model captured by ``sim`` (the QDQ model's float twin)."""
+    graph = graph or sim.lower(quantized=False)
+    b, tensor = _emit_graph(graph, False, OPSET)
+    return _finish(b, graph, tensor, path, {}, "edgesense_float")

@@ -1,0 +1,61 @@
+"""Target profiles: what an integer runtime or accelerator supports, as typed data.
+
+One float model is quantized for different targets by passing a different :class:`TargetProfile`
+(MQBench's per-backend ``ParamsTable`` idea, reference quantization.md §4.14, §5.5): weights per
+channel or per tensor, int8 or uint8 activations, and how the runtime rounds when it requantizes an
+int32 accumulator (ONNX Runtime's MLAS multiplies by a float32 scale and rounds half to even;
+TFLite/CMSIS-NN use a Q31 fixed-point multiplier and round half away from zero).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgesense.errors import EdgesenseError
+
+__all__ = ["TargetProfile", "TARGETS", "get_target"]
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    """What a target runs: the quantization scheme the simulation and exporters must respect."""
+
+    name: str
+    activation_dtype: str = "int8"          # "int8" ([-128, 127]) or "uint8" ([0, 255]), per-tensor asymmetric
+    per_channel_weights: bool = True        # False: per-tensor-only hardware
+    weight_bitwidth: int = 8                # weights symmetric in [-(2^(b-1)-1), 2^(b-1)-1]
+    activation_bitwidth: int = 8
+    requantization: str = "float"           # "float": f32 multiplier, half-even (ORT); "fixed_point": Q31, half-away (TFLite)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.activation_dtype not in ("int8", "uint8"):
+            raise EdgesenseError(f"target {self.name!r}: activation_dtype must be int8 or uint8")
+        if self.requantization not in ("float", "fixed_point"):
+            raise EdgesenseError(f"target {self.name!r}: requantization must be 'float' or 'fixed_point'")
+        for bits in (self.weight_bitwidth, self.activation_bitwidth):
+            if not 2 <= bits <= 8:
+                raise EdgesenseError(f"target {self.name!r}: bit widths must be in 2..8, got {bits}")
+
+
+TARGETS: dict[str, TargetProfile] = {t.name: t for t in (
+    TargetProfile("ort-cpu", "int8", True, requantization="float",
+                  description="ONNX Runtime CPU (MLAS): S8 activations, per-channel S8 weights"),
+    TargetProfile("ort-cpu-u8", "uint8", True, weight_bitwidth=7, requantization="float",
+                  description="ONNX Runtime CPU, U8 activations / 7-bit S8 weights (ORT's reduce_range: x86 AVX2 "
+                              "without VNNI sums u8*s8 pairs in saturating int16)"),
+    TargetProfile("tflite-int8", "int8", True, requantization="fixed_point",
+                  description="LiteRT/TFLite full-integer and CMSIS-NN: quantization spec int8"),
+    TargetProfile("per-tensor-int8", "int8", False, requantization="fixed_point",
+                  description="NPUs that only run 8-bit per-tensor weights (e.g. STM32MP2 NPU)"),
+)}
+
+
+def get_target(name: str | TargetProfile) -> TargetProfile:
+    """A built-in target by name (or the profile itself)."""
+    if isinstance(name, TargetProfile):
+        return name
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise EdgesenseError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}") from None
