@@ -229,8 +229,11 @@ class _Converter:
         if key not in self.views:
             n, c, h, w = _nchw4(a.shape)
             name = self.fb.tensors[a.index].name + "/nhwc"
-            src = a.index if len(a.shape) == 4 else self._reshape(a.index, (n, c, h, w), a.qp, name + "/4d")
-            index = self._permute(src, (n, c, h, w), (0, 2, 3, 1), a.qp, name)
+            if c == 1 or h * w == 1:  # same byte order: one RESHAPE
+                index = self._reshape(a.index, (n, h, w, c), a.qp, name)
+            else:
+                src = a.index if len(a.shape) == 4 else self._reshape(a.index, (n, c, h, w), a.qp, name + "/4d")
+                index = self._permute(src, (n, c, h, w), (0, 2, 3, 1), a.qp, name)
             self.views[key] = _Act(index, a.qp, a.shape, "nhwc")
         return self.views[key]
 
@@ -241,12 +244,15 @@ class _Converter:
         if key not in self.views:
             name = self.fb.tensors[a.index].name + "/nchw"
             n, c, h, w = _nchw4(a.shape) if a.layout == "nhwc" else a.src4
-            src = a.index
-            if a.layout == "flat":
-                src = self._reshape(src, (n, h, w, c), a.qp, name + "/4d")
-            index = self._permute(src, (n, h, w, c), (0, 3, 1, 2), a.qp, name)
-            if len(a.shape) != 4:
-                index = self._reshape(index, a.shape, a.qp, name + "/r")
+            if c == 1 or h * w == 1:  # same byte order: one RESHAPE
+                index = self._reshape(a.index, a.shape, a.qp, name)
+            else:
+                src = a.index
+                if a.layout == "flat":
+                    src = self._reshape(src, (n, h, w, c), a.qp, name + "/4d")
+                index = self._permute(src, (n, h, w, c), (0, 3, 1, 2), a.qp, name)
+                if len(a.shape) != 4:
+                    index = self._reshape(index, a.shape, a.qp, name + "/r")
             self.views[key] = _Act(index, a.qp, a.shape, "plain")
         return self.views[key]
 

@@ -216,7 +216,8 @@ class ModelBuilder:
             b.StartVector(1, n, _BUFFER_ALIGNMENT)
             b.head = b.head - n
             b.Bytes[b.head : b.head + n] = data
-            vec = b.EndVector(n)
+            b.vectorNumElems = n
+            vec = b.EndVector()
         tflite.BufferStart(b)
         if vec is not None:
             tflite.BufferAddData(b, vec)

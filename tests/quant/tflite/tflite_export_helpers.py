@@ -53,3 +53,39 @@ def quantize_qdq(model: onnx.ModelProto | str | Path, out: Path, input_shape: tu
 
 def rand(rng: np.random.Generator, *shape: int, scale: float = 0.3) -> np.ndarray:
     return (rng.normal(size=shape) * scale).astype(np.float32)
+
+
+def samples(shape: tuple, n: int = 40, seed: int = 1, scale: float = 1.0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(rng.normal(size=shape) * scale).astype(np.float32) for _ in range(n)]
+
+
+def tflite_ops(path: Path) -> list[str]:
+    """Builtin operator names of a .tflite file, in execution order (read with the schema package)."""
+    import tflite
+
+    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+    model = tflite.Model.GetRootAs(Path(path).read_bytes(), 0)
+    sub = model.Subgraphs(0)
+    return [names[model.OperatorCodes(sub.Operators(i).OpcodeIndex()).BuiltinCode()]
+            for i in range(sub.OperatorsLength())]
+
+
+def qdq_unary(op_type: str, shape: tuple, in_grid: tuple[float, int], out_grid: tuple[float, int],
+              path: Path, **attrs) -> Path:
+    """Hand-written QDQ model x -> Q -> DQ -> op -> Q -> DQ -> y with the given int8 grids."""
+    inits = [numpy_helper.from_array(np.array(in_grid[0], np.float32), "xs"),
+             numpy_helper.from_array(np.array(in_grid[1], np.int8), "xz"),
+             numpy_helper.from_array(np.array(out_grid[0], np.float32), "ys"),
+             numpy_helper.from_array(np.array(out_grid[1], np.int8), "yz")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node(op_type, ["xd"], ["t"], **attrs),
+             helper.make_node("QuantizeLinear", ["t", "ys", "yz"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
