@@ -128,6 +128,10 @@ class ExcursionStreamer:
         self.state_names = [n for n in names if n.startswith("state")]
         self.x_name = names[0] if not self.state_names else "x"
         self.streaming = bool(self.state_names)
+        # float ONNX models skip the generic Model.run checks on the per-block hot path
+        float_io = all(not np.issubdtype(t.dtype, np.integer) for t in self.model.input_specs + self.model.output_specs)
+        self._session = session if float_io else None
+        self._out_names = [t.name for t in self.model.output_specs]
         self.reset()
 
     def reset(self) -> None:
@@ -140,14 +144,16 @@ class ExcursionStreamer:
             shapes = {s.name: s.shape for s in self.model.input_specs}
             self._states = {n: np.zeros((1, *[int(d) for d in shapes[n][1:]]), np.float32) for n in self.state_names}
         else:
-            self._history = np.zeros((1, c * f, self.spec.receptive_field - 1), np.float32)
+            # history grows from empty to receptive_field - 1 steps: the model's own zero padding then
+            # matches whole-signal prediction exactly, also for the first blocks
+            self._history = np.zeros((1, c * f, 0), np.float32)
 
     @property
     def state_floats(self) -> int:
         """Number of floats of state kept between blocks (bounded, independent of signal length)."""
         if self.streaming:
             return int(sum(s.size for s in self._states.values())) + self._pending.size
-        return int(self._history.size) + self._pending.size
+        return len(self.spec.inputs) * self.spec.frame * (self.spec.receptive_field - 1) + self._pending.size
 
     def process(self, v: np.ndarray, i: np.ndarray, track: np.ndarray | None = None) -> np.ndarray:
         """Excursion (mm) for the samples completed by this block."""
@@ -164,13 +170,17 @@ class ExcursionStreamer:
         x = frame_inputs(self.spec, sig[0, :n], sig[1, :n], self.bl, sig[2, :n] if self.spec.needs_tracker else None)
         if self.streaming:
             feeds = {"x": x, **self._states}
-            out = self.model.run(feeds)
+            if self._session is not None:
+                out = dict(zip(self._out_names, self._session.run(self._out_names, feeds)))
+            else:
+                out = self.model.run(feeds)
             self._states = {n_: out[n_ + "_out"] for n_ in self.state_names}
             y = out["y"]
         else:
             full = np.concatenate([self._history, x], axis=2)
             y = self.model.run(full)[..., -x.shape[2]:]
-            self._history = full[..., full.shape[2] - self._history.shape[2]:]
+            keep = min(full.shape[2], self.spec.receptive_field - 1)
+            self._history = full[..., full.shape[2] - keep:]
         return unframe(self.spec, y, self.bl)
 
 

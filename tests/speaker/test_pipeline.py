@@ -1,0 +1,96 @@
+"""ExcursionPipeline: frames from a Source -> excursion blocks; gaps reset the model's history."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgesense.errors import ProfileError
+from edgesense.profiles import SpeakerIVProfile, SpeakerParams, load_profile
+from edgesense.speaker.pipeline import ExcursionPipeline, load_signals
+from edgesense.speaker.streaming import predict_signal
+from edgesense.stream import SimulatedSource
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "fftnet" / "fftnet.onnx"
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    """A streaming FFTNet ONNX: exported from a randomised torch model, or the shipped one without torch."""
+    try:
+        import torch
+
+        from edgesense.nn.train_excursion import TrainConfig, build_model, export_model, spec_for
+    except ImportError:
+        if not SHIPPED.is_file():
+            pytest.skip("needs torch or the shipped models/fftnet/fftnet.onnx")
+        return SHIPPED
+    torch.manual_seed(0)
+    model = build_model("fftnet")
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.normal_(0, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    path = tmp_path_factory.mktemp("model") / "fftnet.onnx"
+    export_model(model, spec_for(model, "fftnet", TrainConfig()), path)
+    return path
+
+PROFILE = SpeakerIVProfile(name="t", channels=("v", "i", "x"), speaker=SpeakerParams(bl=0.9))
+
+
+def _payloads(n_frames, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_frames * 48) / 48_000
+    v = 3 * np.sin(2 * np.pi * 500 * t) + 0.5 * rng.standard_normal(len(t))
+    i = v / 8
+    x = 0.1 * np.sin(2 * np.pi * 500 * t)
+    return np.stack([v, i, x], -1).astype(np.float32).reshape(n_frames, 48, 3)
+
+
+def test_pipeline_over_a_source_equals_whole_signal_prediction(onnx_model):
+    pay = _payloads(40)
+    src = SimulatedSource(PROFILE, lambda k: pay[k], speed=None, max_frames=40)
+    pipe = ExcursionPipeline(PROFILE, onnx_model)
+    with src:
+        blocks = list(pipe.run(src))
+    assert [b.seq for b in blocks] == list(range(40)) and not any(b.reset for b in blocks)
+    got = np.concatenate([b.x for b in blocks])
+    flat = pay.reshape(-1, 3)
+    ref = predict_signal(pipe.streamer, flat[:, 0], flat[:, 1], bl=0.9)
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-4)
+
+
+def test_gap_resets_history(onnx_model):
+    pay = _payloads(30, seed=1)
+
+    class DropFrame10:
+        def mask(self, n, rng):
+            m = np.zeros(n, bool)
+            m[10] = True
+            return m
+
+    src = SimulatedSource(PROFILE, lambda k: pay[k], speed=None, max_frames=30, drops=DropFrame10())
+    pipe = ExcursionPipeline(PROFILE, onnx_model)
+    with src:
+        blocks = list(pipe.run(src))
+    assert [b.seq for b in blocks][9:11] == [9, 11]
+    assert blocks[10].reset and pipe.resets == 1
+    # after the gap the prediction equals a fresh start on the frames after the gap
+    flat = pay[11:].reshape(-1, 3)
+    fresh = predict_signal(pipe.streamer, flat[:, 0], flat[:, 1], bl=0.9)
+    np.testing.assert_allclose(np.concatenate([b.x for b in blocks[10:]]), fresh, atol=1e-5, rtol=1e-4)
+
+
+def test_wrong_profile_and_recording_loading(onnx_model, tmp_path):
+    with pytest.raises(ProfileError):
+        ExcursionPipeline(load_profile("ad60"), onnx_model)
+    from edgesense.recording import RecordingWriter
+
+    pay = _payloads(5)
+    path = tmp_path / "r.esr"
+    with RecordingWriter(path, PROFILE, metadata={"subject": "s"}) as w:
+        w.write_batch(np.arange(5, dtype=np.uint32), np.arange(5, dtype=np.int64) * 1000, pay)
+    (sig,) = load_signals(path)
+    np.testing.assert_array_equal(sig.v, pay[..., 0].reshape(-1))
+    np.testing.assert_array_equal(sig.x, pay[..., 2].reshape(-1))
+    assert sig.speaker.bl == 0.9

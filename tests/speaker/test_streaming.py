@@ -1,0 +1,114 @@
+"""Streaming excursion prediction: arbitrary blocks equal whole-signal prediction, bounded state."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgesense.errors import ModelError
+from edgesense.speaker.streaming import ExcursionModelSpec, ExcursionStreamer, frame_inputs, predict_signal, unframe
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "fftnet" / "fftnet.onnx"
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    """A streaming FFTNet ONNX: exported from a randomised torch model, or the shipped one without torch."""
+    try:
+        import torch
+
+        from edgesense.nn.train_excursion import TrainConfig, build_model, export_model, spec_for
+    except ImportError:
+        if not SHIPPED.is_file():
+            pytest.skip("needs torch or the shipped models/fftnet/fftnet.onnx")
+        return SHIPPED
+    torch.manual_seed(0)
+    model = build_model("fftnet")
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.normal_(0, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    path = tmp_path_factory.mktemp("model") / "fftnet.onnx"
+    export_model(model, spec_for(model, "fftnet", TrainConfig()), path)
+    return path
+
+
+def _signal(n=9_601, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 48_000
+    v = (4 * np.sin(2 * np.pi * 700 * t) + rng.standard_normal(n)).astype(np.float32)
+    i = (v / 8 + 0.01 * rng.standard_normal(n)).astype(np.float32)
+    return v, i
+
+
+def test_framing_round_trip_and_bl_scaling():
+    spec = ExcursionModelSpec(frame=4, x_scale=0.5)
+    v, i = _signal(40)
+    x = frame_inputs(spec, v, i, bl=1.0)
+    assert x.shape == (1, 8, 10)
+    np.testing.assert_allclose(x[0, :4].T.reshape(-1), v / 10, rtol=1e-6)   # channel j = sample j of the frame
+    np.testing.assert_allclose(x[0, 4:].T.reshape(-1), i / 1.5, rtol=1e-6)
+    y = np.arange(12, dtype=np.float32).reshape(1, 4, 3)
+    np.testing.assert_allclose(unframe(spec, y, bl=2.0), y[0].T.reshape(-1) * 0.25)
+    with pytest.raises(ModelError):
+        frame_inputs(ExcursionModelSpec(inputs=("v", "i", "track")), v, i, bl=1.0)
+
+
+def test_arbitrary_blocks_equal_whole_signal(onnx_model):
+    v, i = _signal()
+    streamer = ExcursionStreamer(onnx_model, bl=0.8)
+    assert streamer.streaming
+    whole = predict_signal(streamer, v, i, bl=0.8, chunk=len(v))
+    assert len(whole) == len(v) and np.abs(whole).max() > 0
+    rng = np.random.default_rng(1)
+    for trial in range(2):
+        streamer.reset()
+        outs, pos, sizes = [], 0, []
+        while pos < len(v):
+            b = int(rng.integers(1, 700))
+            sizes.append(b)
+            outs.append(streamer.process(v[pos:pos + b], i[pos:pos + b]))
+            pos += b
+            # state: the fixed ring buffers plus fewer than one frame of pending samples
+            assert streamer.state_floats < sum(c * n for c, n in streamer.spec.state_shapes) + 2 * 4
+        got = np.concatenate(outs)
+        assert len(got) == (len(v) // 4) * 4
+        np.testing.assert_allclose(got, whole[:len(got)], atol=1e-5, rtol=1e-4)
+
+
+def test_state_is_bounded_and_1ms_blocks_add_no_latency(onnx_model):
+    v, i = _signal(48 * 50)
+    streamer = ExcursionStreamer(onnx_model, bl=1.0)
+    sizes = set()
+    for k in range(50):
+        out = streamer.process(v[48 * k:48 * (k + 1)], i[48 * k:48 * (k + 1)])
+        assert len(out) == 48                      # every sample of the block predicted within the block
+        sizes.add(streamer.state_floats)
+    assert len(sizes) == 1                          # state size never grows
+    assert sizes.pop() == sum(c * n for c, n in streamer.spec.state_shapes)
+
+
+def test_window_mode_for_models_without_state_io(onnx_model, tmp_path):
+    """A model with no state inputs runs on a receptive-field window and gives the same result."""
+    v, i = _signal(3_000)
+    ref = ExcursionStreamer(onnx_model, bl=1.0)
+    whole = predict_signal(ref, v, i, bl=1.0)
+
+    class NoState:
+        """The same streaming model seen through a plain one-input interface (zero state every call)."""
+
+        def __init__(self, inner):
+            self.inner = inner.model
+            self.path = inner.model.path
+            spec = [s for s in inner.model.input_specs if s.name == "x"]
+            self.input_specs, self.output_specs = spec, inner.model.output_specs[:1]
+            self.zeros = {s.name: np.zeros((1, *s.shape[1:]), np.float32) for s in inner.model.input_specs
+                          if s.name != "x"}
+
+        def run(self, x):
+            return self.inner.run({"x": x, **self.zeros})["y"]
+
+    windowed = ExcursionStreamer(NoState(ref), bl=1.0, spec=ref.spec)
+    assert not windowed.streaming
+    outs = [windowed.process(v[k:k + 100], i[k:k + 100]) for k in range(0, 3_000, 100)]
+    np.testing.assert_allclose(np.concatenate(outs), whole, atol=1e-5, rtol=1e-4)
