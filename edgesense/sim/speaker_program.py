@@ -1,0 +1,235 @@
+"""Synthetic program material for the speaker simulator: the amplifier's output voltage.
+
+A program is a sequence of segments (0.5-4 s) of music-like multitones (notes with harmonics,
+ADSR envelopes, a bass line, kick and hat transients, random EQ), speech-like signals (a glottal
+pulse train through moving formant resonators with syllabic envelopes and fricatives), noise
+bursts (white or pink), logarithmic sweeps, transients (decaying tone bursts and clicks) and
+silence. Each segment gets its own peak level between 2 V and the speaker's maximum drive
+(8 V, less for low-impedance coils so the current stays inside the sense range). ``loud=True``
+gives sustained, compressed material near full level without silence (the hot-coil scenario).
+Everything is generated offline from a seeded generator; a 20 Hz high-pass removes DC, as an
+AC-coupled amplifier would.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import signal
+
+__all__ = ["SEGMENT_KINDS", "program"]
+
+SEGMENT_KINDS = ("music", "speech", "noise", "sweep", "transients", "silence")
+_WEIGHTS = {"music": 0.34, "speech": 0.2, "noise": 0.1, "sweep": 0.1, "transients": 0.1, "silence": 0.16}
+_WEIGHTS_LOUD = {"music": 0.55, "speech": 0.15, "noise": 0.15, "sweep": 0.1, "transients": 0.05, "silence": 0.0}
+
+
+def _biquad(kind: str, f0: float, fs: float, q: float = 0.7, gain_db: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Second-order filters from the well-known audio-EQ cookbook formulas (R. Bristow-Johnson)."""
+    w0 = 2 * math.pi * f0 / fs
+    cw, sw = math.cos(w0), math.sin(w0)
+    alpha = sw / (2 * q)
+    amp = 10 ** (gain_db / 40)
+    if kind == "peak":
+        b = [1 + alpha * amp, -2 * cw, 1 - alpha * amp]
+        a = [1 + alpha / amp, -2 * cw, 1 - alpha / amp]
+    elif kind in ("lowshelf", "highshelf"):
+        sq = 2 * math.sqrt(amp) * alpha
+        sgn = 1 if kind == "lowshelf" else -1
+        b = [amp * ((amp + 1) - sgn * (amp - 1) * cw + sq), sgn * 2 * amp * ((amp - 1) - sgn * (amp + 1) * cw),
+             amp * ((amp + 1) - sgn * (amp - 1) * cw - sq)]
+        a = [(amp + 1) + sgn * (amp - 1) * cw + sq, -sgn * 2 * ((amp - 1) + sgn * (amp + 1) * cw),
+             (amp + 1) + sgn * (amp - 1) * cw - sq]
+    elif kind == "bandpass":
+        b = [alpha, 0.0, -alpha]
+        a = [1 + alpha, -2 * cw, 1 - alpha]
+    else:
+        raise ValueError(kind)
+    return np.array(b) / a[0], np.array(a) / a[0]
+
+
+def _adsr(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
+    att = max(1, int(fs * rng.uniform(0.002, 0.05)))
+    dec = max(1, int(fs * rng.uniform(0.02, 0.3)))
+    sus = rng.uniform(0.3, 0.9)
+    rel = max(1, int(fs * rng.uniform(0.02, 0.3)))
+    env = np.full(n, sus)
+    env[:min(att, n)] = np.linspace(0, 1, att)[:n]
+    d_end = min(n, att + dec)
+    if d_end > att:
+        env[att:d_end] = np.linspace(1, sus, dec)[:d_end - att]
+    r0 = max(0, n - rel)
+    env[r0:] *= np.linspace(1, 0, n - r0)
+    return env
+
+
+def _music(n: int, fs: float, rng: np.random.Generator, loud: bool) -> np.ndarray:
+    t = np.arange(n) / fs
+    out = np.zeros(n)
+    beat = 60.0 / rng.uniform(80, 160)
+    root = 110.0 * 2 ** (rng.integers(0, 12) / 12)
+    scale = np.array([0, 2, 4, 5, 7, 9, 11, 12, 14, 16])
+    pos = 0.0
+    while pos < n / fs:                      # chords / melody notes
+        dur = beat * rng.choice([0.5, 1, 1, 2])
+        lo, hi = int(pos * fs), min(n, int((pos + dur) * fs))
+        for _ in range(rng.integers(1, 4)):
+            f = root * 2 ** (rng.choice(scale) / 12 + rng.integers(0, 3))
+            tt = t[lo:hi] - t[lo]
+            roll = rng.uniform(0.5, 1.5)
+            tone = sum(np.sin(2 * np.pi * f * k * tt + rng.uniform(0, 2 * np.pi)) / k ** roll
+                       for k in range(1, 8) if f * k < 12000)
+            out[lo:hi] += rng.uniform(0.3, 1.0) * tone * _adsr(hi - lo, fs, rng)
+        pos += dur
+    pos = 0.0
+    while pos < n / fs:                      # bass line
+        dur = beat * rng.choice([0.5, 1])
+        lo, hi = int(pos * fs), min(n, int((pos + dur) * fs))
+        f = root / 2 * 2 ** (rng.choice(scale[:5]) / 12) / rng.choice([1, 2])
+        tt = t[lo:hi] - t[lo]
+        out[lo:hi] += rng.uniform(0.5, 1.2) * (np.sin(2 * np.pi * f * tt) + 0.3 * np.sin(4 * np.pi * f * tt)) \
+            * _adsr(hi - lo, fs, rng)
+        pos += dur
+    for k in range(int(n / fs / beat) + 1):  # kick and hat
+        lo = int(k * beat * fs)
+        if lo >= n:
+            break
+        m = min(n - lo, int(0.25 * fs))
+        tt = np.arange(m) / fs
+        f_k = rng.uniform(45, 90) * (1 + 2 * np.exp(-tt / 0.02))
+        out[lo:lo + m] += rng.uniform(0.6, 1.5) * np.sin(2 * np.pi * np.cumsum(f_k) / fs) * np.exp(-tt / 0.08)
+        hlo = lo + int(beat * fs / 2)
+        if hlo < n:
+            mh = min(n - hlo, int(0.05 * fs))
+            out[hlo:hlo + mh] += 0.3 * rng.standard_normal(mh) * np.exp(-np.arange(mh) / fs / 0.01)
+    b, a = _biquad("highshelf", 3000, fs, gain_db=-6)   # soften the hat noise
+    out = signal.lfilter(b, a, out)
+    for _ in range(rng.integers(1, 4)):                  # random EQ
+        kind = rng.choice(["peak", "lowshelf", "highshelf"])
+        f0 = float(np.exp(rng.uniform(np.log(60), np.log(8000))))
+        b, a = _biquad(kind, f0, fs, q=rng.uniform(0.5, 2.0), gain_db=rng.uniform(-9, 9))
+        out = signal.lfilter(b, a, out)
+    if loud:                                             # dynamic-range compression (soft clip)
+        drive = rng.uniform(2.0, 5.0)
+        out = np.tanh(drive * out / (np.max(np.abs(out)) + 1e-12))
+    return out
+
+
+def _speech(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(n) / fs
+    f0 = rng.uniform(90, 250) * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(3, 6) * t)
+                                 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * t))
+    phase = np.cumsum(f0 / fs)
+    pulses = np.diff(np.floor(phase), prepend=0.0)       # one impulse per glottal period
+    src = signal.lfilter([1.0], [1.0, -0.95], pulses)    # glottal roll-off
+    out = np.zeros(n)
+    pos = 0
+    while pos < n:                                       # syllables with their own formants
+        m = min(n - pos, int(fs * rng.uniform(0.08, 0.35)))
+        seg = src[pos:pos + m].copy()
+        if rng.random() < 0.2:                           # fricative
+            seg = rng.standard_normal(m) * 0.05
+            b, a = _biquad("bandpass", rng.uniform(3000, 7000), fs, q=1.0)
+            seg = signal.lfilter(b, a, seg)
+        else:
+            acc = np.zeros(m)
+            for lo, hi in ((300, 850), (850, 2300), (2300, 3200)):
+                b, a = _biquad("bandpass", rng.uniform(lo, hi), fs, q=rng.uniform(4, 10))
+                acc += signal.lfilter(b, a, seg) * rng.uniform(0.3, 1.0)
+            seg = acc
+        win = np.sin(np.pi * np.arange(m) / m) ** 2
+        out[pos:pos + m] = seg * win * (0.0 if rng.random() < 0.15 else 1.0)
+        pos += m
+    return out
+
+
+def _noise(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
+    out = np.zeros(n)
+    pos = int(fs * rng.uniform(0, 0.1))
+    while pos < n:
+        m = min(n - pos, int(fs * rng.uniform(0.05, 0.5)))
+        burst = rng.standard_normal(m)
+        if rng.random() < 0.5:                           # pink: 1/sqrt(f) amplitude shaping
+            spec = np.fft.rfft(burst)
+            spec[1:] /= np.sqrt(np.arange(1, len(spec)))
+            spec[0] = 0
+            burst = np.fft.irfft(spec, m)
+        ramp = min(m // 2, int(0.005 * fs))
+        env = np.ones(m)
+        if ramp:
+            env[:ramp] = np.linspace(0, 1, ramp)
+            env[m - ramp:] = np.linspace(1, 0, ramp)
+        out[pos:pos + m] = burst * env * rng.uniform(0.3, 1.0)
+        pos += m + int(fs * rng.uniform(0.02, 0.4))
+    return out
+
+
+def _sweep(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
+    f_lo, f_hi = rng.uniform(40, 200), rng.uniform(2000, 12000)
+    if rng.random() < 0.3:
+        f_lo, f_hi = f_hi, f_lo
+    t = np.arange(n) / fs
+    dur = n / fs
+    k = math.log(f_hi / f_lo)
+    phase = 2 * np.pi * f_lo * dur / k * (np.exp(t / dur * k) - 1)
+    return np.sin(phase)
+
+
+def _transients(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
+    out = np.zeros(n)
+    for _ in range(int(rng.uniform(2, 12) * n / fs)):
+        lo = int(rng.integers(0, n))
+        if rng.random() < 0.7:                           # decaying tone burst
+            m = min(n - lo, int(fs * rng.uniform(0.01, 0.15)))
+            tt = np.arange(m) / fs
+            out[lo:lo + m] += rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * rng.uniform(80, 3000) * tt) \
+                * np.exp(-tt / rng.uniform(0.002, 0.03))
+        else:                                            # click (a few samples)
+            m = min(n - lo, int(rng.integers(1, 6)))
+            out[lo:lo + m] += rng.choice((-1.0, 1.0)) * rng.uniform(0.5, 1.0)
+    return out
+
+
+def program(seconds: float, rng: np.random.Generator, fs: float = 48_000.0, max_volts: float = 8.0,
+            min_volts: float = 2.0, loud: bool = False) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+    """A program of ``seconds`` (volts) and its segments as (kind, start sample, end sample)."""
+    n = int(round(seconds * fs))
+    out = np.zeros(n)
+    segments: list[tuple[str, int, int]] = []
+    weights = _WEIGHTS_LOUD if loud else _WEIGHTS
+    kinds = list(weights)
+    p = np.array([weights[k] for k in kinds])
+    p /= p.sum()
+    lo_v = min(min_volts, max_volts)
+    pos = 0
+    while pos < n:
+        kind = str(rng.choice(kinds, p=p))
+        m = min(n - pos, int(fs * rng.uniform(0.5, 4.0)))
+        if kind == "music":
+            seg = _music(m, fs, rng, loud)
+        elif kind == "speech":
+            seg = _speech(m, fs, rng)
+        elif kind == "noise":
+            seg = _noise(m, fs, rng)
+        elif kind == "sweep":
+            seg = _sweep(m, fs, rng)
+        elif kind == "transients":
+            seg = _transients(m, fs, rng)
+        else:
+            seg = np.zeros(m)
+        peak = np.max(np.abs(seg))
+        if peak > 0:
+            level = rng.uniform(max(lo_v, 0.75 * max_volts), max_volts) if loud else rng.uniform(lo_v, max_volts)
+            seg = seg * (level / peak)
+            fade = min(m // 4, int(0.005 * fs))
+            if fade and kind != "transients":
+                seg[:fade] *= np.linspace(0, 1, fade)
+                seg[m - fade:] *= np.linspace(1, 0, fade)
+        out[pos:pos + m] = seg
+        segments.append((kind, pos, pos + m))
+        pos += m
+    sos = signal.butter(2, 20.0, "highpass", fs=fs, output="sos")
+    out = signal.sosfilt(sos, out)
+    np.clip(out, -max_volts, max_volts, out=out)
+    return out, segments
