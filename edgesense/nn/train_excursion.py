@@ -36,7 +36,7 @@ from edgesense.speaker.pipeline import SpeakerSignal, load_signals, tracked_pred
 from edgesense.speaker.streaming import SPEC_METADATA_KEY, ExcursionModelSpec, frame_inputs
 
 __all__ = ["ARCHS", "TrainConfig", "TrainResult", "train_excursion", "build_model", "export_model",
-           "load_trained", "prepare_inputs", "predict", "adapt_model", "AdaptResult"]
+           "load_trained", "prepare_inputs", "predict", "adapt_model", "AdaptResult", "write_model_card"]
 
 #: CLI model names -> registry names.
 ARCHS = {"fftnet": "excursion_fftnet", "convnet": "excursion_convnet", "hybrid": "excursion_hybrid"}
@@ -315,3 +315,41 @@ def adapt_model(model: ExcursionNet, spec: ExcursionModelSpec, signals: list[Spe
         reason = f"refused: tracked-model disagreement rose from {before:.4f} to {after:.4f}"
     model.eval()
     return AdaptResult(mode, layers, handle.batches, before, after, accepted, reason)
+
+
+def write_model_card(result: TrainResult, cfg: TrainConfig, data_dir: str | Path, path: str | Path) -> Path:
+    """Write ``MODEL_CARD.md`` for a training run (evaluation figures are added by ``eval excursion``)."""
+    path = Path(path)
+    spec = result.spec
+    hybrid = "track" in spec["inputs"]
+    lines = [
+        f"# Excursion model: {result.arch}",
+        "",
+        "Predicts micro-speaker cone excursion x (mm) from sensed voltage and current at 48 kHz"
+        + (", refining the online impedance-tracked linear model's prediction (physics-informed hybrid)." if hybrid
+           else "."),
+        "",
+        "## Interface",
+        f"- Inputs: {', '.join(spec['inputs'])}; v / {spec['v_scale']} V, i / {spec['i_scale']} A"
+        + (", track·Bl / x_scale" if hybrid else "") + f"; frames of {spec['frame']} samples (12 kHz internal rate).",
+        f"- Output: y = x·Bl / {spec['x_scale']} mm·N/A; x = y·{spec['x_scale']} / Bl with the speaker's datasheet Bl"
+        " (V/I fix x only up to 1/Bl).",
+        f"- Streaming ONNX `{Path(result.onnx).name}`: inputs `x`, `state0..{len(spec['state_shapes']) - 1}`, outputs"
+        " `y`, `state*_out`; run with `edgesense.speaker.streaming.ExcursionStreamer`. State: "
+        f"{sum(c * n for c, n in spec['state_shapes'])} floats. Latency: one 4-sample frame (83 µs).",
+        f"- Size: {result.parameters} parameters, {result.macs_per_sample:.0f} MACs per sample, receptive field "
+        f"{result.receptive_field_ms:.1f} ms.",
+        "",
+        "## Training",
+        f"- Data: `{data_dir}` ({result.train_recordings} train / {result.val_recordings} val recordings).",
+        f"- Seed {cfg.seed}; {cfg.epochs} epochs × {cfg.steps_per_epoch} steps, batch {cfg.batch}, crops of "
+        f"{cfg.crop} scored frames after a receptive-field warm-up, AdamW one-cycle lr {cfg.lr}, MSE; "
+        f"{result.seconds:.0f} s on {cfg.threads} CPU threads.",
+        f"- Reproduce: `edgesense train excursion --data {data_dir} --model {result.arch} --out {path.parent} "
+        f"--seed {cfg.seed} --epochs {cfg.epochs} --steps {cfg.steps_per_epoch}`",
+        f"- Validation NRMSE {result.val_nrmse * 100:.2f} %, RMSE {result.val_rmse_mm * 1000:.1f} µm.",
+        "",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path

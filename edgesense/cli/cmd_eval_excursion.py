@@ -1,0 +1,199 @@
+"""``edgesense eval excursion``: excursion networks and conventional baselines side by side."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edgesense.cli.common import add_json_flag, print_json
+
+COMMAND = ("eval", "excursion")
+HELP = "evaluate excursion models and baselines (zero, linear, impedance tracking) on a speaker dataset"
+
+_DEFAULT_MODELS = ("models/fftnet/fftnet.onnx", "models/convnet/convnet.onnx", "models/hybrid/hybrid.onnx")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="dataset directory or .esr recording with v, i, x")
+    parser.add_argument("--split", default="test", help="dataset split (default test; 'all' for every recording)")
+    parser.add_argument("--model", action="append", default=None,
+                        help="excursion model .onnx/.tflite (repeatable; default: the shipped models)")
+    parser.add_argument("--adapt", action="store_true",
+                        help="also evaluate each network after BN re-estimation per speaker (needs torch and the .pt)")
+    parser.add_argument("--adapt-mode", choices=["means", "all", "input"], default="means")
+    parser.add_argument("--bl-error", type=float, default=0.0,
+                        help="relative error of the datasheet Bl given to networks and trackers (e.g. 0.1)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate at most this many recordings")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the linear and tracking baselines")
+    parser.add_argument("--plot", default=None, help="write trace plots and error histograms to this image file")
+    add_json_flag(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgesense.errors import EdgesenseError
+    from edgesense.speaker.pipeline import load_signals
+
+    models = args.model or [m for m in _DEFAULT_MODELS if Path(m).is_file()]
+    for m in models:
+        if not Path(m).is_file():
+            raise EdgesenseError(f"model file not found: {m}")
+    if not -0.5 < args.bl_error < 0.5:
+        raise EdgesenseError(f"--bl-error must be within (-0.5, 0.5), got {args.bl_error}")
+    signals = load_signals(args.data, None if args.split == "all" else args.split, args.limit)
+    signals = [s for s in signals if s.x is not None]
+    if not signals:
+        raise EdgesenseError(f"{args.data}: no labelled (v, i, x) recordings in split {args.split!r}")
+    report = evaluate_excursion(signals, models, bl_error=args.bl_error, baselines=not args.no_baselines,
+                                adapt=args.adapt, adapt_mode=args.adapt_mode, plot=args.plot)
+    if args.json:
+        print_json(report)
+    else:
+        print(format_table(report))
+    return 0
+
+
+def _baselines(sig, bl: float) -> dict:
+    """Conventional predictions (mm) of one signal with datasheet Bl ``bl``: linear X/I and impedance tracking."""
+    import dataclasses
+
+    import numpy as np
+
+    from edgesense.speaker.pipeline import tracked_prediction
+
+    profile = dataclasses.replace(sig.profile, speaker=dataclasses.replace(sig.speaker, bl=bl))
+    out = {}
+    try:
+        from edgesense.speaker.linear import predict_linear
+
+        out["linear X/I (datasheet)"] = np.asarray(predict_linear(sig.i, profile.speaker, sig.fs), np.float32)
+    except (ImportError, ValueError):
+        pass
+    try:
+        out["impedance tracking"] = tracked_prediction(sig.v, sig.i, profile)
+    except ImportError:
+        pass
+    return out
+
+
+def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool = True, adapt: bool = False,
+                       adapt_mode: str = "means", plot: str | None = None) -> dict:
+    """Predict every signal with every method; figures per scenario and overall, plus the guard log."""
+    import numpy as np
+
+    from edgesense.progress import progress
+    from edgesense.runtime import load_model
+    from edgesense.speaker.metrics import combined_metrics
+    from edgesense.speaker.pipeline import tracked_prediction
+    from edgesense.speaker.streaming import ExcursionStreamer, predict_signal
+
+    loaded = {Path(m).stem: load_model(m, threads=1) for m in models}
+    preds: dict[str, list] = {"zero": []}
+    adapt_log = []
+    scen = []
+    for sig in progress(signals, desc="eval excursion", unit="rec"):
+        bl = sig.speaker.bl * (1 + bl_error)
+        scen.append(str(sig.metadata.get("scenario", "all")))
+        preds["zero"].append(np.zeros_like(sig.x))
+        track = None
+        if baselines:
+            for name, p in _baselines(sig, bl).items():
+                preds.setdefault(name, []).append(p)
+                if name == "impedance tracking":
+                    track = p
+        for name, model in loaded.items():
+            streamer = ExcursionStreamer(model, bl)
+            if streamer.spec.needs_tracker and track is None:
+                import dataclasses
+
+                profile = dataclasses.replace(sig.profile, speaker=dataclasses.replace(sig.speaker, bl=bl))
+                track = tracked_prediction(sig.v, sig.i, profile)
+            preds.setdefault(name, []).append(predict_signal(streamer, sig.v, sig.i, bl, track))
+    if adapt:
+        from edgesense.nn.train_excursion import adapt_model, load_trained, predict, prepare_inputs
+
+        by_speaker: dict[str, list[int]] = {}
+        for k, sig in enumerate(signals):
+            by_speaker.setdefault(sig.profile.name, []).append(k)
+        for name, model in loaded.items():
+            key = f"{name} + BN re-est ({adapt_mode})"
+            preds[key] = [None] * len(signals)
+            for spk, idx in by_speaker.items():
+                net, spec = load_trained(Path(model.path).with_suffix(".pt"))
+                group = [signals[k] for k in idx]
+                bl = group[0].speaker.bl * (1 + bl_error)
+                res = adapt_model(net, spec, group, mode=adapt_mode, bl=bl)
+                adapt_log.append({"model": name, "speaker": spk} | res.to_dict())
+                for k in idx:
+                    s = signals[k]
+                    preds[key][k] = predict(net, spec, prepare_inputs(spec, s, bl), bl)[:len(s.x)]
+    fs = signals[0].fs
+    groups = sorted(set(scen))
+    rows = []
+    for method, plist in preds.items():
+        for g in groups + (["all"] if len(groups) > 1 else []):
+            idx = [k for k, s in enumerate(scen) if g == "all" or s == g]
+            pairs = [(signals[k].x, _fit(plist[k], len(signals[k].x))) for k in idx]
+            rows.append({"method": method, "scenario": g} | combined_metrics(pairs, fs).to_dict())
+    report = {"recordings": len(signals), "speakers": sorted({s.profile.name for s in signals}),
+              "bl_error": bl_error, "rows": rows, "adaptation": adapt_log}
+    if plot:
+        _plot(plot, signals, preds)
+        report["plot"] = plot
+    return report
+
+
+def _fit(p, n: int):
+    import numpy as np
+
+    p = np.asarray(p, np.float32)[:n]
+    return np.concatenate([p, np.zeros(n - len(p), np.float32)]) if len(p) < n else p
+
+
+def format_table(report: dict) -> str:
+    head = (f"{'method':<34} {'scenario':<9} {'NRMSE%':>7} {'RMSE um':>8} {'peak err mm':>11} "
+            f"{'loud<0.02':>9} {'<0.1mm':>8} {'offset<0.01':>11}")
+    lines = [f"{report['recordings']} recordings, {len(report['speakers'])} speakers, Bl error {report['bl_error']:+.0%}",
+             head, "-" * len(head)]
+    for r in report["rows"]:
+        lines.append(f"{r['method']:<34} {r['scenario']:<9} {r['nrmse'] * 100:7.2f} {r['rmse_mm'] * 1000:8.1f} "
+                     f"{r['peak_error_mm']:11.4f} {r['loud_within_0_02'] * 100:8.2f}% {r['within_0_1'] * 100:7.3f}% "
+                     f"{r['offset_within_0_01'] * 100:10.2f}%")
+    for a in report["adaptation"]:
+        lines.append(f"adapt {a['model']} on {a['speaker']}: {'accepted' if a['accepted'] else 'refused'} "
+                     f"(guard {a['guard_before']:.4f} -> {a['guard_after']:.4f})")
+    return "\n".join(lines)
+
+
+def _plot(path: str, signals, preds: dict) -> None:
+    """Trace of the loudest 20 ms of the first recording per method, and error histograms."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sig = signals[0]
+    fs = sig.fs
+    c = int(np.argmax(np.abs(sig.x)))
+    a, b = max(0, c - int(0.01 * fs)), min(len(sig.x), c + int(0.01 * fs))
+    t = np.arange(a, b) / fs * 1e3
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 8))
+    ax1.plot(t, sig.x[a:b], "k", lw=2, label="true x")
+    for name, plist in preds.items():
+        if name != "zero":
+            ax1.plot(t, _fit(plist[0], len(sig.x))[a:b], lw=1, label=name)
+    ax1.set_xlabel("time (ms)")
+    ax1.set_ylabel("excursion (mm)")
+    ax1.set_title(sig.name)
+    ax1.legend(fontsize=7)
+    for name, plist in preds.items():
+        if name == "zero":
+            continue
+        err = np.concatenate([_fit(p, len(s.x)) - s.x for p, s in zip(plist, signals)])
+        ax2.hist(err * 1000, bins=200, range=(-60, 60), histtype="step", log=True, label=name)
+    ax2.set_xlabel("error (um)")
+    ax2.set_ylabel("samples")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

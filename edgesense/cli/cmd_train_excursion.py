@@ -1,0 +1,52 @@
+"""``edgesense train excursion``: train an excursion network (FFTNet, ConvNet or hybrid) on speaker data."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edgesense.cli.common import add_json_flag, print_json
+
+COMMAND = ("train", "excursion")
+HELP = "train a speaker-excursion network (fftnet | convnet | hybrid) on I/V/X recordings; writes ONNX + card"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="dataset directory (train and val splits with v, i, x)")
+    parser.add_argument("--model", choices=["fftnet", "convnet", "hybrid"], default="fftnet")
+    parser.add_argument("--out", required=True, help="output directory (e.g. models/fftnet)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None, help="epochs of --steps steps (default 30)")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per epoch (default 50)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    add_json_flag(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+
+    from edgesense.errors import EdgesenseError
+    from edgesense.nn.train_excursion import TrainConfig, train_excursion, write_model_card
+
+    if not Path(args.data).is_dir():
+        raise EdgesenseError(f"dataset directory not found: {args.data}")
+    cfg = TrainConfig(arch=args.model, seed=args.seed, threads=args.threads)
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise EdgesenseError(f"--epochs must be >= 1, got {args.epochs}")
+        cfg.epochs = args.epochs
+    if args.steps is not None:
+        if args.steps < 1:
+            raise EdgesenseError(f"--steps must be >= 1, got {args.steps}")
+        cfg.steps_per_epoch = args.steps
+    result = train_excursion(args.data, args.model, args.out, cfg)
+    card = write_model_card(result, cfg, args.data, Path(args.out) / "MODEL_CARD.md")
+    out = result.to_dict() | {"model_card": str(card)}
+    if args.json:
+        print_json(out)
+    else:
+        print(f"{args.model}: {result.parameters} parameters, {result.macs_per_sample:.0f} MACs/sample, "
+              f"receptive field {result.receptive_field_ms:.1f} ms")
+        print(f"validation NRMSE {result.val_nrmse * 100:.2f} % (RMSE {result.val_rmse_mm * 1000:.1f} um) "
+              f"on {result.val_recordings} recordings; trained in {result.seconds:.0f} s")
+        print(f"wrote {result.onnx}, {result.state_dict}, {card}")
+    return 0
