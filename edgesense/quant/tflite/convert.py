@@ -102,11 +102,7 @@ def _attrs(node: onnx.NodeProto) -> dict:
 class _Converter:
     def __init__(self, model: onnx.ModelProto, io_dtype: str) -> None:
         self.io_dtype = io_dtype
-        model = _with_static_batch(model)
-        try:
-            model = onnx.shape_inference.infer_shapes(model, data_prop=True)
-        except Exception as exc:  # onnx raises several types for malformed graphs
-            raise ModelError(f"ONNX shape inference failed: {exc}") from exc
+        model = _infer_shapes(_fold_shape_arithmetic(_infer_shapes(_with_static_batch(model))))
         self.graph = model.graph
         self.inits: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
         self.shapes: dict[str, tuple[int, ...]] = {}
@@ -814,6 +810,52 @@ def _padding_mode(in_hw, ks, strides, dil, pads, auto_pad) -> tuple[int, list[in
     if list(pads) == same_pads:
         return Padding.SAME, None
     return Padding.VALID, list(pads)
+
+
+def _infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as exc:  # onnx raises several types for malformed graphs
+        raise ModelError(f"ONNX shape inference failed: {exc}") from exc
+
+
+def _fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace integer-valued nodes computable from constants (Shape, Gather, Concat, Cast... that
+    legacy torch exports use for pads and shapes) by initializers, so shape inference sees them."""
+    from onnx.reference import ReferenceEvaluator
+
+    g = model.graph
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    shapes, types = {}, {}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        t = vi.type.tensor_type
+        types[vi.name] = t.elem_type
+        if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
+            shapes[vi.name] = [d.dim_value for d in t.shape.dim]
+    int_types = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+    keep = []
+    for node in g.node:
+        folded = None
+        if node.op_type == "Constant":
+            folded = [numpy_helper.to_array(_attrs(node)["value"])] if "value" in _attrs(node) else None
+        elif node.op_type == "Shape" and node.input[0] in shapes:
+            at = _attrs(node)
+            shape = np.array(shapes[node.input[0]], np.int64)
+            folded = [shape[at.get("start", 0):at.get("end", len(shape))]]
+        elif all(types.get(o) in int_types for o in node.output) and all(not n or n in consts for n in node.input):
+            try:
+                folded = ReferenceEvaluator(node).run(None, {n: consts[n] for n in node.input if n})
+            except Exception:  # an op the reference runtime lacks: leave it in the graph
+                folded = None
+        if folded is None:
+            keep.append(node)
+            continue
+        for name, value in zip(node.output, folded):
+            consts[name] = np.asarray(value)
+            g.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+    del g.node[:]
+    g.node.extend(keep)
+    return model
 
 
 def _with_static_batch(model: onnx.ModelProto) -> onnx.ModelProto:
