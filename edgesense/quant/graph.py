@@ -227,6 +227,10 @@ def _fold_all_bn(nodes: list[OpNode], outputs: list[str]) -> list[OpNode]:
             prev.module = fold_batchnorm(prev.module, nd.module)
             rename[nd.name] = prev.name
             prev.attrs["folded_bn"] = nd.name
+            bn = nd.module
+            with torch.no_grad():   # per-channel pre-activation mean and std after folding (for bias absorption)
+                prev.attrs["bn_beta"] = (bn.bias if bn.affine else torch.zeros(bn.num_features)).detach().clone()
+                prev.attrs["bn_gamma"] = (bn.weight if bn.affine else torch.ones(bn.num_features)).detach().abs().clone()
             continue
         kept.append(nd)
     for i, o in enumerate(outputs):

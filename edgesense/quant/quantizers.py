@@ -78,7 +78,7 @@ class WeightQuantizerPerChannelSym(QuantizerBase):
         self.analyzer_cfg = analyzer
         self.track = False
         self.register_buffer("absmax", torch.ones(channels if per_channel else ()))
-        self._weight: torch.Tensor | None = None
+        self._live: list[torch.Tensor] = []   # the last weight seen (a list: not registered as a parameter)
 
     def set_range_from(self, w: torch.Tensor) -> None:
         """Compute and freeze the range from weight ``w`` with the configured analyzer."""
@@ -89,14 +89,14 @@ class WeightQuantizerPerChannelSym(QuantizerBase):
 
     def scale_zero_point(self):
         absmax = self.absmax
-        if self.track and self._weight is not None:
-            w = self._weight.detach()
+        if self.track and self._live:
+            w = self._live[0].detach()
             absmax = w.abs().reshape(w.shape[0], -1).max(dim=1).values if self.per_channel else w.abs().max()
         scale = torch.clamp(absmax.float() / self.qmax, min=1e-8)
         return scale, torch.zeros_like(scale)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        self._weight = w
+        self._live[:] = [w]
         if not self.enabled:
             return w
         return self.quantize_dequantize(w)

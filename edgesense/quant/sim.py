@@ -206,6 +206,11 @@ class QuantSim(nn.Module):
     # -- running -------------------------------------------------------------------------------
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        outputs, _ = self.forward_all(x)
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def forward_all(self, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """Outputs and every tensor of the graph by name (after its quantizer, when it has one)."""
         env: dict[str, torch.Tensor] = {}
         quant = self.quantize and not self._calibrating
         outputs = []
@@ -220,7 +225,7 @@ class QuantSim(nn.Module):
             elif nd.name in self.tied and quant:
                 y = self.tied[nd.name](y)
             env[nd.name] = y
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        return outputs, env
 
     def _run_op(self, nd: OpNode, env: dict, x: torch.Tensor, quant: bool) -> torch.Tensor:
         k = nd.kind

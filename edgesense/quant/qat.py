@@ -1,0 +1,95 @@
+"""Quantization-aware training with learnable asymmetric activation ranges.
+
+The range parameterisation is chosen when the simulation is built (``QuantConfig(range_param=...)``):
+``"minmax"`` (default), ``"scale_offset"`` or ``"beta_gamma"`` (sigmoid-free), following the study of
+You, Park, Lee, An, Patel, Nagel (Qualcomm, arXiv 2404.16898; quantization.md §4.2). Its recommendations
+are the defaults: min/max ranges with a scaled-up learning rate (``RangeParam.lr_scale``: ``2^b`` for
+min/max, 1 otherwise), and beta/gamma without a sigmoid. Weights keep symmetric per-channel ranges that
+follow the live weights during training; BatchNorm is already folded into the weights (the float model's
+BN statistics can be re-estimated before capture with :mod:`edgesense.nn.bn_reestimation`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+
+from edgesense.errors import EdgesenseError
+from edgesense.progress import progress
+from edgesense.quant.quantizers import ActQuantizerPerTensorAsym
+from edgesense.quant.sim import QuantSim
+
+__all__ = ["QATConfig", "train_qat", "range_parameters"]
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    """Training options of :func:`train_qat`."""
+
+    epochs: int = 3
+    lr: float = 1e-3                      # weights and biases
+    range_lr_scale: float | None = None   # range parameters' lr = lr * this; None: the parameterisation's default
+    weight_decay: float = 0.0
+    optimizer: str = "adam"               # "adam" or "sgd"
+    grad_clip: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "sgd"):
+            raise EdgesenseError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.epochs < 0 or self.lr <= 0:
+            raise EdgesenseError("QAT needs epochs >= 0 and lr > 0")
+
+
+def range_parameters(sim: QuantSim) -> list[torch.nn.Parameter]:
+    """Every learnable activation-range parameter of ``sim``."""
+    out: list[torch.nn.Parameter] = []
+    for q in sim.act_quantizers.values():
+        if isinstance(q, ActQuantizerPerTensorAsym):
+            out.extend(q.range.parameters())
+    return out
+
+
+def _range_scale(sim: QuantSim, cfg: QATConfig) -> float:
+    if cfg.range_lr_scale is not None:
+        return cfg.range_lr_scale
+    for q in sim.act_quantizers.values():
+        if isinstance(q, ActQuantizerPerTensorAsym):
+            return q.range.lr_scale()
+    return 1.0
+
+
+def train_qat(sim: QuantSim, batches: Callable[[], Iterable] | Iterable, loss_fn: Callable, config: QATConfig = QATConfig(),
+              ) -> list[float]:
+    """Fine-tune calibrated ``sim`` on ``(input, target)`` batches; returns the mean loss of each epoch.
+
+    ``batches`` is an iterable re-iterated each epoch, or a callable returning a fresh iterable.
+    """
+    ranges = range_parameters(sim)
+    range_ids = {id(p) for p in ranges}
+    weights = [p for p in sim.parameters() if id(p) not in range_ids and p.requires_grad]
+    groups = [{"params": weights, "lr": config.lr, "weight_decay": config.weight_decay},
+              {"params": ranges, "lr": config.lr * _range_scale(sim, config), "weight_decay": 0.0}]
+    opt = (torch.optim.Adam(groups) if config.optimizer == "adam" else torch.optim.SGD(groups, momentum=0.9))
+    history: list[float] = []
+    sim.train()
+    try:
+        for epoch in range(config.epochs):
+            total, n = 0.0, 0
+            data = batches() if callable(batches) else batches
+            for x, y in progress(data, desc=f"QAT epoch {epoch + 1}/{config.epochs}"):
+                opt.zero_grad()
+                loss = loss_fn(sim(x), y)
+                if not torch.isfinite(loss):
+                    raise EdgesenseError(f"QAT diverged (loss {float(loss)}) in epoch {epoch + 1}; lower the learning rate")
+                loss.backward()
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(weights + ranges, config.grad_clip)
+                opt.step()
+                total += float(loss.detach()) * len(x)
+                n += len(x)
+            history.append(total / max(n, 1))
+    finally:
+        sim.eval()
+    return history
