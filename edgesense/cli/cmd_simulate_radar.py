@@ -37,6 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="environments per user (default 2 in clip mode, 1 in stream mode)")
     parser.add_argument("--seed", type=int, default=0, help="everything is deterministic in the seed (default 0)")
     parser.add_argument("--profile", default="ad60", help="radar CIR profile name or JSON file (default ad60)")
+    parser.add_argument("--store", choices=("cir", "rdi"), default="cir",
+                        help="clip mode: write raw complex frames (cir, default) or their range-Doppler images (rdi)")
     parser.add_argument("--overwrite", action="store_true", help="replace recordings already in --out")
     add_json_flag(parser)
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.mode == "clip":
         summary = write_clip_dataset(args.out, profile, users=args.users, clips_per_class=args.clips_per_class,
                                      seed=args.seed, n_frames=args.frames, sessions=args.sessions or 2,
-                                     overwrite=args.overwrite)
+                                     overwrite=args.overwrite, store=args.store)
     else:
         summary = write_stream_dataset(args.out, profile, users=args.users, minutes=args.minutes, seed=args.seed,
                                        sessions=args.sessions or 1, overwrite=args.overwrite)

@@ -65,7 +65,7 @@ def _metadata(profile: RadarCIRProfile, user: SimUser, session: str, seed: int, 
             "user": asdict(user), **extra}
 
 
-def _write(path: Path, profile: RadarCIRProfile, payloads: np.ndarray, labels: Labels, meta: dict[str, Any],
+def _write(path: Path, profile, payloads: np.ndarray, labels: Labels, meta: dict[str, Any],
            overwrite: bool, staging: Path | None) -> None:
     """One recording. The writer fsyncs every file (crash safety for live recording), which costs ~0.1 s
     per file on a disk; generated files are therefore written on tmpfs first and moved into place."""
@@ -93,8 +93,12 @@ def _staging_dir():
 
 def write_clip_dataset(out: str | Path, profile: RadarCIRProfile, users: int = 30, clips_per_class: int = 40,
                        seed: int = 0, n_frames: int = 80, sessions: int = 2, classes: tuple[str, ...] = GESTURES,
-                       overwrite: bool = False) -> DatasetSummary:
-    """``users`` x ``classes`` x ``clips_per_class`` clips of ``n_frames`` frames, indexed with splits by subject."""
+                       overwrite: bool = False, store: str = "cir") -> DatasetSummary:
+    """``users`` x ``classes`` x ``clips_per_class`` clips of ``n_frames`` frames, indexed with splits by subject.
+
+    ``store="rdi"`` writes the clips' RDIs (:class:`~edgesense.radar.rdi.RDIProcessor` defaults, an
+    RDI-only recording, half the size) instead of the raw complex frames.
+    """
     out = Path(out)
     _check(profile, out, users, overwrite)
     if clips_per_class < 1 or n_frames < 8:
@@ -103,8 +107,10 @@ def write_clip_dataset(out: str | Path, profile: RadarCIRProfile, users: int = 3
     people = make_users(users, seed)
     jobs = [(u, c, k) for u in range(users) for c in range(len(classes)) for k in range(clips_per_class)]
     envs = {(u, s): make_session(people[u], s, seed) for u in range(users) for s in range(sessions)}
+    if store not in ("cir", "rdi"):
+        raise FormatError(f"store must be 'cir' or 'rdi', got {store!r}")
     with _staging_dir() as staging:
-        _clips(out, profile, people, envs, jobs, classes, seed, n_frames, sessions, overwrite, staging)
+        _clips(out, profile, people, envs, jobs, classes, seed, n_frames, sessions, overwrite, staging, store)
     frames = len(jobs) * n_frames
     ds = write_dataset_index(out, split_by_subject=SPLITS, seed=seed, name=out.name, progress_desc=None)
     return DatasetSummary(str(out), "clip", profile.name, users, len(jobs), frames,
@@ -112,7 +118,10 @@ def write_clip_dataset(out: str | Path, profile: RadarCIRProfile, users: int = 3
                           _splits(ds))
 
 
-def _clips(out, profile, people, envs, jobs, classes, seed, n_frames, sessions, overwrite, staging) -> None:
+def _clips(out, profile, people, envs, jobs, classes, seed, n_frames, sessions, overwrite, staging, store) -> None:
+    from edgesense.radar.rdi import RDIProcessor
+
+    rdi = RDIProcessor(profile) if store == "rdi" else None
     for u, c, k in progress(jobs, desc="simulating clips", unit="clips"):
         user, label = people[u], classes[c]
         session = envs[(u, k % sessions)]
@@ -121,7 +130,12 @@ def _clips(out, profile, people, envs, jobs, classes, seed, n_frames, sessions, 
         folder = out / user.subject
         folder.mkdir(exist_ok=True)
         meta = _metadata(profile, user, session.name, seed, variant=clip.variant, clip_index=k)
-        _write(folder / f"{label}-{session.name}-{k:03d}.esr", profile, clip.payloads,
+        payloads, written_profile = clip.payloads, profile
+        if rdi is not None:
+            rdi.reset()
+            payloads, written_profile = rdi.process_batch(clip.payloads), rdi.output_profile
+            meta["computed_from"] = profile.name
+        _write(folder / f"{label}-{session.name}-{k:03d}.esr", written_profile, payloads,
                Labels(clip_label=label, events=events, activity=clip.activity), meta, overwrite, staging)
 
 

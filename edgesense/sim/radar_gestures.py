@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgesense.errors import ProfileError
 from edgesense.profiles import RadarCIRProfile
 from edgesense.sim.radar import RadarPhysics, ScattererSet, pulse_times, render_frames
 from edgesense.sim.radar_scene import BodyActor, HandActor, StaticClutter, TypingActor
 
 __all__ = ["GESTURES", "NOISE_KINDS", "SimUser", "Session", "GestureScript", "make_users", "make_session",
-           "script_gesture", "simulate_clip", "simulate_stream", "SimClip", "SimStream"]
+           "script_gesture", "simulate_clip", "simulate_stream", "SimClip", "SimStream", "LiveRadarScene"]
 
 GESTURES = ("swipe", "pull_push", "palm_hold", "finger_slide", "noise")
 NOISE_KINDS = ("nothing", "body_sway", "far_arm", "drift", "typing")
@@ -323,3 +324,57 @@ def simulate_stream(profile: RadarCIRProfile, user: SimUser, session: Session, s
             out.events.append((s.label, start, end))
             out.activity[start:end] = 1
     return out
+
+
+class LiveRadarScene:
+    """An endless simulated gesture stream for live sources: ``scene(k)`` is the payload of frame ``k``.
+
+    Frames are rendered in chunks of ``chunk_frames`` as they are asked for (in order); gestures are
+    scripted a few seconds ahead. :attr:`events` lists the gestures planned so far as
+    ``(label, start_frame, end_frame)``, the ground truth a demo can score itself against.
+    """
+
+    def __init__(self, profile: RadarCIRProfile, seed: int = 0, user: int = 0, session: int = 0,
+                 chunk_frames: int = 40, noise_share: float = 0.25, physics: RadarPhysics = RadarPhysics()) -> None:
+        if not isinstance(profile, RadarCIRProfile):
+            raise ProfileError(f"the radar simulator needs a radar_cir profile, got {profile.kind!r} ({profile.name})")
+        if user < 0 or session < 0 or chunk_frames < 1:
+            raise ProfileError("live radar simulator: user and session must be >= 0, chunk_frames >= 1")
+        self.profile = profile
+        self.physics = physics
+        self.user = make_users(user + 1, seed)[user]
+        self.session = make_session(self.user, session, seed)
+        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 31337, user, session]))
+        self.chunk_frames = chunk_frames
+        self.noise_share = noise_share
+        self.events: list[tuple[str, int, int]] = []
+        self._scripts: list[GestureScript] = []
+        self._next_t = float(self.rng.uniform(0.5, 1.5))
+        self._chunk_start = -1
+        self._chunk: np.ndarray | None = None
+
+    def _plan_until(self, t_end: float) -> None:
+        period = self.profile.frame_period_s
+        while self._next_t < t_end + 3.0:
+            cursor = self._next_t
+            label = "noise" if self.rng.random() < self.noise_share else str(self.rng.choice(GESTURES[:4]))
+            script = script_gesture(label, self.user, self.rng, lambda dur: cursor)
+            self._scripts.append(script)
+            if label != "noise":
+                mid = self.profile.pulses_per_frame * self.profile.pulse_interval_s / 2
+                start = int(np.ceil((script.start_s - mid) / period))
+                end = int(np.floor((script.end_s - mid) / period)) + 1
+                self.events.append((label, start, end))
+            self._next_t = script.end_s + float(self.rng.uniform(0.6, 2.5))
+
+    def __call__(self, k: int) -> np.ndarray:
+        if self._chunk is None or not (self._chunk_start <= k < self._chunk_start + self.chunk_frames):
+            start = k - k % self.chunk_frames
+            t_end = (start + self.chunk_frames) * self.profile.frame_period_s
+            self._plan_until(t_end)
+            t_start = start * self.profile.frame_period_s
+            self._scripts = [s for s in self._scripts if s.end_s >= t_start - 1.0]
+            self._chunk = _render(self.profile, self.session, self._scripts, start, self.chunk_frames, self.rng,
+                                  self.physics)
+            self._chunk_start = start
+        return self._chunk[k - self._chunk_start]

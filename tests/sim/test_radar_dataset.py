@@ -74,3 +74,27 @@ def test_cli_writes_a_dataset_and_reports_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "edgesense.cli.main", "simulate", "radar", "--out", str(out),
                           "--profile", "rdi32"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.strip().count("\n") == 0
+
+
+def test_rdi_store_writes_rdi_only_recordings_matching_the_processor(tmp_path):
+    from edgesense.profiles import RDIProfile
+    from edgesense.radar.rdi import RDIProcessor
+    from edgesense.sim.radar_gestures import make_session, make_users, simulate_clip
+
+    write_clip_dataset(tmp_path / "r", AD60, users=1, clips_per_class=1, n_frames=24, seed=5, classes=("swipe",),
+                       store="rdi")
+    rec = Recording.open(next((tmp_path / "r").rglob("*.esr")))
+    assert isinstance(rec.profile, RDIProfile) and rec.payloads.shape == (24, 1, 32, 32)
+    user = make_users(1, 5)[0]
+    clip = simulate_clip(AD60, "swipe", user, make_session(user, 0, 5), np.random.SeedSequence([5, 0, 0, 0]), 24)
+    assert np.array_equal(rec.payloads, RDIProcessor(AD60).process_batch(clip.payloads))
+
+
+def test_committed_sample_dataset_is_small_valid_and_has_every_class():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "datasets" / "samples" / "radar-clips"
+    ds = Dataset.open(root)
+    assert ds.classes == ["finger_slide", "noise", "palm_hold", "pull_push", "swipe"]
+    assert sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) <= 1_000_000
+    assert ds.validate() == []
