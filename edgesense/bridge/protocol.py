@@ -164,9 +164,9 @@ def encode_message(msg_type: int, seq: int = 0, time_us: int = 0, payload: bytes
 
 def encode_data(seq: int, time_us: int, array: np.ndarray, sensor_kind: int = 0) -> bytes:
     """The wire bytes of a DATA frame carrying ``array``."""
-    arr = np.ascontiguousarray(array)
+    arr = np.asarray(array)
     code = dtype_code(arr.dtype)
-    return encode_message(MsgType.DATA, seq, time_us, arr.astype(DTYPES[code], copy=False).tobytes(),
+    return encode_message(MsgType.DATA, seq, time_us, arr.astype(DTYPES[code], copy=False).tobytes(order="C"),
                           sensor_kind=sensor_kind, dtype=code, dims=arr.shape)
 
 
