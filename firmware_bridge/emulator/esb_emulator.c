@@ -297,10 +297,8 @@ static void handle_request(uint8_t *frame, size_t len)
     if (r == ESB_ERR_VERSION || (r == ESB_OK && E.proto_major != (int)ESB_VERSION_MAJOR)) {
         /* a request of a foreign major version: only HELLO is answered (NAK version) */
         E.status.rx_unknown++;
-        if (r == ESB_OK && m.header.msg_type == ESB_MSG_HELLO) {
+        if (m.header.msg_type == ESB_MSG_HELLO) {
             reply_nak(m.header.seq, ESB_MSG_HELLO, ESB_NAK_VERSION, "protocol major version mismatch");
-        } else if (r == ESB_ERR_VERSION && len > 0) {
-            /* cannot read the request id of a foreign major; answer nothing */
         }
         return;
     }

@@ -172,7 +172,8 @@ size_t esb_write_device_info(const esb_device_info_t *info, uint8_t *out, size_t
 
 /* ---- decoding ----
  * Decode one received frame (COBS bytes between delimiters) in place: COBS, CRC, header.
- * On ESB_OK msg is complete; on ESB_ERR_VERSION only msg->header.major/minor/header_len are set. */
+ * On ESB_OK msg is complete; on ESB_ERR_VERSION only the invariant fields major, minor, header_len,
+ * msg_type and seq (0 if the body is too short to hold it) are set. */
 esb_result_t esb_decode_frame(uint8_t *frame, size_t len, esb_msg_t *msg);
 
 /* ---- receiving: accumulate bytes up to each 0x00 delimiter in a fixed buffer ---- */

@@ -254,6 +254,9 @@ esb_result_t esb_decode_frame(uint8_t *frame, size_t len, esb_msg_t *msg)
     h->minor = frame[1];
     h->header_len = frame[2];
     if (h->major != ESB_VERSION_MAJOR) {
+        /* only the invariant fields (PROTOCOL.md section 2) may be read */
+        h->msg_type = frame[3];
+        h->seq = body_len >= 12u + ESB_CRC_LEN ? esb_get_u32(frame + 8) : 0u;
         return ESB_ERR_VERSION;
     }
     if (h->header_len < ESB_HEADER_LEN || body_len < (size_t)h->header_len + ESB_CRC_LEN) {

@@ -140,7 +140,7 @@ static void test_corruption(void)
 
 static void test_version_mismatch(void)
 {
-    /* a hand-built 2.0 message: only the invariant prefix and CRC can be read */
+    /* a hand-built 2.5 HELLO: only the invariant fields and the CRC can be read */
     uint8_t body[20], wire[40];
     esb_msg_t msg;
     size_t n;
@@ -148,10 +148,13 @@ static void test_version_mismatch(void)
     body[0] = 2;
     body[1] = 5;
     body[2] = 16;
+    body[3] = ESB_MSG_HELLO;
+    esb_put_u32(body + 8, 0x01020304u);
     esb_put_u32(body + 16, esb_crc32_update(0, body, 16));
     n = esb_cobs_encode(body, sizeof body, wire, sizeof wire);
     CHECK(esb_decode_frame(wire, n, &msg) == ESB_ERR_VERSION);
     CHECK(msg.header.major == 2 && msg.header.minor == 5);
+    CHECK(msg.header.msg_type == ESB_MSG_HELLO && msg.header.seq == 0x01020304u);
 }
 
 static void test_newer_minor(void)

@@ -160,3 +160,27 @@ def test_profile_lookup_errors_are_user_errors():
         SerialSource("loop://", profile="no-such-profile")
     assert "no-such-profile" in str(info.value)
     assert load_profile("ad60").payload_shape == (32, 32)
+
+
+@needs_cc
+def test_device_refuses_a_hello_of_a_foreign_major_version():
+    """The device side of version negotiation: a 2.x HELLO gets NAK "version mismatch" in 1.x terms."""
+    import serial
+
+    from edgesense.bridge import MsgType, StreamDecoder, encode_message
+
+    with Emulator(["--tcp", "0"]) as emu:
+        port = serial.serial_for_url(emu.url, timeout=0.2)
+        try:
+            port.write(encode_message(MsgType.HELLO, 4242, 0, b"\x00" * 8, major=2, minor=0))
+            decoder = StreamDecoder()
+            deadline = time.monotonic() + 3
+            answers = []
+            while not answers and time.monotonic() < deadline:
+                answers = decoder.feed(port.read(256))
+        finally:
+            port.close()
+    assert len(answers) == 1
+    nak = answers[0]
+    assert nak.msg_type == MsgType.NAK and nak.seq == 4242 and (nak.major, nak.minor) == (1, 0)
+    assert nak.answers == MsgType.HELLO and nak.nak_code == NakCode.VERSION
