@@ -1,0 +1,264 @@
+"""Online impedance tracking: identify the speaker from its I/V as audio plays, predict excursion.
+
+This is what smart amplifiers ship (reference notes section 1.7a) and the baseline networks must beat.
+
+1. Welch H1 estimate of the admittance Y(f) = S_vi / S_vv (voltage as the input, so noise on the
+   sensed current averages out) from Hann-windowed segments of ``nperseg`` samples (hop
+   ``nperseg/2``) over a sliding window of the last ``window_s`` seconds -- past data only.
+2. Every ``update_s`` (a whole number of hops) a Levenberg-Marquardt fit of the LR-2 + mechanical
+   impedance to Z = 1/Y over ``f_lo``-``f_hi``::
+
+       Z(s) = Re + s Le + s L2 R2 / (R2 + s L2) + 1 / (s Cmes + 1/Res + 1/(s Lces))
+
+   with residuals relative to |Z|, weighted by coherence, in log-parameters, warm-started from the
+   previous estimate, plus a weak prior towards the datasheet that keeps the poorly excited
+   parameters (L2, R2) from wandering. Windows with too little excitation or coherence (silence)
+   keep the previous estimate.
+3. The electrical analogues fix the mechanics only up to Bl (physics limit): with the profile's
+   datasheet Bl, Mms = Cmes Bl^2, Rms = Bl^2/Res, Kms = Bl^2/Lces. The excursion is predicted from
+   the measured current through X/I = Bl / (Mms s^2 + Rms s + Kms) (bilinear IIR). When the
+   parameters change, the filter state is re-derived from the last inputs and outputs, so the
+   prediction stays continuous. The identified Re also gives the coil temperature estimate.
+
+State is bounded (one window of segment spectra, one segment of samples, the filter state), and
+updates happen at fixed sample counts, so :meth:`ImpedanceTracker.process` gives identical results
+for any block sizes; :func:`track` runs it over a whole recording.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import optimize, signal
+
+from edgesense.errors import ProfileError
+from edgesense.profiles import SpeakerParams
+from edgesense.speaker.linear import x_over_i_coefficients
+
+__all__ = ["TrackerConfig", "TrackedParams", "ImpedanceTracker", "TrackResult", "track", "impedance_model"]
+
+ALPHA_CU = 0.00393
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Tuning of the tracker (defaults: 1 s window, update every 0.256 s, 100 Hz-10 kHz)."""
+
+    nperseg: int = 1024
+    window_s: float = 1.0
+    update_hops: int = 24             # 24 hops of 512 samples = 0.256 s at 48 kHz
+    f_lo: float = 100.0
+    f_hi: float = 10_000.0
+    min_coherence: float = 0.6        # mean coherence over the band needed to update
+    min_rms_volts: float = 0.05       # excitation needed to update
+    prior_weight: float = 0.03        # pull towards the datasheet (log-parameters)
+    prior_weight_lr2: float = 0.3
+    max_nfev: int = 60
+    reference_c: float = 25.0         # temperature at which the datasheet Re holds
+
+
+@dataclass
+class TrackedParams:
+    """One identified parameter set (SI units) and when it was identified (sample index)."""
+
+    sample: int
+    re: float
+    le: float
+    l2: float
+    r2: float
+    mms: float
+    rms: float
+    kms: float
+    coil_c: float
+    cost: float
+
+    @property
+    def resonance_hz(self) -> float:
+        return math.sqrt(self.kms / self.mms) / (2 * math.pi)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["resonance_hz"] = self.resonance_hz
+        return out
+
+
+def impedance_model(theta: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Z(s) for log-parameters theta = log([Re, Le, L2, R2, Cmes, Res, Lces])."""
+    re, le, l2, r2, cmes, res, lces = np.exp(theta)
+    return re + s * le + s * l2 * r2 / (r2 + s * l2) + 1.0 / (s * cmes + 1.0 / res + 1.0 / (s * lces))
+
+
+class ImpedanceTracker:
+    """Causal impedance tracking and excursion prediction: ``process(v, i) -> x_hat`` (mm).
+
+    ``params`` are the datasheet parameters (``bl``, ``re``, ``mms``, ``rms``, ``kms`` required;
+    ``le``, ``l2``, ``r2`` default to 40 uH, 5 % of Le, 1 ohm). ``keep_history`` records every
+    identified parameter set in :attr:`history`.
+    """
+
+    def __init__(self, params: SpeakerParams, fs: float = 48_000.0, config: TrackerConfig = TrackerConfig(),
+                 keep_history: bool = False) -> None:
+        missing = [k for k in ("re", "mms", "rms", "kms") if getattr(params, k) is None]
+        if missing:
+            raise ProfileError(f"impedance tracking needs datasheet {', '.join(missing)} (and bl)")
+        self.datasheet = params
+        self.fs = float(fs)
+        self.config = config
+        self.keep_history = keep_history
+        self.hop = config.nperseg // 2
+        self.update_every = config.update_hops * self.hop
+        self.window_segments = max(4, int(round(config.window_s * fs / self.hop)) - 1)
+        f = np.fft.rfftfreq(config.nperseg, 1.0 / fs)
+        self._band = np.nonzero((f >= config.f_lo) & (f <= config.f_hi))[0]
+        self._s = 2j * np.pi * f[self._band]
+        self._win = np.hanning(config.nperseg + 2)[1:-1]
+        bl = params.bl
+        le = params.le if params.le is not None else 40e-6
+        self._theta_ds = np.log([params.re, le, params.l2 if params.l2 else 0.05 * le,
+                                 params.r2 if params.r2 else 1.0, params.mms / bl ** 2, bl ** 2 / params.rms,
+                                 bl ** 2 / params.kms])
+        prior = np.full(7, config.prior_weight)
+        prior[2:4] = config.prior_weight_lr2
+        self._prior = prior
+        self.history: list[TrackedParams] = []
+        self.reset()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the datasheet model with empty buffers (e.g. after a gap in the stream)."""
+        self.theta = self._theta_ds.copy()
+        self.count = 0
+        self.updates = 0
+        self._seg_v = np.zeros(self.config.nperseg)
+        self._seg_i = np.zeros(self.config.nperseg)
+        self._spectra: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=self.window_segments)
+        self._set_filter(initial=True)
+        self.history.clear()
+
+    @property
+    def current(self) -> TrackedParams:
+        """The parameter set in use now."""
+        return self._params_from_theta(self.theta, self.count, float("nan"))
+
+    def _params_from_theta(self, theta: np.ndarray, sample: int, cost: float) -> TrackedParams:
+        re, le, l2, r2, cmes, res, lces = np.exp(theta)
+        bl = self.datasheet.bl
+        coil = self.config.reference_c + (re / self.datasheet.re - 1.0) / ALPHA_CU
+        return TrackedParams(sample=sample, re=float(re), le=float(le), l2=float(l2), r2=float(r2),
+                             mms=float(cmes * bl * bl), rms=float(bl * bl / res), kms=float(bl * bl / lces),
+                             coil_c=float(coil), cost=cost)
+
+    def _set_filter(self, initial: bool = False) -> None:
+        p = self._params_from_theta(self.theta, self.count, float("nan"))
+        b, a = x_over_i_coefficients(self.datasheet.bl, p.mms, p.rms, p.kms, self.fs)
+        if initial:
+            self._zi = np.zeros(2)
+            self._last_in = np.zeros(2)   # most recent first
+            self._last_out = np.zeros(2)
+        else:
+            self._zi = signal.lfiltic(b, a, self._last_out, self._last_in)
+        self._b, self._a = b, a
+
+    # -- processing ----------------------------------------------------------------------------
+
+    def process(self, v_block: np.ndarray, i_block: np.ndarray) -> np.ndarray:
+        """Excursion (mm) for one block of sensed voltage (V) and current (A); any block size."""
+        v_block = np.asarray(v_block, dtype=np.float64).ravel()
+        i_block = np.asarray(i_block, dtype=np.float64).ravel()
+        if v_block.shape != i_block.shape:
+            raise ValueError(f"v and i blocks differ in length: {v_block.shape} vs {i_block.shape}")
+        out = np.empty(len(v_block))
+        pos = 0
+        n = len(v_block)
+        while pos < n:
+            to_hop = self.hop - self.count % self.hop
+            take = min(n - pos, to_hop)
+            vi = v_block[pos:pos + take]
+            ii = i_block[pos:pos + take]
+            y, self._zi = signal.lfilter(self._b, self._a, ii, zi=self._zi)
+            out[pos:pos + take] = y
+            if take >= 2:
+                self._last_in = ii[-1:-3:-1].copy()
+                self._last_out = y[-1:-3:-1].copy()
+            else:
+                self._last_in = np.array([ii[-1], self._last_in[0]])
+                self._last_out = np.array([y[-1], self._last_out[0]])
+            self._seg_v = np.concatenate((self._seg_v[take:], vi))
+            self._seg_i = np.concatenate((self._seg_i[take:], ii))
+            self.count += take
+            pos += take
+            if self.count % self.hop == 0 and self.count >= self.config.nperseg:
+                self._add_segment()
+                if self.count % self.update_every == 0:
+                    self._update()
+        return out
+
+    def _add_segment(self) -> None:
+        V = np.fft.rfft(self._win * self._seg_v)[self._band]
+        I_ = np.fft.rfft(self._win * self._seg_i)[self._band]
+        self._spectra.append((np.abs(V) ** 2, np.conj(V) * I_, np.abs(I_) ** 2))
+
+    def _update(self) -> None:
+        if len(self._spectra) < max(4, self.window_segments // 2):
+            return
+        svv = sum(s[0] for s in self._spectra)
+        svi = sum(s[1] for s in self._spectra)
+        sii = sum(s[2] for s in self._spectra)
+        cfg = self.config
+        # excitation check: mean-square voltage in the band (Parseval with the Hann window's power)
+        ms_v = float(np.sum(svv)) * 2 / (len(self._spectra) * np.sum(self._win ** 2) * self.config.nperseg)
+        if ms_v < cfg.min_rms_volts ** 2:
+            return
+        good = (svv > 0) & (sii > 0)
+        coh = np.zeros_like(svv)
+        coh[good] = np.abs(svi[good]) ** 2 / (svv[good] * sii[good])
+        if float(np.mean(coh)) < cfg.min_coherence:
+            return
+        y = np.where(np.abs(svi) > 0, svi / np.where(svv > 0, svv, 1.0), 1.0)
+        z = 1.0 / y
+        weight = np.sqrt(np.clip(coh, 0.0, 0.999) / (1.0 - np.clip(coh, 0.0, 0.999)))
+        weight = weight / np.sqrt(np.mean(weight ** 2))
+        s = self._s
+        absz = np.abs(z)
+        nb = len(z)
+        theta_ds = self._theta_ds
+        prior = self._prior * math.sqrt(nb)
+
+        def residuals(theta: np.ndarray) -> np.ndarray:
+            r = weight * (impedance_model(theta, s) - z) / absz
+            return np.concatenate((r.real, r.imag, prior * (theta - theta_ds)))
+
+        try:
+            sol = optimize.least_squares(residuals, self.theta, method="lm", max_nfev=cfg.max_nfev, x_scale=1.0)
+        except (ValueError, np.linalg.LinAlgError):
+            return
+        if not np.all(np.isfinite(sol.x)):
+            return
+        cost = float(np.sqrt(np.mean(sol.fun[:2 * nb] ** 2)))
+        if cost > 0.2:    # a fit this poor (20 % relative misfit) is not trusted
+            return
+        self.theta = sol.x
+        self.updates += 1
+        self._set_filter()
+        if self.keep_history:
+            self.history.append(self._params_from_theta(self.theta, self.count, cost))
+
+
+@dataclass
+class TrackResult:
+    """Excursion prediction (mm) over a whole signal and the identified parameter history."""
+
+    x_mm: np.ndarray
+    history: list[TrackedParams]
+
+
+def track(v: np.ndarray, i: np.ndarray, params: SpeakerParams, fs: float = 48_000.0,
+          config: TrackerConfig = TrackerConfig()) -> TrackResult:
+    """Run :class:`ImpedanceTracker` over a whole signal (identical to streaming it block by block)."""
+    tracker = ImpedanceTracker(params, fs, config, keep_history=True)
+    x = tracker.process(v, i)
+    return TrackResult(x, list(tracker.history))
