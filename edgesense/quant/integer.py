@@ -7,7 +7,7 @@ requantize ``y = clamp(round(acc * M) + z_y)`` with ``M = (s_x * s_w) / s_y`` in
 
 * ``"float"`` -- ONNX Runtime's MLAS: ``M`` in float32, ``float32(acc) * M``, round half to even;
 * ``"fixed_point"`` -- TFLite reference / CMSIS-NN: ``M = M0 * 2^shift`` with a Q31 ``M0``,
-  ``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT`` (round half away from zero).
+  ``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT`` (whose shift rounds ties away from zero).
 
 A ReLU/ReLU6 that follows a conv/linear/add is fused into its requantization (clamping at the
 zero point, as the runtimes do after removing the ReLU). Add, pooling and softmax requantize in
@@ -44,7 +44,7 @@ def _trunc_div_pow2(x: np.ndarray, e: int) -> np.ndarray:
 
 
 def multiply_by_quantized_multiplier(acc: np.ndarray, m0: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """TFLite reference ``MultiplyByQuantizedMultiplier`` on int64 arrays (round half away from zero)."""
+    """TFLite reference ``MultiplyByQuantizedMultiplier`` on int64 arrays (bit-exact with the reference)."""
     acc = acc.astype(np.int64)
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)

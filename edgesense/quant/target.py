@@ -4,7 +4,7 @@ One float model is quantized for different targets by passing a different :class
 (MQBench's per-backend ``ParamsTable`` idea, reference quantization.md §4.14, §5.5): weights per
 channel or per tensor, int8 or uint8 activations, and how the runtime rounds when it requantizes an
 int32 accumulator (ONNX Runtime's MLAS multiplies by a float32 scale and rounds half to even;
-TFLite/CMSIS-NN use a Q31 fixed-point multiplier and round half away from zero).
+TFLite/CMSIS-NN use a Q31 fixed-point multiplier and a rounding right shift that rounds ties away from zero).
 """
 
 from __future__ import annotations

@@ -1,0 +1,175 @@
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from tiny_nets import cnn2d, conv1d_net  # noqa: E402
+
+from edgesense.errors import ModelError  # noqa: E402
+from edgesense.quant import IntegerSim, QuantSim, TargetProfile, calibrate, calibration, export_qdq_onnx  # noqa: E402
+from edgesense.quant.ptq import PTQConfig, correct_bias, equalizable_pairs, equalize, quantize_ptq  # noqa: E402
+from edgesense.quant.qat import QATConfig, range_parameters, train_qat  # noqa: E402
+from edgesense.quant.sensitivity import format_report, sensitivity_report, sqnr_db  # noqa: E402
+from edgesense.runtime import load_model  # noqa: E402
+
+
+def _x(shape, n=64, seed=1):
+    return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
+
+
+def test_bn_folding_preserves_the_float_function():
+    m = cnn2d(0)
+    x = _x((2, 16, 16), 8)
+    sim = QuantSim(m, x[:1])
+    with torch.no_grad():
+        np.testing.assert_allclose(sim.float_model()(x).numpy(), m(x).numpy(), atol=1e-6)
+    assert "b1" not in {n.name for n in sim.nodes} and sim.nodes[1].attrs["folded_bn"] == "b1"
+
+
+def test_calibration_context_manager_sets_ranges_only_on_success():
+    m = conv1d_net(0)
+    x = _x((8, 32))
+    sim = QuantSim(m, x[:1])
+    with pytest.raises(RuntimeError):
+        with calibration(sim):
+            sim(x)
+            raise RuntimeError("interrupted")
+    assert not any(q.initialized for q in sim.act_quantizers.values())
+    with calibration(sim):
+        sim(x)
+    assert all(q.initialized for q in sim.act_quantizers.values())
+    with torch.no_grad():
+        assert sqnr_db(m(x), sim(x)) > 30
+
+
+def test_cross_layer_equalization_keeps_function_and_balances_ranges():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv1d(4, 8, 3, padding=1), nn.ReLU(), nn.Conv1d(8, 6, 1), nn.ReLU(), nn.Conv1d(6, 3, 1))
+    with torch.no_grad():
+        m[0].weight.mul_(torch.logspace(-2, 1, 8).reshape(8, 1, 1))   # badly balanced channels
+    x = _x((4, 20), 16)
+    sim = QuantSim(m, x[:1])
+    before = sim.float_model()
+    pairs = equalize(sim)
+    assert pairs == [("_0", "_2"), ("_2", "_4")]
+    with torch.no_grad():
+        np.testing.assert_allclose(sim.float_model()(x).numpy(), before(x).numpy(), rtol=1e-4, atol=1e-5)
+        r1 = sim.layers["_0"].weight.abs().amax(dim=(1, 2))
+        r2 = sim.layers["_2"].weight.abs().amax(dim=(0, 2))
+    np.testing.assert_allclose(r1.numpy(), r2.numpy(), rtol=0.2)
+
+
+def test_high_bias_absorption_is_exact_when_the_bias_keeps_relu_inputs_positive():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2)).eval()
+    with torch.no_grad():
+        m[1].bias.fill_(5.0)
+        m[1].weight.fill_(0.5)
+    x = _x((5,), 32)
+    sim = QuantSim(m, x[:1])
+    before = sim.float_model()
+    equalize(sim, absorb_bias=True)
+    with torch.no_grad():
+        np.testing.assert_allclose(sim.float_model()(x).numpy(), before(x).numpy(), rtol=1e-4, atol=1e-4)
+        assert float(sim.layers["_0"].bias.abs().max()) < 4.0     # most of the 5.0 moved on
+
+
+def test_bias_correction_reduces_mean_output_error():
+    m = conv1d_net(0)
+    x = _x((8, 32), 64)
+    target = TargetProfile("w4", weight_bitwidth=4)
+    sim = quantize_ptq(m, x[:1], x.split(16), target=target)
+    with torch.no_grad():
+        ref = m(x)
+        err_before = float((sim(x) - ref).mean(dim=(0, 2)).abs().mean())
+    corrected = correct_bias(sim, x.split(16))
+    assert set(corrected) == set(sim.layers.keys())
+    with torch.no_grad():
+        err_after = float((sim(x) - ref).mean(dim=(0, 2)).abs().mean())
+    assert err_after < err_before
+
+
+@pytest.mark.parametrize("method", ["minmax", "percentile", "mse"])
+def test_ptq_methods_give_accurate_int8(method):
+    m = cnn2d(0)
+    x = _x((2, 16, 16), 64)
+    sim = quantize_ptq(m, x[:1], x.split(32), config=PTQConfig(method=method))
+    with torch.no_grad():
+        assert sqnr_db(m(x), sim(x)) > 30
+
+
+def test_per_tensor_target_exports_scalar_weight_scales(tmp_path):
+    m = conv1d_net(0)
+    x = _x((8, 32), 32)
+    target = TargetProfile("per-tensor-ort", per_channel_weights=False, requantization="float")
+    sim = quantize_ptq(m, x[:1], [x], target=target)
+    g = sim.lower()
+    assert all(op.weight_encoding.axis is None for op in g.ops if op.weight_encoding is not None)
+    y = load_model(export_qdq_onnx(sim, tmp_path / "m.onnx", g)).run(x.numpy())
+    codes, enc = IntegerSim(g).outputs(x.numpy())[0]
+    diff = np.abs(enc.quantize(y).astype(int) - codes.astype(int))
+    assert (diff <= 1).mean() >= 0.999
+
+
+@pytest.mark.parametrize("param", ["minmax", "scale_offset", "beta_gamma"])
+def test_qat_lowers_loss_at_4_bits(param):
+    m = conv1d_net(0)
+    x = _x((8, 32), 64)
+    with torch.no_grad():
+        ref = m(x)
+    target = TargetProfile("w4a4", weight_bitwidth=4, activation_bitwidth=4)
+    sim = quantize_ptq(m, x[:1], x.split(32), target=target, config=PTQConfig(range_param=param))
+    assert range_parameters(sim)
+    with torch.no_grad():
+        before = float(((sim(x) - ref) ** 2).mean())
+    data = list(zip(x.split(16), ref.split(16)))
+    hist = train_qat(sim, data, lambda o, t: ((o - t) ** 2).mean(), QATConfig(epochs=4, lr=2e-3))
+    with torch.no_grad():
+        after = float(((sim(x) - ref) ** 2).mean())
+    assert len(hist) == 4 and after < before
+
+
+def test_sensitivity_report_covers_every_quantizer():
+    m = cnn2d(0)
+    x = _x((2, 16, 16), 32)
+    sim = quantize_ptq(m, x[:1], [x])
+    rows = sensitivity_report(sim, [x])
+    names = [r.tensor for r in rows]
+    assert names == [n for n, _ in sim.quantizers()]
+    assert {"c1.weight", "fc", "softmax"} <= set(names)
+    assert all(r.isolated_output_sqnr_db > 20 for r in rows)
+    assert "most sensitive" in format_report(rows)
+    assert all(q.enabled for _, q in sim.quantizers())
+
+
+def test_mean_pool_and_unsupported_ops():
+    class MeanNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 4, 3)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.c(x)).mean(dim=(2, 3)))
+
+    x = _x((1, 8, 8), 8)
+    sim = QuantSim(MeanNet().eval(), x[:1])
+    assert [n.kind for n in sim.nodes] == ["input", "conv", "relu", "gap", "reshape", "linear", "output"]
+    calibrate(sim, [x])
+    with torch.no_grad():
+        assert sqnr_db(MeanNet.forward(sim.float_model(), x) if False else sim.float_model()(x), sim(x)) > 25
+
+    class Bad(nn.Module):
+        def forward(self, x):
+            return torch.sigmoid(x)
+
+    with pytest.raises(ModelError, match="unsupported operation sigmoid"):
+        QuantSim(Bad(), x[:1])
+    with pytest.raises(ModelError, match="unsupported layer LSTM"):
+        QuantSim(nn.Sequential(nn.LSTM(8, 4)), torch.zeros(1, 2, 8))
+
+
+def test_equalizable_pairs_skip_branches():
+    sim = QuantSim(cnn2d(0), _x((2, 16, 16), 1))
+    assert equalizable_pairs(sim) == []     # c1's ReLU feeds both c2 and the residual add
