@@ -184,3 +184,15 @@ def test_device_refuses_a_hello_of_a_foreign_major_version():
     nak = answers[0]
     assert nak.msg_type == MsgType.NAK and nak.seq == 4242 and (nak.major, nak.minor) == (1, 0)
     assert nak.answers == MsgType.HELLO and nak.nak_code == NakCode.VERSION
+
+
+@needs_cc
+def test_link_stalls_deliver_a_burst_and_lose_nothing():
+    with Emulator(["--pty", "--profile", "speaker-ref", "--stall-every-ms", "400", "--stall-ms", "250"]) as emu:
+        with SerialSource(emu.url) as src:
+            frames = take(src, 900)
+    seqs = [f.seq for f in frames]
+    assert seqs == list(range(seqs[0], seqs[0] + 900))
+    arrivals = [f.host_time for f in frames]
+    assert max(b - a for a, b in zip(arrivals, arrivals[1:])) > 0.2  # the stall really happened
+    assert src.stats.gaps == 0 and src.stats.corrupt_frames == 0
