@@ -48,6 +48,11 @@ class QuantParams:
             z = np.full(s.shape, int(z[0]), dtype=np.int64)
         return QuantParams(s, z, int(axis))
 
+    def __post_init__(self) -> None:
+        # per tensor: quantized_dimension must be 0 -- XNNPACK declines int8 tensors that say otherwise
+        if self.scale.size == 1 and self.axis != 0:
+            object.__setattr__(self, "axis", 0)
+
     @property
     def per_tensor(self) -> bool:
         return self.scale.size == 1
