@@ -12,7 +12,8 @@ HELP = "train a speaker-excursion network (fftnet | convnet | hybrid) on I/V/X r
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="dataset directory (train and val splits with v, i, x)")
+    parser.add_argument("--data", required=True, action="append",
+                        help="dataset directory with train and val splits of v, i, x (repeatable)")
     parser.add_argument("--model", choices=["fftnet", "convnet", "hybrid"], default="fftnet")
     parser.add_argument("--out", required=True, help="output directory (e.g. models/fftnet)")
     parser.add_argument("--seed", type=int, default=0)
@@ -27,8 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from edgesense.errors import EdgesenseError
     from edgesense.nn.train_excursion import TrainConfig, train_excursion, write_model_card
 
-    if not Path(args.data).is_dir():
-        raise EdgesenseError(f"dataset directory not found: {args.data}")
+    for d in args.data:
+        if not Path(d).is_dir():
+            raise EdgesenseError(f"dataset directory not found: {d}")
     cfg = TrainConfig(arch=args.model, seed=args.seed, threads=args.threads)
     if args.epochs is not None:
         if args.epochs < 1:

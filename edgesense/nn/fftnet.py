@@ -40,6 +40,12 @@ class CausalConv1d(nn.Conv1d):
         self.context = (kernel_size - 1) * dilation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        if self.training and self.kernel_size[0] == 2 and self.context:
+            # FFTNet's split form W_L x[t-d] + W_R x[t]: same result, avoids PyTorch's slow dilated-conv
+            # path on CPU while training (export and eval keep the plain dilated Conv1d)
+            shifted = F.pad(x, (self.context, 0))[..., :x.shape[-1]]
+            weight = torch.cat([self.weight[:, :, 0], self.weight[:, :, 1]], dim=1).unsqueeze(-1)
+            return F.conv1d(torch.cat([shifted, x], dim=1), weight, self.bias)
         return super().forward(F.pad(x, (self.context, 0)) if self.context else x)
 
     def stream(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -50,8 +50,8 @@ class TrainConfig:
     seed: int = 0
     epochs: int = 30
     steps_per_epoch: int = 50
-    batch: int = 16
-    crop: int = 256          # frames scored per crop
+    batch: int = 8
+    crop: int = 768          # frames scored per crop
     lr: float = 3e-3
     threads: int = 2
     frame: int = 4
@@ -95,10 +95,36 @@ def spec_for(model: ExcursionNet, arch: str, cfg: TrainConfig) -> ExcursionModel
                               state_shapes=tuple(model.state_shapes()))
 
 
+#: Directory caching tracked predictions of training recordings (env EDGESENSE_TRACK_CACHE), or None.
+TRACK_CACHE_ENV = "EDGESENSE_TRACK_CACHE"
+
+
+def cached_track(sig: SpeakerSignal) -> np.ndarray:
+    """The tracker's prediction of ``sig`` with its datasheet Bl, cached as .npy when the cache is set."""
+    import hashlib
+    import os
+
+    cache = os.environ.get(TRACK_CACHE_ENV)
+    if not cache:
+        return tracked_prediction(sig.v, sig.i, sig.profile)
+    key = hashlib.sha1(sig.v.tobytes() + sig.i.tobytes() + sig.profile.speaker.__repr__().encode()).hexdigest()
+    path = Path(cache) / f"{key}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    track = tracked_prediction(sig.v, sig.i, sig.profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, track, allow_pickle=False)
+    return track
+
+
 def prepare_inputs(spec: ExcursionModelSpec, sig: SpeakerSignal, bl: float | None = None) -> np.ndarray:
-    """Framed network input of a whole signal (tracker run when the model is a hybrid)."""
+    """Framed network input of a whole signal (tracker run when the model is a hybrid).
+
+    The tracked prediction uses the datasheet Bl; its Bl-normalised form ``x_track·Bl`` does not
+    depend on it, so only the final rescaling uses ``bl``.
+    """
     bl = sig.speaker.bl if bl is None else bl
-    track = tracked_prediction(sig.v, sig.i, sig.profile) if spec.needs_tracker else None
+    track = cached_track(sig) * (sig.speaker.bl / bl) if spec.needs_tracker else None
     return frame_inputs(spec, sig.v, sig.i, bl, track)
 
 
@@ -122,9 +148,15 @@ def _nrmse(pred: np.ndarray, x: np.ndarray) -> tuple[float, float]:
     return rmse / max(float(np.max(np.abs(x[:n]))), 1e-12), rmse
 
 
-def train_excursion(data_dir: str | Path, arch: str, out_dir: str | Path, cfg: TrainConfig | None = None,
+def _load_split(data_dirs, split: str) -> list[SpeakerSignal]:
+    dirs = [data_dirs] if isinstance(data_dirs, (str, Path)) else list(data_dirs)
+    return [s for d in dirs for s in load_signals(d, split) if s.x is not None]
+
+
+def train_excursion(data_dir: str | Path | list, arch: str, out_dir: str | Path, cfg: TrainConfig | None = None,
                     name: str | None = None) -> TrainResult:
-    """Train ``arch`` on the ``train`` split of ``data_dir``, validate on ``val``, export to ``out_dir``."""
+    """Train ``arch`` on the ``train`` split of ``data_dir`` (one directory or a list), validate on ``val``,
+    export to ``out_dir``."""
     cfg = cfg or TrainConfig(arch=arch)
     cfg.arch = arch
     torch.manual_seed(cfg.seed)
@@ -133,8 +165,8 @@ def train_excursion(data_dir: str | Path, arch: str, out_dir: str | Path, cfg: T
     t0 = time.monotonic()
     model = build_model(arch, cfg.frame)
     spec = spec_for(model, arch, cfg)
-    train = [s for s in load_signals(data_dir, "train") if s.x is not None]
-    val = [s for s in load_signals(data_dir, "val") if s.x is not None]
+    train = _load_split(data_dir, "train")
+    val = _load_split(data_dir, "val")
     if not train:
         raise EdgesenseError(f"{data_dir}: no labelled (v, i, x) recordings in the train split")
     warm = model.receptive_field - 1
@@ -284,7 +316,7 @@ def adapt_model(model: ExcursionNet, spec: ExcursionModelSpec, signals: list[Spe
     inputs = []
     for s in signals:
         b = s.speaker.bl if bl is None else bl
-        track = tracked_prediction(s.v, s.i, s.profile)
+        track = cached_track(s) * (s.speaker.bl / b)  # the tracker run with Bl b
         inputs.append((frame_inputs(spec, s.v, s.i, b, track if spec.needs_tracker else None), track, b))
     warm = model.receptive_field - 1
     length = min(window + warm, min(x.shape[2] for x, _, _ in inputs))
@@ -341,11 +373,11 @@ def write_model_card(result: TrainResult, cfg: TrainConfig, data_dir: str | Path
         f"{result.receptive_field_ms:.1f} ms.",
         "",
         "## Training",
-        f"- Data: `{data_dir}` ({result.train_recordings} train / {result.val_recordings} val recordings).",
+        f"- Data: `{' '.join(map(str, data_dir)) if isinstance(data_dir, list) else data_dir}` ({result.train_recordings} train / {result.val_recordings} val recordings).",
         f"- Seed {cfg.seed}; {cfg.epochs} epochs × {cfg.steps_per_epoch} steps, batch {cfg.batch}, crops of "
         f"{cfg.crop} scored frames after a receptive-field warm-up, AdamW one-cycle lr {cfg.lr}, MSE; "
         f"{result.seconds:.0f} s on {cfg.threads} CPU threads.",
-        f"- Reproduce: `edgesense train excursion --data {data_dir} --model {result.arch} --out {path.parent} "
+        f"- Reproduce: `edgesense train excursion {' '.join('--data ' + str(d) for d in (data_dir if isinstance(data_dir, list) else [data_dir]))} --model {result.arch} --out {path.parent} "
         f"--seed {cfg.seed} --epochs {cfg.epochs} --steps {cfg.steps_per_epoch}`",
         f"- Validation NRMSE {result.val_nrmse * 100:.2f} %, RMSE {result.val_rmse_mm * 1000:.1f} µm.",
         "",

@@ -52,3 +52,33 @@ def test_selected_layers_and_means_only():
     with pytest.raises(ValueError):
         reestimate_bn_stats(net, [], num_batches=3)
     torch.testing.assert_close(second.running_mean, second_before)      # failed call left no change
+
+
+def test_excursion_adaptation_guard_refuses_and_restores(monkeypatch):
+    """The label-free guard undoes a re-estimation that moves the network away from the tracked model."""
+    import numpy as np
+
+    from edgesense.nn import train_excursion as te
+    from edgesense.profiles import SpeakerIVProfile, SpeakerParams
+    from edgesense.speaker.pipeline import SpeakerSignal
+
+    torch.manual_seed(0)
+    model = te.build_model("fftnet")
+    model.eval()
+    spec = te.spec_for(model, "fftnet", te.TrainConfig())
+    rng = np.random.default_rng(0)
+    profile = SpeakerIVProfile(name="s", channels=("v", "i"), speaker=SpeakerParams(bl=1.0))
+    sig = SpeakerSignal("a", (5 * rng.standard_normal(8192)).astype(np.float32),
+                        rng.standard_normal(8192).astype(np.float32), None, profile)
+    # pretend the tracker agrees exactly with the unadapted network: any change can only move away
+    current = te.predict(model, spec, te.prepare_inputs(spec, sig), 1.0)
+    monkeypatch.setattr(te, "cached_track", lambda s: current)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = te.adapt_model(model, spec, [sig], mode="all", window=512, num_batches=4)
+    assert not res.accepted and res.guard_before < 1e-6 < res.guard_after
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+    res = te.adapt_model(model, spec, [sig], mode="means", window=512, num_batches=4, guard=False)
+    assert res.accepted and res.batches == 4
+    assert not torch.allclose(model.bn_in.running_mean, before["bn_in.running_mean"])
+    torch.testing.assert_close(model.bn_in.running_var, before["bn_in.running_var"])

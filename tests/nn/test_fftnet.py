@@ -56,3 +56,15 @@ def test_cost_matches_the_studied_budget():
     model = create_model("excursion_fftnet")
     assert 10_000 < model.num_parameters() < 20_000
     assert model.macs_per_step() / model.frame < 4_000   # MACs per 48 kHz sample
+
+
+def test_training_split_form_equals_dilated_conv():
+    from edgesense.nn.fftnet import CausalConv1d
+
+    torch.manual_seed(0)
+    conv = CausalConv1d(4, 5, 2, dilation=8)
+    x = torch.randn(2, 4, 40)
+    conv.train()
+    a = conv(x)
+    conv.eval()
+    torch.testing.assert_close(a, conv(x), atol=1e-6, rtol=1e-5)
