@@ -194,8 +194,7 @@ class SerialSource(ThreadedSource):
         except FrameError as exc:
             raise SourceError(f"device at {self.url} sent a malformed HELLO answer: {exc}") from None
         if self._wanted is not None and self._wanted.name != info.profile:
-            answer = self._request(MsgType.STOP)
-            del answer
+            self._request(MsgType.STOP)  # CONFIGURE is refused while streaming
             info = DeviceInfo.from_bytes(self._request(MsgType.CONFIGURE, self._wanted.name.encode("utf-8")).answer)
         profile = self._wanted if self._wanted is not None else _profile_of(info)
         self._check_format(profile, info)
