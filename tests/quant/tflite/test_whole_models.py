@@ -14,8 +14,9 @@ from edgesense.quant.tflite.parity import compare_with_onnx, tflite_interpreter
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
+@pytest.mark.parametrize("xnnpack", [True, False], ids=["xnnpack", "builtin-kernels"])
 @pytest.mark.parametrize("name", ["cnn2d", "conv1d"])
-def test_edgesense_qdq_examples(tmp_path, name):
+def test_edgesense_qdq_examples(tmp_path, name, xnnpack):
     """The quantization engineer's QDQ exports (docs/quantization.md section 3) convert and agree."""
     qdq = DATA / f"example_{name}_int8.onnx"
     if not qdq.exists():
@@ -24,11 +25,11 @@ def test_edgesense_qdq_examples(tmp_path, name):
     codes = np.load(DATA / f"example_{name}_codes.npy", allow_pickle=False)
     out = export_tflite(qdq, tmp_path / f"{name}.tflite")
 
-    report = compare_with_onnx(qdq, out, [s[None] for s in x])
+    report = compare_with_onnx(qdq, out, [s[None] for s in x], xnnpack=xnnpack)
     assert report.passes(0.999), report
 
     # against edgesense's integer simulation (the codes the quantization toolkit predicts)
-    it = tflite_interpreter(out)
+    it = tflite_interpreter(out, xnnpack=xnnpack)
     i, o = it.get_input_details()[0], it.get_output_details()[0]
     s, z = i["quantization"]
     got = []
@@ -103,8 +104,9 @@ def test_torch_exported_models(tmp_path, cls, shape, dynamo):
     torch.manual_seed(0)
     qdq = _torch_to_qdq(tmp_path, cls(), shape, dynamo)
     out = export_tflite(qdq, tmp_path / "m.tflite")
-    report = compare_with_onnx(qdq, out, samples(shape, 50))
-    assert report.passes(0.999), report
+    for xnnpack in (True, False):
+        report = compare_with_onnx(qdq, out, samples(shape, 50), xnnpack=xnnpack)
+        assert report.passes(0.999), (xnnpack, report)
     ops = tflite_ops(out)
     if cls is GestureCNN:
         assert "DEPTHWISE_CONV_2D" in ops and "FULLY_CONNECTED" in ops and "SOFTMAX" in ops
