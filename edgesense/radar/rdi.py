@@ -2,20 +2,23 @@
 
 Per frame, for every receive channel (vectorised over frames, channels, pulses and range bins)::
 
-    x[p, n]   raw frame: pulse p, tap n (FMCW: fast-time sample n, then a windowed range FFT over n)
-    b_f[n]    = b_{f-1}[n] + α·(mean_p x_f[p, n] − b_{f-1}[n]),   b_0 = mean_p x_0[p, n]
-    y[p, n]   = x[p, n] − b_f[n]                       background (leakage + clutter) removal
-    Y[d, n]   = fftshift_d( Σ_p w[p]·y[p, n]·e^{−j2π·p·d/P} )  Doppler FFT with a Hann window
-    rdi[d, n] = (10·log10(|Y[d, n]|² + ε) − floor_dB) / range_dB
+    x[p, n]   raw frame: pulse p, tap n (FMCW: fast-time sample n, then a Hann-windowed range FFT over n)
+    m_f[n]    = mean_p x_f[p, n]                                  slow-time mean of frame f
+    s_f[n]    = s_{f-1}[n] + α_s·(m_f[n] − s_{f-1}[n])           short background, τ_s = 1 s
+    e_f[n]    = |m_f − l_{f-1}| ≤ |m_f − s_f|                    "bin n looks like the empty scene"
+    l_f[n]    = l_{f-1}[n] + α_l·(m_f[n] − l_{f-1}[n]) if e_f[n] else l_{f-1}[n]   long background, τ_l = 5 s
+    b_f[n]    = l_f[n] if e_f[n] else s_f[n];   s_0 = l_0 = b_0 = m_0
+    Y[d, n]   = Σ_p w[p]·(−1)^p·(x[p, n] − b_f[n])·e^{−j2π·p·d/P}   Hann window; (−1)^p centres zero Doppler
+    rdi[d, n] = (20·log10(|Y[d, n]| + ε) − floor_dB) / range_dB
 
-The background b is an exponential average of the per-tap slow-time mean over past frames with time
-constant ``background_tau_s`` (α = 1 − exp(−T_frame/τ)). It removes the Tx→Rx leakage and static
-clutter like the classic per-frame mean subtraction (MTI), but a hand that stops moving fades out
-only over ~τ seconds instead of at once, so ``palm_hold`` stays visible (the per-frame mean, mode
-``"frame_mean"``, erases a still hand in the very frame it stops: measured in docs/radar-simulator.md).
-``floor_dB`` is the expected noise floor for raw noise of standard deviation ``noise_std`` per
-component (2·σ²·Σw² after the window and FFT), so 0 is the noise floor and 1 is ``range_dB`` above it.
-ε is 30 dB below the noise floor. Doppler bin d = P/2 is zero velocity; higher bins approach the sensor.
+α = 1 − exp(−T_frame/τ). Leakage and static clutter are removed like with the classic per-frame mean
+(MTI, mode ``"frame_mean"``), but a hand that stops moving is absorbed by the short background only over
+~τ_s, so ``palm_hold`` stays visible, while the long background (which learns only where nothing is
+present) takes over as soon as the hand has gone, so no ghost is left. Measured in
+docs/radar-simulator.md §4. ``floor_dB`` is the expected noise floor for raw noise of standard deviation
+``noise_std`` per component (2·σ²·Σw² after the window and FFT), so 0 is the noise floor and 1 is
+``range_dB`` above it; ε is 30 dB below the noise floor. Doppler bin d = P/2 is zero velocity, higher
+bins approach the sensor.
 
 The output is float32 ``(channels, doppler, range)`` with one channel per receive antenna, exactly
 what :attr:`RDIProcessor.output_profile` (an :class:`~edgesense.profiles.RDIProfile`) describes, so
@@ -74,15 +77,20 @@ class RDIProcessor:
             raise ProfileError(f"range_crop {config.range_crop} is outside 0..{n_taps}")
         self._crop = slice(start, stop)
         self._fmcw = profile.waveform == "fmcw"
-        self._w_slow = np.hanning(n_pulses + 2)[1:-1].astype(np.float32)[:, None]   # no zero end points
+        w_slow = np.hanning(n_pulses + 2)[1:-1]                                        # no zero end points
+        # for an even pulse count, modulating by (-1)^p is the fftshift (zero Doppler to the centre) for free
+        self._shift_in_window = n_pulses % 2 == 0
+        sign = (-1.0) ** np.arange(n_pulses) if self._shift_in_window else 1.0
+        self._w_slow = (w_slow * sign).astype(np.float32)[:, None]
         self._w_range = np.hanning(n_taps + 2)[1:-1].astype(np.float32) if self._fmcw else None
-        gain = float(np.sum(self._w_slow.astype(np.float64) ** 2))
+        gain = float(np.sum(w_slow ** 2))
         if self._w_range is not None:
             gain *= float(np.sum(self._w_range.astype(np.float64) ** 2))
         floor_power = 2.0 * config.noise_std ** 2 * gain
         self._floor_db = np.float32(10.0 * math.log10(floor_power))
-        self._eps = np.float32(floor_power * 1e-3)
-        self._scale = np.float32(1.0 / config.range_db)
+        self._eps = np.float32(math.sqrt(floor_power * 1e-3))            # on the magnitude: 30 dB below the floor
+        self._db_scale = np.float32(20.0 / config.range_db)
+        self._floor_scaled = np.float32(self._floor_db / config.range_db)
         self._alpha = np.float32(1.0 - math.exp(-profile.frame_period_s / config.background_tau_s))
         self._alpha_long = np.float32(1.0 - math.exp(-profile.frame_period_s / config.long_tau_s))
         self._background: tuple[np.ndarray, np.ndarray] | None = None
@@ -122,23 +130,26 @@ class RDIProcessor:
             x = x - x.mean(axis=-2, keepdims=True)
         elif mode == "ema":
             means = x.mean(axis=-2)                                          # (F, rx, N)
-            shorts, longs = np.empty_like(means), np.empty_like(means)
+            bgs = np.empty_like(means)
             state = self._background
             for f in range(len(means)):
                 m = means[f]
                 if state is None:
-                    state = (m, m)
+                    short = long = bg = m
                 else:
-                    short = state[0] + self._alpha * (m - state[0])
-                    # the long background learns only where the frame looks like it (nothing present)
-                    empty = np.abs(m - state[1]) <= np.abs(m - short)
-                    state = (short, np.where(empty, state[1] + self._alpha_long * (m - state[1]), state[1]))
-                shorts[f], longs[f] = state
+                    short, long = state
+                    short = short + self._alpha * (m - short)
+                    d_long = m - long
+                    # per range bin: does the frame look like the empty scene (closer to the long background)?
+                    empty = np.abs(d_long) <= np.abs(m - short)
+                    long = np.where(empty, long + self._alpha_long * d_long, long)   # learns only when empty
+                    bg = np.where(empty, long, short)
+                state = (short, long)
+                bgs[f] = bg
             self._background = state
-            # subtract, per range bin, whichever background is closer to the current frame: the short one
-            # while a target holds still (it fades over ~tau), the long one once it has left (no ghost)
-            bgs = np.where(np.abs(means - shorts) <= np.abs(means - longs), shorts, longs)
             x = x - bgs[:, :, None, :]
-        spec = np.fft.fftshift(np.fft.fft(x * self._w_slow, axis=-2), axes=-2)
-        power = spec.real.astype(np.float32) ** 2 + spec.imag.astype(np.float32) ** 2
-        return ((np.float32(10.0) * np.log10(power + self._eps) - self._floor_db) * self._scale).astype(np.float32)
+        spec = np.fft.fft(x * self._w_slow, axis=-2)
+        if not self._shift_in_window:
+            spec = np.fft.fftshift(spec, axes=-2)
+        mag = np.abs(spec).astype(np.float32, copy=False)
+        return (np.log10(mag + self._eps) * self._db_scale - self._floor_scaled).astype(np.float32, copy=False)
