@@ -3,9 +3,9 @@
 COBS removes every ``0x00`` from a message so ``0x00`` can delimit messages on a byte stream: a
 receiver that lost track finds the next boundary at the next ``0x00``. The encoding here is the
 canonical one (no empty block after a final 254-byte run), byte-identical to the C core in
-``firmware_bridge/src/esb_cobs.c``. Decoding walks the chain of code bytes in Python (the only
-sequential part) and joins slices; zero-dense frames switch to numpy (pointer doubling for the
-chain, a boolean mask for the assembly).
+``firmware_bridge/src/esb_cobs.c``. Decoding rewrites the code bytes of a copy in place while walking
+their chain in Python (the only sequential part); very zero-dense frames finish the walk in numpy
+by pointer doubling.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import numpy as np
 
 __all__ = ["CobsError", "cobs_encode", "cobs_decode"]
 
-# Above this many code bytes per frame numpy assembly beats joining slices.
-_LOOP_LIMIT = 48
 # Beyond this many code bytes the chain walk switches from a Python loop to pointer doubling.
 _WALK_LIMIT = 512
 
@@ -49,39 +47,47 @@ def cobs_decode(frame: bytes | bytearray | memoryview) -> bytearray:
         raise CobsError("empty frame")
     if b"\x00" in frame:
         raise CobsError("zero byte inside a frame")
-    # walk the chain of code bytes: the only sequential part of COBS
-    codes = []
-    i = 0
-    while i < n and len(codes) < _WALK_LIMIT:
-        codes.append(i)
-        i += frame[i]
-    if i < n:  # very zero-dense: find the rest of the chain by pointer doubling
-        at = np.concatenate([np.array(codes, dtype=np.intp), i + _chain_numpy(frame[i:])])
-        return _assemble(frame, at)
+    # Decoding in place of a copy: every code byte but the first becomes the zero it stands for,
+    # except after a 254-byte block (code 0xFF), where it is removed. The walk along the chain of
+    # code bytes is the only sequential part of COBS.
+    out = bytearray(frame)
+    removed = []
+    code = frame[0]
+    i = code
+    for _ in range(_WALK_LIMIT):
+        if i >= n:
+            break
+        if code == 0xFF:
+            removed.append(i)
+        else:
+            out[i] = 0
+        code = frame[i]
+        i += code
+    if i < n:  # very zero-dense data: the rest of the chain by pointer doubling
+        return _decode_rest_numpy(frame, out, removed, i, code)
     if i != n:
         raise CobsError("code byte points past the end of the frame")
-    if len(codes) <= _LOOP_LIMIT:
-        parts = []
-        last = codes[-1]
-        for start in codes:
-            end = start + frame[start]
-            parts.append(frame[start + 1:end])
-            if start != last and frame[start] != 0xFF:
-                parts.append(b"\x00")
-        return bytearray(b"").join(parts)
-    return _assemble(frame, np.array(codes, dtype=np.intp))
+    for position in reversed(removed):
+        del out[position]
+    del out[0]
+    return out
 
 
-def _assemble(frame: bytes, at: np.ndarray) -> bytearray:
-    """Decoded bytes given the positions ``at`` of every code byte: numpy instead of many slices."""
+def _decode_rest_numpy(frame: bytes, out: bytearray, removed: list[int], start: int, code: int) -> bytearray:
+    """Finish :func:`cobs_decode` from code byte ``start`` on (``code``: the code of the block before it)."""
     enc = np.frombuffer(frame, dtype=np.uint8)
-    n = enc.size
-    out = enc.copy()
-    out[at] = 0
-    keep = np.ones(n, dtype=bool)
+    rest = start + _chain_numpy(frame[start:])
+    before = np.empty(rest.size, dtype=np.uint8)
+    before[0] = code
+    before[1:] = enc[rest[:-1]]
+    full = before == 0xFF
+    arr = np.frombuffer(out, dtype=np.uint8).copy()
+    arr[rest[~full]] = 0
+    keep = np.ones(enc.size, dtype=bool)
     keep[0] = False
-    keep[at[1:]] = enc[at[:-1]] != 0xFF
-    return bytearray(out[keep].tobytes())
+    keep[np.asarray(removed, dtype=np.intp)] = False
+    keep[rest[full]] = False
+    return bytearray(arr[keep].tobytes())
 
 
 def _chain_numpy(frame: bytes) -> np.ndarray:

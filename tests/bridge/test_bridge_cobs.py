@@ -52,3 +52,18 @@ def test_zero_dense_data_takes_the_numpy_path_correctly(seed):
 def test_invalid_frames_raise_cobs_error(bad):
     with pytest.raises(CobsError):
         cobs_decode(bad)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_long_chains_with_full_blocks_cross_the_walk_limit(seed):
+    """Zero runs long enough to leave the Python walk, mixed with 254-byte (code 0xFF) blocks."""
+    rng = np.random.default_rng(100 + seed)
+    segments = []
+    for _ in range(int(rng.integers(2, 8))):
+        if rng.random() < 0.5:
+            segments.append(bytes(int(rng.integers(0, 900))))
+        else:
+            length = int(rng.choice([254, 508, 253, 255, int(rng.integers(1, 700))]))
+            segments.append(rng.integers(1, 256, length, dtype=np.uint8).tobytes())
+    data = b"".join(segments)
+    assert cobs_decode(cobs_encode(data)) == data
