@@ -2,8 +2,9 @@
  * esb_emulator: a sensing device speaking the edgesense bridge protocol, for tests and demos.
  *
  * Built from the same portable core as firmware (../src), plus POSIX I/O around it: it serves one
- * host at a time on a pseudo-terminal (--pty), a TCP port on 127.0.0.1 (--tcp PORT, 0 picks one) or
- * writes a free-running stream to stdout (--stdout). It streams frames of a built-in profile at the
+ * host at a time on a pseudo-terminal (--pty), a TCP port on 127.0.0.1 (--tcp PORT, 0 picks one), an
+ * inherited file descriptor (--fd N, e.g. one end of a socketpair; it exits when the peer closes),
+ * or writes a free-running stream to stdout (--stdout). It streams frames of a built-in profile at the
  * profile's real rate (or as fast as possible with --fast), answers control messages (PROTOCOL.md
  * section 3) and injects faults on request (command-line flags or the FAULTS message).
  *
@@ -81,7 +82,8 @@ static struct {
     FILE *log;
     faults_t faults;
     /* transport */
-    int mode;   /* 0 pty, 1 tcp, 2 stdout */
+    int mode;   /* 0 pty, 1 tcp, 2 stdout, 3 inherited fd */
+    int given_fd;
     const char *pty_link;
     int tcp_port;
     int listen_fd;
@@ -548,7 +550,7 @@ static void send_status(void)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: esb_emulator (--pty [--pty-link PATH] | --tcp PORT | --stdout) [--profile NAME]\n"
+            "usage: esb_emulator (--pty [--pty-link PATH] | --tcp PORT | --fd N | --stdout) [--profile NAME]\n"
             "  [--seed N] [--start-seq N] [--payload-file F] [--fast] [--autostart] [--max-frames N]\n"
             "  [--duration S] [--status-ms N] [--log FILE] [--drop-rate P] [--corrupt-rate P] [--ber P]\n"
             "  [--garbage-rate P] [--truncate-rate P] [--stall-every-ms N --stall-ms N]\n"
@@ -588,6 +590,9 @@ static void parse_args(int argc, char **argv)
             E.fast = 1;
         } else if (strcmp(a, "--autostart") == 0) {
             E.autostart = 1;
+        } else if (ARG("--fd")) {
+            E.mode = 3;
+            E.given_fd = atoi(v);
         } else if (ARG("--tcp")) {
             E.mode = 1;
             E.tcp_port = atoi(v);
@@ -757,8 +762,11 @@ int main(int argc, char **argv)
 
     if (E.mode == 0) {
         open_pty();
-    } else {
+    } else if (E.mode == 1) {
         open_listener();
+    } else {
+        E.fd = E.given_fd;
+        fcntl(E.fd, F_SETFL, fcntl(E.fd, F_GETFL) | O_NONBLOCK);
     }
     if (E.autostart) {
         start_streaming();
@@ -829,6 +837,10 @@ int main(int argc, char **argv)
                             if (E.mode == 1) {
                                 drop_connection(1);
                                 continue;
+                            }
+                            if (E.mode == 3) {
+                                g_stop = 1;   /* the peer closed its end */
+                                break;
                             }
                         } else if (got > 0) {
                             ssize_t j;
