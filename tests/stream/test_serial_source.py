@@ -54,7 +54,7 @@ def test_handshake_and_control_round_trips(emulator):
         assert src.profile.name == "speaker-ref" and src.profile.kind == "speaker_iv"
         assert src.device_info.firmware.startswith("esb_emulator")
         assert src.device_version == (1, 0)
-        assert 0 < src.ping(b"\x00\x01zero\x00") < 1.0
+        assert 0 < src.ping(b"\x00\x01zero\x00") < 2.0
         frames = take(src, 30, seed=4)
         assert [f.seq for f in frames] == list(range(30))
         assert all(f.kind == "speaker_iv" for f in frames)
@@ -119,7 +119,7 @@ def test_foreign_major_version_is_a_clear_error(major):
         t0 = time.monotonic()
         with pytest.raises(SourceError, match=f"speaks bridge protocol {major}.0, this edgesense speaks 1.0"):
             SerialSource(emu.url)
-        assert time.monotonic() - t0 < 1.0  # refused at once, not after timeouts
+        assert time.monotonic() - t0 < 2.5  # refused at once, not after 3 timeouts of 1 s
 
 
 @needs_cc
