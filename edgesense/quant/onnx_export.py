@@ -131,7 +131,8 @@ def _emit_graph(graph, quantized: bool, opset: int):
     return b, tensor
 
 
-def _finish(b: _Builder, graph, tensor: dict, path: Path, metadata: dict[str, str], name: str) -> Path:
+def _finish(b: _Builder, graph, tensor: dict, path: Path, metadata: dict[str, str], name: str,
+            io_names: tuple[str, list[str]] | None = None) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
@@ -142,6 +143,10 @@ def _finish(b: _Builder, graph, tensor: dict, path: Path, metadata: dict[str, st
             b.node("Identity", [tensor[o]], [out_name], f"{out_name}_Identity")
         outs.append(helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *graph.op(o).shape[1:]]))
     inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *graph.input_shape[1:]])
+    if io_names is not None:     # keep the float model's input/output names (pipelines may look them up)
+        _rename(b, "input", io_names[0], inp)
+        for vi, new in zip(outs, io_names[1]):
+            _rename(b, vi.name, new, vi)
     g = helper.make_graph(b.nodes, name, [inp], outs, b.inits)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgesense")
     model.ir_version = 8
@@ -153,17 +158,38 @@ def _finish(b: _Builder, graph, tensor: dict, path: Path, metadata: dict[str, st
     return path
 
 
-def export_qdq_onnx(sim, path: str | Path, graph=None) -> Path:
-    """Write the QDQ INT8 ONNX model of calibrated ``sim`` to ``path`` (encodings also in metadata)."""
+def _rename(b: _Builder, old: str, new: str, value_info) -> None:
+    if old == new:
+        return
+    used = {t for n in b.nodes for t in list(n.input) + list(n.output)}
+    if new in used:                # an inner tensor already carries the name: move it aside first
+        for n in b.nodes:
+            n.input[:] = [new + "_inner" if i == new else i for i in n.input]
+            n.output[:] = [new + "_inner" if o == new else o for o in n.output]
+    for n in b.nodes:
+        n.input[:] = [new if i == old else i for i in n.input]
+        n.output[:] = [new if o == old else o for o in n.output]
+    value_info.name = new
+
+
+def export_qdq_onnx(sim, path: str | Path, graph=None, metadata: dict[str, str] | None = None) -> Path:
+    """Write the QDQ INT8 ONNX model of calibrated ``sim`` to ``path`` (encodings also in metadata).
+
+    A sim built with :meth:`QuantSim.from_onnx` keeps the float model's I/O names and metadata.
+    """
     graph = graph or sim.lower()
     b, tensor = _emit_graph(graph, True, OPSET)
     encs = {k: v.to_dict() for k, v in graph.encodings().items()}
-    meta = {ENCODINGS_METADATA_KEY: json.dumps(encs), "edgesense.target": graph.target.name}
-    return _finish(b, graph, tensor, path, meta, "edgesense_qdq")
+    meta = dict(getattr(sim, "source_metadata", None) or {})
+    meta.update(metadata or {})
+    meta.update({ENCODINGS_METADATA_KEY: json.dumps(encs), "edgesense.target": graph.target.name})
+    return _finish(b, graph, tensor, path, meta, "edgesense_qdq", getattr(sim, "io_names", None))
 
 
-def export_float_onnx(sim, path: str | Path, graph=None) -> Path:
+def export_float_onnx(sim, path: str | Path, graph=None, metadata: dict[str, str] | None = None) -> Path:
     """Write the BN-folded float model captured by ``sim`` (the QDQ model's float twin)."""
     graph = graph or sim.lower(quantized=False)
     b, tensor = _emit_graph(graph, False, OPSET)
-    return _finish(b, graph, tensor, path, {}, "edgesense_float")
+    meta = dict(getattr(sim, "source_metadata", None) or {})
+    meta.update(metadata or {})
+    return _finish(b, graph, tensor, path, meta, "edgesense_float", getattr(sim, "io_names", None))

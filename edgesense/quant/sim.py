@@ -159,15 +159,20 @@ def _key(name: str) -> str:
 class QuantSim(nn.Module):
     """A float model with INT8 fake quantization for one :class:`TargetProfile`."""
 
-    def __init__(self, model: nn.Module, example_input: torch.Tensor, target: str | TargetProfile = "ort-cpu",
-                 config: QuantConfig | None = None) -> None:
+    def __init__(self, model: nn.Module | None, example_input: torch.Tensor | None,
+                 target: str | TargetProfile = "ort-cpu", config: QuantConfig | None = None,
+                 nodes: list[OpNode] | None = None) -> None:
         super().__init__()
         self.target = get_target(target)
         self.config = config or QuantConfig()
-        was_training = model.training
-        self.nodes = capture(copy.deepcopy(model), example_input)
-        model.train(was_training)
-        self.input_shape = tuple(example_input.shape)
+        if nodes is None:
+            was_training = model.training
+            self.nodes = capture(copy.deepcopy(model), example_input)
+            model.train(was_training)
+            self.input_shape = tuple(example_input.shape)
+        else:
+            self.nodes = nodes
+            self.input_shape = tuple(nodes[0].shape)
         self.layers = nn.ModuleDict()
         self.act_quantizers = nn.ModuleDict()
         self.tied: dict[str, TiedQuantizer] = {}
@@ -202,6 +207,20 @@ class QuantSim(nn.Module):
                     raise EdgesenseError(f"{nd.kind} {nd.name} has an unquantized input")
                 self.tied[nd.name] = TiedQuantizer(src)
                 self.grid_of[nd.name] = src
+
+    @classmethod
+    def from_onnx(cls, path, target: str | TargetProfile = "ort-cpu", config: QuantConfig | None = None) -> "QuantSim":
+        """A simulation of a float ONNX model (see :mod:`edgesense.quant.onnx_import`); I/O names kept."""
+        from edgesense.quant.onnx_import import import_onnx
+
+        fm = import_onnx(path)
+        sim = cls(None, None, target, config, nodes=fm.nodes)
+        sim.io_names = (fm.input_name, fm.output_names)
+        sim.source_metadata = fm.metadata
+        return sim
+
+    io_names: tuple[str, list[str]] | None = None
+    source_metadata: dict[str, str] | None = None
 
     # -- running -------------------------------------------------------------------------------
 

@@ -73,7 +73,7 @@ def test_float_twin_equals_torch_model(tmp_path, name):
 
 def test_qdq_graph_shape(tmp_path):
     """The contract documented in docs/quantization.md: int8 weights per-channel axis 0, int32 bias s_in*s_w."""
-    sim, _ = _sim("cnn2d")
+    sim, _ = _sim("cnn2d", "tflite-int8")
     graph = sim.lower()
     m = onnx.load(str(export_qdq_onnx(sim, tmp_path / "m.onnx", graph)))
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
@@ -94,6 +94,14 @@ def test_qdq_graph_shape(tmp_path):
     encs = {k: Encoding.from_dict(v) for k, v in json.loads(meta["edgesense.encodings"]).items()}
     np.testing.assert_array_equal(encs["c1.weight"].scale, inits["c1.weight.scale"])
     assert m.graph.output[0].name == "output" and m.graph.input[0].name == "input"
+
+
+def test_default_ort_target_uses_7_bit_weights():
+    """ORT's reduce_range: exact on x86 without VNNI, where u8 x s8 pairs are summed in saturating int16."""
+    graph = _sim("conv1d")[0].lower()
+    for op in graph.ops:
+        if op.weight_q is not None:
+            assert np.abs(op.weight_q).max() == 63 and op.weight_encoding.bitwidth == 7
 
 
 @pytest.mark.parametrize("name", sorted(NETS))
