@@ -131,6 +131,7 @@ class SerialSource(ThreadedSource):
         self._write_lock = threading.Lock()
         self._next_id = 1
         self._early: list[Message] = []
+        self._streaming = False  # True once the first START was answered
         self._thread = None
         self._port = _open_port(url, baudrate)
         try:
@@ -139,6 +140,7 @@ class SerialSource(ThreadedSource):
             self._port.close()
             raise
         super().__init__(negotiated, buffer_frames=buffer_frames, overflow=overflow)
+        self._streaming = True
         self._sync_stats()
         self.start()
 
@@ -278,16 +280,16 @@ class SerialSource(ThreadedSource):
                 continue
             answer = None
             for message in self.decoder.feed(data):
-                if answer is not None:
-                    if message.msg_type == MsgType.DATA and msg_type == MsgType.START:
-                        self._early.append(message)  # the stream began right behind the ACK
-                    elif message.msg_type == MsgType.STATUS:
-                        self.device_status = DeviceStatus.from_bytes(message.payload)
-                elif message.msg_type in (MsgType.ACK, MsgType.NAK) and message.seq == rid:
-                    answer = message
-                elif message.msg_type == MsgType.STATUS:
+                kind = message.msg_type
+                if kind == MsgType.DATA:
+                    # Keep frames of the running stream: those behind START's answer, and during a
+                    # reconnect all of them. Before the first START they predate this session.
+                    if self._streaming or (answer is not None and msg_type == MsgType.START):
+                        self._early.append(message)
+                elif kind == MsgType.STATUS:
                     self.device_status = DeviceStatus.from_bytes(message.payload)
-                # DATA before the answer was sent before this session's START: not part of the stream
+                elif answer is None and kind in (MsgType.ACK, MsgType.NAK) and message.seq == rid:
+                    answer = message
             if answer is not None:
                 return answer
             if self.decoder.stats.incompatible:
