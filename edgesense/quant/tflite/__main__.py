@@ -15,8 +15,8 @@ import numpy as np
 from edgesense.errors import EdgesenseError
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edgesense.quant.tflite", description=__doc__.splitlines()[2])
+def configure(p: argparse.ArgumentParser) -> None:
+    """Arguments of the export command (also for ``edgesense export tflite``)."""
     p.add_argument("model", help="QDQ INT8 ONNX model")
     p.add_argument("out", help="output .tflite path")
     p.add_argument("--io-dtype", default="int8", choices=["int8", "float32"])
@@ -25,15 +25,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench", action="store_true", help="median/p99 latency, ORT INT8 vs LiteRT INT8")
     p.add_argument("--runs", type=int, default=2000)
     p.add_argument("--json", action="store_true", help="print results as JSON")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m edgesense.quant.tflite", description=__doc__.splitlines()[2])
+    configure(p)
     args = p.parse_args(argv)
     try:
-        return _run(args)
+        return run(args)
     except EdgesenseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Export, then optionally check parity and time both runtimes; exit status 1 when parity fails."""
     from edgesense.quant.tflite import export_tflite
     from edgesense.quant.tflite.latency import measure_latency
     from edgesense.quant.tflite.parity import compare_with_onnx, ort_session

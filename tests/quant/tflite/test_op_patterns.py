@@ -190,3 +190,36 @@ def test_float_io(tmp_path):
     assert ops[0] == "QUANTIZE" and ops[-1] == "DEQUANTIZE"
     it = tflite_interpreter(out)
     assert it.get_input_details()[0]["dtype"] == np.float32
+
+
+def test_two_inputs_two_outputs(tmp_path):
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    m = float_model([h.make_node("Conv", ["a", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+                     h.make_node("Add", ["c", "z"], ["y1"]),
+                     h.make_node("GlobalAveragePool", ["y1"], ["g"]),
+                     h.make_node("Flatten", ["g"], ["y2"])],
+                    {"a": (1, 3, 8, 8), "z": (1, 4, 8, 8)}, {"y1": (1, 4, 8, 8), "y2": (1, 4)},
+                    {"w": rand(RNG, 4, 3, 3, 3), "b": rand(RNG, 4)})
+    onnx.save(m, str(tmp_path / "f.onnx"))
+    rng = np.random.default_rng(0)
+    feeds = [{"a": rng.normal(size=(1, 3, 8, 8)).astype(np.float32),
+              "z": rng.normal(size=(1, 4, 8, 8)).astype(np.float32)} for _ in range(40)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(feeds[:20])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    out = export_tflite(tmp_path / "q.onnx", tmp_path / "m.tflite")
+    it = tflite_interpreter(out)
+    assert sorted(d["name"] for d in it.get_input_details()) == ["a", "z"]
+    assert sorted(d["name"] for d in it.get_output_details()) == ["y1", "y2"]
+    report = compare_with_onnx(tmp_path / "q.onnx", out, feeds[20:])
+    assert [o.name for o in report.outputs] == ["y1", "y2"]
+    assert report.passes(0.999), report
