@@ -68,10 +68,9 @@ def _baselines(sig, bl: float) -> dict:
         out["linear X/I (datasheet)"] = np.asarray(predict_linear(sig.i, profile.speaker, sig.fs), np.float32)
     except (ImportError, ValueError):
         pass
-    try:
-        out["impedance tracking"] = tracked_prediction(sig.v, sig.i, profile)
-    except ImportError:
-        pass
+    # The tracker identifies electrical analogues, which do not depend on Bl; its x is exactly
+    # proportional to 1/Bl apart from the weak datasheet prior, so a Bl error rescales the datasheet run.
+    out["impedance tracking"] = tracked_prediction(sig.v, sig.i, sig.profile) * np.float32(sig.speaker.bl / bl)
     return out
 
 
@@ -103,10 +102,7 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
         for name, model in loaded.items():
             streamer = ExcursionStreamer(model, bl)
             if streamer.spec.needs_tracker and track is None:
-                import dataclasses
-
-                profile = dataclasses.replace(sig.profile, speaker=dataclasses.replace(sig.speaker, bl=bl))
-                track = tracked_prediction(sig.v, sig.i, profile)
+                track = tracked_prediction(sig.v, sig.i, sig.profile) * np.float32(sig.speaker.bl / bl)
             preds.setdefault(name, []).append(predict_signal(streamer, sig.v, sig.i, bl, track))
     if adapt:
         from edgesense.nn.train_excursion import adapt_model, load_trained, predict, prepare_inputs

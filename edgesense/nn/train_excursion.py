@@ -95,26 +95,9 @@ def spec_for(model: ExcursionNet, arch: str, cfg: TrainConfig) -> ExcursionModel
                               state_shapes=tuple(model.state_shapes()))
 
 
-#: Directory caching tracked predictions of training recordings (env EDGESENSE_TRACK_CACHE), or None.
-TRACK_CACHE_ENV = "EDGESENSE_TRACK_CACHE"
-
-
 def cached_track(sig: SpeakerSignal) -> np.ndarray:
-    """The tracker's prediction of ``sig`` with its datasheet Bl, cached as .npy when the cache is set."""
-    import hashlib
-    import os
-
-    cache = os.environ.get(TRACK_CACHE_ENV)
-    if not cache:
-        return tracked_prediction(sig.v, sig.i, sig.profile)
-    key = hashlib.sha1(sig.v.tobytes() + sig.i.tobytes() + sig.profile.speaker.__repr__().encode()).hexdigest()
-    path = Path(cache) / f"{key}.npy"
-    if path.is_file():
-        return np.load(path, allow_pickle=False)
-    track = tracked_prediction(sig.v, sig.i, sig.profile)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, track, allow_pickle=False)
-    return track
+    """The tracker's prediction of ``sig`` with its datasheet Bl (cached when EDGESENSE_TRACK_CACHE is set)."""
+    return tracked_prediction(sig.v, sig.i, sig.profile)
 
 
 def prepare_inputs(spec: ExcursionModelSpec, sig: SpeakerSignal, bl: float | None = None) -> np.ndarray:

@@ -12,6 +12,8 @@ training and evaluation.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,10 +82,30 @@ def make_tracker(profile: SpeakerIVProfile):
     return tracking.ImpedanceTracker(profile.speaker, fs=profile.sample_rate_hz)
 
 
+#: Environment variable naming a directory that caches whole-signal tracked predictions (.npy).
+TRACK_CACHE_ENV = "EDGESENSE_TRACK_CACHE"
+
+
 def tracked_prediction(v: np.ndarray, i: np.ndarray, profile: SpeakerIVProfile) -> np.ndarray:
-    """Causal excursion prediction (mm) of the online impedance-tracked linear model over a whole signal."""
-    tracker = make_tracker(profile)
-    return np.asarray(tracker.process(np.asarray(v, np.float32), np.asarray(i, np.float32)), np.float32)
+    """Causal excursion prediction (mm) of the online impedance-tracked linear model over a whole signal.
+
+    Deterministic in (v, i, datasheet), so with ``EDGESENSE_TRACK_CACHE`` set the result is cached
+    there (training and evaluation run the tracker over the same recordings many times).
+    """
+    v = np.asarray(v, np.float32)
+    i = np.asarray(i, np.float32)
+    cache = os.environ.get(TRACK_CACHE_ENV)
+    path = None
+    if cache:
+        key = hashlib.sha1(v.tobytes() + i.tobytes() + repr(profile.speaker).encode()).hexdigest()
+        path = Path(cache) / f"{key}.npy"
+        if path.is_file():
+            return np.load(path, allow_pickle=False)
+    x = np.asarray(make_tracker(profile).process(v, i), np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, x, allow_pickle=False)
+    return x
 
 
 @dataclass(frozen=True)
@@ -116,7 +138,7 @@ class ExcursionPipeline:
     def reset(self) -> None:
         self.streamer.reset()
         if self.tracker is not None:
-            self.tracker.reset() if hasattr(self.tracker, "reset") else None
+            self.tracker.reset()
         self._last_seq = None
 
     def process(self, frame: Frame) -> ExcursionBlock:
