@@ -284,13 +284,13 @@ def _step(batch, k, u, re, bl0, oversample, i, i2, x, v, t, out_i, out_x):
 
 
 def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, *, ambient_c: float | list = 25.0,
-             start_c: list[tuple[float, float]] | None = None, oversample: int = 2, segment_s: float = 0.2,
+             start_c: list[tuple[float, float]] | None = None, oversample: int = 2, segment_s: float | str | None = "auto",
              warmup_s: float = 0.025, thermal: bool = True, max_rows: int = 4096,
              show_progress: bool = False) -> SimResult:
     """Simulate ``u`` (volts, shape (batch, samples)) through each row's speaker.
 
-    Rows are cut into segments simulated side by side (see the module docstring); ``segment_s=None``
-    integrates each row in one piece. ``thermal=False`` keeps the coil at ambient.
+    Rows are cut into segments simulated side by side (see the module docstring); ``"auto"`` picks
+    0.05-0.2 s so that about 2048 rows run at once, ``None`` integrates each row in one piece. ``thermal=False`` keeps the coil at ambient.
     """
     u = np.atleast_2d(np.asarray(u, dtype=np.float64))
     nb, n = u.shape
@@ -309,7 +309,9 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     re_steps = (re0 * (1 + ALPHA_CU * (coil - T_REF_C))).ravel()       # Re, Bl held per 10 ms step
     bl_steps = (bl0 * (1 + ALPHA_BL_MAGNET * (mag - T_REF_C))).ravel()
     n_th = coil.shape[1]
-    seg = n if segment_s is None else max(1, int(round(segment_s * fs)))
+    if segment_s == "auto":   # 0.2 s segments, shorter for small jobs so the batch stays wide
+        segment_s = min(0.2, max(0.05, nb * n / fs / 2048))
+    seg = n if segment_s is None else max(1, int(round(float(segment_s) * fs)))
     warm = 0 if segment_s is None else int(round(warmup_s * fs))
     n_seg = -(-n // seg)
     length = warm + seg

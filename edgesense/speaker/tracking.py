@@ -54,7 +54,7 @@ class TrackerConfig:
     f_hi: float = 10_000.0
     min_coherence: float = 0.6        # mean coherence over the band needed to update
     min_rms_volts: float = 0.05       # excitation needed to update
-    prior_weight: float = 0.03        # pull towards the datasheet (log-parameters)
+    prior_weight: float = 0.002       # weak pull towards the datasheet (log-parameters)
     prior_weight_lr2: float = 0.3
     max_nfev: int = 60
     reference_c: float = 25.0         # temperature at which the datasheet Re holds

@@ -1,0 +1,124 @@
+"""Nonlinear micro-speaker simulator: small-signal accuracy, segment joins, physics, ranges."""
+
+import numpy as np
+import pytest
+
+from edgesense.sim.speaker import SenseConfig, linear_x_over_u, sense, simulate
+from edgesense.sim.speaker_params import (Nonlinearity, SCENARIOS, max_drive_volts, named_speaker,
+                                          parse_speaker_spec)
+from edgesense.sim.speaker_program import program
+
+FS = 48_000.0
+
+
+def _response(x: np.ndarray, f: float, amp: float, seconds: float) -> complex:
+    """Complex gain of the steady-state sine in x (drive amp*sin(2 pi f t))."""
+    n = int(seconds * FS)
+    t = np.arange(len(x))[-n:] / FS
+    basis = np.stack([np.sin(2 * np.pi * f * t), np.cos(2 * np.pi * f * t)], axis=1)
+    c = np.linalg.lstsq(basis, x[-n:], rcond=None)[0]
+    return complex(c[0], c[1]) / amp
+
+
+@pytest.mark.parametrize("oversample,max_f,mag_tol,deg_tol", [(2, 1500, 2e-3, 0.06), (4, 4000, 4e-3, 0.03)])
+def test_small_signal_matches_linear_transfer_function(oversample, max_f, mag_tol, deg_tol):
+    sp = named_speaker("ref")                      # nonlinear speaker, driven at 1 mV: linear regime
+    freqs = [f for f in (100.0, 400.0, 800.0, 1500.0, 4000.0) if f <= max_f]
+    t = np.arange(int(0.15 * FS)) / FS
+    amp = 1e-3
+    u = np.stack([amp * np.sin(2 * np.pi * f * t) for f in freqs])
+    res = simulate([sp] * len(freqs), u, oversample=oversample, thermal=False)
+    for row, f in enumerate(freqs):
+        measured = _response(res.x[row], f, amp, 0.1)
+        expected = linear_x_over_u(sp, np.array([f]))[0]
+        assert abs(abs(measured) / abs(expected) - 1) < mag_tol, f
+        assert abs(np.degrees(np.angle(measured / expected))) < deg_tol, f
+
+
+def test_segments_join_exactly():
+    sp = named_speaker("lite4")
+    u, _ = program(0.15, np.random.default_rng(3), FS, max_volts=max_drive_volts(sp.re))
+    whole = simulate([sp], u[None], segment_s=None, thermal=False, oversample=1)
+    cut = simulate([sp], u[None], segment_s=0.05, warmup_s=0.025, thermal=False, oversample=1)
+    peak = np.max(np.abs(whole.x))
+    assert peak > 0.1 * sp.xmax
+    assert np.max(np.abs(cut.x - whole.x)) < 1e-6 * peak
+    assert np.max(np.abs(cut.i - whole.i)) < 1e-6 * np.max(np.abs(whole.i))
+
+
+def test_asymmetric_stiffness_gives_dc_offset_of_opposite_signs():
+    base = named_speaker("ref")
+    t = np.arange(int(0.3 * FS)) / FS
+    u = 6.0 * np.sin(2 * np.pi * 700.0 * t) * np.minimum(1, t / 0.02)
+    speakers = [base.replace(nonlinearity=Nonlinearity(k1=k1, k2=0.5)) for k1 in (0.2, -0.2)]
+    res = simulate(speakers, np.stack([u, u]), thermal=False)
+    offset = res.x[:, -int(0.1 * FS):].mean(axis=1)
+    # stiffer outward (k1 > 0) pushes the rest position inward, and vice versa
+    assert offset[0] < -1e-6 and offset[1] > 1e-6
+    assert abs(offset[0] + offset[1]) < 0.2 * abs(offset[0])
+
+
+def test_large_signal_compresses_excursion():
+    sp = named_speaker("ref")
+    t = np.arange(int(0.2 * FS)) / FS
+    tone = np.sin(2 * np.pi * 300.0 * t) * np.minimum(1, t / 0.02)
+    res = simulate([sp, sp], np.stack([0.1 * tone, 8.0 * tone]), thermal=False)
+    gain_small = np.ptp(res.x[0, -4800:]) / 0.1
+    gain_large = np.ptp(res.x[1, -4800:]) / 8.0
+    assert gain_large < 0.97 * gain_small         # Bl drops and Kms rises away from rest
+
+
+def test_hot_scenario_heats_the_coil_and_lowers_current():
+    sp = named_speaker("ref")
+    rng = np.random.default_rng(0)
+    u, _ = program(4.0, rng, FS, max_volts=8.0, loud=True)
+    hot = simulate([sp], u[None], ambient_c=SCENARIOS["hot"].ambient_c)
+    cold = simulate([sp], u[None], thermal=False)
+    assert hot.coil_c[0, -1] > 60.0
+    assert hot.magnet_c[0, -1] < hot.coil_c[0, -1]
+    assert hot.thermal_mismatch_k < 2.0
+    late = slice(-int(1 * FS), None)
+    assert np.std(hot.i[0, late]) < 0.9 * np.std(cold.i[0, late])
+
+
+def test_leak_lowers_resonance():
+    sp = named_speaker("ref")
+    leaky = SCENARIOS["leak"].apply(sp)
+    assert leaky.resonance_hz < 0.9 * sp.resonance_hz
+    assert leaky.published() == sp.published()   # the datasheet does not know about the leak
+
+
+def test_random_family_ranges_and_both_asymmetry_signs():
+    speakers = parse_speaker_spec("random:40", seed=5)
+    assert len({s.name for s in speakers}) == 40
+    for s in speakers:
+        assert 4 <= s.re <= 8 and 20e-6 <= s.le <= 100e-6 and 0.5 <= s.bl <= 1.5
+        assert 0.05e-3 <= s.mms <= 0.2e-3 and 600 <= s.resonance_hz <= 1000 and 1 <= s.qms <= 5
+        assert 0.3e-3 <= s.xmax <= 0.6e-3
+        assert abs(s.published().bl / s.bl - 1) <= 0.1 + 1e-12
+    k1 = np.array([s.nonlinearity.k1 for s in speakers])
+    assert (k1 > 0).any() and (k1 < 0).any()
+    assert parse_speaker_spec("random:3", seed=5)[0] == speakers[0]
+
+
+def test_sense_quantises_and_clips():
+    cfg = SenseConfig()
+    u = np.linspace(-12, 12, 1001)
+    i = np.linspace(-2, 2, 1001)
+    vs, is_ = sense(u, i, np.random.default_rng(0), cfg)
+    lsb_v = 2 * cfg.v_range / 2 ** 16
+    assert np.allclose(vs / lsb_v, np.round(vs / lsb_v))
+    assert vs.max() <= cfg.v_range and is_.min() >= -cfg.i_range
+    inside = np.abs(u) < 9
+    assert np.max(np.abs(vs[inside] - u[inside])) < 6 * cfg.v_noise + lsb_v
+
+
+def test_program_levels_and_determinism():
+    a, segs = program(6.0, np.random.default_rng(1), FS, max_volts=5.0)
+    b, _ = program(6.0, np.random.default_rng(1), FS, max_volts=5.0)
+    assert np.array_equal(a, b)
+    assert len(a) == int(6 * FS) and np.max(np.abs(a)) <= 5.0 + 1e-9
+    assert segs[0][1] == 0 and segs[-1][2] == len(a)
+    loud, loud_segs = program(6.0, np.random.default_rng(2), FS, max_volts=8.0, loud=True)
+    assert all(kind != "silence" for kind, _, _ in loud_segs)
+    assert np.sqrt(np.mean(loud ** 2)) > np.sqrt(np.mean(a ** 2)) * 8 / 5 * 0.8
