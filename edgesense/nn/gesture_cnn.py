@@ -2,8 +2,8 @@
 
 Input ``x`` is a *gesture map* of shape ``(batch, in_channels, rows, frames)``, built by
 :func:`edgesense.radar.pipeline.gesture_map` from the last ``frames`` RDIs of ``(C, D, R)``: rows
-``0..D-1`` are each frame's Doppler profile (RDI averaged over range), rows ``D..D+R-1`` its range
-profile (averaged over Doppler), one channel per RDI channel, plus an optional validity channel
+``0..D-1`` are each frame's Doppler profile (RDI maximum over range), rows ``D..D+R-1`` its range
+profile (maximum over Doppler), one channel per RDI channel, plus an optional validity channel
 (1 = received frame, 0 = restored or padded). Output: class logits ``(batch, classes)``.
 
 Three 3x3 Conv-BN-ReLU + 2x2 max-pool stages, then a *flatten* (not a global pool) into the

@@ -36,8 +36,8 @@ def test_rdi_profiles_and_gesture_map_layout():
     rdis = np.arange(2 * 1 * 3 * 4, dtype=np.float32).reshape(2, 1, 3, 4)
     prof = rdi_profiles(rdis)
     assert prof.shape == (2, 1, 7)
-    np.testing.assert_allclose(prof[0, 0, :3], rdis[0, 0].mean(axis=1))
-    np.testing.assert_allclose(prof[0, 0, 3:], rdis[0, 0].mean(axis=0))
+    np.testing.assert_allclose(prof[0, 0, :3], rdis[0, 0].max(axis=1))
+    np.testing.assert_allclose(prof[0, 0, 3:], rdis[0, 0].max(axis=0))
     info = GestureModelInfo(**{**INFO.__dict__, "frames": 2, "mean": (1.0,), "std": (2.0,)})
     x = gesture_map(prof[None], np.array([[0.0, 1.0]]), info)
     assert x.shape == (1, 2, 7, 2)
@@ -53,7 +53,8 @@ def test_gap_is_restored_and_marked_invalid():
     pipe.process(frame(9, 3.0))           # frames 6, 7, 8 lost
     x = oracle.inputs[-1][0]
     np.testing.assert_array_equal(x[1, 0], [1, 1, 1, 1, 0, 0, 0, 1])
-    np.testing.assert_allclose(x[0, 0, -4:], [0.75, 1.5, 2.25, 3.0])   # linear restoration
+    # edgesense.radar.restore: hold the last frame, then ramp over the last `lookahead` (2) frames
+    np.testing.assert_allclose(x[0, 0, -4:], [0.0, 1.0, 2.0, 3.0], atol=1e-6)
     assert pipe.stats.frames_restored == 3 and pipe.stats.gaps == 1
     assert pipe.frame_index == 9
 
