@@ -201,6 +201,12 @@ def import_onnx(path: str | Path) -> OnnxFloatModel:
     if any(k in used for k in pending_pad):
         raise ModelError(f"{path}: a Pad that does not feed a Conv is not supported")
     outputs = [src(o.name) for o in g.output]
+    reserved = {o.name for o in g.output} | {"input", "output"}
+    rename = {nd.name: nd.name + "_t" for nd in nodes[1:] if nd.name in reserved}
+    for nd in nodes:               # internal tensors never carry a graph I/O name (the exporter assigns those)
+        nd.name = rename.get(nd.name, nd.name)
+        nd.inputs = [rename.get(i, i) for i in nd.inputs]
+    outputs = [rename.get(o, o) for o in outputs]
     nodes = _fold_all_bn(nodes, outputs)
     for o in outputs:
         nodes.append(OpNode("output", f"output:{o}", [o]))

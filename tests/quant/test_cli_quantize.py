@@ -1,0 +1,63 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from tiny_nets import conv1d_net  # noqa: E402
+
+from edgesense.runtime import load_model  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+def _main(argv, capsys):
+    from edgesense.cli.main import main
+    rc = main(argv)
+    return rc, capsys.readouterr()
+
+
+def test_quantize_float_onnx_writes_int8_model_and_report(tmp_path, capsys):
+    x = np.random.default_rng(0).standard_normal((40, 2, 16, 16)).astype(np.float32)
+    np.save(tmp_path / "calib.npy", x)
+    rc, out = _main(["quantize", "--model", str(DATA / "example_cnn2d_float.onnx"), "--calib", str(tmp_path / "calib.npy"),
+                     "--out", str(tmp_path / "q"), "--method", "percentile", "--json"], capsys)
+    assert rc == 0
+    summary = json.loads(out.out)
+    assert summary["target"] == "ort-cpu" and summary["output_sqnr_db"] > 30
+    assert summary["argmax_agreement"] >= 0.9 and summary["sensitivity"]
+    model = load_model(summary["int8_onnx"])
+    y = model.run(x[:4])
+    assert y.shape == (4, 5) and np.allclose(y.sum(1), 1, atol=0.05)
+    assert (tmp_path / "q" / "example_cnn2d_float_int8.encodings.json").is_file()
+
+
+def test_quantize_state_dict_with_arch(tmp_path, capsys, monkeypatch):
+    from edgesense.nn import registry
+    monkeypatch.setitem(registry._REGISTRY, "test_conv1d_net", lambda **kw: conv1d_net(0))
+    torch.save(conv1d_net(0).state_dict(), tmp_path / "m.pt")
+    np.save(tmp_path / "c.npy", np.random.default_rng(1).standard_normal((30, 8, 32)).astype(np.float32))
+    rc, out = _main(["quantize", "--model", str(tmp_path / "m.pt"), "--arch", "test_conv1d_net", "--calib",
+                     str(tmp_path / "c.npy"), "--out", str(tmp_path / "o"), "--cle", "--bias-correction"], capsys)
+    assert rc == 0 and "SQNR" in out.out
+    assert (tmp_path / "o" / "m_int8.onnx").is_file()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--model", "missing.onnx"], "no such model file"),
+    (["--model", str(DATA / "example_cnn2d_float.onnx"), "--target", "gpu"], "unknown target"),
+])
+def test_quantize_user_errors_are_one_line(tmp_path, capsys, argv, match):
+    np.save(tmp_path / "c.npy", np.zeros((4, 2, 16, 16), np.float32))
+    rc, out = _main(["quantize", *argv, "--calib", str(tmp_path / "c.npy"), "--out", str(tmp_path / "o")], capsys)
+    assert rc == 2 and match in out.err and "Traceback" not in out.err
+
+
+def test_quantize_rejects_calibration_of_the_wrong_shape(tmp_path, capsys):
+    np.save(tmp_path / "c.npy", np.zeros((4, 3), np.float32))
+    rc, out = _main(["quantize", "--model", str(DATA / "example_cnn2d_float.onnx"), "--calib", str(tmp_path / "c.npy"),
+                     "--out", str(tmp_path / "o")], capsys)
+    assert rc == 2 and "sample shape" in out.err
