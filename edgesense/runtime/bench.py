@@ -1,0 +1,179 @@
+"""Latency, throughput and peak memory of one model on one backend, batch 1.
+
+Backends: ``onnxruntime`` (float or INT8 ``.onnx``), ``litert`` (``.tflite``) and ``torch`` (a float
+model on torch eager -- imported lazily; torch is optional). :func:`bench_isolated` runs each case in a
+fresh Python process so its peak-memory figure (growth of the process's maximum resident set size while
+loading and running the model) is not polluted by other models.
+
+Also a module entry point used by the isolation: ``python -m edgesense.runtime.bench PATH --backend B``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgesense.errors import EdgesenseError, ModelError
+
+__all__ = ["BenchResult", "bench_model", "bench_isolated", "is_int8_onnx", "backend_label"]
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Timing of ``runs`` batch-1 inferences after ``warmup`` untimed ones."""
+
+    model: str
+    backend: str            # "torch float", "ORT float", "ORT INT8", "LiteRT INT8", "LiteRT float"
+    path: str
+    median_us: float
+    p99_us: float
+    throughput_per_s: float
+    peak_memory_mb: float | None
+    runs: int
+    threads: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux reports KiB
+
+
+def is_int8_onnx(path: str | Path) -> bool:
+    """True for a quantized ONNX model (QDQ or QOperator), judged from its op names."""
+    data = Path(path).read_bytes()
+    return b"DequantizeLinear" in data or b"QLinearConv" in data or b"QGemm" in data
+
+
+def backend_label(path: str | Path, backend: str) -> str:
+    """Human label of a (file, backend) pair."""
+    if backend == "torch":
+        return "torch float"
+    if backend == "litert":
+        data = Path(path).read_bytes()
+        return "LiteRT INT8" if b"QUANTIZE" in data or _tflite_int8(path) else "LiteRT float"
+    return "ORT INT8" if is_int8_onnx(path) else "ORT float"
+
+
+def _tflite_int8(path) -> bool:
+    try:
+        from edgesense.runtime import load_model
+        m = load_model(path, warmup=0)
+        return any(np.issubdtype(s.dtype, np.integer) for s in m.input_specs)
+    except ModelError:
+        return False
+
+
+def _timings(fn, runs: int, warmup: int) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    t = np.empty(runs)
+    for i in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        t[i] = time.perf_counter() - t0
+    return t
+
+
+def _torch_callable(path: Path, threads: int, arch: str | None, arch_args: str | None, example_shape):
+    import torch
+
+    torch.set_num_threads(threads)
+    if path.suffix == ".pt":
+        from edgesense.quant.model_io import architecture_args, load_torch_model
+        if not arch:
+            raise EdgesenseError(f"{path}: a .pt model needs its architecture name to run on torch")
+        model = load_torch_model(path, arch, architecture_args(path, arch_args))
+        if example_shape is None:
+            raise EdgesenseError(f"{path}: give the input shape of a .pt model")
+        shape = example_shape
+    else:  # a float ONNX, rebuilt as a torch module (BN folded) by the quantization importer
+        from edgesense.quant.sim import QuantSim
+        sim = QuantSim.from_onnx(path)
+        model = sim.float_model().eval()
+        shape = (1, *sim.input_shape[1:])
+    x = torch.randn(shape)
+
+    def run():
+        with torch.inference_mode():
+            model(x)
+    return run
+
+
+def bench_model(path: str | Path, backend: str, runs: int = 200, warmup: int = 20, threads: int = 1,
+                model_name: str | None = None, arch: str | None = None, arch_args: str | None = None,
+                input_shape: tuple[int, ...] | None = None) -> BenchResult:
+    """Benchmark ``path`` on ``backend`` (``onnxruntime``, ``litert`` or ``torch``) in this process."""
+    path = Path(path)
+    if runs < 1:
+        raise EdgesenseError("runs must be >= 1")
+    if backend == "torch":
+        import torch  # noqa: F401  (import cost excluded from the memory baseline)
+        base = _maxrss_mb()
+        fn = _torch_callable(path, threads, arch, arch_args, input_shape)
+    elif backend in ("onnxruntime", "litert"):
+        if backend == "onnxruntime":
+            import onnxruntime  # noqa: F401
+        base = _maxrss_mb()
+        from edgesense.runtime import load_model
+        model = load_model(path, threads=threads, warmup=0)
+        feeds = model.dummy_inputs(batch=1)
+
+        def fn():
+            model.run(feeds)
+    else:
+        raise EdgesenseError(f"unknown backend {backend!r}; choose onnxruntime, litert or torch")
+    t = _timings(fn, runs, warmup)
+    peak = _maxrss_mb() - base
+    return BenchResult(model_name or path.stem, backend_label(path, backend), str(path),
+                       float(np.median(t) * 1e6), float(np.percentile(t, 99) * 1e6), float(1.0 / t.mean()),
+                       round(peak, 2), runs, threads)
+
+
+def bench_isolated(path: str | Path, backend: str, runs: int = 200, warmup: int = 20, threads: int = 1,
+                   model_name: str | None = None, arch: str | None = None, arch_args: str | None = None,
+                   input_shape: tuple[int, ...] | None = None, timeout_s: float = 600) -> BenchResult:
+    """:func:`bench_model` in a fresh Python process (clean peak-memory figure)."""
+    cmd = [sys.executable, "-m", "edgesense.runtime.bench", str(path), "--backend", backend, "--runs", str(runs),
+           "--warmup", str(warmup), "--threads", str(threads)]
+    for flag, value in (("--name", model_name), ("--arch", arch), ("--arch-args", arch_args)):
+        if value:
+            cmd += [flag, value]
+    if input_shape:
+        cmd += ["--input-shape", ",".join(map(str, input_shape))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        raise ModelError(f"benchmark of {path} on {backend} failed: {last}")
+    return BenchResult(**json.loads(proc.stdout))
+
+
+def _main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m edgesense.runtime.bench")
+    p.add_argument("path")
+    p.add_argument("--backend", required=True)
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--name")
+    p.add_argument("--arch")
+    p.add_argument("--arch-args")
+    p.add_argument("--input-shape")
+    a = p.parse_args(argv)
+    shape = tuple(int(v) for v in a.input_shape.split(",")) if a.input_shape else None
+    r = bench_model(a.path, a.backend, a.runs, a.warmup, a.threads, a.name, a.arch, a.arch_args, shape)
+    print(json.dumps(r.to_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

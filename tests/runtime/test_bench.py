@@ -1,0 +1,45 @@
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+tiny = pytest.importorskip("tiny_models")
+
+from edgesense.errors import EdgesenseError  # noqa: E402
+from edgesense.runtime.bench import bench_isolated, bench_model, is_int8_onnx  # noqa: E402
+
+
+def test_bench_model_reports_sane_numbers(tmp_path):
+    tiny.onnx_affine(tmp_path / "m.onnx")
+    r = bench_model(tmp_path / "m.onnx", "onnxruntime", runs=50, warmup=5)
+    assert r.backend == "ORT float" and r.runs == 50 and r.threads == 1
+    assert 0 < r.median_us <= r.p99_us
+    assert r.throughput_per_s == pytest.approx(1e6 / r.median_us, rel=0.9)
+    assert not is_int8_onnx(tmp_path / "m.onnx")
+    with pytest.raises(EdgesenseError):
+        bench_model(tmp_path / "m.onnx", "tensorrt")
+
+
+def test_bench_litert_isolated_has_memory_figure(tmp_path):
+    pytest.importorskip("tflite")
+    tiny.tflite_add(tmp_path / "a.tflite", (1, 8), np.ones((1, 8), np.float32), int8=True)
+    r = bench_isolated(tmp_path / "a.tflite", "litert", runs=30, warmup=3)
+    assert r.backend == "LiteRT INT8" and r.peak_memory_mb is not None and r.peak_memory_mb >= 0
+    assert r.median_us > 0
+
+
+def test_bench_command_side_by_side(tmp_path, capsys):
+    pytest.importorskip("tflite")
+    from edgesense.cli.main import main
+    d = tmp_path / "models" / "toy"
+    d.mkdir(parents=True)
+    tiny.onnx_affine(d / "toy_float.onnx")
+    tiny.tflite_add(d / "toy_int8.tflite", (1, 4), np.ones((1, 4), np.float32), int8=True)
+    rc = main(["bench", str(d), "--runs", "20", "--warmup", "2", "--no-torch", "--no-isolate", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and not out["failures"]
+    assert sorted(r["backend"] for r in out["results"]) == ["LiteRT INT8", "ORT float"]
+    assert {r["model"] for r in out["results"]} == {"toy"}
+    rc = main(["bench", str(tmp_path / "nothing-here")])
+    assert rc == 2 and "not a model directory" in capsys.readouterr().err
