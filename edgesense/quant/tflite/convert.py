@@ -40,8 +40,8 @@ LOGISTIC_QP = QuantParams.make(1.0 / 256.0, -128)
 TANH_QP = QuantParams.make(1.0 / 128.0, 0)
 
 SUPPORTED_OPS = (
-    "QuantizeLinear", "DequantizeLinear", "Conv", "Gemm", "MatMul", "Relu", "Clip", "MaxPool",
-    "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Mul", "Softmax", "Sigmoid", "Tanh",
+    "QuantizeLinear", "DequantizeLinear", "Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "Clip", "MaxPool",
+    "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Sub", "Mul", "Softmax", "Sigmoid", "Tanh",
     "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Slice", "Concat",
     "Identity", "Dropout",
 )
@@ -511,11 +511,15 @@ class _Converter:
         n, c, h, w = _nchw4(x.shape)
         padding, explicit = _padding_mode((h, w), ks, strides, [1, 1], pads, at.get("auto_pad", b"NOTSET"))
         out_shape = self._shape(node.output[0])
-        if explicit is not None or (at.get("count_include_pad", 0) and padding == Padding.SAME and any(pads)):
+        xin = self._nhwc(x)
+        if opcode == Op.AVERAGE_POOL_2D and at.get("count_include_pad", 0) and any(pads):
+            # padded zeros count in the average: pad explicitly (with the zero point = real 0), then VALID
+            xin = self._pad(xin, [(0, 0), (pads[0], pads[2]), (pads[1], pads[3]), (0, 0)], node.name)
+            padding, explicit, (h, w) = Padding.VALID, None, (h + pads[0] + pads[2], w + pads[1] + pads[3])
+        if explicit is not None:
             raise ModelError(f"{node.op_type} {node.name!r}: padding {pads} has no TFLite equivalent (use 'same' or none)")
         if _nchw4(out_shape)[2:] != (_out_size(h, ks[0], strides[0], padding), _out_size(w, ks[1], strides[1], padding)):
             raise ModelError(f"{node.op_type} {node.name!r}: ceil_mode output size has no TFLite equivalent")
-        xin = self._nhwc(x)
         out = self._new_act(node.output[0], out_shape, "nhwc", xin.qp)
         self.fb.add_operator(
             opcode, [xin.index], [out.index], "Pool2DOptions", version=2, Padding=padding,
@@ -605,6 +609,9 @@ class _Converter:
     def _op_Mul(self, node: onnx.NodeProto) -> None:
         self._binary(node, Op.MUL, "MulOptions")
 
+    def _op_Sub(self, node: onnx.NodeProto) -> None:
+        self._binary(node, Op.SUB, "SubOptions")
+
     def _unary_fixed_grid(self, node: onnx.NodeProto, opcode: int, grid: QuantParams, options: str | None = None,
                           **opts) -> None:
         """Ops whose int8 kernel writes a fixed output grid; requantized when the QDQ grid differs."""
@@ -634,6 +641,9 @@ class _Converter:
     def _op_Relu(self, node: onnx.NodeProto) -> None:
         self._activation(node, Op.RELU)
 
+    def _op_LeakyRelu(self, node: onnx.NodeProto) -> None:
+        self._activation(node, Op.LEAKY_RELU, "LeakyReluOptions", Alpha=float(_attrs(node).get("alpha", 0.01)))
+
     def _op_Clip(self, node: onnx.NodeProto) -> None:
         lo, hi = self._clip_bounds(node)
         opcode = {(0.0, 6.0): Op.RELU6, (-1.0, 1.0): Op.RELU_N1_TO_1, (0.0, 1.0): Op.RELU_0_TO_1}.get((lo, hi))
@@ -641,11 +651,11 @@ class _Converter:
             raise ModelError(f"Clip {node.name!r}: only ranges (0, 6), (-1, 1) and (0, 1) are supported")
         self._activation(node, opcode)
 
-    def _activation(self, node: onnx.NodeProto, opcode: int) -> None:
+    def _activation(self, node: onnx.NodeProto, opcode: int, options: str | None = None, **opts) -> None:
         x = self._act(node.input[0])
         qp_out, _, out_name = self._output_grid(node, fuse=False)
         out = self._new_act(out_name, x.shape, x.layout, qp_out, x.src4)
-        self.fb.add_operator(opcode, [x.index], [out.index], version=2)
+        self.fb.add_operator(opcode, [x.index], [out.index], options, version=2, **opts)
         self.vals[out_name] = out
 
     # ------------------------------------------------------------------ data movement

@@ -110,6 +110,8 @@ def test_asymmetric_conv_pads_become_pad_op(tmp_path):
 @pytest.mark.parametrize("op,attrs,out_hw", [
     ("MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2]}, (4, 4)),
     ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, (8, 8)),
+    ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}, (8, 8)),
+    ("AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2]}, (4, 4)),
     ("GlobalAveragePool", {}, (1, 1)),
 ])
 def test_pooling(tmp_path, op, attrs, out_hw):
@@ -138,16 +140,20 @@ def test_flatten_gemm_softmax_permutes_weights_instead_of_transposing(tmp_path):
     assert sm and sm[0]["quantization"] == (1.0 / 256.0, -128)  # TFLite's softmax grid, then requantized
 
 
-def test_residual_add_and_mul(tmp_path):
+def test_residual_add_mul_sub_and_constant_operand(tmp_path):
     m = float_model([h.make_node("Conv", ["x", "w1", "b1"], ["a"], pads=[1, 1, 1, 1]),
                      h.make_node("Conv", ["x", "w2", "b2"], ["b"], pads=[1, 1, 1, 1]),
                      h.make_node("Add", ["a", "b"], ["s"]),
-                     h.make_node("Mul", ["s", "a"], ["y"])],
+                     h.make_node("Mul", ["s", "a"], ["m"]),
+                     h.make_node("Sub", ["m", "b"], ["d"]),
+                     h.make_node("Mul", ["d", "k"], ["y"])],  # per-channel constant, broadcast (C, 1, 1)
                     {"x": (1, 3, 6, 6)}, {"y": (1, 4, 6, 6)},
-                    {"w1": rand(RNG, 4, 3, 3, 3), "b1": rand(RNG, 4), "w2": rand(RNG, 4, 3, 3, 3), "b2": rand(RNG, 4)})
+                    {"w1": rand(RNG, 4, 3, 3, 3), "b1": rand(RNG, 4), "w2": rand(RNG, 4, 3, 3, 3), "b2": rand(RNG, 4),
+                     "k": np.array([0.5, -1.0, 2.0, 0.25], np.float32).reshape(4, 1, 1)})
     out, _ = _export_and_check(tmp_path, m, (1, 3, 6, 6))
     ops = tflite_ops(out)
-    assert "ADD" in ops and "MUL" in ops
+    assert ops.count("ADD") == 1 and ops.count("MUL") == 2 and ops.count("SUB") == 1
+    assert ops.count("TRANSPOSE") == 2  # input and output only
 
 
 @pytest.mark.parametrize("op,grid,requantized", [
@@ -157,6 +163,7 @@ def test_residual_add_and_mul(tmp_path):
     ("Tanh", (2.0 / 255.0, 0), True),
     ("Softmax", (1.0 / 255.0, -128), True),
     ("Relu", (0.02, -128), False),
+    ("LeakyRelu", (0.03, -60), False),
 ])
 def test_single_activation_ops(tmp_path, op, grid, requantized):
     """The op reads the quantized input directly, so the comparison sees this op's error alone."""
@@ -166,7 +173,7 @@ def test_single_activation_ops(tmp_path, op, grid, requantized):
         report = compare_with_onnx(qdq, out, samples((1, 64), 40, scale=3.0), xnnpack=xnnpack)
         assert report.passes(0.999) and report.max_lsb <= 1, (xnnpack, report)
     ops = tflite_ops(out)
-    assert ops[0] == {"Sigmoid": "LOGISTIC"}.get(op, op.upper())
+    assert ops[0] == {"Sigmoid": "LOGISTIC", "LeakyRelu": "LEAKY_RELU"}.get(op, op.upper())
     assert ("QUANTIZE" in ops) == requantized
 
 
