@@ -1,0 +1,156 @@
+"""Quantize the same float ONNX models with edgesense and with onnxruntime's ``quantize_static``; compare INT8 metrics.
+
+Every INT8 model is run on onnxruntime (CPU, one thread) over the same evaluation inputs and scored
+against the labels (classification accuracy, or NRMSE for regression targets) and against the float
+model (output SQNR; argmax agreement for classifiers). Peers (reference quantization.md §2.1):
+``quantize_static`` with ``QuantFormat.QDQ``, ``QuantType.QInt8`` activations and weights, per-channel,
+calibration ``MinMax``, ``Entropy`` and ``Percentile`` (99.999), each with and without ``reduce_range``
+(ORT's advice for x86 without VNNI). All options are passed explicitly because ORT's defaults changed
+across releases. aimet-onnx is not installed here (about 2 GB); add it as another row where it is.
+
+    python tools/compare_peers.py --model M_float.onnx --calib calib.npy --eval x.npy [--labels y.npy] [--json]
+    python tools/compare_peers.py --examples            # the committed example models with random data
+
+``--labels``: int labels (N,) -> accuracy; float targets shaped like the output -> NRMSE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ort_quantize(src: Path, dst: Path, calib: np.ndarray, method: str, reduce_range: bool) -> Path:
+    import onnxruntime as ort
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter([{name: calib[i:i + 32]} for i in range(0, len(calib), 32)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    extra = {"CalibPercentile": 99.999} if method == "Percentile" else {}
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    reduce_range=reduce_range, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=getattr(CalibrationMethod, method), extra_options=extra)
+    return dst
+
+
+def _edgesense_quantize(src: Path, dst: Path, calib: np.ndarray, method: str, target: str) -> Path:
+    import torch
+
+    from edgesense.quant import AnalyzerConfig, QuantConfig, QuantSim, calibrate, export_qdq_onnx
+
+    sim = QuantSim.from_onnx(src, target, QuantConfig(activations=AnalyzerConfig(method)))
+    calibrate(sim, torch.from_numpy(calib).split(64))
+    export_qdq_onnx(sim, dst)
+    return dst
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    from edgesense.runtime import load_model
+    m = load_model(path, threads=1, warmup=0)
+    return np.concatenate([m.run(x[i:i + 256]) for i in range(0, len(x), 256)])
+
+
+def _metrics(y: np.ndarray, y_float: np.ndarray, labels: np.ndarray | None) -> dict:
+    out = {"sqnr_vs_float_db": float(10 * np.log10(np.sum(y_float.astype(np.float64) ** 2)
+                                                   / max(np.sum((y_float - y).astype(np.float64) ** 2), 1e-30)))}
+    classifier = y.ndim == 2 and y.shape[1] > 1
+    if classifier:
+        out["argmax_agreement"] = float((y.argmax(1) == y_float.argmax(1)).mean())
+    if labels is not None:
+        if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
+            out["accuracy"] = float((y.argmax(1) == labels).mean())
+        else:
+            out["nrmse"] = float(np.sqrt(np.mean((y - labels) ** 2)) / max(np.std(labels), 1e-12))
+    return out
+
+
+def compare(model: Path, calib: np.ndarray, x: np.ndarray, labels: np.ndarray | None, target: str = "ort-cpu") -> list[dict]:
+    """Rows: float, edgesense {minmax, percentile, mse}, ORT {MinMax, Entropy, Percentile} x reduce_range."""
+    rows = []
+    y_float = _run(model, x)
+    float_row = _metrics(y_float, y_float, labels)
+    float_row.pop("sqnr_vs_float_db")
+    rows.append({"quantizer": "float", **float_row, "seconds": 0.0})
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in ("minmax", "percentile", "mse"):
+            t0 = time.time()
+            q = _edgesense_quantize(model, Path(tmp) / f"es_{method}.onnx", calib, method, target)
+            rows.append({"quantizer": f"edgesense {method} ({target})", **_metrics(_run(q, x), y_float, labels),
+                         "seconds": time.time() - t0})
+        for method in ("MinMax", "Entropy", "Percentile"):
+            for rr in (False, True):
+                t0 = time.time()
+                try:
+                    q = _ort_quantize(model, Path(tmp) / f"ort_{method}_{rr}.onnx", calib, method, rr)
+                    m = _metrics(_run(q, x), y_float, labels)
+                except Exception as exc:  # a peer failing is a result, not a crash
+                    m = {"error": str(exc).splitlines()[0][:200]}
+                rows.append({"quantizer": f"ort quantize_static {method}" + (" reduce_range" if rr else ""), **m,
+                             "seconds": time.time() - t0})
+    return rows
+
+
+def _table(name: str, rows: list[dict]) -> str:
+    keys = [k for k in ("accuracy", "nrmse", "argmax_agreement", "sqnr_vs_float_db") if any(k in r for r in rows)]
+    lines = [f"## {name}", "", "| quantizer | " + " | ".join(keys) + " | seconds |",
+             "|---|" + "---|" * (len(keys) + 1)]
+    for r in rows:
+        cells = [("%.4f" % r[k]) if k in r else r.get("error", "-") for k in keys]
+        lines.append(f"| {r['quantizer']} | " + " | ".join(cells) + f" | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, action="append", default=[], help="float ONNX model (repeatable)")
+    p.add_argument("--calib", type=Path, help="calibration inputs .npy (N, ...)")
+    p.add_argument("--eval", type=Path, help="evaluation inputs .npy (N, ...)")
+    p.add_argument("--labels", type=Path, help="evaluation labels/targets .npy")
+    p.add_argument("--target", default="ort-cpu", help="edgesense target profile (default ort-cpu)")
+    p.add_argument("--examples", action="store_true", help="run on tests/quant/data example models, random data")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    import torch
+    torch.set_num_threads(1)
+    jobs = []
+    if a.examples:
+        rng = np.random.default_rng(0)
+        for name, shape in (("cnn2d", (2, 16, 16)), ("conv1d", (8, 32))):
+            model = ROOT / "tests" / "quant" / "data" / f"example_{name}_float.onnx"
+            jobs.append((model, rng.standard_normal((256, *shape)).astype(np.float32),
+                         rng.standard_normal((512, *shape)).astype(np.float32), None))
+    for model in a.model:
+        if not (a.calib and a.eval):
+            p.error("--model needs --calib and --eval")
+        load = lambda f: np.load(f, allow_pickle=False)  # noqa: E731
+        jobs.append((model, load(a.calib).astype(np.float32), load(a.eval).astype(np.float32),
+                     load(a.labels) if a.labels else None))
+    if not jobs:
+        p.error("give --model ... or --examples")
+    report = {str(m): compare(m, c, x, y, a.target) for m, c, x, y in jobs}
+    if a.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+    else:
+        print("\n\n".join(_table(Path(k).name, v) for k, v in report.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
