@@ -118,6 +118,7 @@ class _Converter:
                 self.consumers[name].append(node)
         self.graph_inputs = {i.name for i in self.graph.input if i.name not in self.inits}
         self.vals: dict[str, _Act | _Const] = {}
+        self.input_acts: dict[str, _Act] = {}
         self.views: dict[tuple[int, str], _Act] = {}
         self.skip: set[int] = set()
         self.fb = ModelBuilder()
@@ -356,7 +357,11 @@ class _Converter:
         if not qp.per_tensor:
             raise ModelError(f"QuantizeLinear {node.name!r}: activations must be quantized per tensor")
         if x in self.graph_inputs:
-            self.vals[out] = self._graph_input(x, qp, out)
+            first = self.input_acts.get(x)
+            if first is None:
+                self.vals[out] = self.input_acts[x] = self._graph_input(x, qp, out)
+            else:  # the same input quantized on a second grid
+                self.vals[out] = first if first.qp.same_as(qp) else self._requantize(first, qp, out)
             return
         a = self._act(x)
         self.vals[out] = a if a.qp.same_as(qp) else self._requantize(a, qp, out)

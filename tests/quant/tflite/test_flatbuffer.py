@@ -56,3 +56,30 @@ def test_duplicate_names_are_made_unique():
     a = fb.add_tensor("t", (1,), np.int8)
     c = fb.add_tensor("t", (1,), np.int8)
     assert fb.tensors[a].name != fb.tensors[c].name
+
+
+def test_exported_per_tensor_params_use_dimension_0(tmp_path):
+    """XNNPACK declines int8 tensors whose per-tensor quantization names another dimension (ONNX's axis=1
+    default); every per-tensor tensor must say 0 or LiteRT silently runs without the delegate."""
+    from pathlib import Path
+
+    from edgesense.quant.tflite import export_tflite
+
+    qdq = Path(__file__).resolve().parents[1] / "data" / "example_cnn2d_int8.onnx"
+    if not qdq.exists():
+        import pytest
+
+        pytest.skip("example model not committed")
+    model = tflite.Model.GetRootAs(export_tflite(qdq, tmp_path / "m.tflite").read_bytes(), 0)
+    sub = model.Subgraphs(0)
+    per_tensor = per_channel = 0
+    for i in range(sub.TensorsLength()):
+        q = sub.Tensors(i).Quantization()
+        if q is None or q.ScaleLength() == 0:
+            continue
+        if q.ScaleLength() == 1:
+            per_tensor += 1
+            assert q.QuantizedDimension() == 0, sub.Tensors(i).Name()
+        else:
+            per_channel += 1
+    assert per_tensor > 5 and per_channel > 3
