@@ -1,0 +1,77 @@
+"""Baseline excursion figures per speaker and scenario: zero predictor, datasheet linear X/I, impedance tracking.
+
+Usage: python tools/eval_speaker_baselines.py DATASET_DIR [--split test] [--json]
+
+Each (speaker, scenario) stream is reassembled from its clips in order and both baselines run
+causally over the whole stream (they need no labels; deployment runs them continuously); metrics
+are computed on the clips of ``--split`` only (all clips with ``--split all``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from edgesense.recording import Dataset
+from edgesense.speaker.linear import predict_linear
+from edgesense.speaker.metrics import combined_metrics, zero_predictor
+from edgesense.speaker.tracking import track
+
+
+def evaluate(root: str, split: str = "test") -> list[dict]:
+    ds = Dataset.open(root)
+    streams: dict[str, list] = defaultdict(list)
+    for e in ds.entries:
+        rec = ds.load(e)
+        streams[rec.metadata.get("stream", e.path)].append((rec.metadata.get("clip_index", 0), e.split, rec))
+    rows = []
+    for name in sorted(streams):
+        clips = sorted(streams[name], key=lambda c: c[0])
+        if split != "all" and not any(s == split for _, s, _ in clips):
+            continue
+        rec0 = clips[0][2]
+        prof = rec0.profile
+        p = np.concatenate([c[2].payloads.reshape(-1, len(prof.channels)) for c in clips]).astype(np.float64)
+        v, i, x = (p[:, prof.channel_index(k)] for k in ("v", "i", "x"))
+        t0 = time.process_time()
+        tracked = track(v, i, prof.speaker, prof.sample_rate_hz)
+        cpu = time.process_time() - t0
+        lin = predict_linear(i, prof.speaker, prof.sample_rate_hz)
+        bounds = np.cumsum([0] + [c[2].payloads.shape[0] * prof.block_size for c in clips])
+        sel = [(bounds[k], bounds[k + 1]) for k, (_, s, _) in enumerate(clips) if split in ("all", s)]
+        row = {"stream": name, "speaker": rec0.metadata.get("subject"), "scenario": rec0.metadata.get("session"),
+               "seconds": sum(b - a for a, b in sel) / prof.sample_rate_hz,
+               "tracker_cpu_per_s": cpu / (len(v) / prof.sample_rate_hz)}
+        for label, pred in (("zero", zero_predictor(x)), ("linear", lin), ("tracking", tracked.x_mm)):
+            row[label] = combined_metrics([(x[a:b], pred[a:b]) for a, b in sel], prof.sample_rate_hz).to_dict()
+        rows.append(row)
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dataset")
+    ap.add_argument("--split", default="test", help="split to score (default test; 'all' for every clip)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    rows = evaluate(args.dataset, args.split)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"{'stream':24s} {'method':9s} {'NRMSE%':>7s} {'peak mm':>8s} {'loud<.02':>8s} {'<0.1mm':>8s} {'off<.01':>8s}")
+    for r in rows:
+        for m in ("zero", "linear", "tracking"):
+            d = r[m]
+            print(f"{r['stream']:24s} {m:9s} {100 * d['nrmse']:7.2f} {d['peak_error_mm']:8.4f} "
+                  f"{d['loud_within_0_02']:8.4f} {d['within_0_1']:8.5f} {d['offset_within_0_01']:8.5f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
