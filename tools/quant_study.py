@@ -1,0 +1,169 @@
+"""QAT study: task accuracy against bit width (8, 6, 4) and learning rate, for each range parameterisation.
+
+Reproduces, on our own models, the experiment of You, Park, Lee, An, Patel, Nagel (arXiv 2404.16898;
+reference quantization.md §4.2): asymmetric activation ranges learned as scale/offset, min/max or
+beta/gamma (sigmoid-free), weights symmetric per channel. For every (bits, parameterisation, lr):
+PTQ with min/max calibration, then ``--epochs`` of QAT (Adam; range parameters at the parameterisation's
+default learning-rate multiplier: 2^b for min/max, 1 otherwise), then the metric on held-out data in the
+simulation (which equals the integer runtimes within 1 LSB, tests/quant/test_parity.py).
+
+    python tools/quant_study.py --demo                       # gesture_cnn on a seeded synthetic 5-class task
+    python tools/quant_study.py --model m.pt --arch gesture_cnn --data x.npy --labels y.npy [--json]
+
+``--labels`` int (N,) -> accuracy (higher is better); float targets -> NRMSE (lower is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def synthetic_task(n: int = 2000, seed: int = 0):
+    """5 classes of 2x16x16 maps: a class-specific moving blob (Doppler-vs-time like) plus noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 5, n)
+    t = np.arange(16)[None, :]
+    x = rng.normal(0, 1.0, (n, 2, 16, 16)).astype(np.float32)
+    for i in range(n):
+        slope = [-0.6, -0.25, 0.0, 0.25, 0.6][y[i]]
+        row = np.clip(np.round(8 + slope * (t - 8) + rng.normal(0, 1)), 0, 15).astype(int)[0]
+        x[i, 0, row, np.arange(16)] += 1.2
+        x[i, 1, :, :] += 0.15 * y[i] / 4.0 + rng.normal(0, 0.3)
+    return x, y
+
+
+def train_float(model, x, y, epochs: int, lr: float = 3e-3, seed: int = 0):
+    import torch
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), 64):
+            idx = perm[i:i + 64]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
+def metric(pred, labels) -> float:
+    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
+        return float((pred.argmax(1) == labels).mean())
+    return float(np.sqrt(np.mean((pred - labels) ** 2)) / max(np.std(labels), 1e-12))
+
+
+def study(model, x_tr, y_tr, x_te, y_te, bits=(8, 6, 4), lrs=(1e-4, 1e-3, 1e-2),
+          params=("minmax", "scale_offset", "beta_gamma"), epochs: int = 3, seed: int = 0) -> list[dict]:
+    import torch
+
+    from edgesense.quant import TargetProfile
+    from edgesense.quant.ptq import PTQConfig, quantize_ptq
+    from edgesense.quant.qat import QATConfig, train_qat
+
+    classify = y_tr.ndim == 1 and np.issubdtype(y_tr.dtype, np.integer)
+    xt_tr, xt_te = torch.from_numpy(x_tr), torch.from_numpy(x_te)
+    yt_tr = torch.from_numpy(y_tr)
+    loss_fn = torch.nn.functional.cross_entropy if classify else (lambda o, t: ((o - t) ** 2).mean())
+    with torch.no_grad():
+        float_metric = metric(model(xt_te).numpy(), y_te)
+    rows = []
+    for b in bits:
+        target = TargetProfile(f"w{b}a{b}", weight_bitwidth=b, activation_bitwidth=b)
+        for param in params:
+            for lr in lrs:
+                torch.manual_seed(seed)
+                t0 = time.time()
+                sim = quantize_ptq(model, xt_tr[:1], xt_tr[:512].split(128), target=target,
+                                   config=PTQConfig(range_param=param))
+                with torch.no_grad():
+                    ptq = metric(sim(xt_te).numpy(), y_te)
+                g = torch.Generator().manual_seed(seed)
+
+                def batches():
+                    perm = torch.randperm(len(xt_tr), generator=g)
+                    return [(xt_tr[perm[i:i + 64]], yt_tr[perm[i:i + 64]]) for i in range(0, len(perm), 64)]
+                try:
+                    hist = train_qat(sim, batches, loss_fn, QATConfig(epochs=epochs, lr=lr))
+                    with torch.no_grad():
+                        qat = metric(sim(xt_te).numpy(), y_te)
+                except Exception as exc:  # divergence is a result of the study
+                    hist, qat = [], float("nan")
+                    print(f"  w{b}a{b} {param} lr={lr:g}: {exc}", file=sys.stderr)
+                rows.append({"bits": b, "param": param, "lr": lr, "float": float_metric, "ptq": ptq, "qat": qat,
+                             "final_loss": hist[-1] if hist else None, "seconds": round(time.time() - t0, 1)})
+                print(f"  w{b}a{b} {param:12s} lr={lr:<7g} PTQ {ptq:.4f} -> QAT {qat:.4f}", file=sys.stderr)
+    return rows
+
+
+def table(rows: list[dict], name: str) -> str:
+    lrs = sorted({r["lr"] for r in rows})
+    out = [f"## {name}: QAT metric by bit width, parameterisation and learning rate "
+           f"(float {rows[0]['float']:.4f})", "",
+           "| bits | parameterisation | PTQ | " + " | ".join(f"QAT lr={lr:g}" for lr in lrs) + " |",
+           "|---|---|---|" + "---|" * len(lrs)]
+    for b in sorted({r["bits"] for r in rows}, reverse=True):
+        for p in dict.fromkeys(r["param"] for r in rows):
+            sel = {r["lr"]: r for r in rows if r["bits"] == b and r["param"] == p}
+            ptq = next(iter(sel.values()))["ptq"]
+            out.append(f"| {b} | {p} | {ptq:.4f} | " + " | ".join(f"{sel[lr]['qat']:.4f}" for lr in lrs) + " |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--demo", action="store_true", help="gesture_cnn on a synthetic seeded task")
+    p.add_argument("--model", type=Path, help="float .pt state_dict (with --arch) or .onnx")
+    p.add_argument("--arch")
+    p.add_argument("--arch-args")
+    p.add_argument("--data", type=Path)
+    p.add_argument("--labels", type=Path)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--bits", default="8,6,4")
+    p.add_argument("--lrs", default="1e-4,1e-3,1e-2")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    import torch
+    torch.set_num_threads(1)
+    torch.manual_seed(a.seed)
+    if a.demo:
+        from edgesense.nn.registry import create_model
+        x, y = synthetic_task(seed=a.seed)
+        model = train_float(create_model("gesture_cnn", rows=16, frames=16, num_classes=5), x[:1600], y[:1600], epochs=8)
+        name = "gesture_cnn (synthetic 5-class task, 16x16 maps)"
+    else:
+        if not (a.model and a.data and a.labels):
+            p.error("give --demo, or --model, --data and --labels")
+        x = np.load(a.data, allow_pickle=False).astype(np.float32)
+        y = np.load(a.labels, allow_pickle=False)
+        if a.model.suffix == ".onnx":
+            from edgesense.quant import QuantSim
+            model = QuantSim.from_onnx(a.model).float_model()
+        else:
+            from edgesense.quant.model_io import architecture_args, load_torch_model
+            model = load_torch_model(a.model, a.arch, architecture_args(a.model, a.arch_args))
+        name = a.model.name
+    n_tr = int(0.8 * len(x))
+    rows = study(model, x[:n_tr], y[:n_tr], x[n_tr:], y[n_tr:], tuple(int(b) for b in a.bits.split(",")),
+                 tuple(float(v) for v in a.lrs.split(",")), epochs=a.epochs, seed=a.seed)
+    if a.json:
+        json.dump({"model": name, "rows": rows}, sys.stdout, indent=1)
+        print()
+    else:
+        print(table(rows, name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
