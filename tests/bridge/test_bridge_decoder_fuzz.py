@@ -61,6 +61,14 @@ def damaged_streams(draw):
             ops.append(Damage(kind, p, 0, draw(st.binary(min_size=1, max_size=40))))
         else:
             ops.append(Damage(kind, p, draw(st.integers(1, 60)), b""))
+    # Keep damage regions disjoint: overlapping deletions would remove more than their nominal
+    # ranges (in original coordinates), and the intact-frame bookkeeping below would be wrong.
+    disjoint, last_end = [], -1
+    for op in sorted(ops, key=lambda o: o.pos):
+        if op.pos > last_end:
+            disjoint.append(op)
+            last_end = op.pos + max(op.size, 1) - 1
+    ops = disjoint
     # apply from the end so positions stay valid in original coordinates
     data = bytearray(stream)
     for op in sorted(ops, key=lambda o: o.pos, reverse=True):
