@@ -1,0 +1,44 @@
+"""The model zoo's architectures (edgesense.nn, untrained weights) through edgesense's own QDQ exporter
+(edgesense.quant, target ort-cpu) and this TFLite exporter: LiteRT (default XNNPACK) vs ONNX Runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tflite_export_helpers import tflite_ops
+from edgesense.quant.tflite import export_tflite
+from edgesense.quant.tflite.parity import compare_with_onnx
+
+torch = pytest.importorskip("torch")
+nn_registry = pytest.importorskip("edgesense.nn")
+quant = pytest.importorskip("edgesense.quant")
+
+CASES = [
+    pytest.param("gesture_cnn", (2, 64, 40), id="gesture_cnn"),
+    pytest.param("excursion_convnet", (8, 256), id="excursion_convnet"),
+    pytest.param("gesture_crnn", (2, 64, 40), id="gesture_crnn"),
+    pytest.param("excursion_fftnet", (8, 256), id="excursion_fftnet"),
+    pytest.param("excursion_hybrid", (12, 256), id="excursion_hybrid"),
+]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+@pytest.mark.parametrize("name,shape", CASES)
+def test_zoo_architecture_parity(tmp_path, name, shape):
+    torch.manual_seed(0)
+    model = nn_registry.create_model(name).eval()
+    g = torch.Generator().manual_seed(0)
+    calib = torch.randn((16, *shape), generator=g)
+    sim = quant.QuantSim(model, calib[:1], target="ort-cpu")
+    quant.calibrate(sim, calib.split(8))
+    sim.eval()
+    qdq = tmp_path / "int8.onnx"
+    quant.export_qdq_onnx(sim, qdq)
+    out = export_tflite(qdq, tmp_path / "int8.tflite")
+    xs = [torch.randn((1, *shape), generator=g).numpy() for _ in range(10)]
+    report = compare_with_onnx(qdq, out, xs)
+    assert report.passes(0.999), report
+    assert report.outputs[0].exact >= 0.99, report  # XNNPACK requantizes like ORT: (nearly) bit-exact
+    ops = tflite_ops(out)
+    assert ops.count("TRANSPOSE") <= 2  # layout changes only at the input and output
