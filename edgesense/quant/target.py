@@ -47,8 +47,11 @@ TARGETS: dict[str, TargetProfile] = {t.name: t for t in (
                   description="ONNX Runtime CPU with U8 activations, 7-bit weights"),
     TargetProfile("ort-vnni", "int8", True, weight_bitwidth=8, requantization="float",
                   description="ONNX Runtime on ARM64 or x86 with AVX-512 VNNI / AVX-VNNI: full 8-bit weights"),
-    TargetProfile("tflite-int8", "int8", True, weight_bitwidth=8, requantization="fixed_point",
-                  description="LiteRT/TFLite full-integer and CMSIS-NN: quantization spec int8"),
+    TargetProfile("tflite-int8", "int8", True, weight_bitwidth=8, requantization="float",
+                  description="LiteRT full-integer with the default XNNPACK delegate (float32 requantization, "
+                              "half-even: measured closest)"),
+    TargetProfile("tflite-micro", "int8", True, weight_bitwidth=8, requantization="fixed_point",
+                  description="TFLite reference kernels, TFLite Micro and CMSIS-NN (Q31 fixed-point requantization)"),
     TargetProfile("per-tensor-int8", "int8", False, weight_bitwidth=8, requantization="fixed_point",
                   description="NPUs that only run 8-bit per-tensor weights (e.g. STM32MP2 NPU)"),
 )}
