@@ -45,6 +45,7 @@ def train_float(model, x, y, epochs: int, lr: float = 3e-3, seed: int = 0):
     import torch
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     model.train()
     for _ in range(epochs):
@@ -54,6 +55,7 @@ def train_float(model, x, y, epochs: int, lr: float = 3e-3, seed: int = 0):
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
             opt.step()
+        sched.step()
     return model.eval()
 
 
@@ -77,6 +79,22 @@ def study(model, x_tr, y_tr, x_te, y_te, bits=(8, 6, 4), lrs=(1e-4, 1e-3, 1e-2),
     loss_fn = torch.nn.functional.cross_entropy if classify else (lambda o, t: ((o - t) ** 2).mean())
     with torch.no_grad():
         float_metric = metric(model(xt_te).numpy(), y_te)
+    # control: the float model fine-tuned the same way (separates QAT's effect from extra training)
+    import copy
+    float_ft = {}
+    for lr in lrs:
+        torch.manual_seed(seed)
+        fm = copy.deepcopy(model).train()
+        opt = torch.optim.Adam(fm.parameters(), lr=lr)
+        g = torch.Generator().manual_seed(seed)
+        for _ in range(epochs):
+            perm = torch.randperm(len(xt_tr), generator=g)
+            for i in range(0, len(perm), 64):
+                opt.zero_grad()
+                loss_fn(fm(xt_tr[perm[i:i + 64]]), yt_tr[perm[i:i + 64]]).backward()
+                opt.step()
+        with torch.no_grad():
+            float_ft[lr] = metric(fm.eval()(xt_te).numpy(), y_te)
     rows = []
     for b in bits:
         target = TargetProfile(f"w{b}a{b}", weight_bitwidth=b, activation_bitwidth=b)
@@ -100,7 +118,8 @@ def study(model, x_tr, y_tr, x_te, y_te, bits=(8, 6, 4), lrs=(1e-4, 1e-3, 1e-2),
                 except Exception as exc:  # divergence is a result of the study
                     hist, qat = [], float("nan")
                     print(f"  w{b}a{b} {param} lr={lr:g}: {exc}", file=sys.stderr)
-                rows.append({"bits": b, "param": param, "lr": lr, "float": float_metric, "ptq": ptq, "qat": qat,
+                rows.append({"bits": b, "param": param, "lr": lr, "float": float_metric,
+                             "float_finetuned": float_ft[lr], "ptq": ptq, "qat": qat,
                              "final_loss": hist[-1] if hist else None, "seconds": round(time.time() - t0, 1)})
                 print(f"  w{b}a{b} {param:12s} lr={lr:<7g} PTQ {ptq:.4f} -> QAT {qat:.4f}", file=sys.stderr)
     return rows
@@ -111,7 +130,9 @@ def table(rows: list[dict], name: str) -> str:
     out = [f"## {name}: QAT metric by bit width, parameterisation and learning rate "
            f"(float {rows[0]['float']:.4f})", "",
            "| bits | parameterisation | PTQ | " + " | ".join(f"QAT lr={lr:g}" for lr in lrs) + " |",
-           "|---|---|---|" + "---|" * len(lrs)]
+           "|---|---|---|" + "---|" * len(lrs),
+           "| 32 | float fine-tuned (control) | - | " + " | ".join(
+               f"{next(r for r in rows if r['lr'] == lr)['float_finetuned']:.4f}" for lr in lrs) + " |"]
     for b in sorted({r["bits"] for r in rows}, reverse=True):
         for p in dict.fromkeys(r["param"] for r in rows):
             sel = {r["lr"]: r for r in rows if r["bits"] == b and r["param"] == p}
@@ -128,7 +149,8 @@ def main(argv=None) -> int:
     p.add_argument("--arch-args")
     p.add_argument("--data", type=Path)
     p.add_argument("--labels", type=Path)
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=3, help="QAT epochs")
+    p.add_argument("--float-epochs", type=int, default=40, help="float training epochs of the --demo model")
     p.add_argument("--bits", default="8,6,4")
     p.add_argument("--lrs", default="1e-4,1e-3,1e-2")
     p.add_argument("--seed", type=int, default=0)
@@ -140,7 +162,8 @@ def main(argv=None) -> int:
     if a.demo:
         from edgesense.nn.registry import create_model
         x, y = synthetic_task(seed=a.seed)
-        model = train_float(create_model("gesture_cnn", rows=16, frames=16, num_classes=5), x[:1600], y[:1600], epochs=8)
+        model = train_float(create_model("gesture_cnn", rows=16, frames=16, num_classes=5), x[:1600], y[:1600],
+                            epochs=a.float_epochs)
         name = "gesture_cnn (synthetic 5-class task, 16x16 maps)"
     else:
         if not (a.model and a.data and a.labels):
