@@ -20,7 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="excursion model .onnx/.tflite (repeatable; default: the shipped models)")
     parser.add_argument("--adapt", action="store_true",
                         help="also evaluate each network after BN re-estimation per speaker (needs torch and the .pt)")
-    parser.add_argument("--adapt-mode", choices=["means", "all", "input"], default="means")
+    parser.add_argument("--adapt-mode", choices=["means", "all", "input"], default="means",
+                        help="BN statistics re-estimated: means of every layer (default), all (the paper), input layer")
+    parser.add_argument("--adapt-batches", type=int, default=16, help="re-estimation batches per speaker (default 16)")
     parser.add_argument("--bl-error", type=float, default=0.0,
                         help="relative error of the datasheet Bl given to networks and trackers (e.g. 0.1)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate at most this many recordings")
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if not signals:
         raise EdgesenseError(f"{args.data}: no labelled (v, i, x) recordings in split {args.split!r}")
     report = evaluate_excursion(signals, models, bl_error=args.bl_error, baselines=not args.no_baselines,
-                                adapt=args.adapt, adapt_mode=args.adapt_mode, plot=args.plot)
+                                adapt=args.adapt, adapt_mode=args.adapt_mode,
+                                adapt_batches=args.adapt_batches, plot=args.plot)
     if args.json:
         print_json(report)
     else:
@@ -75,7 +78,7 @@ def _baselines(sig, bl: float) -> dict:
 
 
 def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool = True, adapt: bool = False,
-                       adapt_mode: str = "means", plot: str | None = None) -> dict:
+                       adapt_mode: str = "means", adapt_batches: int = 16, plot: str | None = None) -> dict:
     """Predict every signal with every method; figures per scenario and overall, plus the guard log."""
     import numpy as np
 
@@ -117,7 +120,7 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
                 net, spec = load_trained(Path(model.path).with_suffix(".pt"))
                 group = [signals[k] for k in idx]
                 bl = group[0].speaker.bl * (1 + bl_error)
-                res = adapt_model(net, spec, group, mode=adapt_mode, bl=bl)
+                res = adapt_model(net, spec, group, mode=adapt_mode, bl=bl, num_batches=adapt_batches)
                 adapt_log.append({"model": name, "speaker": spk} | res.to_dict())
                 for k in idx:
                     s = signals[k]

@@ -94,3 +94,33 @@ def test_wrong_profile_and_recording_loading(onnx_model, tmp_path):
     np.testing.assert_array_equal(sig.v, pay[..., 0].reshape(-1))
     np.testing.assert_array_equal(sig.x, pay[..., 2].reshape(-1))
     assert sig.speaker.bl == 0.9
+
+
+def test_eval_excursion_reports_zero_reference_and_models(onnx_model, tmp_path):
+    """`edgesense eval excursion` core: rows per method and scenario; the zero row is exact."""
+    from edgesense.cli.cmd_eval_excursion import evaluate_excursion, format_table
+    from edgesense.speaker.pipeline import SpeakerSignal
+
+    pay = _payloads(30).reshape(-1, 3)
+    sigs = [SpeakerSignal(f"r{k}", pay[:, 0], pay[:, 1], pay[:, 2] * (k + 1), PROFILE, {"scenario": sc})
+            for k, sc in enumerate(["nominal", "hot"])]
+    report = evaluate_excursion(sigs, [str(onnx_model)], baselines=False)
+    rows = {(r["method"], r["scenario"]): r for r in report["rows"]}
+    assert set(rows) == {(m, s) for m in ("zero", "fftnet") for s in ("hot", "nominal", "all")}
+    x = sigs[1].x
+    assert rows[("zero", "hot")]["nrmse"] == pytest.approx(np.sqrt(np.mean(x.astype(np.float64) ** 2)) / np.abs(x).max(),
+                                                            rel=1e-5)
+    assert rows[("zero", "hot")]["peak_error_mm"] == pytest.approx(np.abs(x).max(), rel=1e-6)
+    assert rows[("fftnet", "all")]["samples"] == 2 * len(x)
+    assert "zero" in format_table(report)
+
+
+@pytest.mark.slow
+def test_eval_plot(onnx_model, tmp_path):
+    from edgesense.cli.cmd_eval_excursion import evaluate_excursion
+    from edgesense.speaker.pipeline import SpeakerSignal
+
+    pay = _payloads(30).reshape(-1, 3)
+    sig = SpeakerSignal("r", pay[:, 0], pay[:, 1], pay[:, 2], PROFILE, {})
+    evaluate_excursion([sig], [str(onnx_model)], baselines=False, plot=str(tmp_path / "p.png"))
+    assert (tmp_path / "p.png").stat().st_size > 1000
