@@ -173,3 +173,27 @@ def test_mean_pool_and_unsupported_ops():
 def test_equalizable_pairs_skip_branches():
     sim = QuantSim(cnn2d(0), _x((2, 16, 16), 1))
     assert equalizable_pairs(sim) == []     # c1's ReLU feeds both c2 and the residual add
+
+
+def test_bn_reestimation_before_capture_uses_the_shared_utility_and_leaves_the_model_alone():
+    pytest.importorskip("edgesense.nn.bn_reestimation")
+    m = conv1d_net(0)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    x = _x((8, 32), 64) * 3 + 1          # shifted statistics
+    plain = quantize_ptq(m, x[:1], x.split(32))
+    reest = quantize_ptq(m, x[:1], x.split(32), config=PTQConfig(bn_reestimation=True))
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert not torch.allclose(plain.layers["inp"].bias, reest.layers["inp"].bias)
+    with torch.no_grad():   # re-estimated BN normalises the shifted data: first-layer outputs are ~zero-mean
+        h = reest.float_model().layers["inp"](x, False)
+    assert float(h.mean(dim=(0, 2)).abs().max()) < 0.3
+
+
+def test_beta_gamma_sigmoid_variant_starts_inside_the_calibrated_range():
+    from edgesense.quant import ActQuantizerPerTensorAsym
+    from edgesense.quant.quantizers import BetaGammaRange
+    q = ActQuantizerPerTensorAsym(8, "int8", range_param="beta_gamma")
+    q.range = BetaGammaRange(q.qmin, q.qmax, sigmoid=True)
+    q.set_range(-1.0, 2.0)
+    s, _ = q.scale_zero_point()
+    assert float(s) == pytest.approx(3.0 * float(torch.sigmoid(torch.tensor(4.0))) / 255, rel=1e-5)
