@@ -11,16 +11,23 @@ Per frame, for every receive channel (vectorised over frames, channels, pulses a
     Y[d, n]   = Σ_p w[p]·(−1)^p·(x[p, n] − b_f[n])·e^{−j2π·p·d/P}   Hann window; (−1)^p centres zero Doppler
     rdi[d, n] = (20·log10(|Y[d, n]| + ε) − floor_dB) / range_dB
 
-α = 1 − exp(−T_frame/τ). Leakage and static clutter are removed like with the classic per-frame mean
-(MTI, mode ``"frame_mean"``), but a hand that stops moving is absorbed by the short background only over
-~τ_s, so ``palm_hold`` stays visible, while the long background (which learns only where nothing is
-present) takes over as soon as the hand has gone, so no ghost is left. Measured in
-docs/radar-simulator.md §4. ``floor_dB`` is the expected noise floor for raw noise of standard deviation
+α = 1 − exp(−T_frame/τ). Two channel groups are computed (``RDIConfig.backgrounds``):
+
+* ``"ema"`` (presence): b_f above. Leakage and static clutter are removed like with the classic per-frame
+  mean, but a hand that stops moving is absorbed by the short background only over ~τ_s, so
+  ``palm_hold`` stays visible, while the long background (which learns only where nothing is present)
+  takes over as soon as the hand has gone, so no ghost is left.
+* ``"frame_mean"`` (motion): b_f = m_f, the classic MTI. Everything that does not move within the 8 ms
+  burst vanishes, so a still palm disappears at once while a sliding thumb (sub-bin Doppler, ±1-2 bins)
+  stays: this channel is what separates ``finger_slide`` from ``palm_hold``.
+
+Measured in docs/radar-simulator.md §4. ``floor_dB`` is the expected noise floor for raw noise of standard deviation
 ``noise_std`` per component (2·σ²·Σw² after the window and FFT), so 0 is the noise floor and 1 is
 ``range_dB`` above it; ε is 30 dB below the noise floor. Doppler bin d = P/2 is zero velocity, higher
 bins approach the sensor.
 
-The output is float32 ``(channels, doppler, range)`` with one channel per receive antenna, exactly
+The output is float32 ``(channels, doppler, range)``, channels = backgrounds x receive antennas
+(background-major: ad60 gives channel 0 = presence, channel 1 = motion), exactly
 what :attr:`RDIProcessor.output_profile` (an :class:`~edgesense.profiles.RDIProfile`) describes, so
 models trained on it also run on sensors that deliver RDIs themselves.
 """
@@ -44,7 +51,7 @@ BACKGROUND_MODES = ("ema", "frame_mean", "none")
 class RDIConfig:
     """How CIR frames become RDIs (see the module docstring)."""
 
-    background: str = "ema"            # "ema" (slowly adapting), "frame_mean" (classic MTI) or "none"
+    backgrounds: tuple[str, ...] = ("ema", "frame_mean")   # one output channel group per background mode
     background_tau_s: float = 1.0      # time constant of the "ema" background (how long a still hand shows)
     long_tau_s: float = 5.0            # time constant of the long background (the empty scene)
     noise_std: float = 1.0             # raw noise per real component (1 for ad60 and the simulator)
@@ -52,8 +59,10 @@ class RDIConfig:
     range_crop: tuple[int, int] | None = None   # keep range bins [start, stop) only
 
     def __post_init__(self) -> None:
-        if self.background not in BACKGROUND_MODES:
-            raise ProfileError(f"RDI background must be one of {BACKGROUND_MODES}, got {self.background!r}")
+        object.__setattr__(self, "backgrounds", tuple(self.backgrounds))
+        bad = [b for b in self.backgrounds if b not in BACKGROUND_MODES]
+        if bad or not self.backgrounds or len(set(self.backgrounds)) != len(self.backgrounds):
+            raise ProfileError(f"RDI backgrounds must be distinct names from {BACKGROUND_MODES}, got {list(self.backgrounds)}")
         if not (self.background_tau_s > 0 and self.long_tau_s > 0 and self.noise_std > 0 and self.range_db > 0):
             raise ProfileError("RDI background_tau_s, long_tau_s, noise_std and range_db must be positive")
 
@@ -101,13 +110,35 @@ class RDIProcessor:
         p = self.profile
         n_range = self._crop.stop - self._crop.start
         return RDIProfile(name=f"{p.name}-rdi", description=f"RDIs computed from {p.name} by edgesense.radar.rdi",
-                          range_bins=n_range, doppler_bins=p.pulses_per_frame, channels=p.num_rx,
+                          range_bins=n_range, doppler_bins=p.pulses_per_frame,
+                          channels=p.num_rx * len(self.config.backgrounds),
                           frame_rate=p.frame_rate_hz, range_resolution_m=p.range_bin_m,
                           velocity_resolution_mps=p.velocity_resolution_mps)
 
     def reset(self) -> None:
         """Forget the background estimate (call between unrelated recordings)."""
         self._background = None
+
+    def _ema_background(self, means: np.ndarray) -> np.ndarray:
+        """Per-frame background (F, rx, N) from slow-time means, advancing the stored state."""
+        bgs = np.empty_like(means)
+        state = self._background
+        for f in range(len(means)):
+            m = means[f]
+            if state is None:
+                short = long = bg = m
+            else:
+                short, long = state
+                short = short + self._alpha * (m - short)
+                d_long = m - long
+                # per range bin: does the frame look like the empty scene (closer to the long background)?
+                empty = np.abs(d_long) <= np.abs(m - short)
+                long = np.where(empty, long + self._alpha_long * d_long, long)   # learns only when empty
+                bg = np.where(empty, long, short)
+            state = (short, long)
+            bgs[f] = bg
+        self._background = state
+        return bgs
 
     def process(self, payload: np.ndarray) -> np.ndarray:
         """RDI of one raw frame: float32 ``(channels, doppler, range)``."""
@@ -125,29 +156,15 @@ class RDIProcessor:
         if self._fmcw:
             x = np.fft.fft(x * self._w_range, axis=-1).astype(np.complex64)
         x = x[..., self._crop]
-        mode = self.config.background
-        if mode == "frame_mean":
-            x = x - x.mean(axis=-2, keepdims=True)
-        elif mode == "ema":
-            means = x.mean(axis=-2)                                          # (F, rx, N)
-            bgs = np.empty_like(means)
-            state = self._background
-            for f in range(len(means)):
-                m = means[f]
-                if state is None:
-                    short = long = bg = m
-                else:
-                    short, long = state
-                    short = short + self._alpha * (m - short)
-                    d_long = m - long
-                    # per range bin: does the frame look like the empty scene (closer to the long background)?
-                    empty = np.abs(d_long) <= np.abs(m - short)
-                    long = np.where(empty, long + self._alpha_long * d_long, long)   # learns only when empty
-                    bg = np.where(empty, long, short)
-                state = (short, long)
-                bgs[f] = bg
-            self._background = state
-            x = x - bgs[:, :, None, :]
+        parts = []
+        for mode in self.config.backgrounds:
+            if mode == "frame_mean":
+                parts.append(x - x.mean(axis=-2, keepdims=True))
+            elif mode == "ema":
+                parts.append(x - self._ema_background(x.mean(axis=-2))[:, :, None, :])
+            else:
+                parts.append(x)
+        x = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)      # (F, modes x rx, P, N)
         spec = np.fft.fft(x * self._w_slow, axis=-2)
         if not self._shift_in_window:
             spec = np.fft.fftshift(spec, axes=-2)

@@ -8,7 +8,7 @@ Gesture semantics (issue 4), all heights are hand-centre distances above the sen
   toward) with a brief 50-150 ms stop at the turn, and leaves; in the beam throughout.
 * ``palm_hold`` — the hand approaches and holds still (tremor and sway only) for 0.5-1.5 s, then leaves.
 * ``finger_slide`` — the palm stays still at 8-25 cm while the thumb tip slides 1-3 cm along the index
-  finger and back, 1-3 strokes (each way 70-180 ms / user speed, peak thumb speeds ~0.1-0.8 m/s).
+  finger and back, 1-3 strokes (each way 40-120 ms / user speed, peak thumb speeds ~0.15-1.4 m/s).
 * ``noise`` — non-gesture motion: body sway of a person at 0.5-1.5 m, an arm passing at 0.6-1.5 m,
   a hand drifting slowly (2-8 cm/s) through the beam, typing-like finger taps off-axis, or nothing at all.
 
@@ -34,7 +34,8 @@ from edgesense.sim.radar import RadarPhysics, ScattererSet, pulse_times, render_
 from edgesense.sim.radar_scene import BodyActor, HandActor, StaticClutter, TypingActor
 
 __all__ = ["GESTURES", "NOISE_KINDS", "SimUser", "Session", "GestureScript", "make_users", "make_session",
-           "script_gesture", "simulate_clip", "simulate_stream", "SimClip", "SimStream", "LiveRadarScene"]
+           "script_gesture", "render_scripts", "simulate_clip", "simulate_stream", "SimClip", "SimStream",
+           "LiveRadarScene"]
 
 GESTURES = ("swipe", "pull_push", "palm_hold", "finger_slide", "noise")
 NOISE_KINDS = ("nothing", "body_sway", "far_arm", "drift", "typing")
@@ -168,7 +169,7 @@ def script_gesture(label: str, user: SimUser, rng: np.random.Generator, place: P
             st, sd, t = [0.0], [0.0], settle
             for _ in range(strokes):
                 for target in (dist, 0.0):
-                    t += rng.uniform(0.07, 0.18) / v
+                    t += rng.uniform(0.04, 0.12) / v
                     st.append(t)
                     sd.append(target)
                 t += rng.uniform(0.0, 0.08)
@@ -248,8 +249,9 @@ class SimStream:
     activity: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
 
 
-def _render(profile: RadarCIRProfile, session: Session, scripts: list[GestureScript], first_frame: int,
-            n_frames: int, rng: np.random.Generator, physics: RadarPhysics) -> np.ndarray:
+def render_scripts(profile: RadarCIRProfile, session: Session, scripts: list[GestureScript], first_frame: int,
+                   n_frames: int, rng: np.random.Generator, physics: RadarPhysics = RadarPhysics()) -> np.ndarray:
+    """Raw frames ``first_frame ..`` of a session with the scripted actors that overlap them."""
     times = pulse_times(profile, first_frame, n_frames)
     t_lo, t_hi = times[0, 0], times[-1, -1]
     actors: list = [session.body, session.clutter]
@@ -280,7 +282,7 @@ def simulate_clip(profile: RadarCIRProfile, label: str, user: SimUser, session: 
         return float(rng.uniform(lead, max(lead, clip_s - dur - 0.05)))
 
     script = script_gesture(label, user, rng, place)
-    frames = _render(profile, session, [script], 0, n_frames, rng, physics)
+    frames = render_scripts(profile, session, [script], 0, n_frames, rng, physics)
     activity = np.zeros(n_frames, np.uint8)
     start = end = 0
     if label != "noise":
@@ -314,7 +316,7 @@ def simulate_stream(profile: RadarCIRProfile, user: SimUser, session: Session, s
     frames = np.empty((n_frames, *profile.payload_shape), np.complex64)
     for f0 in range(0, n_frames, chunk_frames):
         n = min(chunk_frames, n_frames - f0)
-        frames[f0:f0 + n] = _render(profile, session, scripts, f0, n, rng, physics)
+        frames[f0:f0 + n] = render_scripts(profile, session, scripts, f0, n, rng, physics)
     out = SimStream(frames, activity=np.zeros(n_frames, np.uint8))
     for s in scripts:
         start, end = _frame_span(profile, s.start_s, s.end_s, n_frames)
@@ -374,7 +376,7 @@ class LiveRadarScene:
             self._plan_until(t_end)
             t_start = start * self.profile.frame_period_s
             self._scripts = [s for s in self._scripts if s.end_s >= t_start - 1.0]
-            self._chunk = _render(self.profile, self.session, self._scripts, start, self.chunk_frames, self.rng,
+            self._chunk = render_scripts(self.profile, self.session, self._scripts, start, self.chunk_frames, self.rng,
                                   self.physics)
             self._chunk_start = start
         return self._chunk[k - self._chunk_start]

@@ -11,10 +11,10 @@ and forearm: 17 scatterers, in family with the 15-20 point hand models of the si
 
 RCS values are calibration choices, not measurements (60 GHz hand RCS depends strongly on pose):
 palm points 4e-3 m² each (−24 dBsm; the five add up to ≈ −17 dBsm), finger points 8e-4 m²
-(−31 dBsm), thumb knuckle 1e-3 m², thumb tip (pad) 2e-3 m², wrist 3e-3 m², forearm 6e-3 m². Palm and finger returns are scaled by
+(−31 dBsm), thumb knuckle 1.5e-3 m², thumb tip (pad) 3e-3 m², wrist 3e-3 m², forearm 6e-3 m². Palm and finger returns are scaled by
 an aspect factor 0.05 + 0.95·cos²ψ (palm) / 0.2 + 0.8·cosψ (fingers), ψ the angle between the line of
 sight and the palm normal, so a palm seen edge-on reflects much less (specular plate behaviour). The palm
-faces the radar in the flat pose and is tilted 55° (hand on its side) in the finger-slide pinch pose.
+faces the radar in the flat pose and is tilted 80° (hand on its side, thumb up) in the finger-slide pinch pose.
 The torso is three points of 0.1 m² (−10 dBsm) each; furniture points 0.01-0.3 m².
 
 Hand motion = scripted keyframe path (minimum-jerk between keyframes, Flash & Hogan 1985) + physiological
@@ -78,8 +78,8 @@ _PINCH = np.array([
 HAND_POSES = {"flat": _FLAT, "pinch": _PINCH}
 # palm tilt from facing the radar: in the pinch pose the hand is held on its side (thumb up), so the
 # specular palm return drops and the moving thumb and index finger stand out more
-_PALM_TILT_DEG = {"flat": 0.0, "pinch": 55.0}
-_RCS = np.array([4e-3] * 5 + [8e-4] * 8 + [1e-3, 2e-3] + [3e-3, 6e-3])
+_PALM_TILT_DEG = {"flat": 0.0, "pinch": 80.0}
+_RCS = np.array([4e-3] * 5 + [8e-4] * 8 + [1.5e-3, 3e-3] + [3e-3, 6e-3])
 _KIND = np.array([0] * 5 + [1] * 10 + [2, 2])   # 0 palm (specular), 1 finger, 2 arm (diffuse)
 _THUMB_KNUCKLE, _THUMB_TIP = 13, 14
 _INDEX_MID, _INDEX_TIP = 5, 6
@@ -134,8 +134,8 @@ class HandActor:
             d = min_jerk_path(t, self.slide[0], np.asarray(self.slide[1], dtype=np.float64)[:, None])[..., 0]
             pos[..., _THUMB_TIP, :] += d[..., None] * along
             pos[..., _THUMB_KNUCKLE, :] += 0.5 * d[..., None] * along   # the whole distal thumb moves
-            # the index tip yields a little under the thumb (flexion), 30 % of the thumb travel, radially
-            pos[..., _INDEX_TIP, :] += 0.3 * d[..., None] * np.array([0.0, 0.0, -1.0])
+            # the index tip yields under the thumb (flexion), 40 % of the thumb travel, radially
+            pos[..., _INDEX_TIP, :] += 0.4 * d[..., None] * np.array([0.0, 0.0, -1.0])
         rng_m = np.linalg.norm(pos, axis=-1)
         tilt = np.radians(_PALM_TILT_DEG[self.pose])
         normal = np.array([self.handedness * np.sin(tilt), 0.0, -np.cos(tilt)])   # palm normal, toward the radar

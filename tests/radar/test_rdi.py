@@ -40,10 +40,10 @@ def test_output_is_described_by_an_rdi_profile():
     out = proc.process(np.zeros(AD60.payload_shape, np.complex64))
     prof = proc.output_profile
     assert isinstance(prof, RDIProfile)
-    assert out.dtype == np.float32 and out.shape == prof.payload_shape == (1, 32, 32)
+    assert out.dtype == np.float32 and out.shape == prof.payload_shape == (2, 32, 32)
     assert prof.frame_rate_hz == 40.0 and prof.range_resolution_m == pytest.approx(AD60.range_bin_m)
     cropped = RDIProcessor(AD60, RDIConfig(range_crop=(1, 25)))
-    assert cropped.process(np.zeros(AD60.payload_shape, np.complex64)).shape == cropped.output_profile.payload_shape == (1, 32, 24)
+    assert cropped.process(np.zeros(AD60.payload_shape, np.complex64)).shape == cropped.output_profile.payload_shape == (2, 32, 24)
 
 
 def test_noise_floor_maps_to_zero():
@@ -70,7 +70,7 @@ def test_leakage_and_static_clutter_are_removed():
     # the largest of 1024 noise cells is ~ln(1024) = 8.4 dB above the mean floor (0.21); 80k cells: ~0.26
     assert rdi[0].max() < 0.3                                        # first frame: its own background
     assert rdi[1:].max() < 0.35                                      # never more than 14 dB above noise
-    raw = RDIProcessor(AD60, RDIConfig(background="none")).process_batch(frames)
+    raw = RDIProcessor(AD60, RDIConfig(backgrounds=("none",))).process_batch(frames)
     assert raw[40, 0, 16, 0] > 1.2                                   # the leakage is ~60 dB without removal
 
 
@@ -84,7 +84,7 @@ def test_a_still_hand_stays_visible_with_ema_but_not_with_per_frame_mean():
     frames = _scene(AD60, _hold_then_leave, 100)
     tap = int(round(0.2 / AD60.range_bin_m))
     ema = RDIProcessor(AD60).process_batch(frames)[:, 0, 16, tap]
-    mti = RDIProcessor(AD60, RDIConfig(background="frame_mean")).process_batch(frames)[:, 0, 16, tap]
+    mti = RDIProcessor(AD60, RDIConfig(backgrounds=("frame_mean",))).process_batch(frames)[:, 0, 16, tap]
     held = slice(22, 60)                                             # 0.55 s .. 1.5 s, hand perfectly still
     assert ema[held].min() > 0.5                                     # > 20 dB above noise for a whole second
     assert mti[held].max() < 0.25                                    # the per-frame mean erases it at once
@@ -108,10 +108,11 @@ def test_fmcw_profile_gets_a_range_fft_first():
     assert d > 16 and abs(r - 0.57 / fmcw.range_bin_m) <= 1
 
 
-def test_multi_rx_gives_one_channel_per_antenna():
+def test_multi_rx_gives_one_channel_per_antenna_and_background():
     prof = RadarCIRProfile(name="ad60x3", num_rx=3)
     frames = _scene(prof, lambda t: 0.3 - 0.5 * t, 3)
-    assert RDIProcessor(prof).process_batch(frames).shape == (3, 3, 32, 32)
+    assert RDIProcessor(prof).process_batch(frames).shape == (3, 6, 32, 32)
+    assert RDIProcessor(prof, RDIConfig(backgrounds=("ema",))).process_batch(frames).shape == (3, 3, 32, 32)
 
 
 def test_user_mistakes_raise_profile_errors():
@@ -120,6 +121,6 @@ def test_user_mistakes_raise_profile_errors():
     with pytest.raises(ProfileError):
         RDIProcessor(AD60).process_batch(np.zeros((2, 16, 32), np.complex64))
     with pytest.raises(ProfileError):
-        RDIConfig(background="median")
+        RDIConfig(backgrounds=("median",))
     with pytest.raises(ProfileError):
         RDIProcessor(AD60, RDIConfig(range_crop=(10, 40)))

@@ -84,10 +84,11 @@ def test_rdi_store_writes_rdi_only_recordings_matching_the_processor(tmp_path):
     write_clip_dataset(tmp_path / "r", AD60, users=1, clips_per_class=1, n_frames=24, seed=5, classes=("swipe",),
                        store="rdi")
     rec = Recording.open(next((tmp_path / "r").rglob("*.esr")))
-    assert isinstance(rec.profile, RDIProfile) and rec.payloads.shape == (24, 1, 32, 32)
+    assert isinstance(rec.profile, RDIProfile) and rec.payloads.shape == (24, 2, 32, 32)
     user = make_users(1, 5)[0]
     clip = simulate_clip(AD60, "swipe", user, make_session(user, 0, 5), np.random.SeedSequence([5, 0, 0, 0]), 24)
     assert np.array_equal(rec.payloads, RDIProcessor(AD60).process_batch(clip.payloads))
+    assert rec.payloads.shape[1] == RDIProcessor(AD60).output_profile.channels
 
 
 def test_committed_sample_dataset_is_small_valid_and_has_every_class():
