@@ -28,7 +28,7 @@ def _registry_model(name):
     if name not in list_models():
         pytest.skip(f"{name} not registered")
     torch.manual_seed(0)
-    m = create_model(name, **({"rows": 16, "frames": 16} if name == "gesture_cnn" else {})).eval()
+    m = create_model(name, **({"rows": 16, "frames": 16} if name.startswith("gesture") else {})).eval()
     from tiny_nets import randomize_bn
     return randomize_bn(m)
 
@@ -37,7 +37,9 @@ CASES = {
     "cnn2d": lambda: (cnn2d(0), (2, 16, 16)),
     "conv1d": lambda: (conv1d_net(0), (8, 32)),
     "gesture_cnn": lambda: (_registry_model("gesture_cnn"), (2, 16, 16)),
+    "gesture_crnn": lambda: (_registry_model("gesture_crnn"), (2, 16, 16)),
     "excursion_fftnet": lambda: (_registry_model("excursion_fftnet"), (8, 48)),
+    "excursion_convnet": lambda: (_registry_model("excursion_convnet"), (8, 48)),
 }
 
 
