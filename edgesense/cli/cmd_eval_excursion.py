@@ -25,6 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapt-batches", type=int, default=16, help="re-estimation batches per speaker (default 16)")
     parser.add_argument("--bl-error", type=float, default=0.0,
                         help="relative error of the datasheet Bl given to networks and trackers (e.g. 0.1)")
+    parser.add_argument("--skip-ms", type=float, default=500.0,
+                        help="warm-up excluded from the figures at the start of every recording, for every method "
+                             "(clips start mid-stream: filters, trackers and networks start from rest; default 500 ms)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate at most this many recordings")
     parser.add_argument("--no-baselines", action="store_true", help="skip the linear and tracking baselines")
     parser.add_argument("--plot", default=None, help="write trace plots and error histograms to this image file")
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise EdgesenseError(f"{args.data}: no labelled (v, i, x) recordings in split {args.split!r}")
     report = evaluate_excursion(signals, models, bl_error=args.bl_error, baselines=not args.no_baselines,
                                 adapt=args.adapt, adapt_mode=args.adapt_mode,
-                                adapt_batches=args.adapt_batches, plot=args.plot)
+                                adapt_batches=args.adapt_batches, skip_ms=args.skip_ms, plot=args.plot)
     if args.json:
         print_json(report)
     else:
@@ -78,7 +81,8 @@ def _baselines(sig, bl: float) -> dict:
 
 
 def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool = True, adapt: bool = False,
-                       adapt_mode: str = "means", adapt_batches: int = 16, plot: str | None = None) -> dict:
+                       adapt_mode: str = "means", adapt_batches: int = 16, skip_ms: float = 0.0,
+                       plot: str | None = None) -> dict:
     """Predict every signal with every method; figures per scenario and overall, plus the guard log."""
     import numpy as np
 
@@ -126,15 +130,20 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
                     s = signals[k]
                     preds[key][k] = predict(net, spec, prepare_inputs(spec, s, bl), bl)[:len(s.x)]
     fs = signals[0].fs
+    skip = int(round(skip_ms * fs / 1000))
+    if skip and any(len(s.x) <= skip for s in signals):
+        from edgesense.errors import EdgesenseError
+
+        raise EdgesenseError(f"a recording is shorter than the {skip_ms:g} ms warm-up; lower --skip-ms")
     groups = sorted(set(scen))
     rows = []
     for method, plist in preds.items():
         for g in groups + (["all"] if len(groups) > 1 else []):
             idx = [k for k, s in enumerate(scen) if g == "all" or s == g]
             pairs = [(signals[k].x, _fit(plist[k], len(signals[k].x))) for k in idx]
-            rows.append({"method": method, "scenario": g} | combined_metrics(pairs, fs).to_dict())
+            rows.append({"method": method, "scenario": g} | combined_metrics(pairs, fs, skip).to_dict())
     report = {"recordings": len(signals), "speakers": sorted({s.profile.name for s in signals}),
-              "bl_error": bl_error, "rows": rows, "adaptation": adapt_log}
+              "bl_error": bl_error, "skip_ms": skip_ms, "rows": rows, "adaptation": adapt_log}
     if plot:
         _plot(plot, signals, preds)
         report["plot"] = plot
@@ -151,7 +160,8 @@ def _fit(p, n: int):
 def format_table(report: dict) -> str:
     head = (f"{'method':<34} {'scenario':<9} {'NRMSE%':>7} {'RMSE um':>8} {'peak err mm':>11} "
             f"{'loud<0.02':>9} {'<0.1mm':>8} {'offset<0.01':>11}")
-    lines = [f"{report['recordings']} recordings, {len(report['speakers'])} speakers, Bl error {report['bl_error']:+.0%}",
+    lines = [f"{report['recordings']} recordings, {len(report['speakers'])} speakers, Bl error {report['bl_error']:+.0%}, "
+             f"first {report['skip_ms']:g} ms of each recording skipped",
              head, "-" * len(head)]
     for r in report["rows"]:
         lines.append(f"{r['method']:<34} {r['scenario']:<9} {r['nrmse'] * 100:7.2f} {r['rmse_mm'] * 1000:8.1f} "

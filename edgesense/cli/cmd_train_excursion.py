@@ -19,6 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None, help="epochs of --steps steps (default 30)")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per epoch (default 50)")
+    parser.add_argument("--init", default=None, help="fine-tune from this trained .pt (same model type)")
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-3)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     add_json_flag(parser)
 
@@ -40,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
         if args.steps < 1:
             raise EdgesenseError(f"--steps must be >= 1, got {args.steps}")
         cfg.steps_per_epoch = args.steps
-    result = train_excursion(args.data, args.model, args.out, cfg)
+    if args.lr is not None:
+        if not args.lr > 0:
+            raise EdgesenseError(f"--lr must be positive, got {args.lr}")
+        cfg.lr = args.lr
+    result = train_excursion(args.data, args.model, args.out, cfg, init=args.init)
     card = write_model_card(result, cfg, args.data, Path(args.out) / "MODEL_CARD.md")
     out = result.to_dict() | {"model_card": str(card)}
     if args.json:

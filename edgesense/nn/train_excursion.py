@@ -137,9 +137,9 @@ def _load_split(data_dirs, split: str) -> list[SpeakerSignal]:
 
 
 def train_excursion(data_dir: str | Path | list, arch: str, out_dir: str | Path, cfg: TrainConfig | None = None,
-                    name: str | None = None) -> TrainResult:
+                    name: str | None = None, init: str | Path | None = None) -> TrainResult:
     """Train ``arch`` on the ``train`` split of ``data_dir`` (one directory or a list), validate on ``val``,
-    export to ``out_dir``."""
+    export to ``out_dir``. ``init``: a trained ``.pt`` of the same architecture to fine-tune from."""
     cfg = cfg or TrainConfig(arch=arch)
     cfg.arch = arch
     torch.manual_seed(cfg.seed)
@@ -147,6 +147,11 @@ def train_excursion(data_dir: str | Path | list, arch: str, out_dir: str | Path,
     torch.set_num_threads(max(1, cfg.threads))
     t0 = time.monotonic()
     model = build_model(arch, cfg.frame)
+    if init is not None:
+        start, _ = load_trained(init)
+        if type(start) is not type(model) or start.in_signals != model.in_signals:
+            raise EdgesenseError(f"{init}: not a {arch} model; cannot fine-tune from it")
+        model.load_state_dict(start.state_dict())
     spec = spec_for(model, arch, cfg)
     train = _load_split(data_dir, "train")
     val = _load_split(data_dir, "val")
