@@ -100,9 +100,9 @@ def _attrs(node: onnx.NodeProto) -> dict:
 
 
 class _Converter:
-    def __init__(self, model: onnx.ModelProto, io_dtype: str) -> None:
+    def __init__(self, model: onnx.ModelProto, io_dtype: str, input_shapes: dict | None = None) -> None:
         self.io_dtype = io_dtype
-        model = _infer_shapes(_fold_shape_arithmetic(_infer_shapes(_with_static_batch(model))))
+        model = _infer_shapes(_fold_shape_arithmetic(_infer_shapes(_with_static_shapes(model, input_shapes))))
         self.graph = model.graph
         self.inits: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
         self.shapes: dict[str, tuple[int, ...]] = {}
@@ -146,6 +146,8 @@ class _Converter:
                 self.vals.get(c.output[0]) is not None for c in self.consumers[inp.name]
             ):
                 raise ModelError(f"graph input {inp.name!r} is not quantized (no QuantizeLinear reads it)")
+        order = {self.fb.tensors[i].name: i for i in self.fb.inputs}
+        self.fb.inputs = [order[i.name] for i in self.graph.input if i.name in order]  # ONNX input order
         for out in self.graph.output:
             self.fb.outputs.append(self._graph_output(out.name))
         return self.fb.serialize()
@@ -873,11 +875,25 @@ def _fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _with_static_batch(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Copy of ``model`` whose symbolic input dimensions are fixed to 1 (batch 1 on device)."""
+def _with_static_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None) -> onnx.ModelProto:
+    """Copy of ``model`` with the given input shapes; other symbolic dimensions become 1 (batch 1)."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
+    input_shapes = dict(input_shapes or {})
+    names = {i.name for i in model.graph.input}
+    unknown = set(input_shapes) - names
+    if unknown:
+        raise ModelError(f"input_shapes names {sorted(unknown)} are not inputs of the model ({sorted(names)})")
     for inp in model.graph.input:
-        for d in inp.type.tensor_type.shape.dim:
+        dims = inp.type.tensor_type.shape.dim
+        if inp.name in input_shapes:
+            shape = tuple(int(d) for d in input_shapes[inp.name])
+            if len(shape) != len(dims) or any(d.HasField("dim_value") and d.dim_value != v for d, v in zip(dims, shape)):
+                raise ModelError(f"input_shapes[{inp.name!r}] = {list(shape)} does not fit the model's input "
+                                 f"{[d.dim_value if d.HasField('dim_value') else d.dim_param for d in dims]}")
+            for d, v in zip(dims, shape):
+                d.dim_value = v
+            continue
+        for d in dims:
             if not d.HasField("dim_value"):
                 d.dim_value = 1
     for out in model.graph.output:  # let inference recompute output shapes
@@ -887,8 +903,12 @@ def _with_static_batch(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def convert_qdq_model(model: onnx.ModelProto, io_dtype: str = "int8") -> bytes:
-    """Translate a QDQ INT8 ONNX model into ``.tflite`` flatbuffer bytes (see module docstring)."""
+def convert_qdq_model(model: onnx.ModelProto, io_dtype: str = "int8",
+                      input_shapes: dict[str, tuple[int, ...]] | None = None) -> bytes:
+    """Translate a QDQ INT8 ONNX model into ``.tflite`` flatbuffer bytes (see module docstring).
+
+    ``input_shapes`` fixes symbolic input dimensions (e.g. a streaming block length); the rest become 1.
+    """
     if io_dtype not in ("int8", "float32"):
         raise ModelError(f"io_dtype must be 'int8' or 'float32', got {io_dtype!r}")
-    return _Converter(model, io_dtype).run()
+    return _Converter(model, io_dtype, input_shapes).run()

@@ -30,15 +30,18 @@ def export_tflite(
     out_path: str | os.PathLike,
     *,
     io_dtype: str = "int8",
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> Path:
     """Convert a QDQ INT8 ONNX model to a full-integer LiteRT/TFLite model at ``out_path``.
 
     The quantization parameters are taken from the QDQ nodes as they are. Inputs and outputs keep
     the ONNX shapes; with ``io_dtype="int8"`` (default) they are int8 on the grids of the model's
     first ``QuantizeLinear`` and last ``DequantizeLinear``; ``"float32"`` adds QUANTIZE/DEQUANTIZE
-    at the boundary. Raises :class:`~edgesense.errors.ModelError` for unsupported graphs.
+    at the boundary. TFLite tensors are static: symbolic input dimensions are fixed to 1 (batch 1)
+    unless ``input_shapes`` gives them (e.g. ``{"x": (1, 8, 12)}`` for a 12-step streaming block).
+    Raises :class:`~edgesense.errors.ModelError` for unsupported graphs.
     """
-    data = convert_qdq_model(_load(qdq_onnx), io_dtype=io_dtype)
+    data = convert_qdq_model(_load(qdq_onnx), io_dtype=io_dtype, input_shapes=input_shapes)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

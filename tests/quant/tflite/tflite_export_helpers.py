@@ -89,3 +89,27 @@ def qdq_unary(op_type: str, shape: tuple, in_grid: tuple[float, int], out_grid: 
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def tie_concat_grids(qdq_path: Path, out_path: Path) -> Path:
+    """Put every Concat's inputs on its output grid (what TFLite's int8 spec asks of CONCATENATION) by
+    rewriting the scale/zero-point initializers of the DequantizeLinear nodes that feed it."""
+    model = onnx.load(str(qdq_path))
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    changed = True
+    while changed:
+        changed = False
+        for node in (n for n in g.node if n.op_type == "Concat"):
+            q = next(c for c in g.node if c.op_type == "QuantizeLinear" and c.input[0] == node.output[0])
+            grid = (numpy_helper.to_array(inits[q.input[1]]), numpy_helper.to_array(inits[q.input[2]]))
+            for name in node.input:
+                dq = producer[name]
+                for init_name, value in zip(dq.input[1:3], grid):
+                    current = numpy_helper.to_array(inits[init_name])
+                    if not np.array_equal(current, value):
+                        inits[init_name].CopyFrom(numpy_helper.from_array(value.astype(current.dtype), init_name))
+                        changed = True
+    onnx.save(model, str(out_path))
+    return out_path
