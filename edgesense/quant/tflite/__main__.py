@@ -20,6 +20,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="QDQ INT8 ONNX model")
     p.add_argument("out", help="output .tflite path")
     p.add_argument("--io-dtype", default="int8", choices=["int8", "float32"])
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
+                   help="fix a symbolic input shape, e.g. x=1,8,12 (repeatable; other symbolic dims become 1)")
     p.add_argument("--check", type=int, default=0, metavar="N", help="parity on N random N(0,1) inputs")
     p.add_argument("--inputs", help=".npy of float inputs (first axis = samples) for --check instead")
     p.add_argument("--bench", action="store_true", help="median/p99 latency, ORT INT8 vs LiteRT INT8")
@@ -42,19 +44,28 @@ def run(args: argparse.Namespace) -> int:
     """Export, then optionally check parity and time both runtimes; exit status 1 when parity fails."""
     from edgesense.quant.tflite import export_tflite
     from edgesense.quant.tflite.latency import measure_latency
-    from edgesense.quant.tflite.parity import compare_with_onnx, ort_session
+    from edgesense.quant.tflite.parity import compare_with_onnx
 
-    out = export_tflite(args.model, args.out, io_dtype=args.io_dtype)
+    shapes = {}
+    for item in args.input_shape:
+        name, _, dims = item.partition("=")
+        try:
+            shapes[name] = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise EdgesenseError(f"--input-shape {item!r}: expected NAME=D0,D1,... with integer dims") from None
+    out = export_tflite(args.model, args.out, io_dtype=args.io_dtype, input_shapes=shapes or None)
     result: dict = {"tflite": str(out), "bytes": out.stat().st_size}
     status = 0
     if args.check or args.inputs:
         if args.inputs:
             xs = [x[None] for x in np.load(args.inputs, allow_pickle=False)]
         else:
-            i = ort_session(args.model).get_inputs()[0]
-            shape = [d if isinstance(d, int) else 1 for d in i.shape]
+            from edgesense.quant.tflite.parity import tflite_interpreter
+
             rng = np.random.default_rng(0)
-            xs = [rng.normal(size=shape).astype(np.float32) for _ in range(args.check)]
+            details = tflite_interpreter(out).get_input_details()  # static shapes, ONNX layout
+            xs = [{d["name"]: rng.normal(size=d["shape"]).astype(np.float32) for d in details}
+                  for _ in range(args.check)]
         rep = compare_with_onnx(args.model, out, xs)
         result["parity"] = {"samples": rep.samples, "outputs": [vars(o) for o in rep.outputs], "passes": rep.passes()}
         status = 0 if rep.passes() else 1
