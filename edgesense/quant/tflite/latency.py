@@ -46,9 +46,12 @@ def measure_latency(
     results = []
     if qdq_onnx is not None:
         sess = ort_session(qdq_onnx, num_threads=threads, level="all")
+        # same shapes as the .tflite (which fixed any symbolic dimension at export); else symbolic -> 1
+        static = ({d["name"]: list(d["shape"]) for d in tflite_interpreter(tflite_model).get_input_details()}
+                  if tflite_model is not None else {})
         feed = {}
         for i in sess.get_inputs():
-            shape = [d if isinstance(d, int) else 1 for d in i.shape]
+            shape = static.get(i.name) or [d if isinstance(d, int) else 1 for d in i.shape]
             feed[i.name] = rng.normal(size=shape).astype(np.float32)
         results.append(_time("ort-int8", lambda: sess.run(None, feed), runs, warmup))
     if tflite_model is not None:
