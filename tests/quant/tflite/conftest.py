@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("torch")  # edgesense.quant (the parent package) needs it
 pytest.importorskip("onnx")
 pytest.importorskip("tflite")
 pytest.importorskip("ai_edge_litert")
