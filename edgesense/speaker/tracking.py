@@ -12,8 +12,9 @@ This is what smart amplifiers ship (reference notes section 1.7a) and the baseli
 
    with residuals relative to |Z|, weighted by coherence, in log-parameters, warm-started from the
    previous estimate, plus a weak prior towards the datasheet that keeps the poorly excited
-   parameters (L2, R2) from wandering. Windows with too little excitation or coherence (silence)
-   keep the previous estimate.
+   parameters (L2, R2) from wandering. Windows with too little excitation or coherence (silence,
+   narrow-band material, nothing near the resonance) keep the previous estimate; fits far from
+   the datasheet (> 3x) are rejected and each update moves a parameter by at most about 22 %.
 3. The electrical analogues fix the mechanics only up to Bl (physics limit): with the profile's
    datasheet Bl, Mms = Cmes Bl^2, Rms = Bl^2/Res, Kms = Bl^2/Lces. The excursion is predicted from
    the measured current through X/I = Bl / (Mms s^2 + Rms s + Kms) (bilinear IIR). When the
@@ -57,6 +58,10 @@ class TrackerConfig:
     prior_weight: float = 0.002       # weak pull towards the datasheet (log-parameters)
     prior_weight_lr2: float = 0.3
     max_nfev: int = 60
+    min_coverage: float = 0.5         # share of band bins with coherence >= 0.9 needed to update
+    min_resonance_coverage: float = 0.6  # same, within an octave of the current resonance
+    max_step: float = 0.2             # largest change of a log-parameter per update (about 22 %)
+    max_ratio: float = 3.0            # parameters stay within 1/3x-3x of the datasheet
     reference_c: float = 25.0         # temperature at which the datasheet Re holds
 
 
@@ -113,7 +118,8 @@ class ImpedanceTracker:
         self.window_segments = max(4, int(round(config.window_s * fs / self.hop)) - 1)
         f = np.fft.rfftfreq(config.nperseg, 1.0 / fs)
         self._band = np.nonzero((f >= config.f_lo) & (f <= config.f_hi))[0]
-        self._s = 2j * np.pi * f[self._band]
+        self._f = f[self._band]
+        self._s = 2j * np.pi * self._f
         self._win = np.hanning(config.nperseg + 2)[1:-1]
         bl = params.bl
         le = params.le if params.le is not None else 40e-6
@@ -216,7 +222,12 @@ class ImpedanceTracker:
         good = (svv > 0) & (sii > 0)
         coh = np.zeros_like(svv)
         coh[good] = np.abs(svi[good]) ** 2 / (svv[good] * sii[good])
-        if float(np.mean(coh)) < cfg.min_coherence:
+        if float(np.mean(coh)) < cfg.min_coherence or float(np.mean(coh >= 0.9)) < cfg.min_coverage:
+            return
+        # the mechanical parameters are only identifiable when the resonance region is excited
+        f0 = self.current.resonance_hz
+        near = (self._f >= f0 / 2) & (self._f <= f0 * 2)
+        if near.any() and float(np.mean(coh[near] >= 0.9)) < cfg.min_resonance_coverage:
             return
         y = np.where(np.abs(svi) > 0, svi / np.where(svv > 0, svv, 1.0), 1.0)
         z = 1.0 / y
@@ -241,7 +252,10 @@ class ImpedanceTracker:
         cost = float(np.sqrt(np.mean(sol.fun[:2 * nb] ** 2)))
         if cost > 0.2:    # a fit this poor (20 % relative misfit) is not trusted
             return
-        self.theta = sol.x
+        if np.any(np.abs(sol.x - theta_ds) > math.log(cfg.max_ratio)):
+            return        # implausibly far from the datasheet: a spurious minimum
+        # limit the change per update: one odd window cannot throw the model far
+        self.theta = self.theta + np.clip(sol.x - self.theta, -cfg.max_step, cfg.max_step)
         self.updates += 1
         self._set_filter()
         if self.keep_history:
