@@ -1,7 +1,7 @@
 """``edgesense demo``: an emulated 60 GHz radar, the whole gesture pipeline live, events with latency.
 
 By default a simulated user performs random gestures in front of a simulated ``ad60`` radar
-(:func:`edgesense.sim.radar_gestures.simulate_stream`), streamed in real time by a
+(:class:`edgesense.sim.radar_gestures.LiveRadarScene`, rendered as frames are due), streamed in real time by a
 :class:`~edgesense.stream.SimulatedSource` that also loses frames like a real link. Every frame goes
 through :class:`~edgesense.radar.pipeline.GesturePipeline` with the shipped model. Each spotted
 gesture is printed with its latency after the true end of the gesture, and live statistics (frames,
@@ -68,19 +68,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _simulated_source(args: argparse.Namespace, profile):
-    from edgesense.sim.radar_gestures import make_session, make_users, simulate_stream
+    """A live simulated user (rendered frame by frame as the source asks) and its ground-truth event list."""
+    from edgesense.sim.radar_gestures import LiveRadarScene
     from edgesense.stream import SimulatedSource
     from edgesense.stream.faults import random_plus_bursty
 
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000
-    user = make_users(1, seed=seed)[0]
-    session = make_session(user, 0, seed=seed)
-    stream = simulate_stream(profile, user, session, args.seconds, seed=seed)
+    scene = LiveRadarScene(profile, seed=seed, user=0, session=0)
     drops = random_plus_bursty(args.drop_rate) if args.drop_rate > 0 else None
-    n = len(stream.payloads)
-    source = SimulatedSource(profile, lambda k: stream.payloads[k], speed=args.speed, max_frames=n,
-                             drops=drops, seed=seed)
-    return source, stream.events, seed
+    n = int(args.seconds * args.speed * profile.frame_rate_hz) + 1
+    source = SimulatedSource(profile, scene, speed=args.speed, max_frames=n, drops=drops, seed=seed)
+    return source, scene.events, seed
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,8 +95,6 @@ def run(args: argparse.Namespace) -> int:
         profile = info.sensor_profile()
         if profile is None:
             raise EdgesenseError(f"{model_path}: the model names no sensor profile to simulate; pass --source")
-        if not args.json:
-            print(f"simulating {args.seconds:g} s of a user in front of a '{profile.name}' radar ...", flush=True)
         source, truth, seed = _simulated_source(args, profile)
         url = f"sim://{profile.name} (gestures, seed {seed}, drop {args.drop_rate:g})"
     else:

@@ -24,7 +24,9 @@ def _positive_int(text: str) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, required=True, help="dataset directory (recording format, with index.json)")
+    parser.add_argument("--data", type=Path, required=True, action="append",
+                        help="dataset directory (recording format, with index.json); repeat to train on several "
+                             "(e.g. clips and streams); clip metrics are reported on the first one's test split")
     parser.add_argument("--model", default="gesture_cnn", help="model name from the registry (gesture_cnn, gesture_crnn)")
     parser.add_argument("--out", type=Path, required=True, help="output directory (e.g. models/gesture_cnn)")
     parser.add_argument("--epochs", type=_positive_int, default=30)
@@ -36,6 +38,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-validity", action="store_true", help="do not give the model a validity channel")
     parser.add_argument("--drop-variants", type=int, default=2,
                         help="dropped+restored copies of each training recording (0 = no drop augmentation)")
+    parser.add_argument("--max-positives", type=int, default=0,
+                        help="positive windows per gesture per epoch (default 0 = all; use 3-4 on large datasets)")
     parser.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--eval-stream", type=Path, default=None,
                         help="also evaluate event spotting on this stream dataset's test split")
@@ -58,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         raise EdgesenseError(f"--eval-drop-rate must be in [0, 1), got {args.eval_drop_rate}")
     cfg = TrainConfig(model=args.model, frames=args.frames, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, seed=args.seed, validity=not args.no_validity, noise_label=args.noise_label,
-                      drop_variants=max(0, args.drop_variants), threads=args.threads)
+                      drop_variants=max(0, args.drop_variants), threads=args.threads,
+                      max_positives=max(0, args.max_positives))
     model, result = train_gesture(args.data, cfg)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,11 +72,22 @@ def run(args: argparse.Namespace) -> int:
 
     evals = {}
     test_split = "test"
-    evals["clips"] = evaluate_gesture_dataset(onnx_path, args.data, test_split, progress_desc="eval clips")
+    if args.eval_stream is not None:  # spotter thresholds from the stream dataset's validation users
+        from dataclasses import replace
+
+        from edgesense.radar.metrics import tune_spotter
+
+        spotter, scores = tune_spotter(onnx_path, args.eval_stream, split="val")
+        if spotter:
+            info = replace(result.info, spotter=spotter,
+                           metrics={**result.info.metrics, "spotter_tuning": scores})
+            result.info = info
+            onnx_path = export_onnx(model, info, onnx_path)
+    evals["clips"] = evaluate_gesture_dataset(onnx_path, args.data[0], test_split, progress_desc="eval clips")
     if args.eval_drop_rate > 0:
         for restore in (True, False):
             key = f"clips_drop{args.eval_drop_rate:g}_{'restored' if restore else 'no_restore'}"
-            evals[key] = evaluate_gesture_dataset(onnx_path, args.data, test_split, drop_rate=args.eval_drop_rate,
+            evals[key] = evaluate_gesture_dataset(onnx_path, args.data[0], test_split, drop_rate=args.eval_drop_rate,
                                                   restore=restore, seed=args.seed, progress_desc=key)
     if args.eval_stream is not None:
         evals["streams"] = evaluate_gesture_dataset(onnx_path, args.eval_stream, test_split, progress_desc="eval streams")

@@ -65,6 +65,7 @@ class TrainConfig:
     late: int = 6           # frames after it
     guard: int = 4          # ambiguous frames on both sides of that zone (not trained on)
     negatives_per_positive: float = 1.0
+    max_positives: int = 0  # positive windows per gesture per epoch (0 = all of its just-ended zone)
     drop_variants: int = 2
     drop_rate_range: tuple[float, float] = (0.05, 0.3)
     threads: int = 1
@@ -132,12 +133,12 @@ def window_labels(n: int, gestures: list[tuple[int, int, int]], noise: int, earl
     return lab
 
 
-def prepare_recordings(ds: Dataset, entries: list[DatasetEntry], classes: list[str], cfg: TrainConfig,
+def prepare_recordings(entries: list[tuple[Dataset, DatasetEntry]], classes: list[str], cfg: TrainConfig,
                        rng: np.random.Generator, augment: bool, desc: str) -> list[PreparedRecording]:
     """Load recordings, compute RDIs and profiles, and (``augment``) the dropped+restored variants."""
     out = []
     processors: dict[str, Any] = {}
-    for entry in progress(entries, desc=desc):
+    for ds, entry in progress(entries, desc=desc):
         rec = ds.load(entry)
         key = rec.profile.name + str(rec.profile.payload_shape)
         if key not in processors:
@@ -187,7 +188,12 @@ def _sample_epoch(preps, labels, cfg: TrainConfig, noise: int, rng: np.random.Ge
     for i, (p, lab) in enumerate(zip(preps, labels)):
         pos = np.flatnonzero((lab != IGNORE) & (lab != noise))
         neg = np.flatnonzero(lab == noise)
-        n_neg = max(1, int(round(cfg.negatives_per_positive * len(pos)))) if len(pos) else cfg.early + cfg.late + 1
+        if cfg.max_positives and len(pos):
+            cap = cfg.max_positives * max(1, len(p.gestures))
+            if len(pos) > cap:
+                pos = np.sort(rng.choice(pos, size=cap, replace=False))
+        n_neg = (max(1, int(round(cfg.negatives_per_positive * len(pos)))) if len(pos)
+                 else cfg.max_positives or cfg.early + cfg.late + 1)
         chosen = list(pos)
         if len(neg):
             chosen += list(rng.choice(neg, size=min(n_neg, len(neg)), replace=False))
@@ -228,26 +234,26 @@ def _normalisation(preps: list[PreparedRecording]) -> tuple[list[float], list[fl
     return [float(m) for m in mean], [float(s) for s in std]
 
 
-def train_gesture(data: str | Path, cfg: TrainConfig) -> tuple[nn.Module, TrainResult]:
+def train_gesture(data: str | Path | list[str | Path], cfg: TrainConfig) -> tuple[nn.Module, TrainResult]:
     """Train ``cfg.model`` on the dataset at ``data``; returns the best model (eval mode) and results."""
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(max(1, cfg.threads))
     rng = np.random.default_rng(cfg.seed)
-    ds = Dataset.open(data)
-    train_e, val_e, test_e = (_split(ds, name) for name in ("train", "val", "test"))
+    datasets = [Dataset.open(d) for d in (data if isinstance(data, (list, tuple)) else [data])]
+    train_e, val_e, test_e = ([(ds, e) for ds in datasets for e in _split(ds, name)] for name in ("train", "val", "test"))
     if not train_e:
         raise EdgesenseError(f"{data}: the dataset index has no 'train' split (run 'edgesense dataset index')")
-    classes = list(ds.classes)
+    classes = sorted({c for ds in datasets for c in ds.classes})
     if cfg.noise_label not in classes:
         classes = [cfg.noise_label] + classes  # spotting needs a background class
     noise = classes.index(cfg.noise_label)
 
-    train_p = prepare_recordings(ds, train_e, classes, cfg, rng, augment=cfg.drop_variants > 0, desc="prepare train")
-    val_p = prepare_recordings(ds, val_e, classes, cfg, rng, augment=False, desc="prepare val")
-    test_p = prepare_recordings(ds, test_e, classes, cfg, rng, augment=False, desc="prepare test")
+    train_p = prepare_recordings(train_e, classes, cfg, rng, augment=cfg.drop_variants > 0, desc="prepare train")
+    val_p = prepare_recordings(val_e, classes, cfg, rng, augment=False, desc="prepare val")
+    test_p = prepare_recordings(test_e, classes, cfg, rng, augment=False, desc="prepare test")
     c, f = train_p[0].profiles[0].shape[1:]
-    rec0 = ds.load(train_e[0])
+    rec0 = train_e[0][0].load(train_e[0][1])
     shapes = {p.profiles[0].shape[1:] for p in train_p + val_p + test_p}
     if len(shapes) != 1:
         raise FormatError(f"{data}: recordings have different RDI sizes {sorted(shapes)}; train needs one size")
@@ -390,6 +396,8 @@ def write_model_card(path: str | Path, result: TrainResult, evals: dict[str, dic
         f"| training | {cfg.epochs} epochs, batch {cfg.batch_size}, AdamW lr {cfg.lr:g} one-cycle, seed {cfg.seed}, "
         f"{cfg.drop_variants} dropped+restored variants per recording (drop rate {cfg.drop_rate_range[0]:g}-"
         f"{cfg.drop_rate_range[1]:g}), {result.seconds / 60:.1f} min on {cfg.threads} CPU thread(s) |",
+        f"| spotter | {info.spotter or 'defaults'} "
+        + ("(tuned on the stream dataset's validation users)" if info.spotter else "") + " |",
         "",
         "## Measured (held-out users: the dataset's test split)",
         "",

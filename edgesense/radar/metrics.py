@@ -249,3 +249,47 @@ def evaluate_gesture_dataset(model: str | Path, data: str | Path, split: str | N
     if skipped:
         out["skipped"] = skipped
     return out
+
+
+def tune_spotter(model: str | Path, data: str | Path, split: str = "val", tolerance_s: float = 0.5,
+                 false_trigger_cost: float = 0.02, threads: int = 1) -> tuple[dict, dict]:
+    """Pick spotter thresholds on a stream dataset split (never the test split).
+
+    Runs the model once over every stream, then scores a small grid of
+    :class:`~edgesense.radar.spotting.SpotterConfig` values offline by ``F1 - cost * false triggers/min``.
+    Returns (best config as a dict, its scores).
+    """
+    import itertools
+    from types import SimpleNamespace
+
+    from edgesense.radar.pipeline import GesturePipeline
+    from edgesense.radar.spotting import SpotterConfig, spot
+    from edgesense.recording import Dataset
+
+    ds = Dataset.open(data)
+    pipe = GesturePipeline(model, threads=threads)
+    info = pipe.info
+    runs = []
+    for entry in ds.entries:
+        if entry.split != split or not entry.events:
+            continue
+        rec = ds.load(entry)
+        _, probs = pipe.run_batch(rec.payloads, rec.seq)
+        truth = [SimpleNamespace(label=lab, start=s, end=e)
+                 for lab, s, e in gesture_extents(rec.labels, rec.n_frames, info.noise_label)]
+        runs.append((probs, truth))
+    if not runs:
+        return {}, {}
+    best: tuple[float, dict, dict] = (-np.inf, {}, {})
+    for on, (k, n), release in itertools.product((0.5, 0.6, 0.7, 0.8), ((2, 3), (3, 4), (2, 2), (3, 5), (1, 1)),
+                                                  (2, 3, 5)):
+        cfg = SpotterConfig(on_threshold=on, off_threshold=min(0.4, on), k=k, n=n, release_frames=release,
+                            noise_label=info.noise_label)
+        streams = [(truth, spot(probs, info.classes, cfg), len(probs)) for probs, truth in runs]
+        m = event_metrics(streams, info.frame_rate_hz, tolerance_s, info.noise_label)
+        score = m.f1 - false_trigger_cost * m.false_triggers_per_min
+        if score > best[0]:
+            best = (score, {"on_threshold": on, "off_threshold": min(0.4, on), "k": k, "n": n,
+                            "release_frames": release},
+                    {"f1": m.f1, "false_triggers_per_min": m.false_triggers_per_min, "split": split})
+    return best[1], best[2]
