@@ -30,6 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cle", action="store_true", help="cross-layer equalisation + high-bias absorption")
     parser.add_argument("--bias-correction", action="store_true", help="empirical bias correction")
     parser.add_argument("--max-samples", type=int, default=512, help="calibration samples used (default 512)")
+    parser.add_argument("--stream-block", type=int, default=None,
+                        help="streaming models (inputs: block, then states; outputs: y, then <state>_out): the "
+                             "calibration arrays are whole signals (N, C, T) fed in blocks of this many steps")
     parser.add_argument("--name", default=None, help="output file stem (default: the model's stem)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     add_json_flag(parser)
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from edgesense.quant.model_io import architecture_args, load_calibration_inputs, load_torch_model
     from edgesense.quant.ptq import correct_bias, equalize
     from edgesense.quant.sensitivity import sensitivity_report, sqnr_db
-    from edgesense.quant.sim import calibrate
+    from edgesense.quant.sim import calibrate, calibrate_streaming
 
     torch.set_num_threads(max(1, args.threads))
     target = get_target(args.target)
@@ -67,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
         sim = QuantSim(model, torch.from_numpy(x[:1]), target, cfg)
     else:
         raise ModelError(f"{model_path}: expected a float .onnx or a .pt state_dict")
-    if tuple(sim.input_shape[1:]) != tuple(x.shape[1:]):
+    streaming = len(sim.input_shapes) > 1
+    if streaming and not args.stream_block:
+        raise EdgesenseError("this model has several inputs (a streaming model?): give --stream-block STEPS and "
+                             "whole signals (N, C, T) as calibration data")
+    if not streaming and tuple(sim.input_shape[1:]) != tuple(x.shape[1:]):
         raise EdgesenseError(f"calibration inputs have sample shape {list(x.shape[1:])}, the model expects "
                              f"{list(sim.input_shape[1:])}")
     xt = torch.from_numpy(x)
@@ -76,13 +83,20 @@ def run(args: argparse.Namespace) -> int:
     batches = list(calib.split(64))
     if args.cle:
         equalize(sim)
-    calibrate(sim, batches)
-    if args.bias_correction:
-        correct_bias(sim, batches)
-    sim.eval()
-    with torch.no_grad():
-        y_f = sim.float_model()(hold)
-        y_q = sim(hold)
+    if streaming:
+        if args.bias_correction:
+            raise EdgesenseError("--bias-correction is not available for streaming models")
+        calibrate_streaming(sim, [s[None] for s in calib], args.stream_block)
+        sim.eval()
+        y_f, y_q = _stream_outputs(sim, hold, args.stream_block)
+    else:
+        calibrate(sim, batches)
+        if args.bias_correction:
+            correct_bias(sim, batches)
+        sim.eval()
+        with torch.no_grad():
+            y_f = sim.float_model()(hold)
+            y_q = sim(hold)
     graph = sim.lower()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     enc_path = out / f"{stem}_int8.encodings.json"
     enc_path.write_text(json.dumps({"version": "edgesense-1", "target": target.name,
                                     "encodings": {k: v.to_dict() for k, v in graph.encodings().items()}}, indent=1))
-    rows = sensitivity_report(sim, [hold[:64]])
+    rows = [] if streaming else sensitivity_report(sim, [hold[:64]])
     summary = {
         "model": str(model_path), "target": target.name, "method": args.method, "weight_method": args.weight_method,
         "cle": args.cle, "bias_correction": args.bias_correction,
@@ -111,11 +125,33 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        worst = min(rows, key=lambda r: r.isolated_output_sqnr_db)
         print(f"{model_path.name} -> {q_path} (target {target.name}, {args.method} ranges)")
         print(f"  float vs INT8 output SQNR {summary['output_sqnr_db']:.1f} dB on {len(hold)} held-out samples"
               + (f", argmax agreement {summary['argmax_agreement']:.4f}" if summary["argmax_agreement"] is not None
                  else ""))
-        print(f"  most sensitive tensor: {worst.tensor} ({worst.isolated_output_sqnr_db:.1f} dB output SQNR alone)")
+        if rows:
+            worst = min(rows, key=lambda r: r.isolated_output_sqnr_db)
+            print(f"  most sensitive tensor: {worst.tensor} ({worst.isolated_output_sqnr_db:.1f} dB output SQNR alone)")
         print(f"  wrote {f_path.name}, {enc_path.name}, {stem}_int8.report.json")
     return 0
+
+
+def _stream_outputs(sim, signals, block: int):
+    """First outputs of the float and quantized simulations streamed over ``signals`` (N, C, T), concatenated."""
+    import torch
+
+    fm = sim.float_model()
+    ys_f, ys_q = [], []
+    with torch.no_grad():
+        for sig in signals:
+            sig = sig[None]
+            st_f = [torch.zeros((1, *shp[1:])) for shp in sim.input_shapes[1:]]
+            st_q = [s.clone() for s in st_f]
+            for t0 in range(0, sig.shape[-1] - block + 1, block):
+                blk = sig[..., t0:t0 + block]
+                of, oq = fm(blk, *st_f), sim(blk, *st_q)
+                st_f, st_q = list(of[1:1 + len(st_f)]), list(oq[1:1 + len(st_q)])
+                ys_f.append(of[0])
+                ys_q.append(oq[0])
+    return torch.cat(ys_f, dim=-1), torch.cat(ys_q, dim=-1)
+

@@ -95,23 +95,27 @@ class IntegerSim:
         self.graph = graph
         self.mode = graph.target.requantization
 
-    def run(self, x: np.ndarray) -> dict[str, tuple[np.ndarray, Encoding]]:
-        """Codes and encoding of every quantized tensor (keyed by tensor name) for float input ``x``."""
+    def run(self, x) -> dict[str, tuple[np.ndarray, Encoding]]:
+        """Codes and encoding of every quantized tensor (keyed by tensor name) for float input ``x``.
+
+        ``x``: one array, or a list of arrays (one per graph input, in order).
+        """
+        xs = [np.asarray(v, dtype=np.float32) for v in (x if isinstance(x, (list, tuple)) else [x])]
         env: dict[str, object] = {}
         codes: dict[str, tuple[np.ndarray, Encoding]] = {}
         for op in self.graph.ops:
-            y = self._op(op, env, np.asarray(x, dtype=np.float32))
+            y = self._op(op, env, xs[op.attrs.get("index", 0)] if op.kind == "input" else None)
             env[op.name] = y
             if isinstance(y, tuple):
                 codes[op.name] = y
         return codes
 
-    def outputs(self, x: np.ndarray) -> list[tuple[np.ndarray, Encoding]]:
+    def outputs(self, x) -> list[tuple[np.ndarray, Encoding]]:
         """(codes, encoding) of each model output."""
         codes = self.run(x)
         return [codes[o] for o in self.graph.outputs]
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x) -> np.ndarray:
         """Dequantized first output (what a runtime returns for a QDQ model)."""
         q, enc = self.outputs(x)[0]
         return enc.dequantize(q)
@@ -172,6 +176,14 @@ class IntegerSim:
             return np.clip(r, *out.limits).astype(out.numpy_dtype), out
         if k == "reshape":
             return q.reshape(q.shape[0], *op.shape[1:]), enc
+        if k == "slice":
+            from edgesense.quant.sim import _slice
+            return _slice(q, op.attrs), enc
+        if k == "concat":
+            parts = [env[i] for i in op.inputs]
+            arrs = [c if (e.scale == out.scale and e.zero_point == out.zero_point) else
+                    _requant_float(e.dequantize(c), out) for c, e in parts]
+            return np.concatenate(arrs, axis=op.attrs["axis"]), out
         if k == "softmax":
             real = enc.dequantize(q)
             axis = op.attrs["dim"]

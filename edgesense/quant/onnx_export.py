@@ -79,7 +79,8 @@ def _emit_graph(graph, quantized: bool, opset: int):
     for op in graph.ops:
         k, nm = op.kind, op.name
         if k == "input":
-            src = "input"
+            n_in = sum(1 for o in graph.ops if o.kind == "input")
+            src = "input" if n_in == 1 else f"input{op.attrs.get('index', 0)}"
         else:
             x = tensor[op.inputs[0]]
             src = nm
@@ -118,6 +119,13 @@ def _emit_graph(graph, quantized: bool, opset: int):
             elif k == "reshape":
                 shape = b.init(nm + ".shape", np.array([-1, *op.shape[1:]], np.int64))
                 b.node("Reshape", [x, shape], [nm], nm)
+            elif k == "concat":
+                b.node("Concat", [tensor[i] for i in op.inputs], [nm], nm, axis=int(op.attrs["axis"]))
+            elif k == "slice":
+                a = op.attrs
+                ins = [x] + [b.init(f"{nm}.{key}", np.array(a[key], np.int64))
+                             for key in ("starts", "ends", "axes", "steps")]
+                b.node("Slice", ins, [nm], nm)
             elif k == "softmax":
                 dim = op.attrs["dim"]
                 b.node("Softmax", [x], [nm], nm, axis=int(dim if dim is not None else -1))
@@ -131,23 +139,40 @@ def _emit_graph(graph, quantized: bool, opset: int):
     return b, tensor
 
 
+def _dims(shape, declared, i_list: int, tag: str) -> list:
+    """Declared dims (dynamic axes as symbols) when known, else batch ``N`` + traced shape."""
+    if declared is not None and i_list < len(declared) and declared[i_list] is not None:
+        d = declared[i_list]
+        return [v if isinstance(v, int) and v > 0 else (v or f"{tag}_{j}") for j, v in enumerate(d)]
+    return ["N", *shape[1:]]
+
+
 def _finish(b: _Builder, graph, tensor: dict, path: Path, metadata: dict[str, str], name: str,
-            io_names: tuple[str, list[str]] | None = None) -> Path:
+            io_names: tuple[list[str], list[str]] | None = None, io_dims=None) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
     outs = []
+    multi = len(graph.outputs) > 1
     for i, o in enumerate(graph.outputs):
-        out_name = "output" if len(graph.outputs) == 1 else f"output{i}"
+        out_name = f"output{i}" if multi else "output"
         if tensor[o] != out_name:
             b.node("Identity", [tensor[o]], [out_name], f"{out_name}_Identity")
-        outs.append(helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *graph.op(o).shape[1:]]))
-    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *graph.input_shape[1:]])
+        outs.append(helper.make_tensor_value_info(out_name, TensorProto.FLOAT,
+                                                  _dims(graph.op(o).shape, io_dims[1] if io_dims else None, i,
+                                                        f"out{i}")))
+    in_ops = [o for o in graph.ops if o.kind == "input"]
+    ins = []
+    for k, op in enumerate(in_ops):
+        nm = "input" if len(in_ops) == 1 else f"input{k}"
+        ins.append(helper.make_tensor_value_info(nm, TensorProto.FLOAT,
+                                                 _dims(op.shape, io_dims[0] if io_dims else None, k, f"in{k}")))
     if io_names is not None:     # keep the float model's input/output names (pipelines may look them up)
-        _rename(b, "input", io_names[0], inp)
+        for vi, new in zip(ins, io_names[0]):
+            _rename(b, vi.name, new, vi)
         for vi, new in zip(outs, io_names[1]):
             _rename(b, vi.name, new, vi)
-    g = helper.make_graph(b.nodes, name, [inp], outs, b.inits)
+    g = helper.make_graph(b.nodes, name, ins, outs, b.inits)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="edgesense")
     model.ir_version = 8
     helper.set_model_props(model, metadata)
@@ -183,7 +208,8 @@ def export_qdq_onnx(sim, path: str | Path, graph=None, metadata: dict[str, str] 
     meta = dict(getattr(sim, "source_metadata", None) or {})
     meta.update(metadata or {})
     meta.update({ENCODINGS_METADATA_KEY: json.dumps(encs), "edgesense.target": graph.target.name})
-    return _finish(b, graph, tensor, path, meta, "edgesense_qdq", getattr(sim, "io_names", None))
+    return _finish(b, graph, tensor, path, meta, "edgesense_qdq", getattr(sim, "io_names", None),
+                   getattr(sim, "io_dims", None))
 
 
 def export_float_onnx(sim, path: str | Path, graph=None, metadata: dict[str, str] | None = None) -> Path:
@@ -192,4 +218,5 @@ def export_float_onnx(sim, path: str | Path, graph=None, metadata: dict[str, str
     b, tensor = _emit_graph(graph, False, OPSET)
     meta = dict(getattr(sim, "source_metadata", None) or {})
     meta.update(metadata or {})
-    return _finish(b, graph, tensor, path, meta, "edgesense_float", getattr(sim, "io_names", None))
+    return _finish(b, graph, tensor, path, meta, "edgesense_float", getattr(sim, "io_names", None),
+                   getattr(sim, "io_dims", None))

@@ -24,10 +24,15 @@ __all__ = ["import_onnx", "OnnxFloatModel"]
 class OnnxFloatModel:
     """The pieces of a float ONNX model: op list, input shape, I/O names and metadata."""
 
-    def __init__(self, nodes: list[OpNode], input_shape: tuple[int, ...], input_name: str, output_names: list[str],
-                 metadata: dict[str, str]) -> None:
+    def __init__(self, nodes: list[OpNode], input_shape: tuple[int, ...], input_names: list[str],
+                 output_names: list[str], metadata: dict[str, str], input_dims: list[list], output_dims: list[list]) -> None:
         self.nodes, self.input_shape = nodes, input_shape
-        self.input_name, self.output_names, self.metadata = input_name, output_names, metadata
+        self.input_names, self.output_names, self.metadata = input_names, output_names, metadata
+        self.input_dims, self.output_dims = input_dims, output_dims   # None / symbol names for dynamic axes
+
+    @property
+    def input_name(self) -> str:
+        return self.input_names[0]
 
 
 def _fold_constants(path: str | Path) -> Path:
@@ -66,20 +71,29 @@ def import_onnx(path: str | Path) -> OnnxFloatModel:
         if n.op_type == "Constant":
             consts[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"])
     inputs = [i for i in g.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise ModelError(f"{path}: only single-input models are supported")
-    inp = inputs[0]
-    dims = [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
-    for d, v in zip(inp.type.tensor_type.shape.dim, dims):
-        d.Clear()
-        d.dim_value = v
+    if not inputs:
+        raise ModelError(f"{path}: the model has no inputs")
+
+    def sym(vi) -> list:
+        return [d.dim_value if d.dim_value > 0 else (d.dim_param or None) for d in vi.type.tensor_type.shape.dim]
+
+    input_dims = [sym(i) for i in inputs]
+    output_dims = [sym(o) for o in g.output]
+    all_dims = []
+    for inp in inputs:
+        dims = [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
+        all_dims.append(dims)
+        for d, v in zip(inp.type.tensor_type.shape.dim, dims):
+            d.Clear()
+            d.dim_value = v
     for o in g.output:
         o.type.tensor_type.ClearField("shape")
     inferred = shape_inference.infer_shapes(model)
     shapes = {vi.name: tuple(d.dim_value for d in vi.type.tensor_type.shape.dim)
               for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input)}
     alias: dict[str, str] = {}
-    nodes: list[OpNode] = [OpNode("input", inp.name, [], shape=tuple(dims))]
+    nodes: list[OpNode] = [OpNode("input", inp.name, [], attrs={"index": k}, shape=tuple(d))
+                           for k, (inp, d) in enumerate(zip(inputs, all_dims))]
 
     pending_pad: dict[str, tuple[str, list[int]]] = {}
 
@@ -191,6 +205,17 @@ def import_onnx(path: str | Path) -> OnnxFloatModel:
             if op == "Flatten" and a.get("axis", 1) != 1:
                 raise ModelError(f"Flatten {n.name}: only axis=1 is supported")
             add("reshape", out, [src(n.input[0])])
+        elif op == "Concat":
+            add("concat", out, [src(i) for i in n.input], axis=int(a["axis"]))
+        elif op == "Slice":
+            if len(n.input) < 3 or any(i and i not in consts for i in n.input[1:]):
+                raise ModelError(f"Slice {n.name}: starts, ends, axes and steps must be constants")
+            vals = [np.asarray(consts[i]).reshape(-1).tolist() if i else None for i in list(n.input[1:]) + [None] * 4]
+            starts, ends, axes, steps = vals[:4]
+            axes = axes if axes is not None else list(range(len(starts)))
+            steps = steps if steps is not None else [1] * len(starts)
+            add("slice", out, [src(n.input[0])], starts=[int(v) for v in starts], ends=[int(v) for v in ends],
+                axes=[int(v) for v in axes], steps=[int(v) for v in steps])
         elif op == "Softmax":
             add("softmax", out, [src(n.input[0])], dim=int(a.get("axis", -1)))
         elif op in ("Identity", "Dropout"):
@@ -202,7 +227,7 @@ def import_onnx(path: str | Path) -> OnnxFloatModel:
         raise ModelError(f"{path}: a Pad that does not feed a Conv is not supported")
     outputs = [src(o.name) for o in g.output]
     reserved = {o.name for o in g.output} | {"input", "output"}
-    rename = {nd.name: nd.name + "_t" for nd in nodes[1:] if nd.name in reserved}
+    rename = {nd.name: nd.name + "_t" for nd in nodes if nd.kind != "input" and nd.name in reserved}
     for nd in nodes:               # internal tensors never carry a graph I/O name (the exporter assigns those)
         nd.name = rename.get(nd.name, nd.name)
         nd.inputs = [rename.get(i, i) for i in nd.inputs]
@@ -211,4 +236,5 @@ def import_onnx(path: str | Path) -> OnnxFloatModel:
     for o in outputs:
         nodes.append(OpNode("output", f"output:{o}", [o]))
     meta = {p.key: p.value for p in model.metadata_props}
-    return OnnxFloatModel(nodes, tuple(dims), inp.name, [o.name for o in g.output], meta)
+    return OnnxFloatModel(nodes, tuple(all_dims[0]), [i.name for i in inputs], [o.name for o in g.output], meta,
+                          input_dims, output_dims)

@@ -136,6 +136,12 @@ class LoweredGraph:
     outputs: list[str]
     target: TargetProfile
     input_shape: tuple[int, ...]
+    inputs: list[str] = field(default_factory=list)          # every graph input, in order
+
+    def input_encoding(self, k: int = 0) -> Encoding | None:
+        """Grid of graph input ``k`` (what an int8-I/O runtime expects)."""
+        name = (self.inputs or [self.input])[k]
+        return self.op(name).out_encoding
 
     def op(self, name: str) -> LoweredOp:
         return next(o for o in self.ops if o.name == name)
@@ -150,6 +156,17 @@ class LoweredGraph:
                 out[o.name + ".weight"] = o.weight_encoding
                 out[o.name + ".bias"] = o.bias_encoding
         return out
+
+
+def _slice(a, attrs: dict):
+    """ONNX Slice semantics on a tensor or array (negative and out-of-range bounds clamped)."""
+    idx = [slice(None)] * a.ndim
+    for st, en, ax, sp in zip(attrs["starts"], attrs["ends"], attrs["axes"], attrs["steps"]):
+        dim = a.shape[ax]
+        st = max(0, st + dim) if st < 0 else min(st, dim)
+        en = max(0, en + dim) if en < 0 else min(en, dim)
+        idx[ax] = slice(st, en, sp)
+    return a[tuple(idx)]
 
 
 def _key(name: str) -> str:
@@ -173,6 +190,9 @@ class QuantSim(nn.Module):
         else:
             self.nodes = nodes
             self.input_shape = tuple(nodes[0].shape)
+        self.input_shapes = [tuple(nd.shape) for nd in self.nodes if nd.kind == "input"]
+        if nodes is None:
+            self.input_shapes = [self.input_shape]
         self.layers = nn.ModuleDict()
         self.act_quantizers = nn.ModuleDict()
         self.tied: dict[str, TiedQuantizer] = {}
@@ -184,6 +204,17 @@ class QuantSim(nn.Module):
             for i in nd.inputs:
                 users.setdefault(i, []).append(nd)
         t = self.target
+        graph_inputs = {nd.name for nd in self.nodes if nd.kind == "input"}
+        # a graph input consumed only by Concat next to a computed tensor (a streaming state) is put on that
+        # tensor's grid, so the state round-trips through int8 exactly and Concat needs no requantization
+        state_partner: dict[str, str] = {}
+        for name in graph_inputs:
+            us = users.get(name, [])
+            if us and all(u.kind == "concat" for u in us):
+                others = [i for i in us[0].inputs if i not in graph_inputs]
+                if others:
+                    state_partner[name] = others[0]
+        deferred: list[str] = []
         for nd in self.nodes:
             if nd.kind in ("conv", "linear"):
                 layer = QuantLayer(nd, t, self.config)
@@ -192,7 +223,9 @@ class QuantSim(nn.Module):
                 self.layers[_key(nd.name)] = layer
             fused = (nd.kind in ("conv", "linear", "add") and len(users.get(nd.name, [])) == 1
                      and users[nd.name][0].kind in ("relu", "relu6"))
-            if nd.kind in ("input", "conv", "linear", "add", "relu", "relu6") and not fused:
+            if nd.kind == "input" and nd.name in state_partner:
+                deferred.append(nd.name)
+            elif nd.kind in ("input", "conv", "linear", "add", "relu", "relu6") and not fused:
                 q = ActQuantizerPerTensorAsym(t.activation_bitwidth, t.activation_dtype, self.config.activations,
                                               self.config.range_param)
                 self.act_quantizers[_key(nd.name)] = q
@@ -201,12 +234,19 @@ class QuantSim(nn.Module):
                 q = FixedQuantizer.softmax_output(t.activation_dtype)
                 self.act_quantizers[_key(nd.name)] = q
                 self.grid_of[nd.name] = q
-            elif nd.kind in ("maxpool", "avgpool", "gap", "reshape"):
-                src = self.grid_of.get(nd.inputs[0])
+            elif nd.kind in ("maxpool", "avgpool", "gap", "reshape", "slice", "concat"):
+                cands = [i for i in nd.inputs if i not in state_partner] if nd.kind == "concat" else nd.inputs[:1]
+                src = self.grid_of.get(cands[0]) if cands else None
                 if src is None:
                     raise EdgesenseError(f"{nd.kind} {nd.name} has an unquantized input")
                 self.tied[nd.name] = TiedQuantizer(src)
                 self.grid_of[nd.name] = src
+        for name in deferred:
+            src = self.grid_of.get(state_partner[name])
+            if src is None:
+                raise EdgesenseError(f"state input {name} feeds a Concat with an unquantized partner")
+            self.tied[name] = TiedQuantizer(src)
+            self.grid_of[name] = src
 
     @classmethod
     def from_onnx(cls, path, target: str | TargetProfile = "ort-cpu", config: QuantConfig | None = None) -> "QuantSim":
@@ -215,21 +255,29 @@ class QuantSim(nn.Module):
 
         fm = import_onnx(path)
         sim = cls(None, None, target, config, nodes=fm.nodes)
-        sim.io_names = (fm.input_name, fm.output_names)
+        sim.io_names = (fm.input_names, fm.output_names)
+        sim.io_dims = (fm.input_dims, fm.output_dims)
         sim.source_metadata = fm.metadata
         return sim
 
-    io_names: tuple[str, list[str]] | None = None
+    io_names: tuple[list[str], list[str]] | None = None
+    io_dims: tuple[list[list], list[list]] | None = None
     source_metadata: dict[str, str] | None = None
 
     # -- running -------------------------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        outputs, _ = self.forward_all(x)
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        outputs, _ = self.forward_all(*xs)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
-    def forward_all(self, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
-        """Outputs and every tensor of the graph by name (after its quantizer, when it has one)."""
+    def forward_all(self, *xs: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """Outputs and every tensor of the graph by name (after its quantizer, when it has one).
+
+        One positional tensor per graph input, in the model's input order.
+        """
+        n_in = sum(1 for nd in self.nodes if nd.kind == "input")
+        if len(xs) != n_in:
+            raise EdgesenseError(f"the model has {n_in} inputs, got {len(xs)}")
         env: dict[str, torch.Tensor] = {}
         quant = self.quantize and not self._calibrating
         outputs = []
@@ -237,7 +285,7 @@ class QuantSim(nn.Module):
             if nd.kind == "output":
                 outputs.append(env[nd.inputs[0]])
                 continue
-            y = self._run_op(nd, env, x, quant)
+            y = self._run_op(nd, env, xs[nd.attrs.get("index", 0)] if nd.kind == "input" else None, quant)
             key = _key(nd.name)
             if key in self.act_quantizers:
                 y = self.act_quantizers[key](y) if (quant or self._calibrating) else y
@@ -273,6 +321,10 @@ class QuantSim(nn.Module):
             return a.reshape(a.shape[0], *nd.shape[1:])
         if k == "softmax":
             return F.softmax(a, dim=nd.attrs["dim"])
+        if k == "concat":
+            return torch.cat([env[i] for i in nd.inputs], dim=nd.attrs["axis"])
+        if k == "slice":
+            return _slice(a, nd.attrs)
         raise EdgesenseError(f"unknown op kind {k}")
 
     # -- state ---------------------------------------------------------------------------------
@@ -316,13 +368,13 @@ class QuantSim(nn.Module):
         """
         ops: list[LoweredOp] = []
         outputs: list[str] = []
-        inp = ""
+        inputs: list[str] = []
         for nd in self.nodes:
             if nd.kind == "output":
                 outputs.append(nd.inputs[0])
                 continue
             if nd.kind == "input":
-                inp = nd.name
+                inputs.append(nd.name)
             key = _key(nd.name)
             enc = None
             if not quantized:
@@ -352,7 +404,7 @@ class QuantSim(nn.Module):
                 op.bias_q = np.clip(np.rint(op.bias.astype(np.float64) / bs.astype(np.float64)),
                                     *_INT32).astype(np.int32)
             ops.append(op)
-        return LoweredGraph(ops, inp, outputs, self.target, self.input_shape)
+        return LoweredGraph(ops, inputs[0], outputs, self.target, self.input_shape, inputs)
 
     def encodings(self) -> dict[str, Encoding]:
         return self.lower().encodings()
@@ -382,6 +434,29 @@ def calibration(sim: QuantSim) -> Iterator[QuantSim]:
         for q in acts:
             q.init_from_analyzer()
         sim.refresh_weight_ranges()
+
+
+def calibrate_streaming(sim: QuantSim, signals: Iterable[torch.Tensor], block: int, axis: int = -1) -> QuantSim:
+    """Calibrate a streaming model (inputs: signal block, then states; outputs: y, then ``<state>_out``).
+
+    Each signal ``(N, C, T)`` is cut into blocks of ``block`` steps along ``axis``; states start at zero
+    and every ``<name>_out`` output is fed back as input ``<name>``, as a streaming runtime does.
+    """
+    if sim.io_names is None:
+        raise EdgesenseError("streaming calibration needs a sim built with QuantSim.from_onnx")
+    in_names, out_names = sim.io_names
+    feedback = {o: in_names.index(o[: -len("_out")]) for o in out_names if o.endswith("_out")
+                and o[: -len("_out")] in in_names}
+    with calibration(sim):
+        for sig in signals:
+            states = [torch.zeros((sig.shape[0], *shp[1:])) for shp in sim.input_shapes[1:]]
+            for t0 in range(0, sig.shape[axis] - block + 1, block):
+                outs = sim(sig.narrow(axis, t0, block), *states)
+                outs = outs if isinstance(outs, tuple) else (outs,)
+                for o_name, value in zip(out_names, outs):
+                    if o_name in feedback:
+                        states[feedback[o_name] - 1] = value
+    return sim
 
 
 def calibrate(sim: QuantSim, batches: Iterable[torch.Tensor]) -> QuantSim:
