@@ -1,7 +1,8 @@
 """Latency, throughput and peak memory of one model on one backend, batch 1.
 
 Backends: ``onnxruntime`` (float or INT8 ``.onnx``), ``litert`` (``.tflite``) and ``torch`` (a float
-model on torch eager -- imported lazily; torch is optional). :func:`bench_isolated` runs each case in a
+model on torch eager -- imported lazily; torch is optional). Integer-I/O models are timed on already
+quantized int8 inputs (the model's own latency, without numpy's float-to-int8 conversion). :func:`bench_isolated` runs each case in a
 fresh Python process so its peak-memory figure (growth of the process's maximum resident set size while
 loading and running the model) is not polluted by other models.
 
@@ -127,9 +128,13 @@ def bench_model(path: str | Path, backend: str, runs: int = 200, warmup: int = 2
         from edgesense.runtime import load_model
         model = load_model(path, threads=threads, warmup=0)
         feeds = model.dummy_inputs(batch=1)
+        raw = all(s.quantized for s in model.input_specs)
+        if raw:   # integer-I/O model: time the model itself, inputs already quantized
+            from edgesense.runtime.model import quantize
+            feeds = {s.name: quantize(feeds[s.name], s.scale, s.zero_point, s.dtype) for s in model.input_specs}
 
         def fn():
-            model.run(feeds)
+            model.run(feeds, raw=raw)
     else:
         raise EdgesenseError(f"unknown backend {backend!r}; choose onnxruntime, litert or torch")
     t = _timings(fn, runs, warmup)
