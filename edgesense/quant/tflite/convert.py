@@ -100,8 +100,10 @@ def _attrs(node: onnx.NodeProto) -> dict:
 
 
 class _Converter:
-    def __init__(self, model: onnx.ModelProto, io_dtype: str, input_shapes: dict | None = None) -> None:
+    def __init__(self, model: onnx.ModelProto, io_dtype: str, input_shapes: dict | None = None,
+                 precise_requantize: bool = True) -> None:
         self.io_dtype = io_dtype
+        self.precise_requantize = precise_requantize
         model = _infer_shapes(_fold_shape_arithmetic(_infer_shapes(_with_static_shapes(model, input_shapes))))
         self.graph = model.graph
         self.inits: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
@@ -256,8 +258,33 @@ class _Converter:
         return self.views[key]
 
     def _requantize(self, a: _Act, qp: QuantParams, name: str) -> _Act:
+        """Move ``a`` onto grid ``qp``. With ``precise_requantize`` this is a 1x1 depthwise convolution
+        (weight 127 on scale 1/127, zero bias): TFLite's int8->int8 QUANTIZE rounds coarsely (XNNPACK
+        uses an 8-bit multiplier; the builtin kernel rounds twice with almost no fractional bits), while
+        a convolution requantizes its 127x larger accumulator with a 31-bit multiplier (builtin) or in
+        fp32 (XNNPACK) -- close to the single float rounding of ORT's DequantizeLinear/QuantizeLinear."""
         out = self._new_act(name, a.shape, a.layout, qp, a.src4)
-        self.fb.add_operator(Op.QUANTIZE, [a.index], [out.index], version=2)
+        if not self.precise_requantize:
+            self.fb.add_operator(Op.QUANTIZE, [a.index], [out.index], version=2)
+            return out
+        stored = self.fb.shape(a.index)
+        src, dst = a.index, out.index
+        if len(stored) != 4:
+            shape4 = (1, 1, int(np.prod(stored)), 1)
+            src = self._reshape(a.index, shape4, a.qp, name + "/4d")
+            dst = self.fb.add_tensor(name + "/requant", shape4, np.int8, qp)
+        c = self.fb.shape(src)[3]
+        w = self.fb.add_tensor(name + "/one", (1, 1, 1, c), np.int8,
+                               QuantParams(np.full(c, 1.0 / 127.0, np.float32), np.zeros(c, np.int64), 3),
+                               np.full((1, 1, 1, c), 127, np.int8))
+        b = self.fb.add_tensor(name + "/zero", (c,), np.int32,
+                               QuantParams(np.full(c, np.float64(a.qp.scale[0]) / 127.0, np.float32),
+                                           np.zeros(c, np.int64), 0), np.zeros(c, np.int32))
+        self.fb.add_operator(Op.DEPTHWISE_CONV_2D, [src, w, b], [dst], "DepthwiseConv2DOptions", version=3,
+                             Padding=Padding.VALID, StrideW=1, StrideH=1, DepthMultiplier=1,
+                             DilationWFactor=1, DilationHFactor=1, FusedActivationFunction=Act_.NONE)
+        if dst != out.index:
+            self.fb.add_operator(Op.RESHAPE, [dst, self._int32_const(name + "/shape", stored)], [out.index])
         return out
 
     # ------------------------------------------------------------------ output grid look-ahead
