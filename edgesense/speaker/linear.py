@@ -18,8 +18,15 @@ __all__ = ["x_over_i_coefficients", "LinearExcursion", "predict_linear"]
 
 
 def x_over_i_coefficients(bl: float, mms: float, rms: float, kms: float, fs: float) -> tuple[np.ndarray, np.ndarray]:
-    """Bilinear-transform (b, a) of X/I = Bl/(Mms s^2 + Rms s + Kms), output in mm per A."""
-    return signal.bilinear([bl * 1e3], [mms, rms, kms], fs)
+    """Bilinear-transform (b, a) of X/I = Bl/(Mms s^2 + Rms s + Kms), output in mm per A, a[0] = 1.
+
+    With s = c (1 - 1/z) / (1 + 1/z), c = 2 fs (closed form of ``scipy.signal.bilinear``).
+    """
+    c = 2.0 * fs
+    m, r = mms * c * c, rms * c
+    a0 = m + r + kms
+    g = bl * 1e3 / a0
+    return np.array([g, 2 * g, g]), np.array([1.0, 2 * (kms - m) / a0, (m - r + kms) / a0])
 
 
 def _require(params: SpeakerParams) -> None:

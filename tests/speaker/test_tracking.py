@@ -55,3 +55,17 @@ def test_silence_keeps_the_datasheet_model():
     tracker.process(quiet, quiet / 8)
     assert tracker.updates == 0 and np.allclose(tracker.theta, tracker._theta_ds)
     assert SCENARIOS["nominal"].ambient_c == 25.0
+
+
+def test_fast_filter_path_matches_scipy_lfilter():
+    from scipy import signal
+
+    from edgesense.speaker.tracking import _lfilter
+
+    b, a = signal.bilinear([1e3], [1.6e-4, 0.3, 4060.0], FS)
+    b, a = b / a[0], a / a[0]
+    x = np.random.default_rng(0).standard_normal(300)
+    zi = np.array([0.1, -0.2])
+    y_ref, z_ref = signal.lfilter(b, a, x, zi=zi)
+    y, z = _lfilter(b, a, x, zi.copy())
+    assert np.allclose(y, y_ref, rtol=0, atol=1e-12) and np.allclose(z, z_ref, rtol=0, atol=1e-12)
