@@ -49,12 +49,14 @@ def _ort_quantize(src: Path, dst: Path, calib: np.ndarray, method: str, reduce_r
     return dst
 
 
-def _edgesense_quantize(src: Path, dst: Path, calib: np.ndarray, method: str, target: str) -> Path:
+def _edgesense_quantize(src: Path, dst: Path, calib: np.ndarray, method: str, target: str,
+                        weight_method: str = "minmax") -> Path:
     import torch
 
     from edgesense.quant import AnalyzerConfig, QuantConfig, QuantSim, calibrate, export_qdq_onnx
 
-    sim = QuantSim.from_onnx(src, target, QuantConfig(activations=AnalyzerConfig(method)))
+    sim = QuantSim.from_onnx(src, target, QuantConfig(activations=AnalyzerConfig(method),
+                                                      weights=AnalyzerConfig(weight_method)))
     calibrate(sim, torch.from_numpy(calib).split(64))
     export_qdq_onnx(sim, dst)
     return dst
@@ -80,7 +82,8 @@ def _metrics(y: np.ndarray, y_float: np.ndarray, labels: np.ndarray | None) -> d
     return out
 
 
-def compare(model: Path, calib: np.ndarray, x: np.ndarray, labels: np.ndarray | None, target: str = "ort-cpu") -> list[dict]:
+def compare(model: Path, calib: np.ndarray, x: np.ndarray, labels: np.ndarray | None,
+            targets: tuple[str, ...] = ("ort-cpu", "ort-vnni")) -> list[dict]:
     """Rows: float, edgesense {minmax, percentile, mse}, ORT {MinMax, Entropy, Percentile} x reduce_range."""
     rows = []
     y_float = _run(model, x)
@@ -88,11 +91,13 @@ def compare(model: Path, calib: np.ndarray, x: np.ndarray, labels: np.ndarray | 
     float_row.pop("sqnr_vs_float_db")
     rows.append({"quantizer": "float", **float_row, "seconds": 0.0})
     with tempfile.TemporaryDirectory() as tmp:
-        for method in ("minmax", "percentile", "mse"):
-            t0 = time.time()
-            q = _edgesense_quantize(model, Path(tmp) / f"es_{method}.onnx", calib, method, target)
-            rows.append({"quantizer": f"edgesense {method} ({target})", **_metrics(_run(q, x), y_float, labels),
-                         "seconds": time.time() - t0})
+        for target in targets:
+            for method, wmethod in (("minmax", "minmax"), ("percentile", "minmax"), ("mse", "minmax"), ("mse", "mse")):
+                t0 = time.time()
+                q = _edgesense_quantize(model, Path(tmp) / f"es_{method}_{wmethod}_{target}.onnx", calib, method,
+                                        target, wmethod)
+                label = f"edgesense {method}" + (" + mse weights" if wmethod == "mse" else "") + f" ({target})"
+                rows.append({"quantizer": label, **_metrics(_run(q, x), y_float, labels), "seconds": time.time() - t0})
         for method in ("MinMax", "Entropy", "Percentile"):
             for rr in (False, True):
                 t0 = time.time()
@@ -122,7 +127,7 @@ def main(argv=None) -> int:
     p.add_argument("--calib", type=Path, help="calibration inputs .npy (N, ...)")
     p.add_argument("--eval", type=Path, help="evaluation inputs .npy (N, ...)")
     p.add_argument("--labels", type=Path, help="evaluation labels/targets .npy")
-    p.add_argument("--target", default="ort-cpu", help="edgesense target profile (default ort-cpu)")
+    p.add_argument("--targets", default="ort-cpu,ort-vnni", help="edgesense target profiles, comma-separated")
     p.add_argument("--examples", action="store_true", help="run on tests/quant/data example models, random data")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
@@ -143,7 +148,8 @@ def main(argv=None) -> int:
                      load(a.labels) if a.labels else None))
     if not jobs:
         p.error("give --model ... or --examples")
-    report = {str(m): compare(m, c, x, y, a.target) for m, c, x, y in jobs}
+    targets = tuple(t.strip() for t in a.targets.split(",") if t.strip())
+    report = {str(m): compare(m, c, x, y, targets) for m, c, x, y in jobs}
     if a.json:
         json.dump(report, sys.stdout, indent=2)
         print()

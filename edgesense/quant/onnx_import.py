@@ -35,19 +35,21 @@ class OnnxFloatModel:
         return self.input_names[0]
 
 
-def _fold_constants(path: str | Path) -> Path:
+def _fold_constants(path: str | Path):
     """Constant-fold with onnxruntime's basic optimizations (turns exporter shape arithmetic into constants)."""
     import tempfile
 
+    import onnx
     import onnxruntime as ort
 
-    out = Path(tempfile.mkdtemp(prefix="edgesense-onnx-")) / "folded.onnx"
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    opts.optimized_model_filepath = str(out)
-    opts.log_severity_level = 3
-    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return out
+    with tempfile.TemporaryDirectory(prefix="edgesense-onnx-") as tmp:
+        out = Path(tmp) / "folded.onnx"
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        opts.optimized_model_filepath = str(out)
+        opts.log_severity_level = 3
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return onnx.load(str(out))
 
 
 def _attrs(node) -> dict:
@@ -61,7 +63,7 @@ def import_onnx(path: str | Path) -> OnnxFloatModel:
     from onnx import numpy_helper, shape_inference
 
     try:
-        model = onnx.load(str(_fold_constants(path)))
+        model = _fold_constants(path)
     except Exception as exc:
         raise ModelError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from None
     g = model.graph
