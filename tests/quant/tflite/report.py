@@ -1,0 +1,154 @@
+"""Reproduce the parity and latency figures of docs/tflite-export.md (not a test; takes a few minutes).
+
+    /work/main/.venv/bin/python tests/quant/tflite/report.py [--latency] [--runs 1000]
+
+Parity: LiteRT (XNNPACK and builtin kernels) vs ONNX Runtime (ENABLE_BASIC) on the same QDQ model,
+as exact / within 1 LSB / max LSB over all output values. Models: the quantization engineer's committed
+examples, torch-exported test models quantized with onnxruntime's quantize_static, the zoo architectures
+(untrained) through edgesense's QDQ exporter, and the trained streaming zoo models under models/
+(quantize_static, 32 random calibration blocks). --latency adds batch-1 one-thread median / p99 (µs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+sys.path.insert(0, str(HERE))
+warnings.filterwarnings("ignore")
+
+from tflite_export_helpers import float_model, quantize_qdq, rand, samples  # noqa: E402
+
+from edgesense.quant.tflite import export_tflite  # noqa: E402
+from edgesense.quant.tflite.latency import measure_latency  # noqa: E402
+from edgesense.quant.tflite.parity import compare_with_onnx  # noqa: E402
+
+
+def row(name: str, qdq: Path, tfl: Path, inputs, latency: bool, runs: int) -> None:
+    cells = []
+    for xnnpack in (True, False):
+        r = compare_with_onnx(qdq, tfl, inputs, xnnpack=xnnpack)
+        exact = min(o.exact for o in r.outputs)
+        cells.append(f"{exact:.2%} / {r.within_1_lsb:.2%} / {r.max_lsb}")
+    values = sum(o.values for o in r.outputs)
+    line = f"| {name} | {values} | {cells[0]} | {cells[1]} |"
+    if latency:
+        lat = measure_latency(qdq, tfl, runs=runs, warmup=100)
+        line += "".join(f" {x.median_us:.1f} / {x.p99_us:.0f} |" for x in lat)
+    print(line, flush=True)
+
+
+def examples(tmp: Path, latency: bool, runs: int) -> None:
+    for name in ("cnn2d", "conv1d"):
+        qdq = ROOT / "tests/quant/data" / f"example_{name}_int8.onnx"
+        x = np.load(ROOT / "tests/quant/data" / f"example_{name}_inputs.npy", allow_pickle=False)
+        row(f"example_{name} (edgesense QDQ)", qdq, export_tflite(qdq, tmp / f"{name}.tflite"),
+            [s[None] for s in x], latency, runs)
+
+
+def torch_models(tmp: Path, latency: bool, runs: int) -> None:
+    import torch
+    from onnx import helper as h
+    from test_whole_models import FFTNetLike, GestureCNN, _torch_to_qdq
+
+    for cls, shape in ((GestureCNN, (1, 2, 32, 32)), (FFTNetLike, (1, 2, 128))):
+        torch.manual_seed(0)
+        d = tmp / cls.__name__
+        d.mkdir()
+        qdq = _torch_to_qdq(d, cls(), shape, dynamo=False)
+        row(f"{cls.__name__} (torch, quantize_static)", qdq, export_tflite(qdq, d / "m.tflite"),
+            samples(shape, 50), latency, runs)
+    rng = np.random.default_rng(0)  # test_op_patterns.test_fftnet_stack's model
+    nodes, weights, x = [], {}, "x"
+    for i, dil in enumerate([1, 2, 4]):
+        nodes += [h.make_node("Pad", [x, f"p{i}"], [f"pad{i}"], mode="constant"),
+                  h.make_node("Conv", [f"pad{i}", f"w{i}", f"b{i}"], [f"c{i}"], dilations=[dil]),
+                  h.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+        weights |= {f"p{i}": np.array([0, 0, dil, 0, 0, 0], np.int64), f"w{i}": rand(rng, 8, 8 if i else 1, 2),
+                    f"b{i}": rand(rng, 8, scale=0.1)}
+        x = f"r{i}"
+    nodes.append(h.make_node("Conv", [x, "wo", "bo"], ["y"]))
+    weights |= {"wo": rand(rng, 1, 8, 1), "bo": rand(rng, 1, scale=0.1)}
+    qdq = quantize_qdq(float_model(nodes, {"x": (1, 1, 64)}, {"y": (1, 1, 64)}, weights), tmp / "stack.onnx",
+                       (1, 1, 64))
+    row("random 1-channel FFTNet stack", qdq, export_tflite(qdq, tmp / "stack.tflite"), samples((1, 1, 64), 50),
+        latency, runs)
+
+
+def zoo_architectures(tmp: Path, latency: bool, runs: int) -> None:
+    import torch
+
+    from edgesense.nn import create_model
+    from edgesense.quant import QuantSim, calibrate, export_qdq_onnx
+
+    for name, shape in (("gesture_cnn", (2, 64, 40)), ("gesture_crnn", (2, 64, 40)),
+                        ("excursion_fftnet", (8, 256)), ("excursion_convnet", (8, 256)),
+                        ("excursion_hybrid", (12, 256))):
+        torch.manual_seed(0)
+        g = torch.Generator().manual_seed(0)
+        calib = torch.randn((16, *shape), generator=g)
+        sim = QuantSim(create_model(name).eval(), calib[:1], target="ort-cpu")
+        calibrate(sim, calib.split(8))
+        sim.eval()
+        qdq = tmp / f"{name}.onnx"
+        export_qdq_onnx(sim, qdq)
+        xs = [torch.randn((1, *shape), generator=g).numpy() for _ in range(10)]
+        row(f"{name} (untrained, edgesense QDQ)", qdq, export_tflite(qdq, tmp / f"{name}.tflite"), xs, latency, runs)
+
+
+def trained_streaming(tmp: Path, latency: bool, runs: int) -> None:
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    for name in ("convnet", "fftnet", "hybrid"):
+        f = ROOT / "models" / name / f"{name}.onnx"
+        if not f.exists():
+            continue
+        model = onnx.load(str(f))
+        shapes = {i.name: [d.dim_value or 1 for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+        rng = np.random.default_rng(0)
+
+        def feed():
+            return {k: (rng.normal(size=v) * 0.5).astype(np.float32) for k, v in shapes.items()}
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.it = iter([feed() for _ in range(32)])
+
+            def get_next(self):
+                return next(self.it, None)
+
+        qdq = tmp / f"{name}_stream.onnx"
+        quantize_static(str(f), str(qdq), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        out = export_tflite(qdq, tmp / f"{name}_stream.tflite", input_shapes={"x": tuple(shapes["x"])})
+        row(f"models/{name} streaming, 1 frame (trained, quantize_static)", qdq, out, [feed() for _ in range(20)],
+            latency, runs)
+
+
+def main() -> None:
+    import tempfile
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--latency", action="store_true")
+    p.add_argument("--runs", type=int, default=1000)
+    args = p.parse_args()
+    head = "| model | values | XNNPACK exact / ≤1 LSB / max | builtin exact / ≤1 LSB / max |"
+    if args.latency:
+        head += " ORT INT8 | LiteRT XNNPACK | LiteRT builtin |"
+    print(head)
+    with tempfile.TemporaryDirectory() as d:
+        for i, section in enumerate((examples, torch_models, zoo_architectures, trained_streaming)):
+            sub = Path(d) / str(i)
+            sub.mkdir()
+            section(sub, args.latency, args.runs)
+
+
+if __name__ == "__main__":
+    main()
