@@ -6,10 +6,11 @@ names the int8 grid of the float value it consumes. The float operators in betwe
 Add, Softmax, ...) become TFLite integer kernels whose input grids come from the preceding
 ``DequantizeLinear`` and whose output grid comes from the ``QuantizeLinear`` that follows them.
 The quantization parameters are copied as they are -- nothing is recalibrated -- so ranges chosen
-by edgesense (including QAT-learned ones) reach the ``.tflite`` file unchanged. Two exceptions
-are forced by TFLite's int8 kernels and are requantized explicitly with a ``QUANTIZE`` op: the
-outputs of SOFTMAX and LOGISTIC live on the grid scale 1/256, zero point -128 (TANH: 1/128, 0);
-biases whose scale differs from ``input_scale * weight_scale`` are rescaled to it.
+by edgesense (including QAT-learned ones) reach the ``.tflite`` file unchanged. Where TFLite's int8
+kernels force a grid (SOFTMAX and LOGISTIC write scale 1/256, zero point -128; TANH 1/128, 0;
+CONCATENATION inputs share the output's grid) and the QDQ model uses another, an explicit
+requantization is inserted (see ``_Converter._requantize``); biases whose scale differs from
+``input_scale * weight_scale`` are rescaled to it.
 
 Layout: ONNX is NCHW, TFLite is NHWC. Rank-4 activations are kept as NHWC and rank-3 ones
 ``(N, C, L)`` as ``(N, 1, L, C)`` (a Conv1d is a Conv2D of unit height). Conversions are emitted
