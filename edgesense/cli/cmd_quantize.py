@@ -19,7 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch-args", default=None, help="JSON constructor arguments (default: from the model's "
                         "JSON sidecar)")
     parser.add_argument("--calib", type=Path, required=True,
-                        help="calibration inputs: a .npy file or a directory of .npy arrays (N, ...)")
+                        help="calibration inputs: a .npy file or a directory of .npy arrays (N, ...); or, for "
+                             "excursion models, a speaker dataset directory (its train split is framed)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--method", choices=("minmax", "percentile", "mse"), default="minmax",
                         help="activation range setting (default minmax)")
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     from edgesense.quant import QuantConfig, QuantSim, export_float_onnx, export_qdq_onnx, get_target
     from edgesense.quant.analyzers import AnalyzerConfig
-    from edgesense.quant.model_io import architecture_args, load_calibration_inputs, load_torch_model
+    from edgesense.quant.model_io import (architecture_args, excursion_calibration_signals, is_dataset_dir,
+                                          load_calibration_inputs, load_torch_model)
     from edgesense.quant.ptq import correct_bias, equalize
     from edgesense.quant.sensitivity import sensitivity_report, sqnr_db
     from edgesense.quant.sim import calibrate, calibrate_streaming
@@ -58,7 +60,14 @@ def run(args: argparse.Namespace) -> int:
     model_path: Path = args.model
     if not model_path.is_file():
         raise ModelError(f"{model_path}: no such model file")
-    x = load_calibration_inputs(args.calib, args.max_samples)
+    if is_dataset_dir(args.calib):
+        if not model_path.with_suffix(".json").is_file() or "frame" not in model_path.with_suffix(".json").read_text():
+            raise EdgesenseError(f"{args.calib}: dataset calibration is available for excursion models (with their "
+                                 f".json description); for other models pass .npy model inputs")
+        x = excursion_calibration_signals(args.calib, model_path)
+        args.stream_block = args.stream_block or 12      # 1 ms blocks: 48 samples = 12 frames of 4
+    else:
+        x = load_calibration_inputs(args.calib, args.max_samples)
     cfg = QuantConfig(activations=AnalyzerConfig(args.method, percentile=args.percentile),
                       weights=AnalyzerConfig(args.weight_method))
     if model_path.suffix == ".onnx":

@@ -18,7 +18,42 @@ import numpy as np
 
 from edgesense.errors import EdgesenseError, FormatError, ModelError
 
-__all__ = ["load_calibration_inputs", "architecture_args", "load_torch_model"]
+__all__ = ["load_calibration_inputs", "architecture_args", "load_torch_model", "is_dataset_dir",
+           "excursion_calibration_signals"]
+
+
+def is_dataset_dir(path: str | Path) -> bool:
+    """True for an edgesense dataset directory (recordings plus ``index.json``)."""
+    return Path(path).is_dir() and (Path(path) / "index.json").is_file()
+
+
+def excursion_calibration_signals(dataset: str | Path, model_path: str | Path, split: str = "train",
+                                  max_signals: int = 12, steps: int = 3000, seed: int = 0) -> np.ndarray:
+    """Framed network inputs ``(N, C*frame, steps)`` of an excursion model from a speaker dataset split.
+
+    Uses the model's own description (``<model>.json``: inputs, frame, scales) and the speaker pipeline's
+    framing (:func:`edgesense.nn.train_excursion.prepare_inputs`; hybrids run the impedance tracker), one
+    crop of ``steps`` frames per recording.
+    """
+    from edgesense.nn.train_excursion import prepare_inputs
+    from edgesense.speaker.pipeline import load_signals
+    from edgesense.speaker.streaming import load_spec
+
+    spec = load_spec(model_path)
+    signals = load_signals(dataset, split=split, limit=max_signals)
+    if not signals:
+        raise FormatError(f"{dataset}: no recordings in split {split!r}")
+    rng = np.random.default_rng(seed)
+    crops = []
+    for sig in signals:
+        x = prepare_inputs(spec, sig)[0]
+        if x.shape[-1] < steps:
+            continue
+        t0 = int(rng.integers(0, x.shape[-1] - steps + 1))
+        crops.append(x[:, t0:t0 + steps])
+    if not crops:
+        raise FormatError(f"{dataset}: recordings are shorter than {steps} frames")
+    return np.stack(crops).astype(np.float32)
 
 
 def load_calibration_inputs(path: str | Path, max_samples: int | None = None) -> np.ndarray:
