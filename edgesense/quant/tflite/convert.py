@@ -480,7 +480,10 @@ class _Converter:
             if not np.allclose(bs, expected, rtol=1e-6, atol=0):
                 q = np.rint(q * bs / expected)
         q = np.clip(q, -(2**31), 2**31 - 1).astype(np.int32).reshape(n)
-        qp = QuantParams(expected.astype(np.float32), np.zeros(n, np.int64), 0)
+        if w_qp.per_tensor:  # the bias grid follows the weights': one scale (XNNPACK insists)
+            qp = QuantParams.make(expected[0], 0)
+        else:
+            qp = QuantParams(expected.astype(np.float32), np.zeros(n, np.int64), 0)
         return self.fb.add_tensor(name, (n,), np.int32, qp, q)
 
     def _fully_connected(self, node: onnx.NodeProto, x: _Act, W: np.ndarray, w: _Const, bias_slot: int) -> None:

@@ -1,5 +1,5 @@
 """The model zoo's architectures (edgesense.nn, untrained weights) through edgesense's own QDQ exporter
-(edgesense.quant, target ort-cpu) and this TFLite exporter: LiteRT (default XNNPACK) vs ONNX Runtime."""
+(edgesense.quant; targets ort-cpu and per-tensor-int8) and this TFLite exporter: LiteRT (default XNNPACK) vs ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -15,22 +15,25 @@ nn_registry = pytest.importorskip("edgesense.nn")
 quant = pytest.importorskip("edgesense.quant")
 
 CASES = [
-    pytest.param("gesture_cnn", (2, 64, 40), id="gesture_cnn"),
-    pytest.param("excursion_convnet", (8, 256), id="excursion_convnet"),
-    pytest.param("gesture_crnn", (2, 64, 40), id="gesture_crnn"),
-    pytest.param("excursion_fftnet", (8, 256), id="excursion_fftnet"),
-    pytest.param("excursion_hybrid", (12, 256), id="excursion_hybrid"),
+    pytest.param("gesture_cnn", (2, 64, 40), "ort-cpu", id="gesture_cnn"),
+    pytest.param("excursion_convnet", (8, 256), "ort-cpu", id="excursion_convnet"),
+    pytest.param("gesture_crnn", (2, 64, 40), "ort-cpu", id="gesture_crnn"),
+    pytest.param("excursion_fftnet", (8, 256), "ort-cpu", id="excursion_fftnet"),
+    pytest.param("excursion_hybrid", (12, 256), "ort-cpu", id="excursion_hybrid"),
+    # per-tensor weights (NPUs that only run those): bias on one grid too
+    pytest.param("gesture_cnn", (2, 64, 40), "per-tensor-int8", id="gesture_cnn-per-tensor"),
+    pytest.param("excursion_convnet", (8, 64), "per-tensor-int8", id="excursion_convnet-per-tensor"),
 ]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
-@pytest.mark.parametrize("name,shape", CASES)
-def test_zoo_architecture_parity(tmp_path, name, shape):
+@pytest.mark.parametrize("name,shape,target", CASES)
+def test_zoo_architecture_parity(tmp_path, name, shape, target):
     torch.manual_seed(0)
     model = nn_registry.create_model(name).eval()
     g = torch.Generator().manual_seed(0)
     calib = torch.randn((16, *shape), generator=g)
-    sim = quant.QuantSim(model, calib[:1], target="ort-cpu")
+    sim = quant.QuantSim(model, calib[:1], target=target)
     quant.calibrate(sim, calib.split(8))
     sim.eval()
     qdq = tmp_path / "int8.onnx"
