@@ -665,9 +665,13 @@ class _Converter:
         x = self._act(node.input[0])
         rank = len(x.shape)
         axis = int(_attrs(node).get("axis", -1))
-        if (axis + rank if axis < 0 else axis) != rank - 1:
-            raise ModelError(f"Softmax {node.name!r}: only softmax over the last axis is supported")
-        self.vals[node.input[0]] = self._plain(x)
+        axis = axis + rank if axis < 0 else axis
+        if axis == 1 and rank in (3, 4):  # over channels: the last axis of the NHWC tensor
+            self.vals[node.input[0]] = self._nhwc(x)
+        elif axis == rank - 1:
+            self.vals[node.input[0]] = self._plain(x)
+        else:
+            raise ModelError(f"Softmax {node.name!r}: only softmax over the last or the channel axis is supported")
         self._unary_fixed_grid(node, Op.SOFTMAX, SOFTMAX_QP, "SoftmaxOptions", Beta=1.0)
 
     def _op_Sigmoid(self, node: onnx.NodeProto) -> None:

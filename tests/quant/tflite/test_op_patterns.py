@@ -230,3 +230,13 @@ def test_two_inputs_two_outputs(tmp_path):
     report = compare_with_onnx(tmp_path / "q.onnx", out, feeds[20:])
     assert [o.name for o in report.outputs] == ["y1", "y2"]
     assert report.passes(0.999), report
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 3, 4), (1, 5, 7)])
+def test_softmax_over_channels(tmp_path, shape):
+    qdq = qdq_unary("Softmax", shape, (0.05, 2), (1.0 / 256.0, -128), tmp_path / "m.qdq.onnx", axis=1)
+    out = export_tflite(qdq, tmp_path / "m.tflite")
+    assert "SOFTMAX" in tflite_ops(out)
+    for xnnpack in (True, False):
+        report = compare_with_onnx(qdq, out, samples(shape, 20, scale=2.0), xnnpack=xnnpack)
+        assert report.passes(0.999) and report.max_lsb <= 1, (xnnpack, report)
