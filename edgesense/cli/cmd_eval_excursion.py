@@ -28,7 +28,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-ms", type=float, default=500.0,
                         help="warm-up excluded from the figures at the start of every recording, for every method "
                              "(clips start mid-stream: filters, trackers and networks start from rest; default 500 ms)")
-    parser.add_argument("--limit", type=int, default=None, help="evaluate at most this many recordings")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate at most this many streams")
+    parser.add_argument("--clips", action="store_true",
+                        help="evaluate every recording on its own from rest (default: join clips of one simulated "
+                             "stream and run every method over the whole stream, scoring the split's clips)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the linear and tracking baselines")
     parser.add_argument("--plot", default=None, help="write trace plots and error histograms to this image file")
     add_json_flag(parser)
@@ -44,11 +47,15 @@ def run(args: argparse.Namespace) -> int:
             raise EdgesenseError(f"model file not found: {m}")
     if not -0.5 < args.bl_error < 0.5:
         raise EdgesenseError(f"--bl-error must be within (-0.5, 0.5), got {args.bl_error}")
-    signals = load_signals(args.data, None if args.split == "all" else args.split, args.limit)
-    signals = [s for s in signals if s.x is not None]
+    split = None if args.split == "all" else args.split
+    if args.clips:
+        signals = [s for s in load_signals(args.data, split, args.limit) if s.x is not None]
+        segments = None
+    else:
+        signals, segments = load_streams(args.data, split, args.limit)
     if not signals:
         raise EdgesenseError(f"{args.data}: no labelled (v, i, x) recordings in split {args.split!r}")
-    report = evaluate_excursion(signals, models, bl_error=args.bl_error, baselines=not args.no_baselines,
+    report = evaluate_excursion(signals, models, segments=segments, bl_error=args.bl_error, baselines=not args.no_baselines,
                                 adapt=args.adapt, adapt_mode=args.adapt_mode,
                                 adapt_batches=args.adapt_batches, skip_ms=args.skip_ms, plot=args.plot)
     if args.json:
@@ -80,10 +87,69 @@ def _baselines(sig, bl: float) -> dict:
     return out
 
 
+def load_streams(path, split: str | None, limit: int | None = None):
+    """Recordings joined into their continuous streams, with the sample ranges of ``split`` to score.
+
+    Clips that name a ``stream`` and ``clip_index`` in their metadata (``edgesense simulate speaker``)
+    are consecutive pieces of one simulation: every method then runs causally over the whole stream,
+    as on a device, and only the requested split's clips are scored. Other recordings are streams of
+    their own. Returns (signals, segments) with ``segments[k]`` a list of (start, end) samples.
+    """
+    import numpy as np
+
+    from edgesense.speaker.pipeline import SpeakerSignal, load_signals
+
+    every = [s for s in load_signals(path) if s.x is not None]
+    groups: dict[str, list] = {}
+    for s in every:
+        key = s.metadata.get("stream") if "clip_index" in s.metadata else None
+        groups.setdefault(str(key) if key is not None else f"rec:{s.name}", []).append(s)
+    signals, segments = [], []
+    for key, clips in groups.items():
+        clips.sort(key=lambda c: c.metadata.get("clip_index", 0))
+        spans, pos = [], 0
+        for c in clips:
+            if split is None or (_entry_split(path, c) or c.metadata.get("split")) == split:
+                spans.append((pos, pos + len(c.x)))
+            pos += len(c.x)
+        if not spans:
+            continue
+        first = clips[0]
+        meta = dict(first.metadata)
+        meta.pop("clip_index", None)
+        joined = SpeakerSignal(key, np.concatenate([c.v for c in clips]), np.concatenate([c.i for c in clips]),
+                               np.concatenate([c.x for c in clips]), first.profile, meta)
+        signals.append(joined)
+        segments.append(spans)
+        if limit is not None and len(signals) >= limit:
+            break
+    return signals, segments
+
+
+_SPLITS: dict = {}
+
+
+def _entry_split(path, sig) -> str | None:
+    """The dataset index's split of a recording (clips of random speakers carry no split in metadata)."""
+    from edgesense.recording import Dataset
+
+    key = str(path)
+    if key not in _SPLITS:
+        try:
+            _SPLITS[key] = {e.path: e.split for e in Dataset.open(path).entries}
+        except Exception:  # a single recording file: no index
+            _SPLITS[key] = {}
+    return _SPLITS[key].get(sig.name)
+
+
 def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool = True, adapt: bool = False,
                        adapt_mode: str = "means", adapt_batches: int = 16, skip_ms: float = 0.0,
-                       plot: str | None = None) -> dict:
-    """Predict every signal with every method; figures per scenario and overall, plus the guard log."""
+                       plot: str | None = None, segments=None) -> dict:
+    """Predict every signal with every method; figures per scenario and overall, plus the guard log.
+
+    ``segments[k]``: the (start, end) sample ranges of signal k to score (default: all of it). The
+    first ``skip_ms`` of every signal are never scored (every method starts from rest there).
+    """
     import numpy as np
 
     from edgesense.progress import progress
@@ -131,6 +197,8 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
                     preds[key][k] = predict(net, spec, prepare_inputs(spec, s, bl), bl)[:len(s.x)]
     fs = signals[0].fs
     skip = int(round(skip_ms * fs / 1000))
+    if segments is None:
+        segments = [[(0, len(s.x))] for s in signals]
     if skip and any(len(s.x) <= skip for s in signals):
         from edgesense.errors import EdgesenseError
 
@@ -139,10 +207,18 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
     rows = []
     for method, plist in preds.items():
         for g in groups + (["all"] if len(groups) > 1 else []):
-            idx = [k for k, s in enumerate(scen) if g == "all" or s == g]
-            pairs = [(signals[k].x, _fit(plist[k], len(signals[k].x))) for k in idx]
-            rows.append({"method": method, "scenario": g} | combined_metrics(pairs, fs, skip).to_dict())
-    report = {"recordings": len(signals), "speakers": sorted({s.profile.name for s in signals}),
+            pairs = []
+            for k, sc in enumerate(scen):
+                if g != "all" and sc != g:
+                    continue
+                p = _fit(plist[k], len(signals[k].x))
+                for a, b in segments[k]:
+                    a = max(a, skip)
+                    if b > a:
+                        pairs.append((signals[k].x[a:b], p[a:b]))
+            rows.append({"method": method, "scenario": g} | combined_metrics(pairs, fs).to_dict())
+    report = {"streams": len(signals), "scored_segments": sum(len(g) for g in segments),
+              "scored_seconds": sum(b - max(a, skip) for g in segments for a, b in g) / fs, "speakers": sorted({s.profile.name for s in signals}),
               "bl_error": bl_error, "skip_ms": skip_ms, "rows": rows, "adaptation": adapt_log}
     if plot:
         _plot(plot, signals, preds)
@@ -160,7 +236,8 @@ def _fit(p, n: int):
 def format_table(report: dict) -> str:
     head = (f"{'method':<34} {'scenario':<9} {'NRMSE%':>7} {'RMSE um':>8} {'peak err mm':>11} "
             f"{'loud<0.02':>9} {'<0.1mm':>8} {'offset<0.01':>11}")
-    lines = [f"{report['recordings']} recordings, {len(report['speakers'])} speakers, Bl error {report['bl_error']:+.0%}, "
+    lines = [f"{report['streams']} streams ({report['scored_segments']} scored clips, {report['scored_seconds']:.0f} s), "
+             f"{len(report['speakers'])} speakers, Bl error {report['bl_error']:+.0%}, "
              f"first {report['skip_ms']:g} ms of each recording skipped",
              head, "-" * len(head)]
     for r in report["rows"]:

@@ -58,6 +58,7 @@ class TrainConfig:
     v_scale: float = 10.0
     i_scale: float = 1.5
     x_scale: float = 0.5
+    init: str | None = None  # checkpoint fine-tuned from (recorded in the model card)
 
 
 @dataclass
@@ -111,9 +112,19 @@ def prepare_inputs(spec: ExcursionModelSpec, sig: SpeakerSignal, bl: float | Non
     return frame_inputs(spec, sig.v, sig.i, bl, track)
 
 
+def training_bl(sig: SpeakerSignal) -> float:
+    """The Bl that makes the training target: the true (calibrated) Bl when the recording states it
+    (simulated data: metadata ``speaker_true``), else the profile's. Datasheet tolerance would
+    otherwise put up to ±10 % label noise on speakers whose datasheet is off."""
+    true = sig.metadata.get("speaker_true")
+    if isinstance(true, dict) and isinstance(true.get("bl"), (int, float)) and true["bl"] > 0:
+        return float(true["bl"])
+    return sig.speaker.bl
+
+
 def _target(spec: ExcursionModelSpec, sig: SpeakerSignal) -> np.ndarray:
     n = (len(sig.v) // spec.frame) * spec.frame
-    y = sig.x[:n] * (sig.speaker.bl / spec.x_scale)
+    y = sig.x[:n] * (training_bl(sig) / spec.x_scale)
     return np.ascontiguousarray(y.reshape(-1, spec.frame).T[None], dtype=np.float32)  # (1, frame, steps)
 
 
@@ -147,7 +158,9 @@ def train_excursion(data_dir: str | Path | list, arch: str, out_dir: str | Path,
     torch.set_num_threads(max(1, cfg.threads))
     t0 = time.monotonic()
     model = build_model(arch, cfg.frame)
+    init = init if init is not None else cfg.init
     if init is not None:
+        cfg.init = str(init)
         start, _ = load_trained(init)
         if type(start) is not type(model) or start.in_signals != model.in_signals:
             raise EdgesenseError(f"{init}: not a {arch} model; cannot fine-tune from it")
@@ -194,7 +207,7 @@ def train_excursion(data_dir: str | Path | list, arch: str, out_dir: str | Path,
         history.append(run / cfg.steps_per_epoch)
     nrmses, rmses = [], []
     for inputs, sig in val_in:
-        nr, r = _nrmse(predict(model, spec, inputs, sig.speaker.bl), sig.x)
+        nr, r = _nrmse(predict(model, spec, inputs, sig.speaker.bl), sig.x)  # datasheet Bl, as deployed
         nrmses.append(nr)
         rmses.append(r)
     out_dir = Path(out_dir)
@@ -366,7 +379,8 @@ def write_model_card(result: TrainResult, cfg: TrainConfig, data_dir: str | Path
         f"{cfg.crop} scored frames after a receptive-field warm-up, AdamW one-cycle lr {cfg.lr}, MSE; "
         f"{result.seconds:.0f} s on {cfg.threads} CPU threads.",
         f"- Reproduce: `edgesense train excursion {' '.join('--data ' + str(d) for d in (data_dir if isinstance(data_dir, list) else [data_dir]))} --model {result.arch} --out {path.parent} "
-        f"--seed {cfg.seed} --epochs {cfg.epochs} --steps {cfg.steps_per_epoch}`",
+        f"--seed {cfg.seed} --epochs {cfg.epochs} --steps {cfg.steps_per_epoch} --lr {cfg.lr:g} --threads {cfg.threads}"
+        + (f" --init {cfg.init}" if cfg.init else "") + "`",
         f"- Validation NRMSE {result.val_nrmse * 100:.2f} %, RMSE {result.val_rmse_mm * 1000:.1f} µm.",
         "",
     ]
