@@ -1,12 +1,13 @@
 """Reproduce the parity and latency figures of docs/tflite-export.md (not a test; takes a few minutes).
 
-    /work/main/.venv/bin/python tests/quant/tflite/report.py [--latency] [--runs 1000]
+    /work/main/.venv/bin/python tests/quant/tflite/report.py [--latency] [--runs 1000] [--only SECTION ...]
 
 Parity: LiteRT (XNNPACK and builtin kernels) vs ONNX Runtime (ENABLE_BASIC) on the same QDQ model,
 as exact / within 1 LSB / max LSB over all output values. Models: the quantization engineer's committed
 examples, torch-exported test models quantized with onnxruntime's quantize_static, the zoo architectures
 (untrained) through edgesense's QDQ exporter, and the trained streaming zoo models under models/
-(quantize_static, 32 random calibration blocks). --latency adds batch-1 one-thread median / p99 (µs).
+(quantize_static, 32 random calibration blocks, and edgesense's own `edgesense quantize --stream-block 32`
+on 8 random signals). --latency adds batch-1 one-thread median / p99 (µs).
 """
 
 from __future__ import annotations
@@ -132,20 +133,51 @@ def trained_streaming(tmp: Path, latency: bool, runs: int) -> None:
             latency, runs)
 
 
+def edgesense_streaming(tmp: Path, latency: bool, runs: int) -> None:
+    """The trained streaming models quantized by edgesense itself (`edgesense quantize --stream-block`)."""
+    import subprocess
+
+    rng = np.random.default_rng(0)
+    for name in ("convnet", "fftnet", "hybrid"):
+        f = ROOT / "models" / name / f"{name}.onnx"
+        if not f.exists():
+            continue
+        import onnx
+
+        channels = onnx.load(str(f)).graph.input[0].type.tensor_type.shape.dim[1].dim_value
+        np.save(tmp / "sig.npy", (rng.normal(size=(8, channels, 256)) * 0.5).astype(np.float32))
+        subprocess.run([sys.executable, "-m", "edgesense.cli.main", "quantize", "--model", str(f), "--calib",
+                        str(tmp / "sig.npy"), "--out", str(tmp / name), "--stream-block", "32", "--json"],
+                       check=True, capture_output=True)
+        qdq = tmp / name / f"{name}_int8.onnx"
+        out = export_tflite(qdq, tmp / f"{name}.tflite", input_shapes={"x": (1, channels, 1)})
+        it_inputs = [{i.name: (rng.normal(size=[d.dim_value or 1 for d in i.type.tensor_type.shape.dim]) * 0.5)
+                      .astype(np.float32) for i in onnx.load(str(qdq)).graph.input} for _ in range(20)]
+        row(f"models/{name} streaming, 1 frame (trained, edgesense QDQ)", qdq, out, it_inputs, latency, runs)
+
+
+SECTIONS = ("examples", "torch", "zoo", "trained", "edgesense-streaming")
+
+
 def main() -> None:
     import tempfile
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--latency", action="store_true")
     p.add_argument("--runs", type=int, default=1000)
+    p.add_argument("--only", choices=list(SECTIONS), action="append", help="run only these sections")
     args = p.parse_args()
+    sections = {"examples": examples, "torch": torch_models, "zoo": zoo_architectures,
+                "trained": trained_streaming, "edgesense-streaming": edgesense_streaming}
     head = "| model | values | XNNPACK exact / ≤1 LSB / max | builtin exact / ≤1 LSB / max |"
     if args.latency:
         head += " ORT INT8 | LiteRT XNNPACK | LiteRT builtin |"
     print(head)
     with tempfile.TemporaryDirectory() as d:
-        for i, section in enumerate((examples, torch_models, zoo_architectures, trained_streaming)):
-            sub = Path(d) / str(i)
+        for key, section in sections.items():
+            if args.only and key not in args.only:
+                continue
+            sub = Path(d) / key
             sub.mkdir()
             section(sub, args.latency, args.runs)
 
