@@ -339,12 +339,17 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     u_pad = np.zeros((nb, total * k_ + 1))
     u_pad[:, warm * k_:(warm + n) * k_] = _upsample(u, k_)
     th_index = np.minimum(np.arange(n) // THERMAL_STEP, n_th - 1)
-    re_pad = np.pad(re_steps[:, th_index], ((0, 0), (warm, total - warm - n)), mode="edge")
-    bl_pad = np.pad(bl_steps[:, th_index], ((0, 0), (warm, total - warm - n)), mode="edge")
-    strided = np.lib.stride_tricks.as_strided
-    u_view = strided(u_pad, (nb, n_seg, length * k_ + 1), (u_pad.strides[0], seg * k_ * 8, 8), writeable=False)
-    re_view = strided(re_pad, (nb, n_seg, length), (re_pad.strides[0], seg * 8, 8), writeable=False)
-    bl_view = strided(bl_pad, (nb, n_seg, length), (bl_pad.strides[0], seg * 8, 8), writeable=False)
+    re_pad = np.ascontiguousarray(np.pad(re_steps[:, th_index], ((0, 0), (warm, total - warm - n)), mode="edge"))
+    bl_pad = np.ascontiguousarray(np.pad(bl_steps[:, th_index], ((0, 0), (warm, total - warm - n)), mode="edge"))
+
+    def rows_view(arr: np.ndarray, step: int, width: int) -> np.ndarray:
+        """(signal, segment, time) view of a C-contiguous (signal, time) array; segments overlap."""
+        s0, s1 = arr.strides
+        return np.lib.stride_tricks.as_strided(arr, (nb, n_seg, width), (s0, step * s1, s1), writeable=False)
+
+    u_view = rows_view(u_pad, seg * k_, length * k_ + 1)
+    re_view = rows_view(re_pad, seg, length)
+    bl_view = rows_view(bl_pad, seg, length)
     i_rows = np.empty((rows_all, seg), dtype=np.float32)
     x_rows = np.empty((rows_all, seg), dtype=np.float32)
     row_speaker = [speakers[r] for r in sig_all]

@@ -122,3 +122,12 @@ def test_program_levels_and_determinism():
     loud, loud_segs = program(6.0, np.random.default_rng(2), FS, max_volts=8.0, loud=True)
     assert all(kind != "silence" for kind, _, _ in loud_segs)
     assert np.sqrt(np.mean(loud ** 2)) > np.sqrt(np.mean(a ** 2)) * 8 / 5 * 0.8
+
+
+def test_batch_rows_are_independent_with_heating():
+    sp, other = named_speaker("ref"), named_speaker("lite4")
+    u = np.random.default_rng(4).standard_normal((3, int(0.3 * FS))) * np.array([[3.0], [2.0], [1.0]])
+    batch = simulate([sp, other, sp], u, ambient_c=[45.0, 25.0, 25.0], segment_s=0.05)
+    alone = simulate([other], u[1:2], segment_s=0.05)
+    assert batch.coil_c[0, -1] > batch.coil_c[2, -1]
+    assert np.array_equal(batch.i[1], alone.i[0]) and np.array_equal(batch.x[1], alone.x[0])
