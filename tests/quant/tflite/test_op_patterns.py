@@ -240,3 +240,12 @@ def test_softmax_over_channels(tmp_path, shape):
     for xnnpack in (True, False):
         report = compare_with_onnx(qdq, out, samples(shape, 20, scale=2.0), xnnpack=xnnpack)
         assert report.passes(0.999) and report.max_lsb <= 1, (xnnpack, report)
+
+
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_gemm_weight_orientation(tmp_path, trans_b):
+    w = rand(RNG, 5, 16) if trans_b else rand(RNG, 16, 5)
+    m = float_model([h.make_node("Gemm", ["x", "w", "b"], ["y"], transB=trans_b)], {"x": (1, 16)}, {"y": (1, 5)},
+                    {"w": w, "b": rand(RNG, 5)})
+    out, _ = _export_and_check(tmp_path, m, (1, 16))
+    assert tflite_ops(out) == ["FULLY_CONNECTED"]
