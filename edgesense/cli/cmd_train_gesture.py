@@ -45,6 +45,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="also evaluate event spotting on this stream dataset's test split")
     parser.add_argument("--eval-drop-rate", type=float, default=0.2,
                         help="also evaluate test clips with this random+bursty drop rate, with and without restoration")
+    parser.add_argument("--recipe", action="append", default=[],
+                        help="a command that made the data, written before the training command in the model card")
     add_json_flag(parser)
 
 
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         evals["streams"] = evaluate_gesture_dataset(onnx_path, args.eval_stream, test_split, progress_desc="eval streams")
     command = "edgesense train gesture " + " ".join(shlex.quote(a) for a in sys.argv[sys.argv.index("gesture") + 1:]) \
         if "gesture" in sys.argv else "edgesense train gesture ..."
-    card = write_model_card(out / "MODEL_CARD.md", result, evals, command, onnx_path)
+    card = write_model_card(out / "MODEL_CARD.md", result, evals, "\n".join([*args.recipe, command]), onnx_path)
     summary = {**result.to_dict(), "onnx": str(onnx_path), "state_dict": str(out / f"{args.model}.pt"),
                "model_card": str(card),
                "evaluation": {k: {kk: vv for kk, vv in v.items() if kk in ("clips", "streams", "cpu_us_per_frame")}

@@ -109,7 +109,7 @@ def _extents(rec, classes: list[str], noise_label: str) -> tuple[list[tuple[int,
     if not labels.events and labels.clip_label is None:
         raise FormatError(f"{rec.path}: recording has neither a clip label nor events")
     gestures = [(classes.index(lab), s, e) for lab, s, e in gesture_extents(labels, rec.n_frames, noise_label)]
-    clip = None if (labels.clip_label is None or labels.events) else classes.index(labels.clip_label)
+    clip = None if labels.clip_label is None else classes.index(labels.clip_label)
     return gestures, clip
 
 

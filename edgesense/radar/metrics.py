@@ -182,8 +182,9 @@ def evaluate_gesture_dataset(model: str | Path, data: str | Path, split: str | N
                              pipeline=None, progress_desc: str = "evaluate") -> dict:
     """Run the :class:`~edgesense.radar.pipeline.GesturePipeline` over a dataset split.
 
-    Clip recordings (with a clip label and no events) give clip metrics, each clip classified by the
-    window ending one frame after its gesture; recordings with events give event metrics. With
+    Clip recordings (with a clip label; their event, if any, marks the gesture) give clip metrics, each
+    clip classified by the window ending one frame after its gesture; recordings with events and no
+    clip label (streams) give event metrics. With
     ``drop_rate`` > 0, frames are lost by a random-plus-bursty model (half in bursts, mean 4) before
     they reach the pipeline, exactly as a lossy link would lose them.
     """
@@ -221,7 +222,7 @@ def evaluate_gesture_dataset(model: str | Path, data: str | Path, split: str | N
         if unknown:
             skipped.append(f"{entry.path}: classes {sorted(unknown)} unknown to the model")
             continue
-        if rec.labels.events:
+        if rec.labels.clip_label is None and rec.labels.events:   # a stream (clips may carry an event too)
             events, _ = pipe.run_batch(rec.payloads[rows], rec.seq[rows])
             index = np.array([seq_distance(int(rec.seq[0]), int(s)) for s in rec.seq])
             from types import SimpleNamespace
@@ -271,7 +272,7 @@ def tune_spotter(model: str | Path, data: str | Path, split: str = "val", tolera
     info = pipe.info
     runs = []
     for entry in ds.entries:
-        if entry.split != split or not entry.events:
+        if entry.split != split or not entry.events or entry.clip_label is not None:
             continue
         rec = ds.load(entry)
         _, probs = pipe.run_batch(rec.payloads, rec.seq)

@@ -10,7 +10,8 @@ import torch
 from edgesense.nn.train_gesture import (IGNORE, TrainConfig, export_onnx, train_gesture, window_labels)
 from edgesense.profiles import RDIProfile
 from edgesense.radar.pipeline import GestureModelInfo
-from edgesense.recording import Event, Labels, RecordingWriter, write_dataset_index
+from edgesense.radar.metrics import evaluate_gesture_dataset
+from edgesense.recording import Dataset, Event, Labels, RecordingWriter, write_dataset_index
 
 PROFILE = RDIProfile(name="toy-rdi", range_bins=10, doppler_bins=6, channels=2, frame_rate=20.0)
 
@@ -43,7 +44,10 @@ def make_dataset(root, subjects=6, clips_per_class=6, seed=0):
                                      metadata={"subject": f"u{s}", "session": "s1"}) as w:
                     n = len(x)
                     w.write_batch(np.arange(n, dtype=np.uint32), np.arange(n, dtype=np.int64) * 50_000, x)
-                    w.set_labels(Labels(clip_label=label, activity=act if label != "idle" else np.zeros(n, np.uint8)))
+                    span = np.flatnonzero(act)
+                    events = [] if label == "idle" else [Event(label, int(span[0]), int(span[-1]) + 1)]
+                    w.set_labels(Labels(clip_label=label, events=events,   # clips may carry their event
+                                        activity=act if label != "idle" else np.zeros(n, np.uint8)))
     return write_dataset_index(root, {"train": 0.5, "val": 0.17, "test": 0.33}, seed=0)
 
 
@@ -75,6 +79,13 @@ def test_train_export_and_run_on_toy_rdi_dataset(tmp_path):
         ref = torch.softmax(model(torch.from_numpy(x)), 1).numpy()
     np.testing.assert_allclose(probs, ref, atol=1e-5)
     assert json.loads(path.with_suffix(".json").read_text())["edgesense_gesture_model"] == 1
+
+    # the run-time pipeline (ONNX Runtime, no torch) agrees with training-time evaluation
+    ev = evaluate_gesture_dataset(path, tmp_path / "ds", "test")
+    assert "streams" not in ev and ev["clips"].n == len(Dataset.open(tmp_path / "ds").split("test"))
+    assert ev["clips"].accuracy == pytest.approx(result.test["accuracy"], abs=0.06)
+    dropped = evaluate_gesture_dataset(path, tmp_path / "ds", "test", drop_rate=0.2, seed=1)
+    assert dropped["clips"].n == ev["clips"].n
 
 
 def test_training_is_seeded(tmp_path):
