@@ -19,18 +19,21 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of the export command (also for ``edgesense export tflite``)."""
     p.add_argument("model", help="QDQ INT8 ONNX model")
     p.add_argument("out", help="output .tflite path")
-    p.add_argument("--io-dtype", default="int8", choices=["int8", "float32"])
+    p.add_argument("--io-dtype", default="int8", choices=["int8", "float32"],
+                   help="model input/output type (default int8; float32 adds QUANTIZE/DEQUANTIZE)")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D0,D1,...",
                    help="fix a symbolic input shape, e.g. x=1,8,12 (repeatable; other symbolic dims become 1)")
     p.add_argument("--check", type=int, default=0, metavar="N", help="parity on N random N(0,1) inputs")
     p.add_argument("--inputs", help=".npy of float inputs (first axis = samples) for --check instead")
     p.add_argument("--bench", action="store_true", help="median/p99 latency, ORT INT8 vs LiteRT INT8")
-    p.add_argument("--runs", type=int, default=2000)
+    p.add_argument("--runs", type=int, default=2000, help="timed runs per backend for --bench (default 2000)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m edgesense.quant.tflite", description=__doc__.splitlines()[2])
+    p = argparse.ArgumentParser(prog="python -m edgesense.quant.tflite",
+                                description="Export a QDQ INT8 ONNX model to full-integer LiteRT/TFLite "
+                                            "(docs/tflite-export.md).")
     configure(p)
     args = p.parse_args(argv)
     try:
