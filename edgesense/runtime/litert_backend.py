@@ -32,6 +32,7 @@ class LiteRTModel(Model):
     """A ``.tflite`` file run by the LiteRT interpreter (default op resolver, XNNPACK where it applies)."""
 
     backend = "litert"
+    resizable_inputs = True   # the interpreter re-plans for new input shapes (e.g. another block length)
 
     def __init__(self, path: Path, threads: int = 1) -> None:
         Interpreter = interpreter_class()
@@ -60,8 +61,13 @@ class LiteRTModel(Model):
         for d, spec in zip(self._in, self.input_specs):
             value = feeds[spec.name]
             if tuple(value.shape) != tuple(d["shape"]):
-                interp.resize_tensor_input(d["index"], list(value.shape))
-                interp.allocate_tensors()
+                try:
+                    interp.resize_tensor_input(d["index"], list(value.shape))
+                    interp.allocate_tensors()
+                except (RuntimeError, ValueError) as exc:
+                    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                    raise ModelError(f"{self.path.name}: cannot run input {spec.name!r} with shape "
+                                     f"{list(value.shape)} (built for {list(d['shape'])}): {first}") from None
                 self._in = interp.get_input_details()
                 self._out = interp.get_output_details()
                 d = next(x for x in self._in if x["name"] == spec.name)

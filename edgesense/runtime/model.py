@@ -62,6 +62,8 @@ class Model:
     """
 
     backend: str = "abstract"
+    #: True when the backend can resize inputs at run time (LiteRT): only the rank is checked then.
+    resizable_inputs: bool = False
 
     def __init__(self, path: Path, input_specs: list[TensorSpec], output_specs: list[TensorSpec]) -> None:
         self.path = Path(path)
@@ -104,8 +106,8 @@ class Model:
 
     def _prepare(self, spec: TensorSpec, value: np.ndarray, raw: bool) -> np.ndarray:
         arr = np.asarray(value)
-        if len(spec.shape) != arr.ndim or any(d is not None and i > 0 and d != n
-                                              for i, (d, n) in enumerate(zip(spec.shape, arr.shape))):
+        if len(spec.shape) != arr.ndim or (not self.resizable_inputs and any(
+                d is not None and i > 0 and d != n for i, (d, n) in enumerate(zip(spec.shape, arr.shape)))):
             raise ModelError(f"{self.path.name}: input {spec.name!r} expects shape {list(spec.shape)}, "
                              f"got {list(arr.shape)}")
         if np.issubdtype(spec.dtype, np.integer):
@@ -120,7 +122,7 @@ class Model:
         return np.ascontiguousarray(arr, dtype=spec.dtype)
 
     def _run_batched(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        fixed_one = all(s.shape and s.shape[0] == 1 for s in self.input_specs)
+        fixed_one = all(s.shape and s.shape[0] == 1 for s in self.input_specs) and not self.resizable_inputs
         batch = {a.shape[0] for a in feeds.values() if a.ndim}
         if fixed_one and len(batch) == 1 and (n := batch.pop()) > 1:
             parts = [self._invoke({k: v[i:i + 1] for k, v in feeds.items()}) for i in range(n)]
