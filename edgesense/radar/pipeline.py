@@ -217,7 +217,11 @@ def _fill_gap(prev: np.ndarray, cur: np.ndarray, missing: int) -> np.ndarray:
 
 @dataclass
 class PipelineStats:
-    """Live counters of a :class:`GesturePipeline`; ``cpu_us`` keeps the last 4096 per-frame costs."""
+    """Live counters of a :class:`GesturePipeline`.
+
+    ``cpu_us`` keeps the CPU time (this thread's, so preemption by other processes is not counted)
+    and ``wall_us`` the wall time of the last 4096 frames, from payload in to events out.
+    """
 
     frames: int = 0               # frames received
     frames_restored: int = 0      # missing frames filled by restoration
@@ -226,13 +230,15 @@ class PipelineStats:
     inferences: int = 0
     events: int = 0
     cpu_us: deque = field(default_factory=lambda: deque(maxlen=4096))
+    wall_us: deque = field(default_factory=lambda: deque(maxlen=4096))
 
     def to_dict(self) -> dict[str, Any]:
-        cpu = np.asarray(self.cpu_us, dtype=float)
-        out = {k: v for k, v in asdict(self).items() if k != "cpu_us"}
-        if cpu.size:
-            out["cpu_us_per_frame"] = {"mean": float(cpu.mean()), "p50": float(np.percentile(cpu, 50)),
-                                       "p99": float(np.percentile(cpu, 99)), "max": float(cpu.max())}
+        out = {k: v for k, v in asdict(self).items() if k not in ("cpu_us", "wall_us")}
+        for key, values in (("cpu_us_per_frame", self.cpu_us), ("wall_us_per_frame", self.wall_us)):
+            arr = np.asarray(values, dtype=float)
+            if arr.size:
+                out[key] = {"mean": float(arr.mean()), "p50": float(np.percentile(arr, 50)),
+                            "p99": float(np.percentile(arr, 99)), "max": float(arr.max())}
         return out
 
 
@@ -277,23 +283,26 @@ class GesturePipeline:
         self._first_seq: int | None = None
         self._last_seq: int | None = None
         self._last_rdi: np.ndarray | None = None
-        t, c, f = info.frames, info.rdi_shape[0], info.rows
-        self._prof = np.zeros((t, c, f), dtype=np.float32)
-        self._valid = np.zeros(t, dtype=np.float32)
+        c = info.rdi_shape[0]
+        # the model input, kept up to date in place: normalised profiles (+ validity), newest frame last
+        self._x = np.zeros(info.input_shape, dtype=np.float32)
+        self._mean = np.asarray(info.mean or [0.0] * c, np.float32)[:, None, None]
+        self._std = np.asarray(info.std or [1.0] * c, np.float32)[:, None, None]
         self._index = -1   # stream frame index (counts missing frames too) of the newest frame
 
     # -- the one code path -------------------------------------------------------------------
 
     def process(self, frame: Frame) -> list[GestureEvent]:
         """Feed one received frame; returns the events confirmed at this frame."""
-        t0 = time.perf_counter()
+        t0 = (time.perf_counter(), time.thread_time())
         rdi = self.processor(frame.payload)
         events = self.push_rdi(frame.seq, rdi, _t0=t0)
         return events
 
-    def push_rdi(self, seq: int, rdi: np.ndarray, infer: bool = True, _t0: float | None = None) -> list[GestureEvent]:
+    def push_rdi(self, seq: int, rdi: np.ndarray, infer: bool = True,
+                 _t0: tuple[float, float] | None = None) -> list[GestureEvent]:
         """Feed the RDI of frame ``seq`` (already computed); the batch path calls this directly."""
-        t0 = time.perf_counter() if _t0 is None else _t0
+        t0 = (time.perf_counter(), time.thread_time()) if _t0 is None else _t0
         self.stats.frames += 1
         missing = 0
         if self._last_seq is None:
@@ -313,7 +322,7 @@ class GesturePipeline:
                 self.stats.frames_restored += missing
             else:
                 pad = min(missing, self.info.frames)
-                self._append(np.zeros((pad, *self._prof.shape[1:]), np.float32), valid=0.0, normalised_zero=True)
+                self._append(None, valid=0.0, pad=pad)
                 self._index += missing - pad
                 self.stats.frames_padded += missing
                 self.spotter.reset()
@@ -326,27 +335,35 @@ class GesturePipeline:
             events = self.spotter.update(self._index, probs)
             self.stats.events += len(events)
             self.events.extend(events)
-        self.stats.cpu_us.append((time.perf_counter() - t0) * 1e6)
+        self.stats.wall_us.append((time.perf_counter() - t0[0]) * 1e6)
+        self.stats.cpu_us.append((time.thread_time() - t0[1]) * 1e6)
         return events
 
-    def _append(self, prof: np.ndarray, valid: float, normalised_zero: bool = False) -> None:
-        n = len(prof)
-        if normalised_zero:  # padded frames must be zero *after* normalisation
-            mean = np.asarray(self.info.mean or [0.0] * prof.shape[1], np.float32)
-            prof = prof + mean[None, :, None]
-        if n >= len(self._prof):
-            self._prof[:] = prof[-len(self._prof):]
-            self._valid[:] = valid
+    def _append(self, prof: np.ndarray | None, valid: float, pad: int = 0) -> None:
+        """Shift ``prof`` ``(n, C, D+R)`` (or ``pad`` invalid all-zero frames) into the model input.
+
+        Same numbers as :func:`gesture_map` on the window, computed once per frame instead of per window.
+        """
+        x = self._x[0]
+        c, t = self.info.rdi_shape[0], self.info.frames
+        if prof is None:
+            cols = np.zeros((c, x.shape[1], pad), np.float32)
         else:
-            self._prof[:-n] = self._prof[n:]
-            self._prof[-n:] = prof
-            self._valid[:-n] = self._valid[n:]
-            self._valid[-n:] = valid
+            cols = ((np.transpose(prof, (1, 2, 0)) - self._mean) / self._std).astype(np.float32)
+        n = cols.shape[-1]
+        if n >= t:
+            x[:c] = cols[..., -t:]
+            if self.info.validity:
+                x[c] = valid
+        else:
+            x[:, :, :-n] = x[:, :, n:]
+            x[:c, :, -n:] = cols
+            if self.info.validity:
+                x[c, :, -n:] = valid
         self._index += n
 
     def _infer(self) -> np.ndarray:
-        x = gesture_map(self._prof[None], self._valid[None], self.info)
-        out = self.model.run(x)
+        out = self.model.run(self._x)
         if isinstance(out, dict):
             out = next(iter(out.values()))
         self.stats.inferences += 1

@@ -106,3 +106,16 @@ def test_model_without_description_is_a_user_error(tmp_path):
     path.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="no gesture model description"):
         GestureModelInfo.for_model(path)
+
+
+def test_streaming_window_equals_gesture_map_of_the_same_frames():
+    info = GestureModelInfo(**{**INFO.__dict__, "mean": (0.3,), "std": (2.0,)})
+    oracle = Oracle()
+    pipe = GesturePipeline(oracle, info=info)
+    rng = np.random.default_rng(0)
+    rdis = rng.normal(size=(5, *PROFILE.payload_shape)).astype(np.float32)
+    for s, rdi in enumerate(rdis):
+        pipe.push_rdi(s, rdi)
+    prof = np.concatenate([np.zeros((3, 1, 7), np.float32) + 0.3, rdi_profiles(rdis)])  # 3 padded frames
+    valid = np.array([0, 0, 0, 1, 1, 1, 1, 1], np.float32)
+    np.testing.assert_allclose(oracle.inputs[-1], gesture_map(prof[None], valid[None], info), atol=1e-6)
