@@ -133,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
                         row["true"] = next((lab for lab, s, e in truth if s - tol <= ev.onset <= e + tol), "none")
                 rows.append(row)
                 if not args.json:
-                    lat = f"latency {row['latency_ms']:.0f} ms after gesture end" if "latency_ms" in row else (
+                    ms = row.get("latency_ms", 0.0)
+                    lat = (f"latency {ms:.0f} ms after the gesture ended" if ms >= 0 else
+                           f"{-ms:.0f} ms before the gesture ended") if "latency_ms" in row else (
                         f"(no matching gesture; truth: {row['true']})" if "true" in row else "")
                     print(f"[{row['time_s']:6.2f} s] {ev.label:<14} confidence {ev.confidence:.2f}  {lat}", flush=True)
             if not args.json and now - last_stats >= 5.0:
