@@ -1,7 +1,8 @@
 """Write simulated radar gesture datasets in the recording format (clips or continuous streams).
 
 Layout: ``DIR/<subject>/<label>-<session>-<k>.esr`` for clips (one recording per clip, with
-``clip_label``, the gesture event and the per-frame activity mask) and ``DIR/<subject>/stream-<session>.esr``
+``clip_label`` and the per-frame activity mask marking where the gesture is; no event list, which is
+what marks a recording as a stream) and ``DIR/<subject>/stream-<session>.esr``
 for streams (events and activity mask; noise motions are not events and are listed in the metadata
 field ``noise_motions``). Every recording carries ``subject``, ``session``, ``device``,
 ``environment`` and the generator settings in its metadata; ``index.json`` splits by subject.
@@ -126,7 +127,6 @@ def _clips(out, profile, people, envs, jobs, classes, seed, n_frames, sessions, 
         user, label = people[u], classes[c]
         session = envs[(u, k % sessions)]
         clip = simulate_clip(profile, label, user, session, np.random.SeedSequence([seed, u, c, k]), n_frames)
-        events = [Event(label, clip.start_frame, clip.end_frame)] if clip.end_frame > clip.start_frame else []
         folder = out / user.subject
         folder.mkdir(exist_ok=True)
         meta = _metadata(profile, user, session.name, seed, variant=clip.variant, clip_index=k)
@@ -136,7 +136,7 @@ def _clips(out, profile, people, envs, jobs, classes, seed, n_frames, sessions, 
             payloads, written_profile = rdi.process_batch(clip.payloads), rdi.output_profile
             meta["computed_from"] = profile.name
         _write(folder / f"{label}-{session.name}-{k:03d}.esr", written_profile, payloads,
-               Labels(clip_label=label, events=events, activity=clip.activity), meta, overwrite, staging)
+               Labels(clip_label=label, activity=clip.activity), meta, overwrite, staging)
 
 
 def write_stream_dataset(out: str | Path, profile: RadarCIRProfile, users: int = 30, minutes: float = 10.0,
