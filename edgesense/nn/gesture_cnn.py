@@ -48,5 +48,6 @@ class GestureCNN(nn.Module):
 @register_model("gesture_cnn")
 def gesture_cnn(in_channels: int = 2, rows: int = 64, frames: int = 40, num_classes: int = 5,
                 **kw) -> GestureCNN:
-    """The default CNN (2,293 parameters for ad60: 1 RDI channel + validity, 32x32 RDI, 40 frames, 5 classes)."""
+    """The gesture CNN: 2,293 parameters for 1 RDI channel + validity, 32x32 RDIs, 40 frames, 5 classes;
+    2,365 for ad60's 2-channel (presence + motion) RDIs."""
     return GestureCNN(in_channels, rows, frames, num_classes, **kw)
