@@ -134,16 +134,27 @@ def trained_streaming(tmp: Path, latency: bool, runs: int) -> None:
 
 
 def edgesense_streaming(tmp: Path, latency: bool, runs: int) -> None:
-    """The trained streaming models quantized by edgesense itself (`edgesense quantize --stream-block`)."""
+    """The trained zoo models quantized by edgesense itself (`edgesense quantize [--stream-block]`)."""
     import subprocess
 
+    import onnx
+
     rng = np.random.default_rng(0)
+    for name in ("gesture_cnn",):
+        f = ROOT / "models" / name / f"{name}.onnx"
+        if not f.exists():
+            continue
+        shape = [d.dim_value or 1 for d in onnx.load(str(f)).graph.input[0].type.tensor_type.shape.dim]
+        np.save(tmp / "calib.npy", rng.normal(size=(64, *shape[1:])).astype(np.float32))
+        subprocess.run([sys.executable, "-m", "edgesense.cli.main", "quantize", "--model", str(f), "--calib",
+                        str(tmp / "calib.npy"), "--out", str(tmp / name), "--json"], check=True, capture_output=True)
+        qdq = tmp / name / f"{name}_int8.onnx"
+        row(f"models/{name} (trained, edgesense QDQ, random calibration)", qdq,
+            export_tflite(qdq, tmp / f"{name}.tflite"), samples(tuple(shape), 50), latency, runs)
     for name in ("convnet", "fftnet", "hybrid"):
         f = ROOT / "models" / name / f"{name}.onnx"
         if not f.exists():
             continue
-        import onnx
-
         channels = onnx.load(str(f)).graph.input[0].type.tensor_type.shape.dim[1].dim_value
         np.save(tmp / "sig.npy", (rng.normal(size=(8, channels, 256)) * 0.5).astype(np.float32))
         subprocess.run([sys.executable, "-m", "edgesense.cli.main", "quantize", "--model", str(f), "--calib",
