@@ -131,3 +131,13 @@ def test_batch_rows_are_independent_with_heating():
     alone = simulate([other], u[1:2], segment_s=0.05)
     assert batch.coil_c[0, -1] > batch.coil_c[2, -1]
     assert np.array_equal(batch.i[1], alone.i[0]) and np.array_equal(batch.x[1], alone.x[0])
+
+
+def test_large_signal_converges_with_oversampling():
+    sp = named_speaker("ref")
+    t = np.arange(int(0.1 * FS)) / FS
+    f = 150.0 * np.exp(t / 0.1 * np.log(6))                  # 8 V sweep 150-900 Hz: near Xmax
+    u = 8.0 * np.sin(2 * np.pi * np.cumsum(f) / FS)
+    x2, x4 = (simulate([sp], u[None], thermal=False, oversample=k).x[0] for k in (2, 4))
+    assert np.max(np.abs(x4)) > 0.6 * sp.xmax
+    assert np.max(np.abs(x2 - x4)) < 2e-3 * np.max(np.abs(x4))
