@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,22 @@ def test_zoo_architecture_parity(tmp_path, name, shape, target):
     assert report.outputs[0].exact >= 0.99, report  # XNNPACK requantizes like ORT: (nearly) bit-exact
     ops = tflite_ops(out)
     assert ops.count("TRANSPOSE") <= 2  # layout changes only at the input and output
+
+
+ZOO = Path(__file__).resolve().parents[3] / "models"
+SHIPPED = sorted(ZOO.glob("*/*int8*.onnx")) if ZOO.is_dir() else []
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no INT8 ONNX models shipped under models/ yet")
+@pytest.mark.parametrize("qdq", SHIPPED, ids=[p.parent.name for p in SHIPPED])
+def test_shipped_int8_models(tmp_path, qdq):
+    """Every INT8 ONNX model of the zoo converts and agrees with ORT (symbolic dims -> 1: one frame/block)."""
+    import onnx
+
+    out = export_tflite(qdq, tmp_path / "m.tflite")
+    rng = np.random.default_rng(0)
+    inputs = onnx.load(str(qdq)).graph.input
+    feeds = [{i.name: rng.normal(size=[d.dim_value or 1 for d in i.type.tensor_type.shape.dim]).astype(np.float32)
+              for i in inputs} for _ in range(10)]
+    report = compare_with_onnx(qdq, out, feeds)
+    assert report.passes(0.999), report
