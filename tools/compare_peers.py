@@ -10,6 +10,8 @@ across releases. aimet-onnx is not installed here (about 2 GB); add it as anothe
 
     python tools/compare_peers.py --model M_float.onnx --calib calib.npy --eval x.npy [--labels y.npy] [--json]
     python tools/compare_peers.py --examples            # the committed example models with random data
+    python tools/compare_peers.py --model models/fftnet/fftnet.onnx --excursion-dataset /work/data/speaker/known \
+        --out /tmp/peers && edgesense eval excursion --data /work/data/speaker/known --model ... (each written file)
 
 ``--labels``: int labels (N,) -> accuracy; float targets shaped like the output -> NRMSE.
 """
@@ -33,11 +35,15 @@ def _ort_quantize(src: Path, dst: Path, calib: np.ndarray, method: str, reduce_r
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
-    name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    ins = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()
+    name = ins[0].name
+    # a streaming model's state inputs are fed zeros (ORT's reader cannot feed outputs back)
+    zeros = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32) for i in ins[1:]}
+    step = 32 if not zeros else 1
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.it = iter([{name: calib[i:i + 32]} for i in range(0, len(calib), 32)])
+            self.it = iter([{name: calib[i:i + step], **zeros} for i in range(0, len(calib), step)])
 
         def get_next(self):
             return next(self.it, None)
@@ -50,14 +56,18 @@ def _ort_quantize(src: Path, dst: Path, calib: np.ndarray, method: str, reduce_r
 
 
 def _edgesense_quantize(src: Path, dst: Path, calib: np.ndarray, method: str, target: str,
-                        weight_method: str = "minmax") -> Path:
+                        weight_method: str = "minmax", stream_block: int = 12) -> Path:
     import torch
 
     from edgesense.quant import AnalyzerConfig, QuantConfig, QuantSim, calibrate, export_qdq_onnx
+    from edgesense.quant.sim import calibrate_streaming
 
     sim = QuantSim.from_onnx(src, target, QuantConfig(activations=AnalyzerConfig(method),
                                                       weights=AnalyzerConfig(weight_method)))
-    calibrate(sim, torch.from_numpy(calib).split(64))
+    if len(sim.input_shapes) > 1:     # streaming: whole signals, fed back block by block
+        calibrate_streaming(sim, [s[None] for s in torch.from_numpy(calib)], stream_block)
+    else:
+        calibrate(sim, torch.from_numpy(calib).split(64))
     export_qdq_onnx(sim, dst)
     return dst
 
@@ -80,6 +90,31 @@ def _metrics(y: np.ndarray, y_float: np.ndarray, labels: np.ndarray | None) -> d
         else:
             out["nrmse"] = float(np.sqrt(np.mean((y - labels) ** 2)) / max(np.std(labels), 1e-12))
     return out
+
+
+def quantize_all(model: Path, calib: np.ndarray, out: Path, targets: tuple[str, ...] = ("ort-cpu", "ort-vnni"),
+                 ) -> list[Path]:
+    """Write every edgesense and ORT INT8 variant of ``model`` into ``out`` (for task-specific scoring,
+    e.g. ``edgesense eval excursion --model ...`` for streaming excursion models); returns the paths."""
+    import shutil
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    sidecar = model.with_suffix(".json")
+    for target in targets:
+        for method in ("minmax", "percentile", "mse"):
+            paths.append(_edgesense_quantize(model, out / f"{model.stem}_es_{method}_{target}.onnx", calib, method,
+                                             target))
+    for method in ("MinMax", "Entropy", "Percentile"):
+        for rr in (False, True):
+            try:
+                paths.append(_ort_quantize(model, out / f"{model.stem}_ort_{method}{'_rr' if rr else ''}.onnx",
+                                           calib, method, rr))
+            except Exception as exc:  # a peer failing is a result
+                print(f"ORT {method} reduce_range={rr}: {str(exc).splitlines()[0][:200]}", file=sys.stderr)
+    if sidecar.is_file():
+        for p in paths:
+            shutil.copyfile(sidecar, p.with_suffix(".json"))
+    return paths
 
 
 def compare(model: Path, calib: np.ndarray, x: np.ndarray, labels: np.ndarray | None,
@@ -129,11 +164,29 @@ def main(argv=None) -> int:
     p.add_argument("--labels", type=Path, help="evaluation labels/targets .npy")
     p.add_argument("--targets", default="ort-cpu,ort-vnni", help="edgesense target profiles, comma-separated")
     p.add_argument("--examples", action="store_true", help="run on tests/quant/data example models, random data")
+    p.add_argument("--out", type=Path, help="only write every INT8 variant of --model here (score them elsewhere, "
+                   "e.g. streaming excursion models with 'edgesense eval excursion')")
+    p.add_argument("--excursion-dataset", type=Path,
+                   help="calibration for an excursion --model: frame this speaker dataset's train split")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     import torch
     torch.set_num_threads(1)
     jobs = []
+    if a.out:
+        if len(a.model) != 1:
+            p.error("--out takes exactly one --model")
+        if a.excursion_dataset:
+            from edgesense.quant.model_io import excursion_calibration_signals
+            calib = excursion_calibration_signals(a.excursion_dataset, a.model[0])
+        elif a.calib:
+            calib = np.load(a.calib, allow_pickle=False).astype(np.float32)
+        else:
+            p.error("--out needs --calib or --excursion-dataset")
+        targets = tuple(t.strip() for t in a.targets.split(",") if t.strip())
+        for path in quantize_all(a.model[0], calib, a.out, targets):
+            print(path)
+        return 0
     if a.examples:
         rng = np.random.default_rng(0)
         for name, shape in (("cnn2d", (2, 16, 16)), ("conv1d", (8, 32))):
