@@ -370,7 +370,7 @@ class _Converter:
             return out
         if a.index in self.fb.inputs or a.index in self.fb.outputs:
             a = self._requantize(a, a.qp, name)  # an output must be its own tensor
-        self.fb.tensors[a.index].name = self.fb._unique(name)
+        self.fb.rename(a.index, name)
         return a.index
 
     # ------------------------------------------------------------------ Q / DQ

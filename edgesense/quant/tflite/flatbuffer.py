@@ -141,6 +141,14 @@ class ModelBuilder:
     def quant(self, index: int) -> QuantParams | None:
         return self.tensors[index].quant
 
+    def rename(self, index: int, name: str) -> None:
+        """Give tensor ``index`` exactly ``name`` (an I/O name); another tensor holding it is renamed."""
+        for i, t in enumerate(self.tensors):
+            if t.name == name and i != index:
+                t.name = self._unique(name + "/internal")
+        self.tensors[index].name = name
+        self._names.add(name)
+
     def _unique(self, name: str) -> str:
         base, k = name, 1
         while name in self._names:

@@ -51,11 +51,13 @@ def test_hand_built_model_runs_and_matches_integer_arithmetic():
     assert np.abs(y.astype(int) - expect).max() <= 1
 
 
-def test_duplicate_names_are_made_unique():
+def test_duplicate_names_are_made_unique_and_io_names_are_exact():
     fb = ModelBuilder()
     a = fb.add_tensor("t", (1,), np.int8)
     c = fb.add_tensor("t", (1,), np.int8)
     assert fb.tensors[a].name != fb.tensors[c].name
+    fb.rename(c, "t")  # an output must carry its ONNX name exactly
+    assert fb.tensors[c].name == "t" and fb.tensors[a].name != "t"
 
 
 def test_exported_per_tensor_params_use_dimension_0(tmp_path):
