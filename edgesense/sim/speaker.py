@@ -321,7 +321,7 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     bl_steps = bl0 * (1 + ALPHA_BL_MAGNET * (mag - T_REF_C))
     n_th = coil.shape[1]
     if segment_s == "auto":   # 0.2 s segments, shorter for small jobs so the batch stays wide
-        segment_s = min(0.2, max(0.05, nb * n / fs / 4096))
+        segment_s = min(0.2, max(0.05, nb * n / fs / 4000))
     seg = n if segment_s is None else max(1, int(round(float(segment_s) * fs)))
     warm = 0 if segment_s is None else int(round(warmup_s * fs))
     n_seg = -(-n // seg)
@@ -355,8 +355,9 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     row_speaker = [speakers[r] for r in sig_all]
     h = 1.0 / (fs * oversample)
     n_chunks = -(-rows_all // max_rows)
+    per_chunk = -(-rows_all // n_chunks)         # balanced: every chunk costs the same Python steps
     for c in range(n_chunks):
-        sl = slice(c * max_rows, min((c + 1) * max_rows, rows_all))
+        sl = slice(c * per_chunk, min((c + 1) * per_chunk, rows_all))
         sig, segi = sig_all[sl], seg_all[sl]
 
         def gather(k0: int, k1: int, sig=sig, segi=segi):
