@@ -105,6 +105,8 @@ class _Converter:
                  precise_requantize: bool = True) -> None:
         self.io_dtype = io_dtype
         self.precise_requantize = precise_requantize
+        # a symbolic batch stays resizable: shape constants then say -1 where the batch leads
+        self.dynamic_batch = _symbolic_batch(model, input_shapes)
         model = _infer_shapes(_fold_shape_arithmetic(_infer_shapes(_with_static_shapes(model, input_shapes))))
         self.graph = model.graph
         self.inits: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in self.graph.initializer}
@@ -213,15 +215,24 @@ class _Converter:
         moved = [p for p in perm if in_shape[p] != 1]
         out = self.fb.add_tensor(name, out_shape, np.int8, qp)
         if moved == sorted(moved):  # only unit dimensions move: the bytes are already in order
-            self.fb.add_operator(Op.RESHAPE, [index, self._int32_const(name + "/shape", out_shape)], [out])
+            batch_axis = 0 if perm[0] == 0 else None
+            self.fb.add_operator(Op.RESHAPE, [index, self._shape_const(name + "/shape", out_shape, batch_axis)], [out])
         else:
             self.fb.add_operator(Op.TRANSPOSE, [index, self._int32_const(name + "/perm", perm)], [out], version=2)
         return out
 
-    def _reshape(self, index: int, shape: tuple[int, ...], qp: QuantParams, name: str) -> int:
+    def _reshape(self, index: int, shape: tuple[int, ...], qp: QuantParams, name: str,
+                 batch_axis: int | None = 0) -> int:
+        """RESHAPE to ``shape``; with a dynamic batch, ``shape[batch_axis]`` is written as -1."""
         out = self.fb.add_tensor(name, shape, np.int8, qp)
-        self.fb.add_operator(Op.RESHAPE, [index, self._int32_const(name + "/shape", shape)], [out])
+        self.fb.add_operator(Op.RESHAPE, [index, self._shape_const(name + "/shape", shape, batch_axis)], [out])
         return out
+
+    def _shape_const(self, name: str, shape: tuple[int, ...], batch_axis: int | None = 0) -> int:
+        values = list(shape)
+        if self.dynamic_batch and batch_axis is not None:
+            values[batch_axis] = -1
+        return self._int32_const(name, values)
 
     def _nhwc(self, a: _Act) -> _Act:
         if a.layout == "nhwc":
@@ -272,7 +283,7 @@ class _Converter:
         src, dst = a.index, out.index
         if len(stored) != 4:
             shape4 = (1, 1, int(np.prod(stored)), 1)
-            src = self._reshape(a.index, shape4, a.qp, name + "/4d")
+            src = self._reshape(a.index, shape4, a.qp, name + "/4d", batch_axis=2)
             dst = self.fb.add_tensor(name + "/requant", shape4, np.int8, qp)
         c = self.fb.shape(src)[3]
         w = self.fb.add_tensor(name + "/one", (1, 1, 1, c), np.int8,
@@ -285,7 +296,7 @@ class _Converter:
                              Padding=Padding.VALID, StrideW=1, StrideH=1, DepthMultiplier=1,
                              DilationWFactor=1, DilationHFactor=1, FusedActivationFunction=Act_.NONE)
         if dst != out.index:
-            self.fb.add_operator(Op.RESHAPE, [dst, self._int32_const(name + "/shape", stored)], [out.index])
+            self.fb.add_operator(Op.RESHAPE, [dst, self._shape_const(name + "/shape", stored)], [out.index])
         return out
 
     # ------------------------------------------------------------------ output grid look-ahead
@@ -356,8 +367,13 @@ class _Converter:
         else:
             act = self._new_act(name, shape, "plain", qp)
             fi = act.index
+        self._mark_dynamic_batch(fi)
         self.fb.inputs.append(fi)
         return act
+
+    def _mark_dynamic_batch(self, index: int) -> None:
+        if self.dynamic_batch:
+            self.fb.tensors[index].signature = (-1,) + tuple(self.fb.shape(index)[1:])
 
     def _graph_output(self, name: str) -> int:
         v = self.vals.get(name)
@@ -367,10 +383,12 @@ class _Converter:
         if self.io_dtype == "float32":
             out = self.fb.add_tensor(name, a.shape, np.float32)
             self.fb.add_operator(Op.DEQUANTIZE, [a.index], [out], version=2)
+            self._mark_dynamic_batch(out)
             return out
         if a.index in self.fb.inputs or a.index in self.fb.outputs:
             a = self._requantize(a, a.qp, name)  # an output must be its own tensor
         self.fb.rename(a.index, name)
+        self._mark_dynamic_batch(a.index)
         return a.index
 
     # ------------------------------------------------------------------ Q / DQ
@@ -724,7 +742,8 @@ class _Converter:
             out = _Act(self._reshape(x.index, _stored_shape(shape, "nhwc"), x.qp, name), x.qp, shape, "nhwc")
         else:
             p = self._plain(x)
-            out = _Act(self._reshape(p.index, shape, x.qp, name), x.qp, shape, "plain")
+            keeps_batch = shape[0] == x.shape[0] and not (len(shape) == 1 or len(x.shape) == 1)
+            out = _Act(self._reshape(p.index, shape, x.qp, name, 0 if keeps_batch else None), x.qp, shape, "plain")
         self.vals[name] = out
 
     _op_Flatten = _op_Reshape
@@ -806,6 +825,8 @@ class _Converter:
         else:
             xin, sb, ss, layout = self._plain(x), begin, size, "plain"
         out = self._new_act(node.output[0], shape, layout, x.qp)
+        if self.dynamic_batch and sb[0] == 0 and ss[0] == x.shape[0]:
+            ss = [-1] + list(ss[1:])  # all of the (resizable) batch
         self.fb.add_operator(Op.SLICE, [xin.index, self._int32_const(node.output[0] + "/begin", sb),
                                         self._int32_const(node.output[0] + "/size", ss)], [out.index], version=2)
         self.vals[node.output[0]] = out
@@ -908,6 +929,14 @@ def _fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
     del g.node[:]
     g.node.extend(keep)
     return model
+
+
+def _symbolic_batch(model: onnx.ModelProto, input_shapes: dict | None) -> bool:
+    """True when every graph input has a symbolic first (batch) dimension not fixed by ``input_shapes``."""
+    inits = {i.name for i in model.graph.initializer}
+    dims = [i.type.tensor_type.shape.dim for i in model.graph.input
+            if i.name not in inits and i.name not in (input_shapes or {})]
+    return bool(dims) and all(len(d) and not d[0].HasField("dim_value") for d in dims) and not input_shapes
 
 
 def _with_static_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None) -> onnx.ModelProto:

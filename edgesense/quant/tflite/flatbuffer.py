@@ -74,6 +74,7 @@ class _Tensor:
     dtype: np.dtype
     quant: QuantParams | None
     buffer: int
+    signature: tuple[int, ...] | None = None  # shape_signature: -1 marks a resizable dimension
 
 
 @dataclass
@@ -249,8 +250,11 @@ class ModelBuilder:
             quant = tflite.QuantizationParametersEnd(b)
         name = b.CreateString(t.name)
         shape = b.CreateNumpyVector(np.asarray(t.shape, dtype=np.int32))
+        signature = None if t.signature is None else b.CreateNumpyVector(np.asarray(t.signature, dtype=np.int32))
         tflite.TensorStart(b)
         tflite.TensorAddShape(b, shape)
+        if signature is not None:
+            tflite.TensorAddShapeSignature(b, signature)
         tflite.TensorAddType(b, _NP_TO_TFLITE[t.dtype])
         tflite.TensorAddBuffer(b, t.buffer)
         tflite.TensorAddName(b, name)

@@ -249,3 +249,32 @@ def test_gemm_weight_orientation(tmp_path, trans_b):
                     {"w": w, "b": rand(RNG, 5)})
     out, _ = _export_and_check(tmp_path, m, (1, 16))
     assert tflite_ops(out) == ["FULLY_CONNECTED"]
+
+
+def test_dynamic_batch_through_flatten_fc_softmax_requantization(tmp_path):
+    m = float_model([h.make_node("Conv", ["x", "w1", "b1"], ["c"], pads=[1, 1, 1, 1]),
+                     h.make_node("Flatten", ["c"], ["f"]),
+                     h.make_node("Gemm", ["f", "w2", "b2"], ["g"], transB=1),
+                     h.make_node("Softmax", ["g"], ["y"], axis=-1)],
+                    {"x": ("N", 2, 4, 4)}, {"y": ("N", 5)},
+                    {"w1": rand(RNG, 3, 2, 3, 3), "b1": rand(RNG, 3), "w2": rand(RNG, 5, 48), "b2": rand(RNG, 5)})
+    qdq = quantize_qdq(m, tmp_path / "m.qdq.onnx", (1, 2, 4, 4))
+    out = export_tflite(qdq, tmp_path / "m.tflite")
+    ops = tflite_ops(out)
+    assert "DEPTHWISE_CONV_2D" in ops  # softmax 1/256 -> onnxruntime's 1/255, requantized
+    x = np.stack(samples((2, 4, 4), 4))
+    for xnnpack in (True, False):
+        it = tflite_interpreter(out, xnnpack=xnnpack)
+        i, o = it.get_input_details()[0], it.get_output_details()[0]
+        s, z = i["quantization"]
+        xq = np.clip(np.rint(x / s) + z, -128, 127).astype(np.int8)
+        singles = []
+        for sample in xq:
+            it.set_tensor(i["index"], sample[None])
+            it.invoke()
+            singles.append(it.get_tensor(o["index"])[0])
+        it.resize_tensor_input(i["index"], list(xq.shape))
+        it.allocate_tensors()
+        it.set_tensor(i["index"], xq)
+        it.invoke()
+        assert np.array_equal(it.get_tensor(o["index"]), np.stack(singles)), xnnpack

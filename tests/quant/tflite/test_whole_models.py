@@ -113,3 +113,30 @@ def test_torch_exported_models(tmp_path, cls, shape, dynamo):
         assert ops.count("TRANSPOSE") == 1  # input only: the flatten before FC permutes weights instead
     else:
         assert ops.count("CONV_2D") == 6 and ops.count("PAD") == 4
+
+
+@pytest.mark.parametrize("xnnpack", [True, False], ids=["xnnpack", "builtin-kernels"])
+@pytest.mark.parametrize("name", ["cnn2d", "conv1d"])
+def test_symbolic_batch_stays_resizable(tmp_path, name, xnnpack):
+    """A model exported with a symbolic batch runs at batch 5 after resize_tensor_input, sample for sample
+    equal to batch 1 (shape constants carry -1 where the batch leads; I/O carry a shape signature)."""
+    qdq = DATA / f"example_{name}_int8.onnx"
+    if not qdq.exists():
+        pytest.skip(f"{qdq.name} not committed")
+    out = export_tflite(qdq, tmp_path / "m.tflite")
+    x = np.load(DATA / f"example_{name}_inputs.npy", allow_pickle=False)[:5]
+    it = tflite_interpreter(out, xnnpack=xnnpack)
+    i = it.get_input_details()[0]
+    assert list(i["shape_signature"]) == [-1, *x.shape[1:]]
+    s, z = i["quantization"]
+    xq = np.clip(np.rint(x / s) + z, -128, 127).astype(np.int8)
+    singles = []
+    for sample in xq:
+        it.set_tensor(i["index"], sample[None])
+        it.invoke()
+        singles.append(it.get_tensor(it.get_output_details()[0]["index"])[0])
+    it.resize_tensor_input(i["index"], list(xq.shape))
+    it.allocate_tensors()
+    it.set_tensor(i["index"], xq)
+    it.invoke()
+    assert np.array_equal(it.get_tensor(it.get_output_details()[0]["index"]), np.stack(singles))
