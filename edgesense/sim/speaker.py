@@ -410,3 +410,58 @@ def sense(u: np.ndarray, i: np.ndarray, rng: np.random.Generator,
     vs = _quantize(u + config.v_noise * rng.standard_normal(u.shape), config.v_range, config.bits)
     is_ = _quantize(i + config.i_noise * rng.standard_normal(i.shape), config.i_range, config.bits)
     return vs, is_
+
+
+def speaker_from_params(params, name: str = "profile") -> SpeakerModel:
+    """A simulated speaker with a profile's datasheet values (missing ones and the nonlinear
+    shapes and thermal constants taken from the reference speaker)."""
+    from edgesense.sim.speaker_params import named_speaker
+
+    ref = named_speaker("ref")
+    pick = lambda key: getattr(params, key) if getattr(params, key) is not None else getattr(ref, key)  # noqa: E731
+    le = pick("le")
+    return ref.replace(name=name, re=pick("re"), le=le, l2=params.l2 if params.l2 is not None else 0.05 * le,
+                       r2=pick("r2"), bl=params.bl, mms=pick("mms"), kms=pick("kms"), rms=pick("rms"),
+                       xmax=pick("xmax"), datasheet=params)
+
+
+def live_payloads(profile, seed: int = 0, **options):
+    """Payload function for live simulated speaker sources (``sim://speaker-ref?scenario=hot&loop=4``).
+
+    ``loop`` seconds (default 2) of program material are simulated up front for the profile's
+    speaker in ``scenario`` (nominal, hot, leak) and then replayed cyclically (the signals jump
+    where the loop wraps). Frames follow the profile's block size and channels (v, i and x).
+    """
+    from edgesense.errors import ProfileError
+    from edgesense.profiles import SpeakerIVProfile
+    from edgesense.sim.speaker_params import SCENARIOS, max_drive_volts
+    from edgesense.sim.speaker_program import program
+
+    if not isinstance(profile, SpeakerIVProfile):
+        raise ProfileError(f"the speaker simulator needs a speaker_iv profile, got {profile.kind!r}")
+    unknown = sorted(set(options) - {"scenario", "loop"})
+    if unknown:
+        raise ProfileError(f"unknown speaker simulator option(s) {unknown}; known: ['loop', 'scenario']")
+    scenario = SCENARIOS.get(str(options.get("scenario", "nominal")))
+    if scenario is None:
+        raise ProfileError(f"unknown scenario {options.get('scenario')!r}; known: {', '.join(SCENARIOS)}")
+    try:
+        loop_s = float(options.get("loop", 2.0))
+    except ValueError:
+        raise ProfileError("speaker simulator option loop= must be a number of seconds") from None
+    fs = profile.sample_rate_hz
+    block = profile.block_size
+    n_frames = max(1, int(round(loop_s * fs / block)))
+    sp = speaker_from_params(profile.speaker, profile.name)
+    rng = np.random.default_rng([seed, 77])
+    u, _ = program(n_frames * block / fs, rng, fs, max_volts=max_drive_volts(sp.re), loud=scenario.loud)
+    res = simulate([scenario.apply(sp)], u[None], fs, ambient_c=scenario.ambient_c)
+    vs, is_ = sense(res.u[0], res.i[0], rng)
+    columns = {"v": vs, "i": is_, "x": res.x[0] * 1e3}
+    frames = np.stack([columns[c] for c in profile.channels], axis=1).astype(np.float32)
+    frames = frames[:n_frames * block].reshape(n_frames, block, len(profile.channels))
+
+    def payload(k: int) -> np.ndarray:
+        return frames[k % n_frames]
+
+    return payload

@@ -141,3 +141,17 @@ def test_large_signal_converges_with_oversampling():
     x2, x4 = (simulate([sp], u[None], thermal=False, oversample=k).x[0] for k in (2, 4))
     assert np.max(np.abs(x4)) > 0.6 * sp.xmax
     assert np.max(np.abs(x2 - x4)) < 2e-3 * np.max(np.abs(x4))
+
+
+def test_live_source_frames_follow_the_profile():
+    from edgesense.profiles import load_profile
+    from edgesense.sim.speaker import live_payloads
+
+    profile = load_profile("speaker-ref")
+    payload = live_payloads(profile, seed=1, scenario="hot", loop="0.2")
+    first = payload(0)
+    assert first.shape == profile.payload_shape and first.dtype == np.float32
+    assert np.array_equal(payload(200), first)                 # 0.2 s loop of 1 ms frames
+    assert np.max(np.abs(np.stack([payload(k) for k in range(200)])[..., 0])) > 1.0
+    with pytest.raises(Exception, match="unknown speaker simulator option"):
+        live_payloads(profile, colour="red")
