@@ -29,13 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--drop-rate", type=float, default=0.2, help="random+bursty drop rate (default 0.2)")
     ap.add_argument("--repeats", type=int, default=3, help="passes over the stream (default 3)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--breakdown", action="store_true", help="also time the RDI, profile and model stages alone")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     from edgesense.cli.cmd_demo import find_model
-    from edgesense.radar.pipeline import GesturePipeline
+    from edgesense.radar.pipeline import GesturePipeline, rdi_profiles
     from edgesense.sim.radar_gestures import make_session, make_users, simulate_stream
     from edgesense.stream.faults import random_plus_bursty
     from edgesense.stream.frame import Frame
@@ -58,6 +59,22 @@ def main(argv: list[str] | None = None) -> int:
         walls.extend(pipe.stats.wall_us)
         restored = pipe.stats.frames_restored
 
+    if args.breakdown:  # the stages alone, same frames, CPU time per call
+        def cpu_per_call(fn, items):
+            out = []
+            for it in items:
+                t0 = time.thread_time()
+                fn(it)
+                out.append((time.thread_time() - t0) * 1e6)
+            return out
+
+        frames = stream.payloads[: min(n, 600)]
+        pipe.processor.reset()
+        rdis = [pipe.processor(f) for f in frames]
+        pipe.processor.reset()
+        stages = {"rdi": cpu_per_call(pipe.processor, frames),
+                  "profiles": cpu_per_call(rdi_profiles, rdis),
+                  "model": cpu_per_call(pipe.model.run, [pipe._x] * len(frames))}
     def dist(values):
         c = np.asarray(values)
         return {"mean": float(c.mean()), "p50": float(np.percentile(c, 50)), "p90": float(np.percentile(c, 90)),
@@ -66,16 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     out = {"model": model, "frames": len(costs), "drop_rate": args.drop_rate, "restored_last_pass": restored,
            "cpu_us_per_frame": dist(costs), "wall_us_per_frame": dist(walls),
            "load_average": os.getloadavg(), "pinned_to_one_core": hasattr(os, "sched_setaffinity")}
+    if args.breakdown:
+        out["stage_cpu_us"] = {k: dist(v) for k, v in stages.items()}
     if args.json:
         json.dump(out, sys.stdout, indent=2)
         print()
-    else:
-        print(f"{model}: {out['frames']} frames, {args.drop_rate:.0%} drops, load average "
-              f"{out['load_average'][0]:.1f}")
-        for key in ("cpu_us_per_frame", "wall_us_per_frame"):
-            u = out[key]
-            print(f"  {key[:4]} per frame: mean {u['mean']:.0f} us, p50 {u['p50']:.0f} us, p90 {u['p90']:.0f} us, "
-                  f"p99 {u['p99']:.0f} us, max {u['max']:.0f} us")
+        return 0
+    print(f"{model}: {out['frames']} frames, {args.drop_rate:.0%} drops, load average {out['load_average'][0]:.1f}")
+    for key in ("cpu_us_per_frame", "wall_us_per_frame"):
+        u = out[key]
+        print(f"  {key[:4]} per frame: mean {u['mean']:.0f} us, p50 {u['p50']:.0f} us, p90 {u['p90']:.0f} us, "
+              f"p99 {u['p99']:.0f} us, max {u['max']:.0f} us")
+    for k, u in out.get("stage_cpu_us", {}).items():
+        print(f"  stage {k} alone: p50 {u['p50']:.0f} us, p99 {u['p99']:.0f} us")
     return 0
 
 
