@@ -13,7 +13,9 @@ excursion instead of classifying mu-law samples, and is not autoregressive (spea
   add (an adaptation for trainability in minutes on a CPU; every op is Conv1d, BatchNorm, ReLU or Add,
   which quantize to INT8 cleanly);
 * head: a linear Conv1x1 to ``frame`` outputs per step (the excursion of the frame's samples, in the
-  Bl-normalised units of :mod:`edgesense.speaker.streaming`).
+  Bl-normalised units of :mod:`edgesense.speaker.streaming`). The hybrid (``skip_signal=2``) adds its
+  third input, the impedance-tracked linear prediction in the same units, to the head's output: the
+  network learns only the correction of the physics model (one Add).
 
 Every causal convolution keeps its own left context, so :meth:`ExcursionNet.stream` runs the model
 block by block with explicit state (ring buffers of the last ``(k-1)*dilation`` steps) and gives
@@ -136,9 +138,12 @@ class FFTNet(ExcursionNet):
     2**(layers-1) ... 1 (receptive field 2**layers frames), linear Conv1x1 head to ``frame`` outputs."""
 
     def __init__(self, in_signals: int = 2, frame: int = 4, channels: int = 24, layers: int = 8,
-                 residual: bool = True) -> None:
+                 residual: bool = True, skip_signal: int | None = None) -> None:
         super().__init__()
         self.in_signals, self.frame = in_signals, frame
+        if skip_signal is not None and not 0 <= skip_signal < in_signals:
+            raise ValueError(f"skip_signal must index one of the {in_signals} input signals, got {skip_signal}")
+        self.skip_signal = skip_signal
         self.inp = nn.Conv1d(in_signals * frame, channels, 1, bias=False)
         self.bn_in = nn.BatchNorm1d(channels)
         self.layers = nn.ModuleList(_FFTLayer(channels, 2 ** k, residual) for k in reversed(range(layers)))
@@ -149,7 +154,11 @@ class FFTNet(ExcursionNet):
         h = F.relu(self.bn_in(self.inp(x)))
         for layer in self.layers:
             h = layer.run(h, conv_fn)
-        return self.head(h)
+        y = self.head(h)
+        if self.skip_signal is not None:  # the network predicts a correction of this input signal
+            k = self.skip_signal * self.frame
+            y = y + x[:, k:k + self.frame]
+        return y
 
 
 def fftnet(in_signals: int = 2, **kwargs) -> FFTNet:
@@ -165,5 +174,6 @@ def excursion_fftnet(**kwargs) -> FFTNet:
 
 @register_model("excursion_hybrid")
 def excursion_hybrid(**kwargs) -> FFTNet:
-    """Physics-informed hybrid: FFTNet on (v, i, impedance-tracked linear prediction)."""
-    return fftnet(in_signals=3, **kwargs)
+    """Physics-informed hybrid: FFTNet on (v, i, impedance-tracked linear prediction) that predicts a
+    correction added to the tracked prediction (both in the Bl-normalised output units)."""
+    return fftnet(in_signals=3, skip_signal=2, **kwargs)

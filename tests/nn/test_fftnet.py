@@ -68,3 +68,15 @@ def test_training_split_form_equals_dilated_conv():
     a = conv(x)
     conv.eval()
     torch.testing.assert_close(a, conv(x), atol=1e-6, rtol=1e-5)
+
+
+def test_hybrid_predicts_a_correction_of_the_tracked_input():
+    torch.manual_seed(0)
+    model = _randomise_bn(create_model("excursion_hybrid"))
+    x = torch.randn(1, 12, 50)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    torch.testing.assert_close(model(x), x[:, 8:12])      # zero correction: the tracked prediction itself
+    y, *_ = model.stream(x, *model.initial_state())
+    torch.testing.assert_close(y, x[:, 8:12])
