@@ -202,13 +202,13 @@ def _integrate(batch: _Batch, n: int, gather, scatter, oversample: int, desc: st
         blocks = progress(blocks, total=len(blocks), desc=desc)
     for k0 in blocks:
         k1 = min(n, k0 + _BLOCK)
-        u, re, bl0 = gather(k0, k1)
+        u, re, bl0, ridx = gather(k0, k1)
         for k in range(k1 - k0):
-            _step(batch, k, u, re, bl0, oversample, i, i2, x, v, t, out_i, out_x)
+            _step(batch, k, u, re[ridx[k]], bl0[ridx[k]], oversample, i, i2, x, v, t, out_i, out_x)
         scatter(k0, out_i[:k1 - k0], out_x[:k1 - k0])
 
 
-def _step(batch, k, u, re, bl0, oversample, i, i2, x, v, t, out_i, out_x):
+def _step(batch, k, u, re_k, bl_k, oversample, i, i2, x, v, t, out_i, out_x):
     """One 48 kHz sample: ``oversample`` linearly implicit trapezoidal steps (states updated in place)."""
     a = batch.a
     a2 = a * a
@@ -216,8 +216,6 @@ def _step(batch, k, u, re, bl0, oversample, i, i2, x, v, t, out_i, out_x):
     b1, b2, b3, b4 = batch.b1, batch.b2, batch.b3, batch.b4
     out_i[k] = i
     out_x[k] = x
-    re_k = re[k]
-    bl_k = bl0[k]
     for m in range(oversample):
         # uu = u(t) + u(t+h) from the band-limited input at the integration rate
         np.add(u[k * oversample + m], u[k * oversample + m + 1], out=uu)
@@ -322,14 +320,17 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     n_th = coil.shape[1]
     if segment_s == "auto":   # 0.2 s segments, shorter for small jobs so the batch stays wide
         segment_s = min(0.2, max(0.05, nb * n / fs / 4000))
-    seg = n if segment_s is None else max(1, int(round(float(segment_s) * fs)))
-    warm = 0 if segment_s is None else int(round(warmup_s * fs))
+    # segments and warm-ups are whole thermal steps, so Re and Bl change for all rows at once
+    seg = n if segment_s is None else THERMAL_STEP * max(1, int(round(float(segment_s) * fs / THERMAL_STEP)))
+    warm = 0 if segment_s is None else THERMAL_STEP * int(np.ceil(warmup_s * fs / THERMAL_STEP))
     n_seg = -(-n // seg)
     length = warm + seg
     total = warm + n_seg * seg
 
     # Rows are (signal r, segment s); row (r, s) covers samples [s*seg - warm, (s+1)*seg) of signal r
     # (u is zero before the signal starts and after it ends; Re and Bl hold their edge values).
+    # Segment starts and warm-ups are multiples of THERMAL_STEP, so row sample j of any row lies in
+    # thermal step (s*seg - warm)/THERMAL_STEP + j // THERMAL_STEP.
     # Each input is laid out padded, one row per signal, and viewed as (signal, segment, time)
     # with overlapping strides, so a block of all rows is gathered with one row-wise copy.
     k_ = oversample
@@ -338,9 +339,6 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     seg_all = np.tile(np.arange(n_seg), nb)
     u_pad = np.zeros((nb, total * k_ + 1))
     u_pad[:, warm * k_:(warm + n) * k_] = _upsample(u, k_)
-    th_index = np.minimum(np.arange(n) // THERMAL_STEP, n_th - 1)
-    re_pad = np.ascontiguousarray(np.pad(re_steps[:, th_index], ((0, 0), (warm, total - warm - n)), mode="edge"))
-    bl_pad = np.ascontiguousarray(np.pad(bl_steps[:, th_index], ((0, 0), (warm, total - warm - n)), mode="edge"))
 
     def rows_view(arr: np.ndarray, step: int, width: int) -> np.ndarray:
         """(signal, segment, time) view of a C-contiguous (signal, time) array; segments overlap."""
@@ -348,8 +346,6 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
         return np.lib.stride_tricks.as_strided(arr, (nb, n_seg, width), (s0, step * s1, s1), writeable=False)
 
     u_view = rows_view(u_pad, seg * k_, length * k_ + 1)
-    re_view = rows_view(re_pad, seg, length)
-    bl_view = rows_view(bl_pad, seg, length)
     i_rows = np.empty((rows_all, seg), dtype=np.float32)
     x_rows = np.empty((rows_all, seg), dtype=np.float32)
     row_speaker = [speakers[r] for r in sig_all]
@@ -361,10 +357,14 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
         sig, segi = sig_all[sl], seg_all[sl]
 
         def gather(k0: int, k1: int, sig=sig, segi=segi):
-            # u at the integration rate for steps k0 .. k1 (end point included); Re, Bl per sample
+            # u at the integration rate for steps k0 .. k1 (end point included), time-major; Re and
+            # Bl per thermal step touched by the block, with the step row of each sample
+            first = (segi * seg - warm) // THERMAL_STEP        # thermal step of each row's sample 0
+            q0, q1 = k0 // THERMAL_STEP, (k1 - 1) // THERMAL_STEP
+            steps = np.clip(first[None, :] + np.arange(q0, q1 + 1)[:, None], 0, n_th - 1)
             return (np.ascontiguousarray(u_view[sig, segi, k0 * k_:k1 * k_ + 1].T),
-                    np.ascontiguousarray(re_view[sig, segi, k0:k1].T),
-                    np.ascontiguousarray(bl_view[sig, segi, k0:k1].T))
+                    re_steps[sig[None, :], steps], bl_steps[sig[None, :], steps],
+                    np.arange(k0, k1) // THERMAL_STEP - q0)
 
         def scatter(k0: int, ib: np.ndarray, xb: np.ndarray, sl=sl) -> None:
             lo = max(k0, warm)
