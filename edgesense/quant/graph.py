@@ -6,7 +6,7 @@ list of :class:`OpNode` in execution order. Supported: Conv1d, Conv2d (a Conv1d 
 pads on the left exposes ``context``, the number of left-padded steps, like
 :class:`edgesense.nn.fftnet.CausalConv1d`), Linear, BatchNorm (folded into the preceding conv or
 linear), ReLU, ReLU6, Add, MaxPool, AvgPool, global average pooling (AdaptiveAvgPool(1) or a mean
-over the spatial axes), Flatten/Reshape/View, Softmax, Dropout/Identity (removed). Anything else
+over the spatial axes), Flatten/Reshape/View, Softmax, constant slicing (``x[:, a:b]``), Dropout/Identity (removed). Anything else
 raises :class:`~edgesense.errors.ModelError` naming the op.
 
 BatchNorm folding (AIMET ``batch_norm_fold``, quantization.md §4.5): with ``k = gamma / sqrt(var + eps)``,
@@ -76,6 +76,28 @@ def _conv_attrs(m: nn.Conv1d | nn.Conv2d) -> dict[str, Any]:
         begin[0] += context
     return {"dims": n, "kernel": _pair(m.kernel_size, n), "stride": _pair(m.stride, n),
             "dilation": _pair(m.dilation, n), "groups": m.groups, "pads": begin + end}
+
+
+def _slice_attrs(index, ndim: int) -> dict[str, list[int]]:
+    """ONNX-Slice attributes of a constant basic index (slices and ``...`` only)."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    if any(not isinstance(i, slice) and i is not Ellipsis for i in items):
+        raise ModelError(f"indexing with {index!r} is not supported (only constant slices)")
+    if Ellipsis in items:
+        k = items.index(Ellipsis)
+        items = items[:k] + [slice(None)] * (ndim - len(items) + 1) + items[k + 1:]
+    out: dict[str, list[int]] = {"starts": [], "ends": [], "axes": [], "steps": []}
+    for axis, sl in enumerate(items):
+        if sl == slice(None):
+            continue
+        for v in (sl.start, sl.stop, sl.step):
+            if v is not None and not isinstance(v, int):
+                raise ModelError(f"slice bounds must be constants, got {sl!r}")
+        out["starts"].append(sl.start or 0)
+        out["ends"].append(sl.stop if sl.stop is not None else 2 ** 31 - 1)
+        out["axes"].append(axis)
+        out["steps"].append(sl.step or 1)
+    return out
 
 
 def fold_batchnorm(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.Module:
@@ -196,6 +218,8 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> list[OpNode]:
                     add("reshape", n, [n.name + "_gap"])
             elif t in (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d):
                 add("gap", n, [src(n.args[0])])
+            elif t is operator.getitem:
+                add("slice", n, [src(n.args[0])], **_slice_attrs(n.args[1], len(_shape(n.args[0]))))
             elif name in ("contiguous", "clone", "dropout") or t in (F.dropout,):
                 alias[n.name] = src(n.args[0])
             else:

@@ -117,3 +117,24 @@ def test_committed_examples_run_as_recorded(name):
     assert (diff <= 1).mean() >= 0.999
     yf = load_model(DATA / f"example_{name}_float.onnx").run(x)
     assert np.abs(yf - y).max() < 0.1 * max(1.0, np.abs(yf).max())
+
+
+def test_constant_slicing_captures_and_matches_ort(tmp_path):
+    """The hybrid excursion model adds a slice of its input (``x[:, k:k + frame]``) to its output."""
+    from edgesense.nn.registry import create_model, list_models
+    if "excursion_hybrid" not in list_models():
+        pytest.skip("excursion_hybrid not registered")
+    from tiny_nets import randomize_bn
+    torch.manual_seed(0)
+    model = randomize_bn(create_model("excursion_hybrid"))
+    x = _data((12, 48), 48, 5)
+    sim = QuantSim(model, x[:1])
+    assert "slice" in [n.kind for n in sim.nodes]
+    calibrate(sim, x.split(16))
+    graph = sim.eval().lower()
+    y = load_model(export_qdq_onnx(sim, tmp_path / "h.onnx", graph)).run(x.numpy())
+    codes, enc = IntegerSim(graph).outputs(x.numpy())[0]
+    diff = np.abs(enc.quantize(y).astype(np.int64) - codes.astype(np.int64))
+    assert (diff <= 1).mean() >= 0.999
+    with torch.no_grad():
+        assert np.abs(y - model(x).numpy()).max() < 0.1 * np.abs(model(x).numpy()).max()
