@@ -338,7 +338,8 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     sig_all = np.repeat(np.arange(nb), n_seg)
     seg_all = np.tile(np.arange(n_seg), nb)
     u_pad = np.zeros((nb, total * k_ + 1))
-    u_pad[:, warm * k_:(warm + n) * k_] = _upsample(u, k_)
+    for r in range(nb):                 # row by row: small temporaries
+        u_pad[r, warm * k_:(warm + n) * k_] = _upsample(u[r], k_)
 
     def rows_view(arr: np.ndarray, step: int, width: int) -> np.ndarray:
         """(signal, segment, time) view of a C-contiguous (signal, time) array; segments overlap."""
