@@ -26,11 +26,12 @@ with a band-limited polyphase filter (the amplifier's output is band-limited), s
 
 Speed. The time loop runs in Python over numpy vectors, so throughput comes from batch width: each
 signal is cut into segments of ``segment_s`` that are simulated side by side, each starting
-``warmup_s`` early from rest. Mechanical and electrical transients decay in a few ms, so a 25 ms
-warm-up makes segment joins exact to float precision (tested). Coil temperature varies over
-seconds, so it is computed first: the two-node thermal network is integrated at 1 kHz, driven by
-the power of the linear LR-2 model's current (scaled by Re0/Re(T) as the coil heats), and the
-nonlinear simulation then uses Re(Tv(t)) and Bl(Tm(t)). The reported temperatures are recomputed
+``warmup_s`` early from rest (both rounded to whole 10 ms thermal steps). Mechanical and
+electrical transients decay in a few ms, so the 30 ms warm-up makes segment joins exact to float
+precision (tested). Coil temperature varies over seconds, so it is computed first: the two-node
+thermal network is integrated in 10 ms steps, driven by the power of the linear LR-2 model's
+current (scaled by Re0/Re(T) as the coil heats), and the nonlinear simulation then uses
+Re(Tv(t)) and Bl(Tm(t)) held per step. The reported temperatures are recomputed
 from the simulated current; :attr:`SimResult.thermal_mismatch_k` says how far the two disagree.
 """
 
