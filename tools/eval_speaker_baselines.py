@@ -64,7 +64,8 @@ def main(argv=None) -> int:
         json.dump(rows, sys.stdout, indent=1)
         print()
         return 0
-    print(f"{'stream':24s} {'method':9s} {'NRMSE%':>7s} {'peak mm':>8s} {'loud<.02':>8s} {'<0.1mm':>8s} {'off<.01':>8s}")
+    print(f"{'stream':24s} {'method':9s} {'NRMSE%':>7s} {'peak mm':>8s} {'loud<.02':>8s} "
+          f"{'<0.1mm':>8s} {'off<.01':>8s}")
     for r in rows:
         for m in ("zero", "linear", "tracking"):
             d = r[m]

@@ -294,13 +294,15 @@ def _step(batch, k, u, re_k, bl_k, oversample, i, i2, x, v, t, out_i, out_x):
 
 
 def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, *, ambient_c: float | list = 25.0,
-             start_c: list[tuple[float, float]] | None = None, oversample: int = 2, segment_s: float | str | None = "auto",
+             start_c: list[tuple[float, float]] | None = None, oversample: int = 2,
+             segment_s: float | str | None = "auto",
              warmup_s: float = 0.025, thermal: bool = True, max_rows: int = 4096,
              show_progress: bool = False) -> SimResult:
     """Simulate ``u`` (volts, shape (batch, samples)) through each row's speaker.
 
     Rows are cut into segments simulated side by side (see the module docstring); ``"auto"`` picks
-    0.05-0.2 s so that about 4096 rows run at once, ``None`` integrates each row in one piece. ``thermal=False`` keeps the coil at ambient.
+    0.05-0.2 s so that about 4000 rows run at once, ``None`` integrates each row in one piece.
+    ``thermal=False`` keeps the coil at ambient. ``start_c`` gives (coil, magnet) start temperatures.
     """
     u = np.atleast_2d(np.asarray(u, dtype=np.float64))
     nb, n = u.shape

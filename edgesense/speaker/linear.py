@@ -42,7 +42,8 @@ class LinearExcursion:
         _require(params)
         self.params = params
         self.fs = fs
-        self.b, self.a = x_over_i_coefficients(params.bl, params.mms, params.rms, params.kms, fs)  # type: ignore[arg-type]
+        self.b, self.a = x_over_i_coefficients(params.bl, params.mms, params.rms, params.kms,  # type: ignore[arg-type]
+                                               fs)
         self.reset()
 
     def reset(self) -> None:
