@@ -40,6 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="dropped+restored copies of each training recording (0 = no drop augmentation)")
     parser.add_argument("--max-positives", type=int, default=0,
                         help="positive windows per gesture per epoch (default 0 = all; use 3-4 on large datasets)")
+    parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra model constructor argument (number), e.g. width=24 or dropout=0.3; repeatable")
     parser.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--eval-stream", type=Path, default=None,
                         help="also evaluate event spotting on this stream dataset's test split")
@@ -62,10 +64,17 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.eval_drop_rate < 1:
         raise EdgesenseError(f"--eval-drop-rate must be in [0, 1), got {args.eval_drop_rate}")
+    model_kwargs = {}
+    for item in args.model_arg:
+        key, _, value = item.partition("=")
+        try:
+            model_kwargs[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            raise EdgesenseError(f"--model-arg expects KEY=NUMBER, got {item!r}") from None
     cfg = TrainConfig(model=args.model, frames=args.frames, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, seed=args.seed, validity=not args.no_validity, noise_label=args.noise_label,
                       drop_variants=max(0, args.drop_variants), threads=args.threads,
-                      max_positives=max(0, args.max_positives))
+                      max_positives=max(0, args.max_positives), model_kwargs=model_kwargs)
     model, result = train_gesture(args.data, cfg)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ class GestureCRNN(nn.Module):
     """Per-frame CNN encoder (rows -> embedding) + 4-level dilated TCN + position-aware readout."""
 
     def __init__(self, in_channels: int, rows: int, frames: int, num_classes: int,
-                 width: int = 32, readout: int = 8) -> None:
+                 width: int = 32, readout: int = 8, dropout: float = 0.0) -> None:
         super().__init__()
         if rows < 8:
             raise ValueError(f"gesture_crnn needs at least 8 rows, got {rows}")
@@ -56,7 +56,8 @@ class GestureCRNN(nn.Module):
         )
         self.tcn = nn.Sequential(*[TemporalBlock(width, d) for d in (1, 2, 4, 8)])
         self.readout = ConvBNReLU(width, readout, 1, padding=0)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(readout * frames, num_classes))
+        # dropout is training-only: the exported (eval-mode) graph has no Dropout node
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(readout * frames, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.readout(self.tcn(self.encoder(x))))

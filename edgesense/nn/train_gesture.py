@@ -356,6 +356,7 @@ def export_onnx(model: nn.Module, info: GestureModelInfo, path: str | Path, opse
                           output_names=["probs"], opset_version=opset, dynamo=False,
                           dynamic_axes={"gesture_map": {0: "batch"}, "probs": {0: "batch"}})
     proto = onnx.load(str(path))
+    _drop_identities(proto.graph)
     entry = proto.metadata_props.add()
     entry.key, entry.value = "edgesense_gesture_model", json.dumps(info.to_dict())
     onnx.save(proto, str(path))
@@ -431,3 +432,17 @@ def write_model_card(path: str | Path, result: TrainResult, evals: dict[str, dic
 
 def clip_rows(confusion: list[list[int]]) -> list[list[int]]:
     return [list(map(int, row)) for row in confusion]
+
+
+def _drop_identities(graph) -> None:
+    """Remove Identity nodes (left by eval-mode Dropout) so int8 exporters see only real ops."""
+    outputs = {o.name for o in graph.output}
+    for node in [n for n in graph.node if n.op_type == "Identity"]:
+        src, dst = node.input[0], node.output[0]
+        if dst in outputs:
+            continue
+        for other in graph.node:
+            for i, name in enumerate(other.input):
+                if name == dst:
+                    other.input[i] = src
+        graph.node.remove(node)
