@@ -74,12 +74,19 @@ def _write(path: Path, profile, payloads: np.ndarray, labels: Labels, meta: dict
     period = profile.frame_period_us
     if path.exists() and not overwrite:
         raise FormatError(f"{path} already exists (pass --overwrite to replace it)")
-    target = path if staging is None else staging / path.name
-    with RecordingWriter(target, profile, meta, overwrite=True, background_flush=False) as w:
-        w.write_batch(np.arange(n, dtype=np.uint32), np.arange(n, dtype=np.int64) * period, payloads)
-        w.set_labels(labels)
+    def write(target: Path) -> None:
+        with RecordingWriter(target, profile, meta, overwrite=True, background_flush=False) as w:
+            w.write_batch(np.arange(n, dtype=np.uint32), np.arange(n, dtype=np.int64) * period, payloads)
+            w.set_labels(labels)
+
     if staging is not None:
-        shutil.move(str(target), str(path))
+        try:
+            write(staging / path.name)
+            shutil.move(str(staging / path.name), str(path))
+            return
+        except OSError:                      # tmpfs full (small /dev/shm in containers): write in place
+            (staging / path.name).unlink(missing_ok=True)
+    write(path)
 
 
 @contextlib.contextmanager
