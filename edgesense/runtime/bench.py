@@ -101,7 +101,12 @@ def _torch_callable(path: Path, threads: int, arch: str | None, arch_args: str |
         from edgesense.quant.sim import QuantSim
         sim = QuantSim.from_onnx(path)
         model = sim.float_model().eval()
-        shape = (1, *sim.input_shape[1:])
+        xs = [torch.randn((1, *shp[1:])) for shp in sim.input_shapes]
+
+        def run_all():
+            with torch.inference_mode():
+                model(*xs)
+        return run_all
     x = torch.randn(shape)
 
     def run():

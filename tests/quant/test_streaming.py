@@ -85,3 +85,11 @@ def test_quantize_command_streams_calibration(tmp_path, capsys):
     assert [s.name for s in load_model(summary["int8_onnx"]).input_specs] == ["x", "state0"]
     rc = main(["quantize", "--model", str(src), "--calib", str(tmp_path / "sig.npy"), "--out", str(tmp_path / "o")])
     assert rc == 2 and "--stream-block" in capsys.readouterr().err
+
+
+def test_bench_runs_streaming_models_on_every_backend(tmp_path):
+    from edgesense.runtime.bench import bench_model
+    src = _export(tmp_path / "s.onnx")
+    for backend, label in (("torch", "torch float"), ("onnxruntime", "ORT float")):
+        r = bench_model(src, backend, runs=10, warmup=1)
+        assert r.backend == label and r.median_us > 0
