@@ -28,17 +28,20 @@ class RecordingWriter:
     thread makes sure of it even when frames stop arriving) and handed to the operating system
     immediately, so a process killed with SIGKILL loses at most the last ``flush_interval_s`` of
     data and never corrupts earlier chunks. ``fsync_interval_s`` additionally bounds the loss on
-    power failure. Use as a context manager; :meth:`close` marks the file as cleanly finished.
+    power failure; ``durable=False`` skips every fsync (bulk dataset generation, where a file can
+    simply be written again, and where an fsync per file would dominate the cost). Use as a context
+    manager; :meth:`close` marks the file as cleanly finished.
     """
 
     def __init__(self, path: str | Path, profile: SensorProfile, metadata: dict[str, Any] | None = None, *,
                  overwrite: bool = False, flush_interval_s: float = 0.25, fsync_interval_s: float = 1.0,
-                 max_chunk_frames: int = 4096, background_flush: bool = True) -> None:
+                 max_chunk_frames: int = 4096, background_flush: bool = True, durable: bool = True) -> None:
         self.path = Path(path)
         self.profile = profile
         self.flush_interval_s = flush_interval_s
         self.fsync_interval_s = fsync_interval_s
         self.max_chunk_frames = max_chunk_frames
+        self.durable = durable
         self.frames_written = 0
         self._pending: list[Frame] = []
         self._lock = threading.RLock()
@@ -158,6 +161,8 @@ class RecordingWriter:
             self._maybe_fsync(force=True)
 
     def _maybe_fsync(self, force: bool) -> None:
+        if not self.durable:
+            return
         now = time.monotonic()
         if force or now - self._last_fsync >= self.fsync_interval_s:
             os.fsync(self._file.fileno())

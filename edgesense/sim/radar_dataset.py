@@ -10,10 +10,6 @@ field ``noise_motions``). Every recording carries ``subject``, ``session``, ``de
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,36 +63,14 @@ def _metadata(profile: RadarCIRProfile, user: SimUser, session: str, seed: int, 
 
 
 def _write(path: Path, profile, payloads: np.ndarray, labels: Labels, meta: dict[str, Any],
-           overwrite: bool, staging: Path | None) -> None:
-    """One recording. The writer fsyncs every file (crash safety for live recording), which costs ~0.1 s
-    per file on a disk; generated files are therefore written on tmpfs first and moved into place."""
+           overwrite: bool) -> None:
+    """One recording, without fsync: a generated file can simply be generated again."""
     n = len(payloads)
-    period = profile.frame_period_us
     if path.exists() and not overwrite:
         raise FormatError(f"{path} already exists (pass --overwrite to replace it)")
-    def write(target: Path) -> None:
-        with RecordingWriter(target, profile, meta, overwrite=True, background_flush=False) as w:
-            w.write_batch(np.arange(n, dtype=np.uint32), np.arange(n, dtype=np.int64) * period, payloads)
-            w.set_labels(labels)
-
-    if staging is not None:
-        try:
-            write(staging / path.name)
-            shutil.move(str(staging / path.name), str(path))
-            return
-        except OSError:                      # tmpfs full (small /dev/shm in containers): write in place
-            (staging / path.name).unlink(missing_ok=True)
-    write(path)
-
-
-@contextlib.contextmanager
-def _staging_dir():
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or not os.access(shm, os.W_OK):
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="edgesense-sim-", dir=shm) as tmp:
-        yield Path(tmp)
+    with RecordingWriter(path, profile, meta, overwrite=True, background_flush=False, durable=False) as w:
+        w.write_batch(np.arange(n, dtype=np.uint32), np.arange(n, dtype=np.int64) * profile.frame_period_us, payloads)
+        w.set_labels(labels)
 
 
 def write_clip_dataset(out: str | Path, profile: RadarCIRProfile, users: int = 30, clips_per_class: int = 40,
@@ -117,8 +91,7 @@ def write_clip_dataset(out: str | Path, profile: RadarCIRProfile, users: int = 3
     envs = {(u, s): make_session(people[u], s, seed) for u in range(users) for s in range(sessions)}
     if store not in ("cir", "rdi"):
         raise FormatError(f"store must be 'cir' or 'rdi', got {store!r}")
-    with _staging_dir() as staging:
-        _clips(out, profile, people, envs, jobs, classes, seed, n_frames, sessions, overwrite, staging, store)
+    _clips(out, profile, people, envs, jobs, classes, seed, n_frames, sessions, overwrite, store)
     frames = len(jobs) * n_frames
     ds = write_dataset_index(out, split_by_subject=SPLITS, seed=seed, name=out.name, progress_desc=None)
     return DatasetSummary(str(out), "clip", profile.name, users, len(jobs), frames,
@@ -126,7 +99,7 @@ def write_clip_dataset(out: str | Path, profile: RadarCIRProfile, users: int = 3
                           _splits(ds))
 
 
-def _clips(out, profile, people, envs, jobs, classes, seed, n_frames, sessions, overwrite, staging, store) -> None:
+def _clips(out, profile, people, envs, jobs, classes, seed, n_frames, sessions, overwrite, store) -> None:
     from edgesense.radar.rdi import RDIProcessor
 
     rdi = RDIProcessor(profile) if store == "rdi" else None
@@ -143,7 +116,7 @@ def _clips(out, profile, people, envs, jobs, classes, seed, n_frames, sessions, 
             payloads, written_profile = rdi.process_batch(clip.payloads), rdi.output_profile
             meta["computed_from"] = profile.name
         _write(folder / f"{label}-{session.name}-{k:03d}.esr", written_profile, payloads,
-               Labels(clip_label=label, activity=clip.activity), meta, overwrite, staging)
+               Labels(clip_label=label, activity=clip.activity), meta, overwrite)
 
 
 def write_stream_dataset(out: str | Path, profile: RadarCIRProfile, users: int = 30, minutes: float = 10.0,
@@ -158,19 +131,18 @@ def write_stream_dataset(out: str | Path, profile: RadarCIRProfile, users: int =
     jobs = [(u, s) for u in range(users) for s in range(sessions)]
     seconds = max(20.0, minutes * 60.0 / len(jobs))
     frames = events = 0
-    with _staging_dir() as staging:
-        for u, s in progress(jobs, desc="simulating streams", unit="recordings"):
-            user = people[u]
-            session = make_session(user, s, seed)
-            stream = simulate_stream(profile, user, session, seconds, np.random.SeedSequence([seed, u, 1000 + s]))
-            folder = out / user.subject
-            folder.mkdir(exist_ok=True)
-            meta = _metadata(profile, user, session.name, seed,
-                             noise_motions=[{"kind": k, "start": a, "end": b} for k, a, b in stream.noise])
-            labels = Labels(events=[Event(lab, a, b) for lab, a, b in stream.events], activity=stream.activity)
-            _write(folder / f"stream-{session.name}.esr", profile, stream.payloads, labels, meta, overwrite, staging)
-            frames += len(stream.payloads)
-            events += len(stream.events)
+    for u, s in progress(jobs, desc="simulating streams", unit="recordings"):
+        user = people[u]
+        session = make_session(user, s, seed)
+        stream = simulate_stream(profile, user, session, seconds, np.random.SeedSequence([seed, u, 1000 + s]))
+        folder = out / user.subject
+        folder.mkdir(exist_ok=True)
+        meta = _metadata(profile, user, session.name, seed,
+                         noise_motions=[{"kind": k, "start": a, "end": b} for k, a, b in stream.noise])
+        labels = Labels(events=[Event(lab, a, b) for lab, a, b in stream.events], activity=stream.activity)
+        _write(folder / f"stream-{session.name}.esr", profile, stream.payloads, labels, meta, overwrite)
+        frames += len(stream.payloads)
+        events += len(stream.events)
     ds = write_dataset_index(out, split_by_subject=SPLITS, seed=seed, name=out.name, progress_desc=None)
     return DatasetSummary(str(out), "stream", profile.name, users, len(jobs), frames, events,
                           round(time.monotonic() - t0, 1), _splits(ds))

@@ -144,7 +144,8 @@ def write_speaker_dataset(out: str | Path, speakers: str = "ref,lite4", scenario
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if path.exists() and not overwrite:
                     raise EdgesenseError(f"{path} exists (pass --overwrite to replace it)")
-                with RecordingWriter(path, profile, meta, overwrite=overwrite, background_flush=False) as w:
+                with RecordingWriter(path, profile, meta, overwrite=overwrite, background_flush=False,
+                                     durable=False) as w:
                     w.write_batch(np.arange(b0, b1, dtype=np.uint32), np.arange(b0, b1, dtype=np.int64) * 1000,
                                   payload[b0:b1])
                 written += 1

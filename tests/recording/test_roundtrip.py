@@ -75,3 +75,22 @@ def test_non_recordings_give_clear_errors(tmp_path, content, match):
 def test_event_bounds_are_checked():
     with pytest.raises(FormatError):
         Event("swipe", 5, 5)
+
+
+def test_non_durable_writer_skips_fsync_but_writes_the_same_bytes(tmp_path, monkeypatch):
+    import os
+
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd)))
+    p = load_profile("rdi32")
+    payloads = np.ones((4, *p.payload_shape), np.float32)
+    for name, durable in (("d.esr", True), ("n.esr", False)):
+        with RecordingWriter(tmp_path / name, p, {"subject": "s"}, durable=durable, background_flush=False) as w:
+            w.write_batch(np.arange(4, dtype=np.uint32), np.zeros(4), payloads)
+        if durable:
+            assert calls, "a durable writer must fsync"
+            calls.clear()
+    assert calls == []
+    a, b = Recording.open(tmp_path / "d.esr"), Recording.open(tmp_path / "n.esr")
+    assert b.integrity.ok and np.array_equal(a.payloads, b.payloads)
