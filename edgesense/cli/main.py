@@ -24,6 +24,7 @@ GROUP_HELP = {
     "simulate": "generate datasets with the physical simulators",
     "train": "train models (needs the 'train' extra)",
     "eval": "evaluate models and baselines on a dataset",
+    "export": "export models to on-device formats",
 }
 
 
