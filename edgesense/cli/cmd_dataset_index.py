@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgesense.cli.common import add_json_flag, print_json
+from edgesense.cli.common import add_json_flag, print_json, split_fractions
 from edgesense.errors import EdgesenseError
 from edgesense.recording import write_dataset_index
 
@@ -13,20 +13,9 @@ COMMAND = ("dataset", "index")
 HELP = "scan a directory of recordings and write index.json with train/val/test splits by subject"
 
 
-def _fractions(text: str) -> dict[str, float]:
-    out = {}
-    for part in text.split(","):
-        name, _, value = part.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected NAME=FRACTION,..., got {text!r}") from None
-    return out
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, help="directory holding .esr recordings (searched recursively)")
-    parser.add_argument("--splits", type=_fractions, default={"train": 0.7, "val": 0.15, "test": 0.15},
+    parser.add_argument("--splits", type=split_fractions, default={"train": 0.7, "val": 0.15, "test": 0.15},
                         help="split fractions by subject (default: train=0.7,val=0.15,test=0.15)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subject shuffle (default: 0)")
     add_json_flag(parser)

@@ -5,22 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgesense.cli.common import add_json_flag, positive_float, print_json
+from edgesense.cli.common import add_json_flag, positive_float, print_json, split_fractions
 from edgesense.errors import EdgesenseError
 
 COMMAND = ("simulate", "speaker")
 HELP = "simulate nonlinear micro-speakers playing program material and write a V/I/X dataset with splits"
-
-
-def _fractions(text: str) -> dict[str, float]:
-    out = {}
-    for part in text.split(","):
-        name, _, value = part.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected NAME=FRACTION,..., got {text!r}") from None
-    return out
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-seconds", type=positive_float, default=10.0,
                         help="seconds per recording; streams are cut into clips (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="everything is deterministic in the seed (default 0)")
-    parser.add_argument("--random-splits", type=_fractions, default={"train": 0.7, "val": 0.15, "test": 0.15},
+    parser.add_argument("--random-splits", type=split_fractions, default={"train": 0.7, "val": 0.15, "test": 0.15},
                         help="split fractions of random speakers, by speaker (default train=0.7,val=0.15,test=0.15); "
                              "named speakers' clips are split by position in their stream")
     parser.add_argument("--oversample", type=int, default=2, help="integration steps per 48 kHz sample (default 2)")

@@ -45,3 +45,15 @@ def key_value(text: str) -> tuple[str, str]:
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON for scripts")
+
+
+def split_fractions(text: str) -> dict[str, float]:
+    """Parse ``train=0.7,val=0.15,test=0.15`` into a dict (an argparse ``type``)."""
+    out = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected NAME=FRACTION,..., got {text!r}") from None
+    return out
