@@ -59,7 +59,6 @@ def _attrs(node) -> dict:
 
 def import_onnx(path: str | Path) -> OnnxFloatModel:
     """Read float ONNX ``path`` into an :class:`OnnxFloatModel` (BN folded)."""
-    import onnx
     from onnx import numpy_helper, shape_inference
 
     try:

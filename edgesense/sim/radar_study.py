@@ -40,7 +40,7 @@ def background_study(profile: RadarCIRProfile, clips: int, seed: int) -> dict:
         rng = np.random.default_rng([seed, 11, k])
         script = script_gesture("palm_hold", user, rng, lambda d: 0.3)
         hand = script.actors[0]
-        t_hold0, t_hold1 = float(hand.knots_t[1]), float(hand.knots_t[2])
+        t_hold1 = float(hand.knots_t[2])
         n = int(np.ceil((script.end_s + 0.6) / period))
         frames = render_scripts(profile, make_session(user, 0, seed), [script], 0, n, rng, RadarPhysics())
         tap = int(round(float(np.linalg.norm(hand.knots_p[1])) / profile.range_bin_m))
