@@ -19,8 +19,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch-args", default=None, help="JSON constructor arguments (default: from the model's "
                         "JSON sidecar)")
     parser.add_argument("--calib", type=Path, required=True,
-                        help="calibration inputs: a .npy file or a directory of .npy arrays (N, ...); or, for "
-                             "excursion models, a speaker dataset directory (its train split is framed)")
+                        help="calibration inputs: a .npy file or a directory of .npy arrays (N, ...); or a dataset "
+                             "directory: a speaker dataset for excursion models (its train split is framed), a "
+                             "radar gesture dataset for gesture models (its train split is windowed by the pipeline)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--method", choices=("minmax", "percentile", "mse"), default="minmax",
                         help="activation range setting (default minmax)")
@@ -31,6 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cle", action="store_true", help="cross-layer equalisation + high-bias absorption")
     parser.add_argument("--bias-correction", action="store_true", help="empirical bias correction")
     parser.add_argument("--max-samples", type=int, default=512, help="calibration samples used (default 512)")
+    parser.add_argument("--calib-split", default="train", help="dataset split used for calibration (default train)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the calibration clip/window choice (default 0)")
     parser.add_argument("--stream-block", type=int, default=None,
                         help="streaming models (inputs: block, then states; outputs: y, then <state>_out): the "
                              "calibration arrays are whole signals (N, C, T) fed in blocks of this many steps")
@@ -40,6 +43,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _, _, summary = quantize(args)
+    if args.json:
+        print_json(summary)
+        return 0
+    q_path = summary["int8_onnx"]
+    print(f"{args.model.name} -> {q_path} (target {summary['target']}, {args.method} ranges)")
+    print(f"  float vs INT8 output SQNR {summary['output_sqnr_db']:.1f} dB on {summary['holdout_samples']} held-out "
+          f"samples" + (f", argmax agreement {summary['argmax_agreement']:.4f}" if summary["argmax_agreement"] is not None
+                        else ""))
+    rows = summary["sensitivity"]
+    if rows:
+        worst = min(rows, key=lambda r: r["isolated_output_sqnr_db"])
+        print(f"  most sensitive tensor: {worst['tensor']} ({worst['isolated_output_sqnr_db']:.1f} dB output SQNR alone)")
+    print(f"  wrote {Path(summary['float_folded_onnx']).name}, {Path(summary['encodings']).name}, "
+          f"{Path(q_path).stem}.report.json")
+    return 0
+
+
+def quantize(args: argparse.Namespace):
+    """The work of ``edgesense quantize``: returns ``(sim, lowered graph, summary)`` (summary as in the report)."""
     from edgesense.errors import EdgesenseError, ModelError
 
     try:
@@ -60,11 +83,15 @@ def run(args: argparse.Namespace) -> int:
     model_path: Path = args.model
     if not model_path.is_file():
         raise ModelError(f"{model_path}: no such model file")
-    if is_dataset_dir(args.calib):
+    if is_dataset_dir(args.calib) and is_gesture_model(model_path):
+        x = gesture_calibration_windows(args.calib, model_path, split=args.calib_split,
+                                        max_windows=args.max_samples, seed=args.seed)
+    elif is_dataset_dir(args.calib):
         if not model_path.with_suffix(".json").is_file() or "frame" not in model_path.with_suffix(".json").read_text():
             raise EdgesenseError(f"{args.calib}: dataset calibration is available for excursion models (with their "
                                  f".json description); for other models pass .npy model inputs")
-        x = excursion_calibration_signals(args.calib, model_path)
+        x = excursion_calibration_signals(args.calib, model_path, split=args.calib_split,
+                                          max_signals=min(12, args.max_samples), seed=args.seed)
         args.stream_block = args.stream_block or 12      # 1 ms blocks: 48 samples = 12 frames of 4
     else:
         x = load_calibration_inputs(args.calib, args.max_samples)
@@ -131,18 +158,7 @@ def run(args: argparse.Namespace) -> int:
                          "isolated_output_sqnr_db": r.isolated_output_sqnr_db} for r in rows],
     }
     (out / f"{stem}_int8.report.json").write_text(json.dumps(summary, indent=1, default=float))
-    if args.json:
-        print_json(summary)
-    else:
-        print(f"{model_path.name} -> {q_path} (target {target.name}, {args.method} ranges)")
-        print(f"  float vs INT8 output SQNR {summary['output_sqnr_db']:.1f} dB on {len(hold)} held-out samples"
-              + (f", argmax agreement {summary['argmax_agreement']:.4f}" if summary["argmax_agreement"] is not None
-                 else ""))
-        if rows:
-            worst = min(rows, key=lambda r: r.isolated_output_sqnr_db)
-            print(f"  most sensitive tensor: {worst.tensor} ({worst.isolated_output_sqnr_db:.1f} dB output SQNR alone)")
-        print(f"  wrote {f_path.name}, {enc_path.name}, {stem}_int8.report.json")
-    return 0
+    return sim, graph, summary
 
 
 def _stream_outputs(sim, signals, block: int):
@@ -164,3 +180,92 @@ def _stream_outputs(sim, signals, block: int):
                 ys_q.append(oq[0])
     return torch.cat(ys_f, dim=-1), torch.cat(ys_q, dim=-1)
 
+
+def is_gesture_model(model_path: Path) -> bool:
+    """True when ``model_path`` has a gesture model description (``edgesense_gesture_model`` sidecar)."""
+    from edgesense.errors import ModelError
+    from edgesense.radar.pipeline import GestureModelInfo
+
+    try:
+        GestureModelInfo.for_model(model_path)
+    except ModelError:
+        return False
+    return True
+
+
+class _WindowRecorder:
+    """A stand-in gesture model that keeps every input window the pipeline builds (uniform output)."""
+
+    def __init__(self, n_classes: int) -> None:
+        self.windows: list = []
+        self.n_classes = n_classes
+
+    def run(self, x):
+        import numpy as np
+
+        self.windows.append(np.array(x, dtype=np.float32, copy=True))
+        return np.full((1, self.n_classes), 1.0 / self.n_classes, np.float32)
+
+
+def gesture_windows(data: Path, model_path: Path, split: str = "train", max_clips: int | None = None,
+                    extra_per_clip: int = 0, seed: int = 0):
+    """Model input windows of a radar clip dataset, built exactly as the gesture pipeline builds them.
+
+    Every chosen clip runs through :class:`edgesense.radar.pipeline.GesturePipeline` (RDI, background,
+    normalisation, validity channel) up to the frame that classifies it
+    (:func:`edgesense.radar.metrics.clip_window_end`, as ``edgesense eval gesture`` does); its window
+    there is kept with the clip's class index. ``extra_per_clip`` more windows per clip end at random
+    earlier frames (as training samples windows along the clip; label -1). ``max_clips``: a seeded,
+    class-stratified subset (every k-th clip of each class). Returns ``(windows (N, C, F, T), labels (N,))``.
+    """
+    import numpy as np
+
+    from edgesense.errors import EdgesenseError
+    from edgesense.radar.metrics import clip_window_end, gesture_extents
+    from edgesense.radar.pipeline import GestureModelInfo, GesturePipeline
+    from edgesense.recording import Dataset
+
+    info = GestureModelInfo.for_model(model_path)
+    classes = list(info.classes)
+    ds = Dataset.open(data)
+    entries = [e for e in ds.entries if split in (None, "all") or e.split == split]
+    entries = [e for e in entries if e.clip_label in classes]
+    if not entries:
+        raise EdgesenseError(f"{data}: no clips of the model's classes in split {split!r}")
+    rng = np.random.default_rng(seed)
+    if max_clips is not None and len(entries) > max_clips:
+        by_class: dict[str, list] = {}
+        for e in entries:
+            by_class.setdefault(e.clip_label, []).append(e)
+        per = max(1, max_clips // len(by_class))
+        entries = []
+        for c in sorted(by_class):
+            group = by_class[c]
+            idx = np.sort(rng.choice(len(group), size=min(per, len(group)), replace=False))
+            entries += [group[i] for i in idx]
+    rec_model = _WindowRecorder(len(classes))
+    pipe = GesturePipeline(rec_model, info=info)
+    xs, ys = [], []
+    for entry in entries:
+        rec = ds.load(entry)
+        n = rec.n_frames
+        t = clip_window_end(n, gesture_extents(rec.labels, n, info.noise_label))
+        rows = [t]
+        if extra_per_clip > 0 and t >= info.frames // 2:
+            rows += [int(r) for r in rng.integers(info.frames // 2, t + 1, size=extra_per_clip)]
+        rows = sorted(set(rows))
+        rec_model.windows.clear()
+        pipe.run_batch(rec.payloads[:max(rows) + 1], rec.seq[:max(rows) + 1], infer_at=rows)
+        label = classes.index(rec.labels.clip_label)
+        for r, w in zip(rows, rec_model.windows):
+            xs.append(w[0])
+            ys.append(label if r == t else -1)
+    return np.stack(xs).astype(np.float32), np.asarray(ys, np.int64)
+
+
+def gesture_calibration_windows(data: Path, model_path: Path, split: str = "train", max_windows: int = 512,
+                                seed: int = 0):
+    """Calibration inputs of a gesture model: pipeline windows of ``split`` (4 per clip: the classified
+    window and 3 earlier ones), at most ``max_windows``."""
+    x, _ = gesture_windows(data, model_path, split, max_clips=max(1, max_windows // 4), extra_per_clip=3, seed=seed)
+    return x[:max_windows]
