@@ -44,4 +44,4 @@ def test_convnet_learns_a_causal_filter():
         loss.backward()
         opt.step()
     torch.set_num_threads(threads)
-    assert float(loss) < 0.3 * first
+    assert loss.item() < 0.3 * first
