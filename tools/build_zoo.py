@@ -1,0 +1,729 @@
+"""Build the model zoo: INT8 ONNX, INT8 TFLite and the INT8 section of every shipped model's card.
+
+For each model ``models/<name>/<name>.onnx`` (a gesture classifier or a streaming excursion model):
+
+1. quantize the float ONNX with ``edgesense quantize`` (target ``ort-cpu``) for each activation range
+   method (min/max, percentile, MSE), calibrated on the training split of the model's dataset (gesture
+   models: windows built by the gesture pipeline; excursion models: framed speaker signals streamed in
+   1 ms blocks); keep the method with the best validation metric (gesture clip accuracy on validation
+   users; excursion NRMSE on validation clips) as ``<name>_int8.onnx`` (QDQ);
+2. export ``<name>_int8.tflite`` (full integer, int8 I/O; streaming models for 1 ms blocks of 12 frames)
+   and check LiteRT-vs-ORT and ORT-vs-IntegerSim parity (share of outputs within 1 LSB, target 99.9 %);
+3. score float, INT8 on ORT, INT8 on LiteRT, the other edgesense methods and onnxruntime's
+   ``quantize_static`` peers (MinMax / Entropy / Percentile, per channel, with and without reduce_range;
+   ``tools/compare_peers.py``) on the test set with the pipelines' own scoring (gesture: clip accuracy of
+   the window ``edgesense eval gesture`` classifies, on held-out users; excursion: the NRMSE / peak error of
+   ``edgesense eval excursion``, streams run causally from their start, test clips scored);
+4. run ``edgesense bench`` on the model directory (batch 1, one thread; median, p99, throughput, peak
+   memory), plus, for streaming models, every backend on the deployed 1 ms block (12 frames per call);
+5. write the marked INT8 section of ``MODEL_CARD.md`` (``<!-- zoo:int8 begin -->`` ... ``end``; the rest
+   of the card is left untouched), ``<name>_int8.report.json`` and the table in ``models/README.md``.
+
+    python tools/build_zoo.py [--models gesture_cnn,fftnet] [--quick] [--json]
+
+Seeded (``--seed``, default 0): calibration subsets, evaluation subsets and peers are deterministic;
+latency figures depend on the machine. ``--quick`` uses small calibration/evaluation subsets and few
+benchmark runs (for tests and smoke runs; its figures are not the zoo's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("minmax", "percentile", "mse")
+PEERS = (("MinMax", False), ("Entropy", False), ("Percentile", False),
+         ("MinMax", True), ("Entropy", True), ("Percentile", True))
+BLOCK_FRAMES = 12          # streaming excursion models: 1 ms blocks = 12 frames of 4 samples at 48 kHz
+BEGIN, END = "<!-- zoo:int8 begin -->", "<!-- zoo:int8 end -->"
+README_BEGIN, README_END = "<!-- zoo:index begin -->", "<!-- zoo:index end -->"
+
+
+@dataclass
+class ZooOptions:
+    """What to build and on which data."""
+
+    models_dir: Path = ROOT / "models"
+    gesture_data: Path = Path("/work/data/radar-clips")
+    excursion_data: Path = Path("/work/data/speaker/known")
+    quick: bool = False
+    seed: int = 0
+    target: str = "ort-cpu"
+    bench: bool = True
+    bench_runs: int = 300
+    peers: bool = True
+    readme: bool = True
+
+    @property
+    def sizes(self) -> dict:
+        """Subset sizes: calibration samples, validation and test clips / streams."""
+        if self.quick:
+            return {"calib": 32, "val_clips": 10, "test_clips": 15, "calib_signals": 2, "val_streams": 1,
+                    "test_streams": 1, "parity": 20, "clip_seconds": 3.0}
+        return {"calib": 512, "val_clips": 250, "test_clips": None, "calib_signals": 12, "val_streams": 6,
+                "test_streams": 6, "parity": 200, "clip_seconds": None}
+
+
+def _log(msg: str) -> None:
+    print(f"[zoo {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def discover(models_dir: Path, names: list[str] | None) -> list[tuple[str, str, Path]]:
+    """(name, kind, float ONNX) of every shipped model: ``<dir>/<name>/<name>.onnx`` with its ``.json``."""
+    from edgesense.errors import EdgesenseError
+
+    found = []
+    for d in sorted(p for p in Path(models_dir).iterdir() if p.is_dir()):
+        onnx_path, side = d / f"{d.name}.onnx", d / f"{d.name}.json"
+        if not (onnx_path.is_file() and side.is_file()):
+            continue
+        desc = json.loads(side.read_text())
+        kind = "gesture" if desc.get("edgesense_gesture_model") else "excursion" if "frame" in desc else None
+        if kind and (not names or d.name in names):
+            found.append((d.name, kind, onnx_path))
+    missing = set(names or []) - {n for n, _, _ in found}
+    if missing:
+        raise EdgesenseError(f"no shipped model {sorted(missing)} under {models_dir}")
+    return found
+
+
+# -- quantization --------------------------------------------------------------------------------
+
+def _quantize(float_onnx: Path, calib: Path, out: Path, method: str, opts: ZooOptions, stream: bool):
+    """``edgesense quantize`` of ``float_onnx`` with ``method``; returns (sim, graph, summary)."""
+    from edgesense.cli import cmd_quantize
+
+    p = argparse.ArgumentParser()
+    cmd_quantize.configure(p)
+    argv = ["--model", str(float_onnx), "--calib", str(calib), "--out", str(out), "--method", method,
+            "--target", opts.target, "--seed", str(opts.seed), "--max-samples",
+            str(opts.sizes["calib_signals"] if stream else opts.sizes["calib"])]
+    if stream:
+        argv += ["--stream-block", str(BLOCK_FRAMES)]
+    return cmd_quantize.quantize(p.parse_args(argv))
+
+
+def _command_quantize(name: str, kind: str, method: str, opts: ZooOptions) -> str:
+    data = opts.gesture_data if kind == "gesture" else opts.excursion_data
+    n = opts.sizes["calib"] if kind == "gesture" else opts.sizes["calib_signals"]
+    extra = f" --stream-block {BLOCK_FRAMES}" if kind == "excursion" else ""
+    return (f"edgesense quantize --model models/{name}/{name}.onnx --calib {data} --method {method} "
+            f"--target {opts.target} --seed {opts.seed} --max-samples {n}{extra} --out /tmp/zoo/{name}")
+
+
+def _copy_sidecar(float_onnx: Path, model: Path) -> None:
+    shutil.copyfile(float_onnx.with_suffix(".json"), model.with_suffix(".json"))
+
+
+# -- gesture evaluation --------------------------------------------------------------------------
+
+class GestureTask:
+    """Held-out clip windows (built once by the gesture pipeline) and clip accuracy of any model file."""
+
+    def __init__(self, float_onnx: Path, opts: ZooOptions) -> None:
+        from edgesense.cli.cmd_quantize import gesture_calibration_windows, gesture_windows
+
+        s = opts.sizes
+        self.calib = gesture_calibration_windows(opts.gesture_data, float_onnx, "train", s["calib"], opts.seed)
+        self.x_val, self.y_val = gesture_windows(opts.gesture_data, float_onnx, "val", s["val_clips"], seed=opts.seed)
+        self.x_test, self.y_test = gesture_windows(opts.gesture_data, float_onnx, "test", s["test_clips"],
+                                                   seed=opts.seed)
+        self.y_float_test = None
+
+    def _probs(self, path: Path, x: np.ndarray) -> np.ndarray:
+        from edgesense.runtime import load_model
+
+        m = load_model(path, threads=1, warmup=0)
+        return np.concatenate([np.asarray(m.run(x[i:i + 64]), np.float32) for i in range(0, len(x), 64)])
+
+    def score(self, path: Path, split: str = "test") -> dict:
+        from edgesense.radar.pipeline import GestureModelInfo
+        from edgesense.radar.metrics import clip_metrics
+
+        x, y = (self.x_test, self.y_test) if split == "test" else (self.x_val, self.y_val)
+        p = self._probs(path, x)
+        classes = list(GestureModelInfo.for_model(path).classes)
+        m = clip_metrics(y.tolist(), p.argmax(1).tolist(), classes)
+        out = {"accuracy": m.accuracy, "balanced_accuracy": m.balanced_accuracy, "clips": int(len(y))}
+        if split == "test":
+            if self.y_float_test is None:
+                self.y_float_test = p
+            out["argmax_agreement_vs_float"] = float((p.argmax(1) == self.y_float_test.argmax(1)).mean())
+        return out
+
+    @staticmethod
+    def better(a: dict, b: dict) -> bool:
+        """True when validation result ``a`` beats ``b``."""
+        return (a["accuracy"], a["balanced_accuracy"]) > (b["accuracy"], b["balanced_accuracy"])
+
+    def parity_inputs(self, n: int) -> list:
+        return [self.x_test[i:i + 1] for i in range(min(n, len(self.x_test)))]
+
+    def peer_calib(self) -> np.ndarray:
+        return self.calib
+
+
+# -- excursion evaluation ------------------------------------------------------------------------
+
+class ExcursionTask:
+    """Speaker streams (run causally from their start, scored on one split's clips) and excursion metrics."""
+
+    def __init__(self, float_onnx: Path, opts: ZooOptions) -> None:
+        from edgesense.quant.model_io import excursion_calibration_signals
+
+        self.opts = opts
+        s = opts.sizes
+        self.val = self._streams("val", s["val_streams"])
+        self.test = self._streams("test", s["test_streams"])
+        self.calib = excursion_calibration_signals(opts.excursion_data, float_onnx,
+                                                   max_signals=s["calib_signals"], seed=opts.seed)
+        self.skip_ms = 500.0
+        self.tracks: dict[tuple[str, int], np.ndarray] = {}
+
+    def _streams(self, split: str, limit: int):
+        """Streams of ``split`` cut after their first scored clip (so a stream runs up to it, no further)."""
+        import dataclasses
+
+        from edgesense.cli.cmd_eval_excursion import load_streams
+
+        signals, segments = load_streams(self.opts.excursion_data, split, limit)
+        out = []
+        for sig, segs in zip(signals, segments):
+            a, b = segs[0]
+            if self.opts.sizes["clip_seconds"]:          # quick: a short piece of the clip, run from rest
+                n = int(self.opts.sizes["clip_seconds"] * sig.fs)
+                sig = dataclasses.replace(sig, v=sig.v[a:a + n], i=sig.i[a:a + n], x=sig.x[a:a + n])
+                out.append((sig, (0, len(sig.x))))
+            else:
+                sig = dataclasses.replace(sig, v=sig.v[:b], i=sig.i[:b], x=sig.x[:b])
+                out.append((sig, (a, b)))
+        return out
+
+    def _predict(self, path: Path, streams, split: str) -> list[np.ndarray]:
+        from edgesense.runtime import load_model
+        from edgesense.speaker.pipeline import tracked_prediction
+        from edgesense.speaker.streaming import ExcursionStreamer, predict_signal
+
+        model = load_model(path, threads=1, warmup=0)
+        # a .tflite is built for one 1 ms block per call; ONNX models take 1 s per call (same results)
+        chunk = BLOCK_FRAMES * 4 if path.suffix == ".tflite" else 48_000
+        preds = []
+        for k, (sig, _) in enumerate(streams):
+            bl = sig.speaker.bl
+            streamer = ExcursionStreamer(model, bl)
+            track = None
+            if streamer.spec.needs_tracker:
+                key = (split, k)
+                if key not in self.tracks:
+                    self.tracks[key] = tracked_prediction(sig.v, sig.i, sig.profile)
+                track = self.tracks[key]
+            preds.append(predict_signal(streamer, sig.v, sig.i, bl, track, chunk=chunk))
+        return preds
+
+    def score(self, path: Path, split: str = "test") -> dict:
+        from edgesense.speaker.metrics import combined_metrics
+
+        streams = self.test if split == "test" else self.val
+        preds = self._predict(path, streams, split)
+        fs = streams[0][0].fs
+        skip = int(round(self.skip_ms * fs / 1000))
+        pairs = []
+        for (sig, (a, b)), p in zip(streams, preds):
+            a = max(a, skip)
+            p = np.asarray(p, np.float32)[:len(sig.x)]
+            pairs.append((sig.x[a:b], p[a:b]))
+        m = combined_metrics(pairs, fs).to_dict()
+        return {"nrmse": m["nrmse"], "rmse_mm": m["rmse_mm"], "peak_error_mm": m["peak_error_mm"],
+                "loud_within_0_02": m["loud_within_0_02"], "streams": len(streams),
+                "scored_seconds": sum(len(x) for x, _ in pairs) / fs}
+
+    @staticmethod
+    def better(a: dict, b: dict) -> bool:
+        return (a["nrmse"], a["peak_error_mm"]) < (b["nrmse"], b["peak_error_mm"])
+
+    def parity_inputs(self, n: int) -> list:
+        """Realistic streaming samples: 1 ms blocks of a calibration signal with the float model's states."""
+        return self._blocks
+
+    def prepare_parity(self, int8_onnx: Path, n: int) -> None:
+        from edgesense.runtime import load_model
+
+        m = load_model(int8_onnx, threads=1, warmup=0)
+        names = [s.name for s in m.input_specs]
+        shapes = {s.name: s.shape for s in m.input_specs}
+        states = {k: np.zeros((1, *[int(d) for d in shapes[k][1:]]), np.float32) for k in names[1:]}
+        sig = self.calib[0]
+        blocks = []
+        for t0 in range(0, min(sig.shape[-1], (n + 50) * BLOCK_FRAMES) - BLOCK_FRAMES + 1, BLOCK_FRAMES):
+            feed = {"x": sig[None, :, t0:t0 + BLOCK_FRAMES], **states}
+            out = m.run(feed)
+            states = {k: np.asarray(out[k + "_out"], np.float32) for k in names[1:]}
+            if t0 >= 50 * BLOCK_FRAMES:        # past the start-up from zero state
+                blocks.append(feed)
+        self._blocks = blocks[:n]
+
+    def peer_calib(self) -> np.ndarray:
+        return self.calib
+
+
+# -- parity, size, latency -----------------------------------------------------------------------
+
+def integer_sim_parity(graph, int8_onnx: Path, samples: list) -> dict:
+    """ORT (the QDQ model) against edgesense's IntegerSim: output codes within 1 LSB, over ``samples``."""
+    from edgesense.quant import IntegerSim
+    from edgesense.runtime import load_model
+
+    m = load_model(int8_onnx, threads=1, warmup=0)
+    sim = IntegerSim(graph)
+    out_names = [s.name for s in m.output_specs]
+    diffs = []
+    for sample in samples:
+        if isinstance(sample, dict):
+            feeds = [sample[s.name] for s in m.input_specs]
+            y = m.run(sample)
+            ys = [y[n] for n in out_names] if isinstance(y, dict) else [y]
+        else:
+            feeds = sample
+            y = m.run(sample)
+            ys = [next(iter(y.values()))] if isinstance(y, dict) else [y]
+        for (codes, enc), yo in zip(sim.outputs(feeds), ys):
+            diffs.append(np.abs(enc.quantize(np.asarray(yo, np.float32)).astype(np.int64)
+                                - codes.astype(np.int64)).ravel())
+    d = np.concatenate(diffs)
+    return {"values": int(d.size), "exact": float((d == 0).mean()), "within_1_lsb": float((d <= 1).mean()),
+            "max_lsb": int(d.max())}
+
+
+def litert_parity(int8_onnx: Path, tflite: Path, samples: list) -> dict:
+    """LiteRT (XNNPACK, default) against ORT on the QDQ model, via ``edgesense.quant.tflite.parity``."""
+    from edgesense.quant.tflite.parity import compare_with_onnx
+
+    r = compare_with_onnx(int8_onnx, tflite, samples)
+    values = sum(o.values for o in r.outputs)
+    return {"values": int(values), "exact": float(min(o.exact for o in r.outputs)),
+            "within_1_lsb": float(r.within_1_lsb), "max_lsb": int(r.max_lsb)}
+
+
+def params_and_macs(float_onnx: Path, steps: int | None) -> dict:
+    """Parameter count (float initializers of the exported ONNX, BatchNorm folded) and MACs (Conv/Gemm/MatMul) of
+    one inference at batch 1 (streaming models: one block of ``steps`` frames), from ONNX shape inference."""
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    model = onnx.load(str(float_onnx))
+    for vi in list(model.graph.input) + list(model.graph.output):
+        for i, d in enumerate(vi.type.tensor_type.shape.dim):
+            if d.dim_param:
+                d.dim_value = 1 if i == 0 else (steps or 1)
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    params = int(sum(v.size for v in inits.values() if v.dtype.kind == "f"))
+    inferred = shape_inference.infer_shapes(model)
+    shapes = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
+        shapes[vi.name] = [d.dim_value for d in vi.type.tensor_type.shape.dim]
+    macs = 0
+    for node in model.graph.node:
+        out = shapes.get(node.output[0])
+        if node.op_type == "Conv" and out and node.input[1] in inits:
+            w = inits[node.input[1]]
+            macs += int(np.prod(out)) * int(np.prod(w.shape[1:]))
+        elif node.op_type in ("Gemm", "MatMul") and out and node.input[1] in inits:
+            w = inits[node.input[1]]
+            trans = any(a.name == "transB" and a.i for a in node.attribute)
+            k = w.shape[1] if (node.op_type == "Gemm" and trans) else w.shape[0]
+            macs += int(np.prod(out)) * int(k)
+    return {"parameters": params, "macs": int(macs)}
+
+
+def io_quantization(tflite: Path) -> list[dict]:
+    """Inputs and outputs of the INT8 TFLite model: name, shape, dtype, scale, zero point."""
+    from edgesense.quant.tflite.parity import tflite_interpreter
+
+    it = tflite_interpreter(tflite)
+    rows = []
+    for kind, details in (("input", it.get_input_details()), ("output", it.get_output_details())):
+        for d in details:
+            s, z = d["quantization"]
+            rows.append({"kind": kind, "name": d["name"], "shape": [int(v) for v in d["shape"]],
+                         "dtype": np.dtype(d["dtype"]).name, "scale": float(s), "zero_point": int(z)})
+    return rows
+
+
+def run_bench(model_dir: Path, runs: int) -> list[dict]:
+    """``edgesense bench MODEL_DIR --json`` (every backend in a fresh process: peak memory is meaningful)."""
+    cmd = [sys.executable, "-m", "edgesense.cli.main", "bench", str(model_dir), "--runs", str(runs), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1200)
+    if proc.returncode != 0:
+        _log(f"bench failed: {proc.stderr.strip().splitlines()[-1:] if proc.stderr else proc.returncode}")
+        return []
+    rows = json.loads(proc.stdout)["results"]
+    return [{k: r[k] for k in ("backend", "path", "median_us", "p99_us", "throughput_per_s", "peak_memory_mb")}
+            for r in rows]
+
+
+def block_latency(paths: list[Path], runs: int, frames: int = BLOCK_FRAMES) -> list[dict]:
+    """Streaming models on the deployed block (``frames`` frames per call, states fed back): median and p99
+    per call at batch 1, one thread, every backend on the same block length."""
+    from edgesense.runtime import load_model
+    from edgesense.runtime.bench import backend_label
+    from edgesense.runtime.model import quantize
+
+    rows = []
+    for path in paths:
+        m = load_model(path, threads=1, warmup=0)
+        rng = np.random.default_rng(0)
+        feeds = {}
+        for s in m.input_specs:
+            shape = [1] + [int(d) if isinstance(d, int) and d > 0 else frames for d in s.shape[1:]]
+            feeds[s.name] = rng.standard_normal(shape).astype(np.float32)
+        raw = all(s.quantized for s in m.input_specs)
+        if raw:
+            feeds = {s.name: quantize(feeds[s.name], s.scale, s.zero_point, s.dtype) for s in m.input_specs}
+        for _ in range(max(10, runs // 10)):
+            m.run(feeds, raw=raw)
+        t = np.empty(runs)
+        for i in range(runs):
+            t0 = time.perf_counter()
+            m.run(feeds, raw=raw)
+            t[i] = time.perf_counter() - t0
+        rows.append({"backend": backend_label(path, "litert" if path.suffix == ".tflite" else "onnxruntime"),
+                     "path": str(path), "frames_per_call": frames, "median_us": float(np.median(t) * 1e6),
+                     "p99_us": float(np.percentile(t, 99) * 1e6)})
+    return rows
+
+
+# -- one model -----------------------------------------------------------------------------------
+
+def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: Path) -> dict:
+    """Everything of one model; writes ``<name>_int8.{onnx,tflite,json,report.json}`` beside the float model."""
+    import onnx
+
+    from edgesense.quant.tflite import export_tflite
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import compare_peers
+
+    t_start = time.time()
+    out_dir = float_onnx.parent
+    stream = kind == "excursion"
+    _log(f"{name}: preparing {kind} data")
+    task = ExcursionTask(float_onnx, opts) if stream else GestureTask(float_onnx, opts)
+    calib_file = work / f"{name}_calib"
+    calib_src = opts.excursion_data if stream else opts.gesture_data
+
+    # (1) quantize with each method, choose by validation metric
+    candidates = {}
+    for method in METHODS:
+        _log(f"{name}: quantize ({method})")
+        d = work / method
+        sim, graph, summary = _quantize(float_onnx, calib_src, d, method, opts, stream)
+        q = d / f"{name}_int8.onnx"
+        _copy_sidecar(float_onnx, q)
+        candidates[method] = {"path": q, "graph": graph, "summary": summary,
+                              "val": task.score(q, "val")}
+    val_float = task.score(float_onnx, "val")
+    chosen = None
+    for method in METHODS:
+        if chosen is None or task.better(candidates[method]["val"], candidates[chosen]["val"]):
+            chosen = method
+    _log(f"{name}: chose {chosen} ({candidates[chosen]['val']})")
+    int8_onnx = out_dir / f"{name}_int8.onnx"
+    shutil.copyfile(candidates[chosen]["path"], int8_onnx)
+    _copy_sidecar(float_onnx, int8_onnx)
+
+    # (2) TFLite export and parity
+    int8_tflite = out_dir / f"{name}_int8.tflite"
+    shapes = None
+    if stream:
+        x_in = onnx.load(str(int8_onnx)).graph.input[0]
+        ch = x_in.type.tensor_type.shape.dim[1].dim_value
+        shapes = {x_in.name: (1, ch, BLOCK_FRAMES)}
+    export_tflite(int8_onnx, int8_tflite, input_shapes=shapes)
+    n_par = opts.sizes["parity"]
+    if stream:
+        task.prepare_parity(int8_onnx, n_par)
+    samples = task.parity_inputs(n_par)
+    _log(f"{name}: parity on {len(samples)} samples")
+    parity = {"litert_vs_ort": litert_parity(int8_onnx, int8_tflite, samples),
+              "ort_vs_integer_sim": integer_sim_parity(candidates[chosen]["graph"], int8_onnx, samples)}
+
+    # (3) task metrics on the test set
+    _log(f"{name}: test metrics")
+    rows = [{"model": "float (ORT)", "file": float_onnx.name, **task.score(float_onnx)},
+            {"model": f"edgesense INT8 {chosen} (ORT)", "file": int8_onnx.name, **task.score(int8_onnx)},
+            {"model": f"edgesense INT8 {chosen} (LiteRT)", "file": int8_tflite.name, **task.score(int8_tflite)}]
+    for method in METHODS:
+        if method != chosen:
+            rows.append({"model": f"edgesense INT8 {method} (ORT)", "file": None,
+                         **task.score(candidates[method]["path"])})
+    if opts.peers:
+        calib = task.peer_calib()
+        for method, rr in PEERS:
+            label = f"ORT quantize_static {method}" + (" reduce_range" if rr else "") + " (ORT)"
+            dst = work / f"{name}_peer_{method}{'_rr' if rr else ''}.onnx"
+            _log(f"{name}: peer {label}")
+            try:
+                with contextlib.redirect_stdout(sys.stderr):     # ORT prints calibration progress
+                    compare_peers._ort_quantize(float_onnx, dst, calib, method, rr)
+                _copy_sidecar(float_onnx, dst)
+                rows.append({"model": label, "file": None, **task.score(dst)})
+            except Exception as exc:  # a peer failing is a result
+                rows.append({"model": label, "file": None, "error": str(exc).splitlines()[0][:160]})
+
+    # (4) latency
+    bench = run_bench(out_dir, opts.bench_runs) if opts.bench else []
+    blocks = block_latency([float_onnx, int8_onnx, int8_tflite], opts.bench_runs) if (stream and opts.bench) else []
+
+    size = params_and_macs(float_onnx, BLOCK_FRAMES if stream else None)
+    report = {
+        "name": name, "kind": kind, "seed": opts.seed, "quick": opts.quick, "target": opts.target,
+        "chosen_method": chosen,
+        "validation": {"float": val_float, **{m: candidates[m]["val"] for m in METHODS}},
+        "quantize_summary": {k: v for k, v in candidates[chosen]["summary"].items()
+                             if k not in ("int8_onnx", "float_folded_onnx", "encodings")},
+        "parity": parity, "test": rows, "bench": bench, "block_latency": blocks, **size,
+        "files": {p.name: p.stat().st_size for p in (float_onnx, int8_onnx, int8_tflite)},
+        "io": io_quantization(int8_tflite),
+        "data": {"calibration": str(calib_src), "sizes": opts.sizes},
+        "commands": {"quantize": _command_quantize(name, kind, chosen, opts),
+                     "zoo": f"python tools/build_zoo.py --models {name}" + (" --quick" if opts.quick else ""),
+                     "eval": _eval_command(name, kind, opts)},
+        "seconds": round(time.time() - t_start, 1),
+    }
+    report["targets"] = targets(report)
+    (out_dir / f"{name}_int8.report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    del calib_file
+    return report
+
+
+def _eval_command(name: str, kind: str, opts: ZooOptions) -> str:
+    if kind == "gesture":
+        return (f"edgesense eval gesture --data {opts.gesture_data} --split test --model models/{name}/{name}.onnx "
+                f"--json   # also {name}_int8.onnx, {name}_int8.tflite")
+    return (f"edgesense eval excursion --data {opts.excursion_data} --split test --no-baselines "
+            f"--model models/{name}/{name}.onnx --model models/{name}/{name}_int8.onnx --json")
+
+
+def targets(report: dict) -> dict:
+    """The issue's targets, met or missed (measured, never assumed)."""
+    rows = {r["model"]: r for r in report["test"]}
+    f = rows["float (ORT)"]
+    chosen = report["chosen_method"]
+    ort, lite = rows[f"edgesense INT8 {chosen} (ORT)"], rows[f"edgesense INT8 {chosen} (LiteRT)"]
+    peers = [r for r in report["test"] if r["model"].startswith("ORT quantize_static") and "error" not in r]
+    out = {}
+    if report["kind"] == "gesture":
+        for key, r in (("ort", ort), ("litert", lite)):
+            out[f"int8_{key}_within_0.5_points"] = bool((f["accuracy"] - r["accuracy"]) * 100 <= 0.5)
+        out["edgesense_at_least_as_accurate_as_every_peer"] = bool(all(ort["accuracy"] >= p["accuracy"] for p in peers))
+    else:
+        for key, r in (("ort", ort), ("litert", lite)):
+            out[f"int8_{key}_nrmse_within_10pct"] = bool(r["nrmse"] <= 1.10 * f["nrmse"])
+            out[f"int8_{key}_peak_within_0.01mm"] = bool(r["peak_error_mm"] <= f["peak_error_mm"] + 0.01)
+        out["edgesense_at_least_as_accurate_as_every_peer"] = bool(all(ort["nrmse"] <= p["nrmse"] for p in peers))
+    par = report["parity"]
+    out["parity_litert_vs_ort_99.9"] = bool(par["litert_vs_ort"]["within_1_lsb"] >= 0.999)
+    out["parity_ort_vs_integer_sim_99.9"] = bool(par["ort_vs_integer_sim"]["within_1_lsb"] >= 0.999)
+    lat = report["block_latency"] or report["bench"]
+    if lat:
+        best = min(lat, key=lambda r: r["median_us"])
+        out["litert_int8_fastest"] = best["backend"] == "LiteRT INT8"
+    return out
+
+
+# -- model card and index ------------------------------------------------------------------------
+
+def _fmt_metric(r: dict, kind: str) -> str:
+    if "error" in r:
+        return f"failed: {r['error']}"
+    if kind == "gesture":
+        return (f"{r['accuracy'] * 100:.2f} | {r['balanced_accuracy'] * 100:.2f} | "
+                f"{r.get('argmax_agreement_vs_float', float('nan')) * 100:.2f}")
+    return f"{r['nrmse'] * 100:.2f} | {r['rmse_mm'] * 1000:.1f} | {r['peak_error_mm']:.4f}"
+
+
+def card_section(report: dict) -> str:
+    """The INT8 section of a model card (markdown, between the zoo markers)."""
+    kind, name = report["kind"], report["name"]
+    L = [BEGIN, "", "## INT8 (model zoo)", "",
+         f"Generated by `python tools/build_zoo.py --models {name}{' --quick' if report['quick'] else ''}` "
+         f"(seed {report['seed']}, target `{report['target']}`); full figures in `{name}_int8.report.json`."
+         + (" **Quick run: small subsets, not the zoo's figures.**" if report["quick"] else ""), ""]
+    L += ["| file | size |", "|---|---|"] + [f"| `{k}` | {v / 1024:.1f} KiB |" for k, v in report["files"].items()]
+    per = f" per {BLOCK_FRAMES}-frame (1 ms) block" if kind == "excursion" else " per inference"
+    L += ["", f"Parameters: {report['parameters']:,}; MACs{per}: {report['macs']:,}.", "",
+          "Inputs and outputs of the INT8 models (int8; real value = scale · (q − zero point)):", "",
+          "| | name | shape | dtype | scale | zero point |", "|---|---|---|---|---|---|"]
+    L += [f"| {r['kind']} | `{r['name']}` | {r['shape']} | {r['dtype']} | {r['scale']:.6g} | {r['zero_point']} |"
+          for r in report["io"]]
+    val = report["validation"]
+    if kind == "gesture":
+        vtxt = ", ".join(f"{m} {val[m]['accuracy'] * 100:.2f} %" for m in METHODS)
+        L += ["", f"Range setting chosen on validation users (clip accuracy, {val['float']['clips']} clips; float "
+              f"{val['float']['accuracy'] * 100:.2f} %): {vtxt} → **{report['chosen_method']}**."]
+        head = "| model | accuracy % | balanced accuracy % | agreement with float % |"
+        first = report["test"][0]
+        desc = (f"Test set: {first['clips']} clips of held-out users (split `test`), each classified by the window "
+                f"`edgesense eval gesture` uses (pipeline windows: RDI, normalisation, validity channel).")
+    else:
+        vtxt = ", ".join(f"{m} {val[m]['nrmse'] * 100:.2f} % / {val[m]['peak_error_mm']:.4f} mm" for m in METHODS)
+        L += ["", f"Range setting chosen on validation clips (NRMSE / peak error; float "
+              f"{val['float']['nrmse'] * 100:.2f} % / {val['float']['peak_error_mm']:.4f} mm): {vtxt} → "
+              f"**{report['chosen_method']}**."]
+        head = "| model | NRMSE % | RMSE µm | peak error mm |"
+        first = report["test"][0]
+        desc = (f"Test set: {first['streams']} streams run causally from their start, scored on their first test "
+                f"clip after a 500 ms warm-up ({first['scored_seconds']:.0f} s scored), metrics of "
+                f"`edgesense eval excursion`; ORT models in 1 s calls, LiteRT in 1 ms blocks.")
+    L += ["", desc, "", head, "|---|---|---|---|"]
+    L += [f"| {r['model']} | {_fmt_metric(r, kind)} |" for r in report["test"]]
+    par = report["parity"]
+    L += ["", "Parity (share of output values within 1 LSB / bit-exact / max LSB):",
+          f"LiteRT (XNNPACK) vs ORT {par['litert_vs_ort']['within_1_lsb'] * 100:.3f} % / "
+          f"{par['litert_vs_ort']['exact'] * 100:.3f} % / {par['litert_vs_ort']['max_lsb']}; "
+          f"ORT vs edgesense IntegerSim {par['ort_vs_integer_sim']['within_1_lsb'] * 100:.3f} % / "
+          f"{par['ort_vs_integer_sim']['exact'] * 100:.3f} % / {par['ort_vs_integer_sim']['max_lsb']} "
+          f"({par['ort_vs_integer_sim']['values']} values)."]
+    if report["bench"]:
+        L += ["", "Latency, `edgesense bench` (batch 1, one thread; streaming ONNX models at their dynamic block "
+              "length = 1 frame, the .tflite at its fixed 1 ms block; this shared 2-core machine, medians are upper "
+              "bounds):", "", "| backend | file | median µs | p99 µs | inferences/s | peak memory MB |",
+              "|---|---|---|---|---|---|"]
+        L += [f"| {r['backend']} | `{Path(r['path']).name}` | {r['median_us']:.1f} | {r['p99_us']:.1f} | "
+              f"{r['throughput_per_s']:.0f} | {r['peak_memory_mb'] if r['peak_memory_mb'] is not None else '-'} |"
+              for r in report["bench"]]
+    if report["block_latency"]:
+        L += ["", f"Latency on the deployed block ({BLOCK_FRAMES} frames = 1 ms of audio per call, states fed "
+              "back; same block on every backend):", "", "| backend | median µs | p99 µs |", "|---|---|---|"]
+        L += [f"| {r['backend']} | {r['median_us']:.1f} | {r['p99_us']:.1f} |" for r in report["block_latency"]]
+    L += ["", "Targets: " + ", ".join(f"{k} {'met' if v else '**missed**'}" for k, v in report["targets"].items())
+          + ".", "", "Reproduce:", "", "```", report["commands"]["zoo"], report["commands"]["quantize"],
+          report["commands"]["eval"], f"edgesense bench models/{name} --json", "```", "", END]
+    return "\n".join(L)
+
+
+def write_card(card: Path, section: str) -> None:
+    """Replace the marked zoo section of ``card`` (or append it); everything else stays as it is."""
+    text = card.read_text() if card.is_file() else f"# {card.parent.name}\n"
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    card.write_text(text)
+
+
+def readme_table(reports: list[dict]) -> str:
+    lines = [README_BEGIN, "", "| model | task | parameters | float | INT8 ORT | INT8 LiteRT | INT8 method | "
+             "LiteRT INT8 median µs | fastest other backend µs | files |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in reports:
+        rows = {x["model"]: x for x in r["test"]}
+        c = r["chosen_method"]
+        f, o, li = rows["float (ORT)"], rows[f"edgesense INT8 {c} (ORT)"], rows[f"edgesense INT8 {c} (LiteRT)"]
+        if r["kind"] == "gesture":
+            task, m = "radar gesture (clip accuracy %)", lambda x: f"{x['accuracy'] * 100:.2f}"
+        else:
+            task, m = "speaker excursion (NRMSE % / peak mm)", \
+                lambda x: f"{x['nrmse'] * 100:.2f} / {x['peak_error_mm']:.3f}"
+        lat = r["block_latency"] or r["bench"]
+        lite = [x["median_us"] for x in lat if x["backend"] == "LiteRT INT8"]
+        other = [x["median_us"] for x in lat if x["backend"] != "LiteRT INT8"]
+        lines.append(f"| [{r['name']}]({r['name']}/MODEL_CARD.md) | {task} | {r['parameters']:,} | {m(f)} | {m(o)} | "
+                     f"{m(li)} | {c} | {min(lite) if lite else float('nan'):.1f} | "
+                     f"{min(other) if other else float('nan'):.1f} | " + ", ".join(f"`{k}`" for k in r["files"]) + " |")
+    lines += ["", "Latency: batch 1, one thread (streaming models: per 1 ms block of 12 frames). Regenerate with "
+              "`python tools/build_zoo.py` (about 15 minutes).", "", README_END]
+    return "\n".join(lines)
+
+
+def write_readme(path: Path, reports: list[dict]) -> None:
+    """Update the zoo table in ``models/README.md`` (rows of models not rebuilt this run are kept from their
+    reports)."""
+    by_name = {}
+    for rep in sorted(path.parent.glob("*/*_int8.report.json")):
+        try:
+            r = json.loads(rep.read_text())
+            by_name[r["name"]] = r
+        except (OSError, json.JSONDecodeError, KeyError):
+            continue
+    for r in reports:
+        by_name[r["name"]] = r
+    table = readme_table([by_name[k] for k in sorted(by_name)])
+    text = path.read_text() if path.is_file() else (
+        "# edgesense model zoo\n\nEvery model ships as float ONNX, INT8 ONNX (QDQ) and INT8 TFLite (full integer, "
+        "int8 I/O), with a model card (`MODEL_CARD.md`) and an INT8 report (`*_int8.report.json`).\n")
+    pattern = re.compile(re.escape(README_BEGIN) + r".*?" + re.escape(README_END), re.S)
+    text = pattern.sub(lambda _: table, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + table + "\n"
+    path.write_text(text)
+
+
+# -- command line --------------------------------------------------------------------------------
+
+def build(opts: ZooOptions, names: list[str] | None = None) -> list[dict]:
+    """Build the zoo for ``names`` (default: every shipped model); returns the reports."""
+    import torch
+
+    torch.manual_seed(opts.seed)
+    torch.set_num_threads(1)
+    logging.getLogger().setLevel(logging.ERROR)        # onnxruntime.quantization's pre-processing advice
+    reports = []
+    for name, kind, float_onnx in discover(opts.models_dir, names):
+        with tempfile.TemporaryDirectory(prefix=f"zoo_{name}_") as tmp:
+            rep = build_model(name, kind, float_onnx, opts, Path(tmp))
+        write_card(float_onnx.parent / "MODEL_CARD.md", card_section(rep))
+        reports.append(rep)
+        _log(f"{name}: done in {rep['seconds']:.0f} s; targets {rep['targets']}")
+    if opts.readme and reports:
+        write_readme(Path(opts.models_dir) / "README.md", reports)
+    return reports
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=None, help="comma-separated model names (default: every shipped model)")
+    p.add_argument("--quick", action="store_true", help="small subsets and few benchmark runs (smoke test)")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    p.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    p.add_argument("--gesture-data", type=Path, default=Path("/work/data/radar-clips"))
+    p.add_argument("--excursion-data", type=Path, default=Path("/work/data/speaker/known"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bench-runs", type=int, default=None, help="timed runs per backend (default 300; quick 30)")
+    p.add_argument("--no-bench", action="store_true")
+    p.add_argument("--no-peers", action="store_true")
+    a = p.parse_args(argv)
+    from edgesense.errors import EdgesenseError
+
+    opts = ZooOptions(models_dir=a.models_dir, gesture_data=a.gesture_data, excursion_data=a.excursion_data,
+                      quick=a.quick, seed=a.seed, bench=not a.no_bench, peers=not a.no_peers,
+                      bench_runs=a.bench_runs or (30 if a.quick else 300))
+    names = [n.strip() for n in a.models.split(",") if n.strip()] if a.models else None
+    try:
+        reports = build(opts, names)
+    except EdgesenseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if a.json:
+        json.dump(reports, sys.stdout, indent=1, default=float)
+        print()
+    else:
+        for r in reports:
+            print(f"{r['name']}: {r['chosen_method']}, targets: "
+                  + ", ".join(f"{k}={'met' if v else 'MISSED'}" for k, v in r["targets"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
