@@ -1,0 +1,113 @@
+"""tools/build_zoo.py on the shipped gesture_cnn and a tiny simulated radar clip dataset (--quick)."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "gesture_cnn"
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("build_zoo", ROOT / "tools" / "build_zoo.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["build_zoo"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    if not (MODEL / "gesture_cnn.onnx").is_file():
+        pytest.skip("models/gesture_cnn is not shipped")
+    tmp = tmp_path_factory.mktemp("zoo")
+    data = tmp / "radar"
+    subprocess.run([sys.executable, "-m", "edgesense.cli.main", "simulate", "radar", "--out", str(data),
+                    "--mode", "clip", "--users", "4", "--clips-per-class", "1", "--frames", "60", "--seed", "3"],
+                   check=True, capture_output=True, cwd=ROOT)
+    models = tmp / "models"
+    (models / "gesture_cnn").mkdir(parents=True)
+    for name in ("gesture_cnn.onnx", "gesture_cnn.json"):
+        shutil.copyfile(MODEL / name, models / "gesture_cnn" / name)
+    (models / "gesture_cnn" / "MODEL_CARD.md").write_text("# gesture_cnn\n\nwritten by its engineer\n")
+    tool = _load_tool()
+    opts = tool.ZooOptions(models_dir=models, gesture_data=data, quick=True, bench=False, bench_runs=20)
+    reports = tool.build(opts, ["gesture_cnn"])
+    return tool, opts, reports[0], models / "gesture_cnn", data
+
+
+def test_files_and_report(zoo):
+    tool, _, rep, d, _ = zoo
+    from edgesense.runtime.bench import is_int8_onnx
+
+    assert is_int8_onnx(d / "gesture_cnn_int8.onnx")
+    assert (d / "gesture_cnn_int8.tflite").stat().st_size > 0
+    saved = json.loads((d / "gesture_cnn_int8.report.json").read_text())
+    assert saved["chosen_method"] == rep["chosen_method"] in tool.METHODS
+    assert set(tool.METHODS) <= set(saved["validation"])
+    assert all(r["dtype"] == "int8" for r in saved["io"])      # full integer, int8 I/O
+    assert saved["parameters"] > 1000 and saved["macs"] > saved["parameters"]
+    names = [r["model"] for r in saved["test"]]
+    assert names[:3] == ["float (ORT)", f"edgesense INT8 {rep['chosen_method']} (ORT)",
+                         f"edgesense INT8 {rep['chosen_method']} (LiteRT)"]
+    assert sum(n.startswith("ORT quantize_static") for n in names) == len(tool.PEERS)
+
+
+def test_parity_targets_hold(zoo):
+    _, _, rep, _, _ = zoo
+    for key in ("litert_vs_ort", "ort_vs_integer_sim"):
+        assert rep["parity"][key]["values"] > 0
+        assert rep["parity"][key]["within_1_lsb"] >= 0.999
+    assert rep["targets"]["parity_litert_vs_ort_99.9"] and rep["targets"]["parity_ort_vs_integer_sim_99.9"]
+
+
+def test_scores_equal_the_gesture_evaluator(zoo):
+    """The zoo's clip windows are the pipeline's: its accuracies equal `edgesense eval gesture`'s."""
+    _, _, rep, d, data = zoo
+    from edgesense.radar.metrics import evaluate_gesture_dataset
+
+    rows = {r["file"]: r for r in rep["test"] if r["file"]}
+    for name in ("gesture_cnn.onnx", "gesture_cnn_int8.tflite"):
+        ref = evaluate_gesture_dataset(d / name, data, "test")["clips"]
+        assert rows[name]["clips"] == ref.n
+        assert rows[name]["accuracy"] == pytest.approx(ref.accuracy)
+
+
+def test_card_section_replaced_not_duplicated(zoo):
+    tool, _, rep, d, _ = zoo
+    card = d / "MODEL_CARD.md"
+    text = card.read_text()
+    assert text.startswith("# gesture_cnn\n\nwritten by its engineer\n")
+    assert text.count(tool.BEGIN) == 1 and "gesture_cnn_int8.tflite" in text
+    tool.write_card(card, tool.card_section({**rep, "chosen_method": rep["chosen_method"]}))
+    tool.write_card(card, tool.card_section(rep))
+    again = card.read_text()
+    assert again.count(tool.BEGIN) == 1 and again.count(tool.END) == 1
+    assert again.startswith("# gesture_cnn\n\nwritten by its engineer\n")
+    readme = (d.parent / "README.md").read_text()
+    assert "[gesture_cnn](gesture_cnn/MODEL_CARD.md)" in readme
+
+
+def test_block_latency_rows(zoo):
+    tool, _, _, d, _ = zoo
+    rows = tool.block_latency([d / "gesture_cnn.onnx", d / "gesture_cnn_int8.tflite"], runs=20, frames=1)
+    backends = [r["backend"] for r in rows]
+    assert backends == ["ORT float", "LiteRT INT8", "LiteRT INT8 (zero-copy I/O)"]
+    assert all(np.isfinite(r["median_us"]) and r["p99_us"] >= r["median_us"] > 0 for r in rows)
+
+
+def test_unknown_model_is_a_clear_error(zoo):
+    tool, opts, _, _, _ = zoo
+    from edgesense.errors import EdgesenseError
+
+    with pytest.raises(EdgesenseError, match="no shipped model"):
+        tool.discover(opts.models_dir, ["nope"])
