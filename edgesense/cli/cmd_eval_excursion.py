@@ -183,18 +183,33 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
         by_speaker: dict[str, list[int]] = {}
         for k, sig in enumerate(signals):
             by_speaker.setdefault(sig.profile.name, []).append(k)
+        from edgesense.speaker.adapt import consistency_error
+
         for name, model in loaded.items():
-            key = f"{name} + BN re-est ({adapt_mode})"
+            raw_key = f"{name} + BN re-est ({adapt_mode}), unguarded"
+            key = f"{name} + BN re-est ({adapt_mode}) + guard"
+            preds[raw_key] = [None] * len(signals)
             preds[key] = [None] * len(signals)
             for spk, idx in by_speaker.items():
                 net, spec = load_trained(Path(model.path).with_suffix(".pt"))
                 group = [signals[k] for k in idx]
                 bl = group[0].speaker.bl * (1 + bl_error)
-                res = adapt_model(net, spec, group, mode=adapt_mode, bl=bl, num_batches=adapt_batches)
-                adapt_log.append({"model": name, "speaker": spk} | res.to_dict())
+                res = adapt_model(net, spec, group, mode=adapt_mode, bl=bl, num_batches=adapt_batches, guard=False)
+                tracks = [tracked_prediction(s.v, s.i, s.profile) * np.float32(s.speaker.bl / bl) for s in group]
                 for k in idx:
                     s = signals[k]
-                    preds[key][k] = predict(net, spec, prepare_inputs(spec, s, bl), bl)[:len(s.x)]
+                    preds[raw_key][k] = predict(net, spec, prepare_inputs(spec, s, bl), bl)[:len(s.x)]
+                # the label-free guard (as in `edgesense adapt`): keep the adaptation only if the network
+                # moved closer to the impedance-tracked physics model on the same unlabeled data
+                before = float(np.mean([consistency_error(_fit(preds[name][k], len(signals[k].x)), t)
+                                        for k, t in zip(idx, tracks)]))
+                after = float(np.mean([consistency_error(preds[raw_key][k], t) for k, t in zip(idx, tracks)]))
+                accepted = after <= before
+                for k in idx:
+                    preds[key][k] = preds[raw_key][k] if accepted else preds[name][k]
+                adapt_log.append({"model": name, "speaker": spk, "mode": adapt_mode, "layers": res.layers,
+                                  "batches": res.batches, "guard_before": before, "guard_after": after,
+                                  "accepted": accepted})
     fs = signals[0].fs
     skip = int(round(skip_ms * fs / 1000))
     if segments is None:
