@@ -19,7 +19,7 @@ For each model ``models/<name>/<name>.onnx`` (a gesture classifier or a streamin
 5. write the marked INT8 section of ``MODEL_CARD.md`` (``<!-- zoo:int8 begin -->`` ... ``end``; the rest
    of the card is left untouched), ``<name>_int8.report.json`` and the table in ``models/README.md``.
 
-    python tools/build_zoo.py [--models gesture_cnn,fftnet] [--quick] [--json]
+    python tools/build_zoo.py [--models gesture_cnn,fftnet] [--quick] [--json] [--reuse OLD_MODELS_DIR]
 
 Seeded (``--seed``, default 0): calibration subsets, evaluation subsets and peers are deterministic;
 latency figures depend on the machine. ``--quick`` uses small calibration/evaluation subsets and few
@@ -218,8 +218,11 @@ class ExcursionTask:
         from edgesense.speaker.streaming import ExcursionStreamer, predict_signal
 
         model = load_model(path, threads=1, warmup=0)
-        # a .tflite is built for one 1 ms block per call; ONNX models take 1 s per call (same results)
-        chunk = BLOCK_FRAMES * 4 if path.suffix == ".tflite" else 48_000
+        # 1 s per call (ONNX: dynamic block; a .tflite has a fixed block: signals are zero-padded to whole
+        # blocks after their end, which a causal model never sees)
+        chunk = 48_000
+        if path.suffix == ".tflite":
+            chunk = 4 * int(next(s for s in model.input_specs if s.name == "x").shape[-1])
         preds = []
         for k, (sig, _) in enumerate(streams):
             bl = sig.speaker.bl
@@ -230,8 +233,25 @@ class ExcursionTask:
                 if key not in self.tracks:
                     self.tracks[key] = tracked_prediction(sig.v, sig.i, sig.profile)
                 track = self.tracks[key]
-            preds.append(predict_signal(streamer, sig.v, sig.i, bl, track, chunk=chunk))
+            v, i, n = sig.v, sig.i, len(sig.v)
+            pad = (-n) % chunk if path.suffix == ".tflite" else 0
+            if pad:
+                v, i = np.pad(v, (0, pad)), np.pad(i, (0, pad))
+                track = None if track is None else np.pad(track, (0, pad))
+            preds.append(predict_signal(streamer, v, i, bl, track, chunk=chunk)[:n])
         return preds
+
+    def block_equivalence(self, block_1ms: Path, block_1s: Path, seconds: float = 0.5) -> float:
+        """Largest |difference| (mm) between the shipped 1 ms-block LiteRT model and the 1 s-block one used to
+        score the test set, over the first ``seconds`` of the first test stream (0: identical)."""
+        import dataclasses
+
+        sig, _ = self.test[0]
+        n = int(seconds * sig.fs)
+        piece = [(dataclasses.replace(sig, v=sig.v[:n], i=sig.i[:n], x=sig.x[:n]), (0, n))]
+        a = self._predict(block_1ms, piece, "equivalence")[0]
+        b = self._predict(block_1s, piece, "equivalence")[0]
+        return float(np.max(np.abs(a - b)))
 
     def score(self, path: Path, split: str = "test") -> dict:
         from edgesense.speaker.metrics import combined_metrics
@@ -491,9 +511,15 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
 
     # (3) task metrics on the test set
     _log(f"{name}: test metrics")
+    lite_eval = int8_tflite
+    if stream:      # the same INT8 model converted for 1 s blocks: scoring speed (Python cost per call)
+        lite_eval = work / f"{name}_int8_1s.tflite"
+        export_tflite(int8_onnx, lite_eval, input_shapes={x_in.name: (1, ch, 12_000)})
+        _copy_sidecar(float_onnx, lite_eval)
+        parity["litert_1ms_vs_1s_block_max_abs_mm"] = task.block_equivalence(int8_tflite, lite_eval)
     rows = [{"model": "float (ORT)", "file": float_onnx.name, **task.score(float_onnx)},
             {"model": f"edgesense INT8 {chosen} (ORT)", "file": int8_onnx.name, **task.score(int8_onnx)},
-            {"model": f"edgesense INT8 {chosen} (LiteRT)", "file": int8_tflite.name, **task.score(int8_tflite)}]
+            {"model": f"edgesense INT8 {chosen} (LiteRT)", "file": int8_tflite.name, **task.score(lite_eval)}]
     for method in METHODS:
         if method != chosen:
             rows.append({"model": f"edgesense INT8 {method} (ORT)", "file": None,
@@ -520,6 +546,7 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
     size = params_and_macs(float_onnx, BLOCK_FRAMES if stream else None)
     report = {
         "name": name, "kind": kind, "seed": opts.seed, "quick": opts.quick, "target": opts.target,
+        "float_sha256": sha256(float_onnx),
         "chosen_method": chosen,
         "validation": {"float": val_float, **{m: candidates[m]["val"] for m in METHODS}},
         "quantize_summary": {k: v for k, v in candidates[chosen]["summary"].items()
@@ -621,7 +648,9 @@ def card_section(report: dict) -> str:
         first = report["test"][0]
         desc = (f"Test set: {first['streams']} streams run causally from their start, scored on their first test "
                 f"clip after a 500 ms warm-up ({first['scored_seconds']:.0f} s scored), metrics of "
-                f"`edgesense eval excursion`; ORT models in 1 s calls, LiteRT in 1 ms blocks.")
+                f"`edgesense eval excursion`; every model in 1 s calls (LiteRT: the same INT8 model converted for "
+                f"1 s blocks; it matches the shipped 1 ms-block `.tflite` to "
+                f"{report['parity'].get('litert_1ms_vs_1s_block_max_abs_mm', float('nan')):.3g} mm).")
     L += ["", desc, "", head, "|---|---|---|---|"]
     L += [f"| {r['model']} | {_fmt_metric(r, kind)} |" for r in report["test"]]
     par = report["parity"]
@@ -710,8 +739,31 @@ def write_readme(path: Path, reports: list[dict]) -> None:
 
 # -- command line --------------------------------------------------------------------------------
 
-def build(opts: ZooOptions, names: list[str] | None = None) -> list[dict]:
-    """Build the zoo for ``names`` (default: every shipped model); returns the reports."""
+def sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def reuse_built(name: str, float_onnx: Path, opts: ZooOptions, reuse_dir: Path) -> dict | None:
+    """Copy a model's INT8 files from an earlier run into ``reuse_dir/<name>/`` when that run quantized exactly
+    this float model (same SHA-256, seed, target and --quick); returns its report, else None."""
+    src = Path(reuse_dir) / name
+    rep_path = src / f"{name}_int8.report.json"
+    if not rep_path.is_file():
+        return None
+    rep = json.loads(rep_path.read_text())
+    same = (rep.get("float_sha256") == sha256(float_onnx) and rep.get("seed") == opts.seed
+            and rep.get("target") == opts.target and rep.get("quick") == opts.quick)
+    if not same:
+        return None
+    for suffix in (".onnx", ".tflite", ".json", ".report.json"):
+        shutil.copyfile(src / f"{name}_int8{suffix}", float_onnx.parent / f"{name}_int8{suffix}")
+    return rep
+
+def build(opts: ZooOptions, names: list[str] | None = None, reuse_dir: Path | None = None) -> list[dict]:
+    """Build the zoo for ``names`` (default: every shipped model); returns the reports. With ``reuse_dir``,
+    models whose float ONNX is unchanged since a run there are copied from it instead of rebuilt."""
     import torch
 
     torch.manual_seed(opts.seed)
@@ -719,8 +771,12 @@ def build(opts: ZooOptions, names: list[str] | None = None) -> list[dict]:
     logging.getLogger().setLevel(logging.ERROR)        # onnxruntime.quantization's pre-processing advice
     reports = []
     for name, kind, float_onnx in discover(opts.models_dir, names):
-        with tempfile.TemporaryDirectory(prefix=f"zoo_{name}_") as tmp:
-            rep = build_model(name, kind, float_onnx, opts, Path(tmp))
+        rep = reuse_built(name, float_onnx, opts, reuse_dir) if reuse_dir else None
+        if rep is not None:
+            _log(f"{name}: float model unchanged since the run in {reuse_dir}: its INT8 files reused")
+        else:
+            with tempfile.TemporaryDirectory(prefix=f"zoo_{name}_") as tmp:
+                rep = build_model(name, kind, float_onnx, opts, Path(tmp))
         write_card(float_onnx.parent / "MODEL_CARD.md", card_section(rep))
         reports.append(rep)
         _log(f"{name}: done in {rep['seconds']:.0f} s; targets {rep['targets']}")
@@ -741,6 +797,8 @@ def main(argv=None) -> int:
     p.add_argument("--bench-runs", type=int, default=None, help="timed runs per backend (default 300; quick 30)")
     p.add_argument("--no-bench", action="store_true")
     p.add_argument("--no-peers", action="store_true")
+    p.add_argument("--reuse", type=Path, default=None, help="a models directory of an earlier run: models whose "
+                   "float ONNX is byte-identical to the one quantized there are copied from it, not rebuilt")
     a = p.parse_args(argv)
     from edgesense.errors import EdgesenseError
 
@@ -749,7 +807,7 @@ def main(argv=None) -> int:
                       bench_runs=a.bench_runs or (30 if a.quick else 300))
     names = [n.strip() for n in a.models.split(",") if n.strip()] if a.models else None
     try:
-        reports = build(opts, names)
+        reports = build(opts, names, a.reuse)
     except EdgesenseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
