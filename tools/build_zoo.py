@@ -661,16 +661,18 @@ def card_section(report: dict) -> str:
           f"{par['ort_vs_integer_sim']['exact'] * 100:.3f} % / {par['ort_vs_integer_sim']['max_lsb']} "
           f"({par['ort_vs_integer_sim']['values']} values)."]
     if report["bench"]:
-        L += ["", "Latency, `edgesense bench` (batch 1, one thread; streaming ONNX models at their dynamic block "
-              "length = 1 frame, the .tflite at its fixed 1 ms block; this shared 2-core machine, medians are upper "
-              "bounds):", "", "| backend | file | median µs | p99 µs | inferences/s | peak memory MB |",
+        shapes = ("; streaming ONNX models at their dynamic block length = 1 frame, the .tflite at its fixed 1 ms "
+                  "block" if kind == "excursion" else "")
+        L += ["", f"Latency, `edgesense bench` (batch 1, one thread, each backend in a fresh process{shapes}; "
+              "measured on the shared, loaded 2-core build machine: medians are upper bounds, p99 is dominated by "
+              "other jobs):", "", "| backend | file | median µs | p99 µs | inferences/s | peak memory MB |",
               "|---|---|---|---|---|---|"]
         L += [f"| {r['backend']} | `{Path(r['path']).name}` | {r['median_us']:.1f} | {r['p99_us']:.1f} | "
               f"{r['throughput_per_s']:.0f} | {r['peak_memory_mb'] if r['peak_memory_mb'] is not None else '-'} |"
               for r in report["bench"]]
     if report["block_latency"]:
         what = (f"on the deployed block ({BLOCK_FRAMES} frames = 1 ms of audio per call, same block on every "
-                "backend)" if kind == "excursion" else "in one process, interleaved with the same input")
+                "backend)" if kind == "excursion" else "in one process, one backend after the other, same input")
         L += ["", f"Latency {what}, batch 1, one thread; `edgesense.runtime` `Model.run` on int8 data for the INT8 "
               "models, and LiteRT driven through the interpreter's tensor views (no `set_tensor`/`get_tensor` "
               "copies):", "", "| backend | median µs | p99 µs |", "|---|---|---|"]
