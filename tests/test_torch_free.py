@@ -1,4 +1,9 @@
-"""`import edgesense` and every run-time path work with torch absent."""
+"""`import edgesense` and every run-time path work with torch (and the rest of the extras) absent.
+
+The run-time install is numpy, scipy, onnxruntime, ai-edge-litert and pyserial; the fast test
+blocks every package of the `train`, `plot` and `dev` extras (torch, onnx, onnxscript, tflite,
+matplotlib, hypothesis, pytest), the slow one builds a real virtual environment without them.
+"""
 
 import json
 import os
@@ -13,15 +18,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_ONLY = ("edgesense.nn", "edgesense.quant")  # the 'train' extra
 
-# Makes torch (and anything under it) unimportable, as on a machine where it was never installed.
-BLOCKER = textwrap.dedent("""
+# Makes the extras' packages unimportable, as on a machine where only the core was installed.
+EXTRAS = ("torch", "torchvision", "torchaudio", "onnx", "onnxscript", "tflite", "matplotlib", "hypothesis", "pytest")
+BLOCKER = textwrap.dedent(f"""
     import importlib.abc, sys
-    class _NoTorch(importlib.abc.MetaPathFinder):
+    for _name in list(sys.modules):  # nothing of an extra may be imported already (e.g. by site hooks)
+        if _name.split(".")[0] in {EXTRAS!r}:
+            del sys.modules[_name]
+    class _CoreOnly(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch.") or name in ("torchvision", "torchaudio"):
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked: torch-free test)")
+            if name.split(".")[0] in {EXTRAS!r}:
+                raise ModuleNotFoundError(f"No module named {{name!r}} (blocked: core-only test)")
             return None
-    sys.meta_path.insert(0, _NoTorch())
+    sys.meta_path.insert(0, _CoreOnly())
 """)
 
 RUNTIME_PATHS = textwrap.dedent("""
@@ -40,12 +49,14 @@ RUNTIME_PATHS = textwrap.dedent("""
     codes["record"] = main(["record", "--source", "sim://rdi32?speed=0", "--seconds", "0.3",
                             "--out", str(tmp / "r.esr"), "--subject", "x", "--json"])
     codes["replay"] = main(["stream", "--source", str(tmp / "r.esr"), "--seconds", "5", "--json"])
+    codes["demo"] = main(["demo", "--seconds", "3", "--speed", "4", "--json"])
     codes["help"] = None
     try:
         main(["--help"])
     except SystemExit as exc:
         codes["help"] = exc.code
-    assert "torch" not in sys.modules, "torch was imported"
+    leaked = sorted(m for m in sys.modules if m.split(".")[0] in EXTRAS)
+    assert not leaked, f"extras imported: {leaked}"
     print("RESULT " + json.dumps({"imported": imported, "codes": codes}))
 """)
 
@@ -58,11 +69,11 @@ def _run(python: str, code: str, env=None) -> dict:
 
 
 def test_runtime_paths_work_with_torch_blocked():
-    code = BLOCKER + f"TRAIN_ONLY = {TRAIN_ONLY!r}\n" + RUNTIME_PATHS
+    code = BLOCKER + f"TRAIN_ONLY = {TRAIN_ONLY!r}\nEXTRAS = {EXTRAS!r}\n" + RUNTIME_PATHS
     result = _run(sys.executable, code)
     assert "edgesense.stream.source" in result["imported"] and "edgesense.recording.writer" in result["imported"]
     assert len(result["imported"]) >= 15
-    assert result["codes"] == {"stream": 0, "record": 0, "replay": 0, "help": 0}
+    assert result["codes"] == {"stream": 0, "record": 0, "replay": 0, "demo": 0, "help": 0}
 
 
 @pytest.mark.slow
@@ -76,5 +87,6 @@ def test_runtime_paths_in_a_fresh_venv_without_torch(tmp_path):
     probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('torch') is None)"],
                            capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "True", "torch must not be installed by the core dependencies"
-    result = _run(python, f"TRAIN_ONLY = {TRAIN_ONLY!r}\n" + RUNTIME_PATHS, env={**os.environ, "PYTHONPATH": ""})
-    assert result["codes"] == {"stream": 0, "record": 0, "replay": 0, "help": 0}
+    result = _run(python, f"TRAIN_ONLY = {TRAIN_ONLY!r}\nEXTRAS = {EXTRAS!r}\n" + RUNTIME_PATHS,
+                  env={**os.environ, "PYTHONPATH": ""})
+    assert result["codes"] == {"stream": 0, "record": 0, "replay": 0, "demo": 0, "help": 0}
