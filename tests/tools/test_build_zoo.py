@@ -111,3 +111,23 @@ def test_unknown_model_is_a_clear_error(zoo):
 
     with pytest.raises(EdgesenseError, match="no shipped model"):
         tool.discover(opts.models_dir, ["nope"])
+
+
+def test_quantize_command_calibrates_from_a_gesture_dataset(zoo, tmp_path):
+    """`edgesense quantize --calib RADAR_DATASET` frames the train split with the gesture pipeline."""
+    import argparse
+
+    from edgesense.cli import cmd_quantize
+
+    _, _, _, d, data = zoo
+    x = cmd_quantize.gesture_calibration_windows(data, d / "gesture_cnn.onnx", "train", max_windows=16, seed=0)
+    assert x.shape[1:] == (3, 64, 40) and 0 < len(x) <= 16
+    assert np.all(np.isin(x[:, -1], (0.0, 1.0)))           # the validity channel
+    p = argparse.ArgumentParser()
+    cmd_quantize.configure(p)
+    args = p.parse_args(["--model", str(d / "gesture_cnn.onnx"), "--calib", str(data), "--out", str(tmp_path),
+                         "--max-samples", "16", "--json"])
+    assert cmd_quantize.run(args) == 0
+    rep = json.loads((tmp_path / "gesture_cnn_int8.report.json").read_text())
+    assert rep["calibration_samples"] + rep["holdout_samples"] == len(x)
+    assert rep["output_sqnr_db"] > 15
