@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edgesense.cli.common import add_json_flag, positive_float, print_json
+from edgesense.cli.common import add_json_flag, positive_float, positive_int, print_json
 from edgesense.errors import ProfileError
 from edgesense.profiles import RadarCIRProfile, load_profile
 
@@ -13,27 +13,17 @@ COMMAND = ("simulate", "radar")
 HELP = "simulate users performing radar hand gestures and write a dataset (clips or streams) with splits by user"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "-o", required=True, type=Path, help="dataset directory to write")
     parser.add_argument("--mode", choices=("clip", "stream"), default="clip",
                         help="clip: one recording per gesture clip; stream: long recordings with gesture events")
-    parser.add_argument("--users", type=_positive_int, default=30, help="number of simulated users (default 30)")
-    parser.add_argument("--clips-per-class", type=_positive_int, default=40,
+    parser.add_argument("--users", type=positive_int, default=30, help="number of simulated users (default 30)")
+    parser.add_argument("--clips-per-class", type=positive_int, default=40,
                         help="clip mode: clips per class per user (default 40)")
-    parser.add_argument("--frames", type=_positive_int, default=80, help="clip mode: frames per clip (default 80 = 2 s)")
+    parser.add_argument("--frames", type=positive_int, default=80, help="clip mode: frames per clip (default 80 = 2 s)")
     parser.add_argument("--minutes", type=positive_float, default=10.0,
                         help="stream mode: total minutes, spread over the users (default 10)")
-    parser.add_argument("--sessions", type=_positive_int, default=None,
+    parser.add_argument("--sessions", type=positive_int, default=None,
                         help="environments per user (default 2 in clip mode, 1 in stream mode)")
     parser.add_argument("--seed", type=int, default=0, help="everything is deterministic in the seed (default 0)")
     parser.add_argument("--profile", default="ad60", help="radar CIR profile name or JSON file (default ad60)")

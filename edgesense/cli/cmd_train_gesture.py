@@ -7,20 +7,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from edgesense.cli.common import add_json_flag, positive_float, print_json
+from edgesense.cli.common import add_json_flag, positive_float, positive_int, print_json
 
 COMMAND = ("train", "gesture")
 HELP = "train a radar gesture model (gesture_cnn or gesture_crnn) on a dataset; writes ONNX, weights and a model card"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,10 +19,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(e.g. clips and streams); clip metrics are reported on the first one's test split")
     parser.add_argument("--model", default="gesture_cnn", help="model name from the registry (gesture_cnn, gesture_crnn)")
     parser.add_argument("--out", type=Path, required=True, help="output directory (e.g. models/gesture_cnn)")
-    parser.add_argument("--epochs", type=_positive_int, default=30)
+    parser.add_argument("--epochs", type=positive_int, default=30)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--frames", type=_positive_int, default=40, help="window length T in frames (default 40)")
-    parser.add_argument("--batch-size", type=_positive_int, default=128)
+    parser.add_argument("--frames", type=positive_int, default=40, help="window length T in frames (default 40)")
+    parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--lr", type=positive_float, default=3e-3)
     parser.add_argument("--noise-label", default="noise", help="the background class (added if the data lacks it)")
     parser.add_argument("--no-validity", action="store_true", help="do not give the model a validity channel")
@@ -42,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="positive windows per gesture per epoch (default 0 = all; use 3-4 on large datasets)")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="extra model constructor argument (number), e.g. width=24 or dropout=0.3; repeatable")
-    parser.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--eval-stream", type=Path, default=None,
                         help="also evaluate event spotting on this stream dataset's test split")
     parser.add_argument("--eval-drop-rate", type=float, default=0.2,

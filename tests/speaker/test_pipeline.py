@@ -1,6 +1,5 @@
 """ExcursionPipeline: frames from a Source -> excursion blocks; gaps reset the model's history."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,30 +9,6 @@ from edgesense.profiles import SpeakerIVProfile, SpeakerParams, load_profile
 from edgesense.speaker.pipeline import ExcursionPipeline, load_signals
 from edgesense.speaker.streaming import predict_signal
 from edgesense.stream import SimulatedSource
-
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "fftnet" / "fftnet.onnx"
-
-
-@pytest.fixture(scope="module")
-def onnx_model(tmp_path_factory):
-    """A streaming FFTNet ONNX: exported from a randomised torch model, or the shipped one without torch."""
-    try:
-        import torch
-
-        from edgesense.nn.train_excursion import TrainConfig, build_model, export_model, spec_for
-    except ImportError:
-        if not SHIPPED.is_file():
-            pytest.skip("needs torch or the shipped models/fftnet/fftnet.onnx")
-        return SHIPPED
-    torch.manual_seed(0)
-    model = build_model("fftnet")
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm1d):
-            m.running_mean.normal_(0, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    path = tmp_path_factory.mktemp("model") / "fftnet.onnx"
-    export_model(model, spec_for(model, "fftnet", TrainConfig()), path)
-    return path
 
 PROFILE = SpeakerIVProfile(name="t", channels=("v", "i", "x"), speaker=SpeakerParams(bl=0.9))
 
