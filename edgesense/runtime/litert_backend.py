@@ -71,6 +71,8 @@ class LiteRTModel(Model):
                 self._in = interp.get_input_details()
                 self._out = interp.get_output_details()
                 d = next(x for x in self._in if x["name"] == spec.name)
-            interp.set_tensor(d["index"], value)
+            # Write into the interpreter's own buffer (no set_tensor copy); the view is dropped at once,
+            # as the interpreter refuses to invoke while views of its buffers are alive.
+            interp.tensor(d["index"])()[...] = value
         interp.invoke()
-        return [interp.get_tensor(d["index"]).copy() for d in self._out]
+        return [np.array(interp.tensor(d["index"])(), copy=True) for d in self._out]

@@ -19,7 +19,8 @@ PayloadFn = Callable[[int], np.ndarray]
 class SimulatedSource(ThreadedSource):
     """Streams frames from ``payload_fn`` at the profile's frame rate, like a device would.
 
-    ``speed`` scales the pace (2.0 = twice real time); ``speed=None`` runs as fast as possible.
+    ``speed`` scales the pace (2.0 = twice real time); ``speed=None`` runs as fast as possible, and
+    then the buffer blocks the simulator instead of dropping frames (unless ``overflow`` says otherwise).
     ``drops`` (a model from :mod:`edgesense.stream.faults`) loses frames the way a real link does:
     a lost frame still consumes its sequence number, so consumers see the gap. ``start_seq`` lets
     tests start near the u32 wrap.
@@ -28,7 +29,9 @@ class SimulatedSource(ThreadedSource):
     def __init__(self, profile: SensorProfile, payload_fn: PayloadFn, *, speed: float | None = 1.0,
                  max_frames: int | None = None, duration_s: float | None = None, drops=None,
                  seed: int = 0, start_seq: int = 0, buffer_frames: int = 256,
-                 overflow: OverflowPolicy | str = OverflowPolicy.DROP_OLDEST) -> None:
+                 overflow: OverflowPolicy | str | None = None) -> None:
+        if overflow is None:
+            overflow = OverflowPolicy.BLOCK if speed is None else OverflowPolicy.DROP_OLDEST
         super().__init__(profile, buffer_frames=buffer_frames, overflow=overflow)
         if speed is not None and speed <= 0:
             raise ValueError(f"speed must be positive or None, got {speed}")

@@ -45,7 +45,7 @@ def test_real_time_pacing():
 
 def test_slow_consumer_drops_oldest_and_memory_stays_bounded():
     p = load_profile("ad60")
-    src = SimulatedSource(p, noise_payloads(p), speed=None, max_frames=500, buffer_frames=8)
+    src = SimulatedSource(p, noise_payloads(p), speed=None, max_frames=500, buffer_frames=8, overflow="drop_oldest")
     seen = []
     with src:
         for f in src:
@@ -56,6 +56,16 @@ def test_slow_consumer_drops_oldest_and_memory_stays_bounded():
     assert src.stats.overflow_drops > 0
     assert len(seen) + src.stats.overflow_drops == 500
     assert src.stats.gaps == 0  # overflow drops are counted as such, not as link gaps
+
+
+def test_as_fast_as_possible_never_drops_for_a_slow_consumer():
+    p = load_profile("rdi32")
+    with SimulatedSource(p, noise_payloads(p), speed=None, max_frames=100, buffer_frames=4) as src:
+        seqs = []
+        for f in src:
+            seqs.append(f.seq)
+            time.sleep(0.001)
+    assert seqs == list(range(100)) and src.stats.overflow_drops == 0
 
 
 def test_reader_errors_reach_the_consumer():
