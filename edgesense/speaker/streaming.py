@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesense.errors import ModelError
+from edgesense.runtime.model import dequantize, quantize
 
 __all__ = ["SPEC_METADATA_KEY", "ExcursionModelSpec", "ExcursionStreamer", "frame_inputs", "unframe",
            "load_spec", "predict_signal"]
@@ -132,6 +133,14 @@ class ExcursionStreamer:
         float_io = all(not np.issubdtype(t.dtype, np.integer) for t in self.model.input_specs + self.model.output_specs)
         self._session = session if float_io else None
         self._out_names = [t.name for t in self.model.output_specs]
+        # INT8 streaming models whose state outputs share their inputs' grid keep the state as raw
+        # integers between blocks: the same numbers as dequantize + quantize, without the per-block cost.
+        ins = {t.name: t for t in self.model.input_specs}
+        outs = {t.name: t for t in self.model.output_specs}
+        self._raw_state = bool(self.state_names) and ins[self.x_name].quantized and outs["y"].quantized and all(
+            ins[n].quantized and (n + "_out") in outs and (outs[n + "_out"].scale, outs[n + "_out"].zero_point)
+            == (ins[n].scale, ins[n].zero_point) for n in self.state_names)
+        self._x_spec, self._y_spec = ins[self.x_name], outs.get("y")
         self.reset()
 
     def reset(self) -> None:
@@ -142,7 +151,13 @@ class ExcursionStreamer:
         self._f = f
         if self.streaming:
             shapes = {s.name: s.shape for s in self.model.input_specs}
-            self._states = {n: np.zeros((1, *[int(d) for d in shapes[n][1:]]), np.float32) for n in self.state_names}
+            if self._raw_state:
+                specs = {s.name: s for s in self.model.input_specs}
+                self._states = {n: np.full((1, *[int(d) for d in shapes[n][1:]]), specs[n].zero_point, specs[n].dtype)
+                                for n in self.state_names}
+            else:
+                self._states = {n: np.zeros((1, *[int(d) for d in shapes[n][1:]]), np.float32)
+                                for n in self.state_names}
         else:
             # history grows from empty to receptive_field - 1 steps: the model's own zero padding then
             # matches whole-signal prediction exactly, also for the first blocks
@@ -169,13 +184,18 @@ class ExcursionStreamer:
             return np.zeros(0, np.float32)
         x = frame_inputs(self.spec, sig[0, :n], sig[1, :n], self.bl, sig[2, :n] if self.spec.needs_tracker else None)
         if self.streaming:
-            feeds = {"x": x, **self._states}
-            if self._session is not None:
-                out = dict(zip(self._out_names, self._session.run(self._out_names, feeds)))
+            if self._raw_state:
+                xs, ys = self._x_spec, self._y_spec
+                out = self.model.run({"x": quantize(x, xs.scale, xs.zero_point, xs.dtype), **self._states}, raw=True)
+                y = dequantize(out["y"], ys.scale, ys.zero_point)
             else:
-                out = self.model.run(feeds)
+                feeds = {"x": x, **self._states}
+                if self._session is not None:
+                    out = dict(zip(self._out_names, self._session.run(self._out_names, feeds)))
+                else:
+                    out = self.model.run(feeds)
+                y = out["y"]
             self._states = {n_: out[n_ + "_out"] for n_ in self.state_names}
-            y = out["y"]
         else:
             full = np.concatenate([self._history, x], axis=2)
             y = self.model.run(full)[..., -x.shape[2]:]

@@ -86,3 +86,27 @@ def test_window_mode_for_models_without_state_io(onnx_model, tmp_path):
     assert not windowed.streaming
     outs = [windowed.process(v[k:k + 100], i[k:k + 100]) for k in range(0, 3_000, 100)]
     np.testing.assert_allclose(np.concatenate(outs), whole, atol=1e-5, rtol=1e-4)
+
+
+def test_int8_tflite_state_stays_raw_and_matches_the_dequantized_path():
+    """INT8 streaming models keep their state as integers between blocks: same outputs, less work per block."""
+    from pathlib import Path
+
+    from edgesense.runtime import load_model
+
+    path = Path(__file__).resolve().parents[2] / "models" / "fftnet" / "fftnet_int8.tflite"
+    if not path.is_file():
+        pytest.skip("no shipped INT8 fftnet")
+    model = load_model(path)
+    fast = ExcursionStreamer(model, bl=0.8)
+    slow = ExcursionStreamer(model, bl=0.8)
+    slow._raw_state = False  # the generic path: states dequantized to float and quantized again every block
+    slow.reset()
+    assert fast._raw_state and all(s.dtype == np.int8 for s in fast._states.values())
+    rng = np.random.default_rng(5)
+    v = (2 * rng.standard_normal(48 * 60)).astype(np.float32)
+    i = (0.1 * v + 0.01 * rng.standard_normal(v.size)).astype(np.float32)
+    got = np.concatenate([fast.process(v[k:k + 48], i[k:k + 48]) for k in range(0, v.size, 48)])
+    ref = np.concatenate([slow.process(v[k:k + 48], i[k:k + 48]) for k in range(0, v.size, 48)])
+    assert got.shape == (v.size,) and np.array_equal(got, ref)
+    assert np.abs(got).max() > 0
