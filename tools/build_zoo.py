@@ -400,7 +400,7 @@ def block_latency(paths: list[Path], runs: int, frames: int = BLOCK_FRAMES) -> l
     """Streaming models on the deployed block (``frames`` frames per call, states fed back): median and p99
     per call at batch 1, one thread, every backend on the same block length."""
     from edgesense.runtime import load_model
-    from edgesense.runtime.bench import backend_label
+    from edgesense.runtime.bench import backend_label, time_calls
     from edgesense.runtime.model import quantize
 
     rows = []
@@ -414,13 +414,7 @@ def block_latency(paths: list[Path], runs: int, frames: int = BLOCK_FRAMES) -> l
         raw = all(s.quantized for s in m.input_specs)
         if raw:
             feeds = {s.name: quantize(feeds[s.name], s.scale, s.zero_point, s.dtype) for s in m.input_specs}
-        for _ in range(max(10, runs // 10)):
-            m.run(feeds, raw=raw)
-        t = np.empty(runs)
-        for i in range(runs):
-            t0 = time.perf_counter()
-            m.run(feeds, raw=raw)
-            t[i] = time.perf_counter() - t0
+        t = time_calls(lambda: m.run(feeds, raw=raw), runs, warmup=max(10, runs // 10))
         rows.append({"backend": backend_label(path, "litert" if path.suffix == ".tflite" else "onnxruntime"),
                      "path": str(path), "frames_per_call": frames, "median_us": float(np.median(t) * 1e6),
                      "p99_us": float(np.percentile(t, 99) * 1e6)})
@@ -445,13 +439,9 @@ def _litert_views_latency(path: Path, feeds: dict, runs: int, frames: int) -> di
         it.invoke()
         return [o().copy() for o in outs]
 
-    for _ in range(max(10, runs // 10)):
-        call()
-    t = np.empty(runs)
-    for i in range(runs):
-        t0 = time.perf_counter()
-        call()
-        t[i] = time.perf_counter() - t0
+    from edgesense.runtime.bench import time_calls
+
+    t = time_calls(call, runs, warmup=max(10, runs // 10))
     return {"backend": "LiteRT INT8 (zero-copy I/O)", "path": str(path), "frames_per_call": frames,
             "median_us": float(np.median(t) * 1e6), "p99_us": float(np.percentile(t, 99) * 1e6)}
 

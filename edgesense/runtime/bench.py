@@ -74,7 +74,8 @@ def _tflite_int8(path) -> bool:
         return False
 
 
-def _timings(fn, runs: int, warmup: int) -> np.ndarray:
+def time_calls(fn, runs: int, warmup: int) -> np.ndarray:
+    """Seconds taken by each of ``runs`` calls of ``fn`` after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
     t = np.empty(runs)
@@ -142,7 +143,7 @@ def bench_model(path: str | Path, backend: str, runs: int = 200, warmup: int = 2
             model.run(feeds, raw=raw)
     else:
         raise EdgesenseError(f"unknown backend {backend!r}; choose onnxruntime, litert or torch")
-    t = _timings(fn, runs, warmup)
+    t = time_calls(fn, runs, warmup)
     peak = _maxrss_mb() - base
     return BenchResult(model_name or path.stem, backend_label(path, backend), str(path),
                        float(np.median(t) * 1e6), float(np.percentile(t, 99) * 1e6), float(1.0 / t.mean()),
