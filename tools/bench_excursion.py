@@ -1,80 +1,227 @@
-"""Benchmark streaming excursion prediction: block latency and real-time factor at 1 ms blocks.
+"""Benchmark streaming excursion prediction: CPU cost per 1 ms block, by stage, and the real-time factor.
 
-Runs ``ExcursionStreamer`` (and the online impedance tracker, which the hybrid needs and every
-product runs anyway) block by block on one CPU thread over a synthetic program signal, and reports
-the per-block wall time (mean, p50, p99, max) and the real-time factor = mean block time / block
-duration. The CPU time of the benchmark thread per block (``cpu_*``) is reported too: on a shared
-machine wall time includes waiting for other processes, CPU time does not. Target (issue 5): RTF <= 0.05 with the INT8 model, tracking included.
+The product path is timed block by block on one thread: a speaker I/V frame in, the online impedance
+tracker (which the hybrid needs and every product runs anyway), the network, excursion out
+(:class:`~edgesense.speaker.pipeline.ExcursionPipeline`). CPU time of the benchmark thread
+(``time.thread_time``) is what is reported: on a shared machine wall time includes waiting for
+other processes, CPU time does not (wall time is reported too). Stages are timed in separate passes
+over the same frames:
 
-    python tools/bench_excursion.py --model models/hybrid/hybrid.onnx [--blocks 2000] [--block 48] [--json]
+* ``everything`` -- ``ExcursionPipeline.process(frame)`` (plus the tracker for non-hybrid models);
+* ``tracker`` -- ``ImpedanceTracker.process`` alone, its CPU time split into Welch segment spectra
+  (``_add_segment``), LM refits (``_update``) and the per-block rest (filter and ring buffers);
+* ``network`` -- ``ExcursionStreamer.process`` with the tracked prediction precomputed;
+* ``invoke`` -- the bare model call on the same inputs (interpreter invoke for the direct INT8
+  LiteRT path, ``Model.run`` otherwise): ``network - invoke`` is the streamer's Python overhead.
+
+Real-time factor = mean CPU time per block / block duration; target (issue 5): <= 0.05 at 1 ms
+blocks with the INT8 model, tracking included. Each pass runs ``--repeat`` times; means are the
+median over repeats, percentiles pool every block. The input is simulated program material for the
+profile's speaker (the ``sim://`` source's material), or ``--data`` (a speaker ``.esr`` recording).
+
+    python tools/bench_excursion.py --model models/hybrid/hybrid_int8.tflite [--blocks 3000] [--repeat 3]
+        [--data REC.esr] [--generic] [--no-tracker] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
 
+WARMUP = 100   # untimed blocks before every pass (caches, first-call allocations)
 
-def _program(n: int, fs: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / fs
-    v = sum(rng.uniform(0.3, 1) * np.sin(2 * np.pi * f * t + rng.uniform(0, 6))
-            for f in np.exp(rng.uniform(np.log(60), np.log(4000), 8)))
-    v = (6 * v / np.max(np.abs(v))).astype(np.float32)
-    return v, (v / 8).astype(np.float32)
+
+def _frames(profile, n_blocks: int, data: str | None, seed: int):
+    """``n_blocks`` frames of the profile's block size (v, i columns as the profile says)."""
+    from edgesense.stream.frame import Frame
+
+    block = profile.block_size
+    if data:
+        from edgesense.speaker.pipeline import load_signals
+
+        sig = load_signals(data)[0]
+        cols = {"v": sig.v, "i": sig.i, "x": sig.x if sig.x is not None else np.zeros_like(sig.v)}
+        flat = np.stack([cols[c] for c in profile.channels], axis=1).astype(np.float32)
+        reps = -(-n_blocks * block // len(flat))
+        flat = np.concatenate([flat] * reps)[:n_blocks * block]
+        pays = flat.reshape(n_blocks, block, -1)
+        payload = lambda k: pays[k]  # noqa: E731
+    else:
+        from edgesense.sim.speaker import live_payloads
+
+        payload = live_payloads(profile, seed=seed, loop=n_blocks * block / profile.sample_rate_hz)
+    return [Frame(profile.kind, k, k * 1000, 0.0, np.ascontiguousarray(payload(k))) for k in range(n_blocks)]
+
+
+class _Timed:
+    """Wraps a bound method of one object, summing the thread CPU time spent in it (benchmark only)."""
+
+    def __init__(self, obj, name: str) -> None:
+        self.inner = getattr(obj, name, None)
+        self.total = 0.0
+        self.calls = 0
+        if self.inner is not None:
+            setattr(obj, name, self)
+
+    def __call__(self, *args, **kwargs):
+        c0 = time.thread_time()
+        try:
+            return self.inner(*args, **kwargs)
+        finally:
+            self.total += time.thread_time() - c0
+            self.calls += 1
+
+
+def _time_blocks(step, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-block (CPU, wall) seconds of ``step(k)`` for k in 0..n-1 after WARMUP untimed calls."""
+    for k in range(WARMUP):
+        step(k % n)
+    cpu = np.empty(n)
+    wall = np.empty(n)
+    tc, tw = time.thread_time, time.perf_counter
+    for k in range(n):
+        w0 = tw()
+        c0 = tc()
+        step(k)
+        cpu[k] = tc() - c0
+        wall[k] = tw() - w0
+    return cpu, wall
+
+
+def _summary(cpu_runs: list[np.ndarray], wall_runs: list[np.ndarray], block_s: float) -> dict:
+    pooled = np.concatenate(cpu_runs)
+    means = [float(c.mean()) for c in cpu_runs]
+    mean = float(np.median(means))
+    return {"cpu_mean_us": mean * 1e6, "cpu_mean_us_runs": [m * 1e6 for m in means],
+            "cpu_p50_us": float(np.median(pooled)) * 1e6, "cpu_p99_us": float(np.percentile(pooled, 99)) * 1e6,
+            "cpu_max_us": float(pooled.max()) * 1e6, "cpu_rtf": mean / block_s,
+            "wall_mean_us": float(np.median([w.mean() for w in wall_runs])) * 1e6,
+            "wall_p99_us": float(np.percentile(np.concatenate(wall_runs), 99)) * 1e6}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="excursion model (.onnx)")
-    parser.add_argument("--profile", default="speaker-ref", help="speaker profile (datasheet) for the tracker")
-    parser.add_argument("--block", type=int, default=48, help="samples per block (48 = 1 ms at 48 kHz)")
-    parser.add_argument("--blocks", type=int, default=2000)
-    parser.add_argument("--no-tracker", action="store_true", help="time the network alone")
+    parser.add_argument("--model", required=True, help="excursion model (.onnx or .tflite)")
+    parser.add_argument("--profile", default="speaker-ref", help="speaker profile (datasheet, block size)")
+    parser.add_argument("--blocks", type=int, default=3000, help="timed blocks per pass (default 3000 = 3 s)")
+    parser.add_argument("--repeat", type=int, default=3, help="passes per stage (default 3)")
+    parser.add_argument("--data", help="a speaker .esr recording to play instead of simulated material")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--generic", action="store_true",
+                        help="INT8 LiteRT through Model.run instead of the direct interpreter path")
+    parser.add_argument("--no-tracker", action="store_true",
+                        help="leave the tracker out of 'everything' (only for models that do not need it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     from edgesense.profiles import load_profile
     from edgesense.runtime import load_model
-    from edgesense.speaker.pipeline import make_tracker
+    from edgesense.speaker.pipeline import ExcursionPipeline, make_tracker
     from edgesense.speaker.streaming import ExcursionStreamer
 
+    load_start = os.getloadavg()
     profile = load_profile(args.profile)
-    fs = profile.sample_rate_hz
-    streamer = ExcursionStreamer(load_model(args.model, threads=1), profile.speaker.bl)
-    use_tracker = streamer.spec.needs_tracker or not args.no_tracker
-    tracker = make_tracker(profile) if use_tracker else None
-    v, i = _program(args.block * (args.blocks + 100), fs)
-    times = np.empty(args.blocks)
-    cpu = np.empty(args.blocks)
-    for k in range(args.blocks + 100):
-        sl = slice(k * args.block, (k + 1) * args.block)
-        t0 = time.perf_counter()
-        c0 = time.thread_time()
-        track = tracker.process(v[sl], i[sl]) if tracker is not None else None
-        streamer.process(v[sl], i[sl], track if streamer.spec.needs_tracker else None)
-        dt = time.perf_counter() - t0
-        dc = time.thread_time() - c0
-        if k >= 100:  # the first 100 blocks warm caches up
-            times[k - 100] = dt
-            cpu[k - 100] = dc
-    block_s = args.block / fs
-    out = {"model": args.model, "tracker": use_tracker, "block_samples": args.block, "blocks": args.blocks,
-           "mean_ms": times.mean() * 1e3, "p50_ms": float(np.median(times)) * 1e3,
-           "p99_ms": float(np.percentile(times, 99)) * 1e3, "max_ms": times.max() * 1e3,
-           "real_time_factor": times.mean() / block_s,
-           "cpu_mean_ms": cpu.mean() * 1e3, "cpu_p99_ms": float(np.percentile(cpu, 99)) * 1e3,
-           "cpu_max_ms": cpu.max() * 1e3, "cpu_real_time_factor": cpu.mean() / block_s}
+    block_s = profile.block_size / profile.sample_rate_hz
+    frames = _frames(profile, args.blocks, args.data, args.seed)
+    n = len(frames)
+    iv = (profile.channel_index("v"), profile.channel_index("i"))
+    vs = [f.payload[:, iv[0]] for f in frames]
+    is_ = [f.payload[:, iv[1]] for f in frames]
+    model = load_model(args.model, threads=1)
+    direct = not args.generic
+    needs_tracker = ExcursionStreamer(model, profile.speaker.bl, direct=False).spec.needs_tracker
+    extra_tracker = not needs_tracker and not args.no_tracker
+
+    # the tracked prediction for the network-only pass (the tracker is deterministic in its input)
+    tr = make_tracker(profile)
+    tracks = [tr.process(v, i) for v, i in zip(vs, is_)]
+
+    runs: dict[str, tuple[list, list]] = {k: ([], []) for k in ("everything", "tracker", "network", "invoke")}
+    split = {"segments": [], "refits": [], "refit_calls": [], "updates": []}
+    for _ in range(args.repeat):
+        pipe = ExcursionPipeline(profile, model, direct=direct)
+        extra = make_tracker(profile) if extra_tracker else None
+
+        def everything(k: int) -> None:
+            pipe.process(frames[k])
+            if extra is not None:
+                extra.process(vs[k], is_[k])
+
+        # the pipeline's sequence check sees the warm-up restart as a gap (a reset): fine for timing
+        c, w = _time_blocks(everything, n)
+        runs["everything"][0].append(c)
+        runs["everything"][1].append(w)
+
+        tracker = make_tracker(profile)
+        seg = _Timed(tracker, "_add_segment")
+        upd = _Timed(tracker, "_update")
+        c, w = _time_blocks(lambda k: tracker.process(vs[k], is_[k]), n)
+        runs["tracker"][0].append(c)
+        runs["tracker"][1].append(w)
+        calls = (WARMUP + n) / n          # the wrappers also saw the warm-up blocks
+        split["segments"].append(seg.total / calls / n)
+        split["refits"].append(upd.total / calls / n)
+        split["refit_calls"].append(upd.calls)
+        split["updates"].append(tracker.updates)
+
+        streamer = ExcursionStreamer(model, profile.speaker.bl, direct=direct)
+        tk = tracks if needs_tracker else [None] * n
+        c, w = _time_blocks(lambda k: streamer.process(vs[k], is_[k], tk[k]), n)
+        runs["network"][0].append(c)
+        runs["network"][1].append(w)
+
+        if streamer._direct is not None:
+            invoke = streamer._direct._invoke
+            c, w = _time_blocks(lambda k: invoke(), n)
+        else:
+            feeds = model.dummy_inputs()
+            raw = streamer._raw_state
+            if raw:
+                feeds = {s.name: np.zeros(s.concrete_shape(), s.dtype) for s in model.input_specs}
+            c, w = _time_blocks(lambda k: model.run(feeds, raw=raw), n)
+        runs["invoke"][0].append(c)
+        runs["invoke"][1].append(w)
+
+    stages = {k: _summary(c, w, block_s) for k, (c, w) in runs.items()}
+    t_mean = stages["tracker"]["cpu_mean_us"]
+    seg_us = float(np.median(split["segments"])) * 1e6
+    refit_us = float(np.median(split["refits"])) * 1e6
+    stages["tracker"].update({"segments_us_per_block": seg_us, "refits_us_per_block": refit_us,
+                              "bookkeeping_us_per_block": t_mean - seg_us - refit_us,
+                              "refit_calls": int(np.median(split["refit_calls"])),
+                              "accepted_updates": int(np.median(split["updates"]))})
+    out = {"model": args.model, "backend": model.backend, "direct": streamer._direct is not None,
+           "profile": args.profile, "data": args.data or "simulated program (sim:// material)",
+           "block_samples": profile.block_size, "blocks": n, "repeat": args.repeat,
+           "tracker_in_everything": needs_tracker or extra_tracker,
+           "real_time_factor_cpu": stages["everything"]["cpu_rtf"],
+           "rtf_without_tracker_cpu": (stages["everything"]["cpu_mean_us"] - (t_mean if needs_tracker or extra_tracker
+                                                                               else 0.0)) * 1e-6 / block_s,
+           "streamer_overhead_us": stages["network"]["cpu_mean_us"] - stages["invoke"]["cpu_mean_us"],
+           "pipeline_overhead_us": stages["everything"]["cpu_mean_us"] - stages["network"]["cpu_mean_us"]
+           - (t_mean if needs_tracker or extra_tracker else 0.0),
+           "stages": stages, "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
+           "cpu_count": os.cpu_count()}
     if args.json:
         print(json.dumps(out, indent=2))
-    else:
-        print(f"{args.model}: {args.block}-sample blocks, tracker {'on' if use_tracker else 'off'}: "
-              f"mean {out['mean_ms']:.3f} ms, p99 {out['p99_ms']:.3f} ms, max {out['max_ms']:.3f} ms, "
-              f"real-time factor {out['real_time_factor']:.3f}; CPU: mean {out['cpu_mean_ms']:.3f} ms, "
-              f"max {out['cpu_max_ms']:.3f} ms, real-time factor {out['cpu_real_time_factor']:.3f}")
+        return 0
+    print(f"{args.model} ({model.backend}{', direct' if out['direct'] else ''}), {profile.block_size}-sample blocks, "
+          f"{n} blocks x {args.repeat}, load average {load_start[0]:.2f} -> {out['loadavg_end'][0]:.2f}")
+    print(f"{'stage':12s} {'CPU mean':>9s} {'p50':>8s} {'p99':>9s} {'max':>9s} {'RTF':>7s}   (us per block)")
+    for k, st in stages.items():
+        print(f"{k:12s} {st['cpu_mean_us']:9.1f} {st['cpu_p50_us']:8.1f} {st['cpu_p99_us']:9.1f} "
+              f"{st['cpu_max_us']:9.0f} {st['cpu_rtf']:7.4f}")
+    t = stages["tracker"]
+    print(f"tracker split: bookkeeping {t['bookkeeping_us_per_block']:.1f} + Welch segments "
+          f"{t['segments_us_per_block']:.1f} + refits {t['refits_us_per_block']:.1f} us per block "
+          f"({t['refit_calls']} refit calls, {t['accepted_updates']} accepted)")
+    print(f"streamer overhead {out['streamer_overhead_us']:.1f} us, pipeline overhead "
+          f"{out['pipeline_overhead_us']:.1f} us; real-time factor (CPU) {out['real_time_factor_cpu']:.4f}, "
+          f"without the tracker {out['rtf_without_tracker_cpu']:.4f}")
     return 0
 
 

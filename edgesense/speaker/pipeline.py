@@ -122,15 +122,16 @@ class ExcursionPipeline:
     """Frames of a speaker I/V profile in, :class:`ExcursionBlock` out (one per frame).
 
     ``model``: an excursion model file (``.onnx``/``.tflite``) or a loaded runtime model. ``bl``
-    defaults to the profile's datasheet Bl.
+    defaults to the profile's datasheet Bl. ``direct`` is passed to
+    :class:`~edgesense.speaker.streaming.ExcursionStreamer` (INT8 LiteRT direct path; same numbers).
     """
 
-    def __init__(self, profile: SpeakerIVProfile, model, bl: float | None = None) -> None:
+    def __init__(self, profile: SpeakerIVProfile, model, bl: float | None = None, direct: bool = True) -> None:
         if not isinstance(profile, SpeakerIVProfile):
             raise ProfileError(f"the excursion pipeline needs a speaker_iv profile, got {profile.kind!r}")
         self.profile = profile
         self.iv = (profile.channel_index("v"), profile.channel_index("i"))
-        self.streamer = ExcursionStreamer(model, profile.speaker.bl if bl is None else bl)
+        self.streamer = ExcursionStreamer(model, profile.speaker.bl if bl is None else bl, direct=direct)
         self.tracker = make_tracker(profile) if self.streamer.spec.needs_tracker else None
         self._last_seq: int | None = None
         self.resets = 0
@@ -150,7 +151,8 @@ class ExcursionPipeline:
         self._last_seq = frame.seq
         v = frame.payload[:, self.iv[0]]
         i = frame.payload[:, self.iv[1]]
-        track = None if self.tracker is None else np.asarray(self.tracker.process(v, i), np.float32)
+        # the tracker's float64 output goes to the streamer as is: it converts to float32 itself
+        track = None if self.tracker is None else self.tracker.process(v, i)
         return ExcursionBlock(frame.seq, frame.device_time_us, self.streamer.process(v, i, track), gap)
 
     def run(self, frames: Iterable[Frame]) -> Iterator[ExcursionBlock]:

@@ -20,6 +20,15 @@ carries per-layer ring buffers of its causal convolutions; any other model (for 
 export without state I/O) is run on a fixed receptive-field window per block. Either way the
 concatenated output over arbitrary block sizes equals whole-signal prediction and the state is a
 fixed number of floats.
+
+INT8 streaming LiteRT models (``.tflite`` with int8 state I/O on one grid) take a *direct* path: the
+streamer opens its own interpreter (one thread) and works on views of the interpreter's tensors --
+quantized input written in place, the int8 state copied from the state outputs to the state inputs
+after each invoke, the output mapped to millimetres through a 256-entry table. Such models have a
+fixed number of steps per call (12 for 1 ms blocks); any other number of whole frames runs as full
+calls plus, for the rest, one call whose missing future frames are padding and whose state is not
+kept (the model is causal, so those outputs do not depend on the padding). The numbers equal the
+generic path exactly (tests/speaker/test_streaming.py).
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesense.errors import ModelError
-from edgesense.runtime.model import dequantize, quantize
+from edgesense.runtime.model import TensorSpec, dequantize, quantize
 
 __all__ = ["SPEC_METADATA_KEY", "ExcursionModelSpec", "ExcursionStreamer", "frame_inputs", "unframe",
            "load_spec", "predict_signal"]
@@ -110,10 +119,11 @@ class ExcursionStreamer:
 
     ``process(v, i, track=None)`` takes any number of new samples and returns the excursion (mm) of
     every sample that completes a frame (with 1 ms blocks: exactly the block). ``bl`` is the
-    speaker's datasheet (or calibrated) force factor.
+    speaker's datasheet (or calibrated) force factor. ``direct=False`` keeps INT8 LiteRT models on
+    the generic :meth:`Model.run` path instead of the direct interpreter path (same numbers).
     """
 
-    def __init__(self, model, bl: float, spec: ExcursionModelSpec | None = None) -> None:
+    def __init__(self, model, bl: float, spec: ExcursionModelSpec | None = None, direct: bool = True) -> None:
         from edgesense.runtime import load_model
 
         self.model = load_model(model) if isinstance(model, (str, Path)) else model
@@ -141,6 +151,13 @@ class ExcursionStreamer:
             ins[n].quantized and (n + "_out") in outs and (outs[n + "_out"].scale, outs[n + "_out"].zero_point)
             == (ins[n].scale, ins[n].zero_point) for n in self.state_names)
         self._x_spec, self._y_spec = ins[self.x_name], outs.get("y")
+        self._direct: _DirectLiteRT | None = None
+        if direct and _direct_capable(self.model, self._raw_state, self.state_names):
+            try:
+                self._direct = _DirectLiteRT(self.model, self.spec, self.bl, self.state_names)
+            except AttributeError:   # an interpreter wrapper without the raw invoke: generic path
+                self._direct = None
+        self._block = None if self._direct is None else self._direct.steps * self.spec.frame
         self.reset()
 
     def reset(self) -> None:
@@ -149,7 +166,9 @@ class ExcursionStreamer:
         c = len(self.spec.inputs)
         self._pending = np.zeros((c, 0), np.float32)
         self._f = f
-        if self.streaming:
+        if self._direct is not None:
+            self._direct.reset()
+        elif self.streaming:
             shapes = {s.name: s.shape for s in self.model.input_specs}
             if self._raw_state:
                 specs = {s.name: s for s in self.model.input_specs}
@@ -166,16 +185,26 @@ class ExcursionStreamer:
     @property
     def state_floats(self) -> int:
         """Number of floats of state kept between blocks (bounded, independent of signal length)."""
+        if self._direct is not None:
+            return self._direct.state_size + self._pending.size
         if self.streaming:
             return int(sum(s.size for s in self._states.values())) + self._pending.size
         return len(self.spec.inputs) * self.spec.frame * (self.spec.receptive_field - 1) + self._pending.size
 
     def process(self, v: np.ndarray, i: np.ndarray, track: np.ndarray | None = None) -> np.ndarray:
         """Excursion (mm) for the samples completed by this block."""
-        rows = [np.asarray(v, np.float32), np.asarray(i, np.float32)]
         if self.spec.needs_tracker:
             if track is None:
                 raise ModelError("this excursion model is a hybrid: pass track= (the tracked linear prediction)")
+        else:
+            track = None
+        direct = self._direct
+        if (direct is not None and len(v) == self._block and not self._pending.shape[1]
+                and not direct._partial.shape[1] and len(i) == self._block
+                and (track is None or len(track) == self._block)):
+            return direct.block(v, i, track)
+        rows = [np.asarray(v, np.float32), np.asarray(i, np.float32)]
+        if track is not None:
             rows.append(np.asarray(track, np.float32))
         sig = np.concatenate([self._pending, np.stack(rows)], axis=1)
         n = (sig.shape[1] // self._f) * self._f
@@ -183,6 +212,9 @@ class ExcursionStreamer:
         if n == 0:
             return np.zeros(0, np.float32)
         x = frame_inputs(self.spec, sig[0, :n], sig[1, :n], self.bl, sig[2, :n] if self.spec.needs_tracker else None)
+        if direct is not None:
+            xs = self._x_spec
+            return direct.frames(quantize(x, xs.scale, xs.zero_point, xs.dtype)[0])
         if self.streaming:
             if self._raw_state:
                 xs, ys = self._x_spec, self._y_spec
@@ -219,3 +251,132 @@ def predict_signal(model, v: np.ndarray, i: np.ndarray, bl: float, track: np.nda
     if len(x) < len(v):
         x = np.concatenate([x, np.full(len(v) - len(x), x[-1] if len(x) else 0.0, np.float32)])
     return x
+
+
+class _DirectLiteRT:
+    """An INT8 streaming ``.tflite`` run on views of its own interpreter's tensors (see the module doc).
+
+    Holds the committed int8 state in the interpreter's state inputs and up to ``steps - 1`` quantized
+    frames not yet committed (their outputs were already returned). Only built by
+    :meth:`ExcursionStreamer.__init__` when :func:`_direct_capable` holds.
+    """
+
+    def __init__(self, model, spec: ExcursionModelSpec, bl: float, state_names: list[str]) -> None:
+        from edgesense.runtime.litert_backend import interpreter_class
+
+        ins = {t.name: t for t in model.input_specs}
+        outs = {t.name: t for t in model.output_specs}
+        interp = interpreter_class()(model_path=str(model.path), num_threads=1)
+        interp.allocate_tensors()
+        idx_in = {d["name"]: d["index"] for d in interp.get_input_details()}
+        idx_out = {d["name"]: d["index"] for d in interp.get_output_details()}
+        # The views below stay alive, so the wrapper's public invoke() (which refuses to run while
+        # views exist, because resizing could move the buffers) is bypassed: this interpreter is
+        # private to the streamer and never resized, so its buffers never move.
+        self._invoke = interp._interpreter.Invoke
+        self.interpreter = interp
+        xs, ys = ins["x"], outs["y"]
+        c, f = len(spec.inputs), spec.frame
+        self.steps = int(xs.shape[2])
+        self.channels, self.frame = c, f
+        self._x = interp.tensor(idx_in["x"])()                      # (1, c*f, steps) int8
+        self._x3 = self._x.reshape(c, f, self.steps)                # channel, sample in frame, step
+        self._y = interp.tensor(idx_out["y"])()                     # (1, f, steps) int8
+        self._y_u8 = self._y.view(np.uint8)
+        self._state_in = [interp.tensor(idx_in[n])() for n in state_names]
+        self._pairs = [(a, interp.tensor(idx_out[n + "_out"])()) for a, n in zip(self._state_in, state_names)]
+        self._state_zp = [ins[n].zero_point for n in state_names]
+        # input scaling: exactly frame_inputs() followed by quantize(), in float32, into one buffer
+        # (0-d float32 arrays: the cheapest operands for numpy's ufunc dispatch, same float32 arithmetic)
+        self._w = np.empty((c, self.steps * f), np.float32)
+        self._v_div = np.array(spec.v_scale, np.float32)
+        self._i_div = np.array(spec.i_scale, np.float32)
+        self._track_mul = np.array(bl / spec.x_scale, np.float32)
+        self._xscale = np.array(xs.scale, np.float32)
+        self._xzp = xs.zero_point
+        self._xzp_f = np.array(xs.zero_point, np.float32)
+        info = np.iinfo(xs.dtype)
+        self._lo, self._hi = np.array(info.min, np.float32), np.array(info.max, np.float32)
+        # output: every int8 value -> mm exactly as dequantize() + unframe() compute it
+        q = np.arange(-128, 128).astype(np.int8)
+        lut = (dequantize(q, ys.scale, ys.zero_point) * (spec.x_scale / bl)).astype(np.float32)
+        self._lut = np.ascontiguousarray(np.roll(lut, -128))        # indexed by the uint8 view of q
+        self.reset()
+
+    def reset(self) -> None:
+        for a, zp in zip(self._state_in, self._state_zp):
+            a.fill(zp)
+        self._partial = np.zeros((self.channels * self.frame, 0), np.int8)
+
+    @property
+    def state_size(self) -> int:
+        return int(sum(a.size for a in self._state_in)) + self._partial.size
+
+    def block(self, v: np.ndarray, i: np.ndarray, track: np.ndarray | None) -> np.ndarray:
+        """Hot path: exactly ``steps`` frames of samples, nothing pending (1 ms blocks)."""
+        w = self._w
+        _scaled(v, self._v_div, w[0], np.divide)
+        _scaled(i, self._i_div, w[1], np.divide)
+        if track is not None:
+            _scaled(track, self._track_mul, w[2], np.multiply)
+        self._quantize_into_x(w)
+        self._invoke()
+        for a, b in self._pairs:
+            a[...] = b
+        return self._lut.take(self._y_u8[0].T).reshape(-1)
+
+    def _quantize_into_x(self, w: np.ndarray) -> None:
+        np.divide(w, self._xscale, out=w)
+        np.rint(w, out=w)
+        if self._xzp:
+            np.add(w, self._xzp_f, out=w)
+        np.maximum(w, self._lo, out=w)
+        np.minimum(w, self._hi, out=w)
+        self._x3[...] = w.reshape(self.channels, self.steps, self.frame).transpose(0, 2, 1)
+
+    def frames(self, xq: np.ndarray) -> np.ndarray:
+        """Any number of quantized frames ``(c*frame, n)`` -> outputs (mm) of those n frames."""
+        k = self.steps
+        todo = np.concatenate([self._partial, xq], axis=1) if self._partial.shape[1] else xq
+        skip = self._partial.shape[1]              # outputs of these frames were returned already
+        outs = []
+        full = (todo.shape[1] // k) * k
+        for s in range(0, full, k):
+            self._x[0] = todo[:, s:s + k]
+            self._invoke()
+            for a, b in self._pairs:
+                a[...] = b
+            outs.append(self._y[0].copy())
+        rest = todo.shape[1] - full
+        if rest:
+            # causal model: outputs of the first `rest` steps ignore the padding after them;
+            # the state after this call is not kept, the frames are run again once complete
+            self._x[0, :, :rest] = todo[:, full:]
+            self._x[0, :, rest:] = self._xzp
+            self._invoke()
+            outs.append(self._y[0, :, :rest].copy())
+        self._partial = np.ascontiguousarray(todo[:, full:])
+        if not outs:
+            return np.zeros(0, np.float32)
+        y = np.concatenate(outs, axis=1)[:, skip:]   # (frame, n)
+        return self._lut.take(y.view(np.uint8).T).reshape(-1)
+
+
+def _scaled(a: np.ndarray, c: np.ndarray, out: np.ndarray, op) -> None:
+    """``out = op(float32(a), c)`` in float32 (as ``np.asarray(a, np.float32) / c`` computes it)."""
+    if a.dtype == np.float32:
+        op(a, c, out=out)
+    else:
+        out[...] = a
+        op(out, c, out=out)
+
+
+def _direct_capable(model, raw_state: bool, state_names: list[str]) -> bool:
+    """An INT8 streaming LiteRT model from a file, all shapes fixed, int8 x and y."""
+    if getattr(model, "backend", None) != "litert" or not raw_state or not state_names:
+        return False
+    ins = {t.name: t for t in model.input_specs}
+    outs = {t.name: t for t in model.output_specs}
+    if any(d is None for t in [*ins.values(), *outs.values()] for d in t.shape):
+        return False
+    return ins["x"].dtype == np.int8 and outs["y"].dtype == np.int8 and Path(model.path).is_file()

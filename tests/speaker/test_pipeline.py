@@ -99,3 +99,32 @@ def test_eval_plot(onnx_model, tmp_path):
     sig = SpeakerSignal("r", pay[:, 0], pay[:, 1], pay[:, 2], PROFILE, {})
     evaluate_excursion([sig], [str(onnx_model)], baselines=False, plot=str(tmp_path / "p.png"))
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_int8_hybrid_pipeline_direct_path_equals_generic_path():
+    """Hybrid INT8 TFLite with the tracker in the loop: direct interpreter path == Model.run path, exactly."""
+    from pathlib import Path
+
+    from edgesense.runtime import load_model
+
+    path = Path(__file__).resolve().parents[2] / "models" / "hybrid" / "hybrid_int8.tflite"
+    if not path.is_file():
+        pytest.skip("no shipped INT8 hybrid")
+    model = load_model(path)
+    profile = load_profile("speaker-ref")
+    rng = np.random.default_rng(4)
+    n = 600                                   # 0.6 s: the tracker's first refits happen inside
+    t = np.arange(n * 48) / 48_000
+    v = 3 * np.sin(2 * np.pi * 700 * t) + 1.5 * rng.standard_normal(t.size)
+    pay = np.zeros((n, 48, len(profile.channels)), np.float32)
+    pay[..., profile.channel_index("v")] = v.reshape(n, 48)
+    pay[..., profile.channel_index("i")] = (v / 8 + 0.001 * rng.standard_normal(t.size)).reshape(n, 48)
+    results = []
+    for direct in (True, False):
+        pipe = ExcursionPipeline(profile, model, direct=direct)
+        assert (pipe.streamer._direct is not None) == direct and pipe.tracker is not None
+        src = SimulatedSource(profile, lambda k: pay[k], speed=None, max_frames=n)
+        with src:
+            results.append(np.concatenate([b.x for b in pipe.run(src)]))
+    assert results[0].shape == (n * 48,) and np.abs(results[0]).max() > 0.01
+    np.testing.assert_array_equal(results[0], results[1])

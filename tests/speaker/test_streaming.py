@@ -88,25 +88,81 @@ def test_window_mode_for_models_without_state_io(onnx_model, tmp_path):
     np.testing.assert_allclose(np.concatenate(outs), whole, atol=1e-5, rtol=1e-4)
 
 
-def test_int8_tflite_state_stays_raw_and_matches_the_dequantized_path():
-    """INT8 streaming models keep their state as integers between blocks: same outputs, less work per block."""
+def _shipped_int8(name):
     from pathlib import Path
 
     from edgesense.runtime import load_model
 
-    path = Path(__file__).resolve().parents[2] / "models" / "fftnet" / "fftnet_int8.tflite"
+    path = Path(__file__).resolve().parents[2] / "models" / name / f"{name}_int8.tflite"
     if not path.is_file():
-        pytest.skip("no shipped INT8 fftnet")
-    model = load_model(path)
-    fast = ExcursionStreamer(model, bl=0.8)
-    slow = ExcursionStreamer(model, bl=0.8)
+        pytest.skip(f"no shipped INT8 {name}")
+    return load_model(path)
+
+
+def _vi(n, seed=5):
+    rng = np.random.default_rng(seed)
+    v = (2 * rng.standard_normal(n)).astype(np.float32)
+    i = (0.1 * v + 0.01 * rng.standard_normal(n)).astype(np.float32)
+    return v, i
+
+
+def test_int8_tflite_state_stays_raw_and_matches_the_dequantized_path():
+    """INT8 streaming models keep their state as integers between blocks: same outputs, less work per block."""
+    model = _shipped_int8("fftnet")
+    fast = ExcursionStreamer(model, bl=0.8, direct=False)
+    slow = ExcursionStreamer(model, bl=0.8, direct=False)
     slow._raw_state = False  # the generic path: states dequantized to float and quantized again every block
     slow.reset()
     assert fast._raw_state and all(s.dtype == np.int8 for s in fast._states.values())
-    rng = np.random.default_rng(5)
-    v = (2 * rng.standard_normal(48 * 60)).astype(np.float32)
-    i = (0.1 * v + 0.01 * rng.standard_normal(v.size)).astype(np.float32)
+    v, i = _vi(48 * 60)
     got = np.concatenate([fast.process(v[k:k + 48], i[k:k + 48]) for k in range(0, v.size, 48)])
     ref = np.concatenate([slow.process(v[k:k + 48], i[k:k + 48]) for k in range(0, v.size, 48)])
     assert got.shape == (v.size,) and np.array_equal(got, ref)
     assert np.abs(got).max() > 0
+
+
+@pytest.mark.parametrize("name", ["fftnet", "hybrid"])
+def test_int8_tflite_direct_path_equals_model_run_path(name):
+    """The direct interpreter path gives bit-identical outputs to Model.run at 1 ms blocks, also after reset."""
+    model = _shipped_int8(name)
+    direct = ExcursionStreamer(model, bl=0.8)
+    generic = ExcursionStreamer(model, bl=0.8, direct=False)
+    assert direct._direct is not None and generic._direct is None
+    assert all(a.dtype == np.int8 for a in direct._direct._state_in)       # state stays raw int8
+    v, i = _vi(48 * 80)
+    # the hybrid's third input: float64, as the tracker returns it
+    track = 0.05 * np.random.default_rng(2).standard_normal(v.size) if direct.spec.needs_tracker else None
+    blocks = [(v[k:k + 48], i[k:k + 48], None if track is None else track[k:k + 48]) for k in range(0, v.size, 48)]
+    ref = np.concatenate([generic.process(*b) for b in blocks])
+    for _ in range(2):   # the second round checks reset()
+        got = np.concatenate([direct.process(*b) for b in blocks])
+        assert got.dtype == np.float32 and np.array_equal(got, ref)
+        direct.reset()
+    assert np.abs(ref).max() > 0.01
+    assert direct.state_floats == generic.state_floats
+
+
+def test_int8_tflite_direct_path_takes_any_block_size():
+    """Fixed-step INT8 models stream blocks of any size (partial frames and partial calls) == 1 ms blocks."""
+    model = _shipped_int8("fftnet")
+    streamer = ExcursionStreamer(model, bl=0.8)
+    steps = streamer._direct.steps
+    n = 48 * 70 + 3
+    v, i = _vi(n, seed=7)
+    ref = np.concatenate([streamer.process(v[k:k + 48], i[k:k + 48]) for k in range(0, n - 3, 48)])
+    rng = np.random.default_rng(3)
+    for trial in range(2):
+        streamer.reset()
+        outs, pos = [], 0
+        while pos < n:
+            b = int(rng.integers(1, 300))
+            outs.append(streamer.process(v[pos:pos + b], i[pos:pos + b]))
+            pos += b
+            # bounded: the int8 state, < one call of uncommitted frames, < one frame of samples
+            assert streamer.state_floats < sum(a.size for a in streamer._direct._state_in) + 8 * 4 * steps
+        got = np.concatenate(outs)
+        assert len(got) == (n // 4) * 4
+        np.testing.assert_array_equal(got[:len(ref)], ref)
+    # whole-signal prediction in one call (many model calls plus a padded partial one)
+    whole = predict_signal(streamer, v, i, bl=0.8, chunk=n)
+    np.testing.assert_array_equal(whole[:len(ref)], ref)
