@@ -2,13 +2,24 @@
 """Per-frame cost of the live gesture pipeline on one core: CIR -> RDI -> restoration -> model -> spotting.
 
 Feeds a simulated ad60 stream (random gestures, random+bursty frame drops) through
-``GesturePipeline.process`` one frame at a time -- exactly what ``edgesense demo`` does -- and reports
-the distribution of the per-frame cost measured inside the pipeline: CPU time of the processing
-thread (``PipelineStats.cpu_us``: what the work costs, not counting time the OS gave to other
-processes) and wall time (``wall_us``: what a quiet core would also see), with the process pinned
-to one CPU and the model run with one thread.
+``GesturePipeline.process`` one frame at a time -- exactly what ``edgesense demo`` does -- with the
+process pinned to one CPU and the model run with one thread, and reports the per-frame cost measured
+inside the pipeline:
 
-    python tools/bench_gesture_pipeline.py --model models/gesture_cnn/gesture_cnn.onnx [--json]
+* CPU time of the processing thread (``PipelineStats.cpu_us``, ``time.thread_time``: what the work
+  costs, not counting time the OS gave to other processes) -- p50 / p95 / p99, also split into
+  steady frames (no gap before them) and gap frames (restoration ran);
+* wall time (``wall_us``), which on a shared machine also contains preemption;
+* with ``--breakdown``, a second set of passes with a CPU-time stopwatch around each stage of the same
+  per-frame path: ``rdi`` (CIR -> RDI), ``restore`` (filling a gap's missing RDIs), ``window``
+  (profiles, normalisation, quantization, shifting the model input), ``model`` (the model call:
+  input copy, invoke, output copy), ``spotting``; ``other`` is the rest of the frame (bookkeeping,
+  dequantization, statistics). The stopwatches add ~1 us per stage, so totals there are a bit higher.
+
+The load average at the start and end is reported: on a loaded machine CPU time per frame rises too
+(shared caches), so compare figures taken at similar load.
+
+    python tools/bench_gesture_pipeline.py --model models/gesture_cnn/gesture_cnn_int8.tflite --breakdown [--json]
 """
 
 from __future__ import annotations
@@ -16,27 +27,74 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import sys
 import time
 
 import numpy as np
 
+STAGES = ("rdi", "restore", "window", "model", "spotting")
+
+
+def dist(values) -> dict[str, float]:
+    """mean / p50 / p95 / p99 / max of ``values`` (us); empty -> count 0 only."""
+    c = np.asarray(values, dtype=float)
+    if not c.size:
+        return {"n": 0}
+    return {"n": int(c.size), "mean": float(c.mean()), "p50": float(np.percentile(c, 50)),
+            "p95": float(np.percentile(c, 95)), "p99": float(np.percentile(c, 99)), "max": float(c.max())}
+
+
+class _Stopwatch:
+    """Adds the CPU time of every call of ``fn`` to ``acc[stage]``."""
+
+    def __init__(self, fn, acc: dict[str, float], stage: str) -> None:
+        self.fn, self.acc, self.stage = fn, acc, stage
+
+    def __call__(self, *args, **kwargs):
+        t0 = time.thread_time()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.acc[self.stage] += (time.thread_time() - t0) * 1e6
+
+    def __getattr__(self, name):          # e.g. processor.reset / processor.batch
+        return getattr(self.fn, name)
+
+
+def _instrument(pipe, acc: dict[str, float]):
+    """Wrap the stages of ``pipe`` (this instance only) in stopwatches; returns an undo function."""
+    wrapped = {"_fill_gap": "restore", "_push_rdis": "window", "_pad": "window", "_call": "model"}
+    for name, stage in wrapped.items():
+        setattr(pipe, name, _Stopwatch(getattr(pipe, name), acc, stage))
+    pipe.processor = _Stopwatch(pipe.processor, acc, "rdi")
+    pipe.spotter.update = _Stopwatch(pipe.spotter.update, acc, "spotting")
+
+    def undo() -> None:
+        pipe.processor = pipe.processor.fn
+        for name in wrapped:
+            del pipe.__dict__[name]
+        del pipe.spotter.__dict__["update"]
+    return undo
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=None, help="model file (default: the shipped gesture_cnn)")
+    ap.add_argument("--model", default=None, help="model file (default: the shipped model edgesense demo uses)")
     ap.add_argument("--seconds", type=float, default=30.0, help="simulated stream length (default 30 s)")
     ap.add_argument("--drop-rate", type=float, default=0.2, help="random+bursty drop rate (default 0.2)")
     ap.add_argument("--repeats", type=int, default=3, help="passes over the stream (default 3)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--breakdown", action="store_true", help="also time the RDI, profile and model stages alone")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--breakdown", action="store_true", help="also time each stage of the per-frame path")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
 
+    pinned = None
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        pinned = sorted(os.sched_getaffinity(0))[0]
+        os.sched_setaffinity(0, {pinned})
     from edgesense.cli.cmd_demo import find_model
-    from edgesense.radar.pipeline import GesturePipeline, rdi_profiles
+    from edgesense.radar.pipeline import GesturePipeline
     from edgesense.sim.radar_gestures import make_session, make_users, simulate_stream
     from edgesense.stream.faults import random_plus_bursty
     from edgesense.stream.frame import Frame
@@ -48,54 +106,89 @@ def main(argv: list[str] | None = None) -> int:
     stream = simulate_stream(profile, user, make_session(user, 0, seed=args.seed), args.seconds, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     n = len(stream.payloads)
-    costs, walls = [], []
+    passes = []
     for _ in range(args.repeats):
         keep = ~random_plus_bursty(args.drop_rate).mask(n, rng) if args.drop_rate > 0 else np.ones(n, bool)
         keep[0] = True
+        idx = np.flatnonzero(keep)
+        passes.append((idx, [Frame(profile.kind, int(k), int(k * 25_000), 0.0, stream.payloads[k]) for k in idx]))
+
+    load_start = os.getloadavg()
+    cpu, wall, gap_flags, per_pass_p99 = [], [], [], []
+    for idx, frames in passes:
         pipe.reset()
-        for k in np.flatnonzero(keep):
-            pipe.process(Frame(profile.kind, int(k), int(k * 25_000), time.monotonic(), stream.payloads[k]))
-        costs.extend(pipe.stats.cpu_us)
-        walls.extend(pipe.stats.wall_us)
-        restored = pipe.stats.frames_restored
+        for fr in frames:
+            pipe.process(fr)
+        cpu.extend(pipe.stats.cpu_us)
+        wall.extend(pipe.stats.wall_us)
+        gap_flags.extend(np.diff(idx, prepend=idx[0] - 1) > 1)
+        per_pass_p99.append(float(np.percentile(pipe.stats.cpu_us, 99)))
+    restored = pipe.stats.frames_restored
+    cpu_a, gaps = np.asarray(cpu), np.asarray(gap_flags, bool)
 
-    if args.breakdown:  # the stages alone, same frames, CPU time per call
-        def cpu_per_call(fn, items):
-            out = []
-            for it in items:
-                t0 = time.thread_time()
-                fn(it)
-                out.append((time.thread_time() - t0) * 1e6)
-            return out
-
-        frames = stream.payloads[: min(n, 600)]
-        pipe.processor.reset()
-        rdis = [pipe.processor(f) for f in frames]
-        pipe.processor.reset()
-        stages = {"rdi": cpu_per_call(pipe.processor, frames),
-                  "profiles": cpu_per_call(rdi_profiles, rdis),
-                  "model": cpu_per_call(pipe.model.run, [pipe._x] * len(frames))}
-    def dist(values):
-        c = np.asarray(values)
-        return {"mean": float(c.mean()), "p50": float(np.percentile(c, 50)), "p90": float(np.percentile(c, 90)),
-                "p99": float(np.percentile(c, 99)), "max": float(c.max())}
-
-    out = {"model": model, "frames": len(costs), "drop_rate": args.drop_rate, "restored_last_pass": restored,
-           "cpu_us_per_frame": dist(costs), "wall_us_per_frame": dist(walls),
-           "load_average": os.getloadavg(), "pinned_to_one_core": hasattr(os, "sched_setaffinity")}
+    stages = None
     if args.breakdown:
-        out["stage_cpu_us"] = {k: dist(v) for k, v in stages.items()}
+        acc = dict.fromkeys(STAGES, 0.0)
+        rows: dict[str, list[float]] = {k: [] for k in (*STAGES, "other", "total")}
+        ran: dict[str, list[float]] = {k: [] for k in STAGES}   # per stage: only frames where it ran
+        undo = _instrument(pipe, acc)
+        try:
+            for _, frames in passes:
+                pipe.reset()
+                for fr in frames:
+                    for k in STAGES:
+                        acc[k] = 0.0
+                    t0 = time.thread_time()
+                    pipe.process(fr)
+                    total = (time.thread_time() - t0) * 1e6
+                    for k in STAGES:
+                        rows[k].append(acc[k])
+                        if acc[k] > 0:
+                            ran[k].append(acc[k])
+                    rows["other"].append(total - sum(acc.values()))
+                    rows["total"].append(total)
+        finally:
+            undo()
+        stages = {k: {**dist(v), "share_of_mean": float(np.mean(v) / np.mean(rows["total"]))}
+                  for k, v in rows.items()}
+        for k in STAGES:
+            stages[k]["when_run"] = dist(ran[k])
+
+    out = {"model": model, "backend": getattr(pipe.model, "backend", type(pipe.model).__name__),
+           "model_input_dtype": str(pipe.model_input.dtype), "frames": len(cpu), "stream_seconds": args.seconds,
+           "repeats": args.repeats, "drop_rate": args.drop_rate, "gap_frames": int(gaps.sum()),
+           "restored_last_pass": restored,
+           "cpu_us_per_frame": dist(cpu_a), "cpu_us_steady_frames": dist(cpu_a[~gaps]),
+           "cpu_us_gap_frames": dist(cpu_a[gaps]), "cpu_p99_per_pass": per_pass_p99,
+           "wall_us_per_frame": dist(wall),
+           "load_average_start": list(load_start), "load_average_end": list(os.getloadavg()),
+           "pinned_cpu": pinned, "cpus": os.cpu_count(), "python": platform.python_version(),
+           "numpy": np.__version__}
+    if stages is not None:
+        out["stage_cpu_us"] = stages
     if args.json:
         json.dump(out, sys.stdout, indent=2)
         print()
         return 0
-    print(f"{model}: {out['frames']} frames, {args.drop_rate:.0%} drops, load average {out['load_average'][0]:.1f}")
-    for key in ("cpu_us_per_frame", "wall_us_per_frame"):
+    la, lb = out["load_average_start"][0], out["load_average_end"][0]
+    print(f"{model} ({out['backend']}, input {out['model_input_dtype']}): {out['frames']} frames, "
+          f"{args.drop_rate:.0%} drops ({out['gap_frames']} gap frames), load average {la:.1f} -> {lb:.1f}")
+    for key, label in (("cpu_us_per_frame", "CPU  all frames"), ("cpu_us_steady_frames", "CPU  steady   "),
+                       ("cpu_us_gap_frames", "CPU  gap frames"), ("wall_us_per_frame", "wall all frames")):
         u = out[key]
-        print(f"  {key[:4]} per frame: mean {u['mean']:.0f} us, p50 {u['p50']:.0f} us, p90 {u['p90']:.0f} us, "
-              f"p99 {u['p99']:.0f} us, max {u['max']:.0f} us")
-    for k, u in out.get("stage_cpu_us", {}).items():
-        print(f"  stage {k} alone: p50 {u['p50']:.0f} us, p99 {u['p99']:.0f} us")
+        if u["n"]:
+            print(f"  {label}: p50 {u['p50']:4.0f} us, p95 {u['p95']:4.0f} us, p99 {u['p99']:4.0f} us, "
+                  f"mean {u['mean']:4.0f} us, max {u['max']:.0f} us")
+    print("  CPU p99 per pass: " + ", ".join(f"{v:.0f}" for v in per_pass_p99) + " us")
+    if stages is not None:
+        print("  stage CPU per frame (stopwatched pass):")
+        for k, u in stages.items():
+            extra = ""
+            if k in STAGES and stages[k]["when_run"]["n"] < u["n"]:
+                w = stages[k]["when_run"]
+                extra = f"   (on the {w['n']} frames it ran: p50 {w['p50']:.0f}, p99 {w['p99']:.0f})" if w["n"] else ""
+            print(f"    {k:9s} p50 {u['p50']:4.0f}  p95 {u['p95']:4.0f}  p99 {u['p99']:4.0f}  mean {u['mean']:4.0f} us"
+                  f"  ({u['share_of_mean']:4.0%}){extra}")
     return 0
 
 

@@ -15,6 +15,15 @@ training-set mean and standard deviation, and an optional validity channel marks
 (1) versus restored or padded ones (0). Any RDI size and channel count works; the model's sidecar
 (:class:`GestureModelInfo`) says which the model was trained for.
 
+**Per-frame cost.** The steady state (no gap) does only what the newest frame needs: the RDI of one
+frame in buffers kept between calls (:meth:`RDIProcessor.process`), its profile column normalised
+(and, for an integer-input model, quantized) alone, the window shifted by one column *in the model's
+input type* (an INT8 model's window is kept as int8, so nothing is re-quantized), and the model run
+through :meth:`edgesense.runtime.Model.invoker` (no per-call checks or conversions). Every step is
+elementwise-identical to quantizing the whole float window and calling ``model.run`` -- same
+probabilities, same events (``tests/radar/test_pipeline.py`` checks it against a straightforward
+reference on a simulated stream with drops). Costs per stage: docs/radar-pipeline.md.
+
 **Restoration** happens as soon as the frame after a gap arrives (zero added latency): missing RDIs
 are filled from :mod:`edgesense.radar.restore`; gaps longer than ``max_restore`` frames are not
 invented but padded as invalid frames, and the spotter is reset.
@@ -36,7 +45,9 @@ import numpy as np
 
 from edgesense.errors import ModelError, ProfileError
 from edgesense.profiles import RadarCIRProfile, RDIProfile, SensorProfile, profile_from_dict
+from edgesense.radar.restore import FrameRestorer
 from edgesense.radar.spotting import GestureEvent, GestureSpotter, SpotterConfig
+from edgesense.runtime.model import Model, dequantize, quantize
 from edgesense.stream.frame import Frame, seq_distance
 
 __all__ = ["GestureModelInfo", "GesturePipeline", "PipelineStats", "rdi_profiles", "gesture_map",
@@ -207,14 +218,6 @@ def restore_sequence(rdis: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return _restore(rdis, valid)
 
 
-def _fill_gap(prev: np.ndarray, cur: np.ndarray, missing: int) -> np.ndarray:
-    """The ``missing`` RDIs between ``prev`` and ``cur``, from the restoration module (streaming form)."""
-    seq = np.concatenate([prev[None], np.zeros((missing, *prev.shape), np.float32), cur[None]])
-    valid = np.zeros(missing + 2, dtype=bool)
-    valid[0] = valid[-1] = True
-    return restore_sequence(seq, valid)[1:-1]
-
-
 @dataclass
 class PipelineStats:
     """Live counters of a :class:`GesturePipeline`.
@@ -240,6 +243,24 @@ class PipelineStats:
                 out[key] = {"mean": float(arr.mean()), "p50": float(np.percentile(arr, 50)),
                             "p99": float(np.percentile(arr, 99)), "max": float(arr.max())}
         return out
+
+
+def _fits(shape: tuple[int | None, ...], want: tuple[int, ...]) -> bool:
+    return len(shape) == len(want) and all(d is None or d == w for d, w in zip(shape, want))
+
+
+def _model_call(model: Any, info: GestureModelInfo):
+    """How the pipeline calls ``model``: ``(call(x) -> output, input spec to quantize for, output spec to dequantize)``.
+
+    A runtime :class:`Model` with one input of the window's shape (float32, or integer with a scale)
+    gets the lean :meth:`Model.invoker` on the window in its input type; anything else (another
+    shape, dtype or object) is called through ``run`` on the float window, as always.
+    """
+    if isinstance(model, Model) and len(model.input_specs) == 1:
+        spec, out = model.input_specs[0], model.output_specs[0]
+        if _fits(spec.shape, info.input_shape) and (spec.quantized or spec.dtype == np.float32):
+            return model.invoker(), (spec if spec.quantized else None), (out if out.quantized else None)
+    return model.run, None, None
 
 
 class GesturePipeline:
@@ -270,6 +291,25 @@ class GesturePipeline:
         self.restore = restore
         self.max_restore = max_restore
         self.spotter = GestureSpotter(info.classes, spotter or info.spotter_config())
+        self._restorer = FrameRestorer()
+        self._call, self._qin, self._qout = _model_call(model, info)
+        self._lut = None
+        if self._qout is not None and np.dtype(self._qout.dtype).itemsize == 1:
+            # indexed by the output's bytes read as uint8
+            values = np.arange(256, dtype=np.uint8).view(self._qout.dtype)
+            self._lut = dequantize(values, self._qout.scale, self._qout.zero_point)
+        c = info.rdi_shape[0]
+        self._mean = np.asarray(info.mean or [0.0] * c, np.float32)[:, None, None]
+        self._std = np.asarray(info.std or [1.0] * c, np.float32)[:, None, None]
+        self._mean2, self._std2 = self._mean[:, :, 0], self._std[:, :, 0]
+        self._col = np.empty((1, c, info.rows), np.float32)      # the newest frame's profile column
+        q = self._qin
+        if q is not None:   # quantize()'s constants, for the in-place quantization of new columns
+            lim = np.iinfo(q.dtype)
+            self._q = (np.float32(q.scale), q.zero_point, np.float32(lim.min), np.float32(lim.max))
+        # values as the model sees them: normalised 0 (padding) and the validity flags, quantized if it wants integers
+        self._zero = self._encode(np.float32(0.0))
+        self._valid_value = {v: self._encode(np.float32(v)) for v in (0.0, 1.0)}
         self.reset()
 
     def reset(self) -> None:
@@ -283,11 +323,9 @@ class GesturePipeline:
         self._first_seq: int | None = None
         self._last_seq: int | None = None
         self._last_rdi: np.ndarray | None = None
-        c = info.rdi_shape[0]
-        # the model input, kept up to date in place: normalised profiles (+ validity), newest frame last
-        self._x = np.zeros(info.input_shape, dtype=np.float32)
-        self._mean = np.asarray(info.mean or [0.0] * c, np.float32)[:, None, None]
-        self._std = np.asarray(info.std or [1.0] * c, np.float32)[:, None, None]
+        # the model input, kept up to date in place in the model's input type: normalised profiles
+        # (+ validity), newest frame last; all zero (in model units) at the start
+        self._x = np.full(info.input_shape, self._zero, dtype=self._zero.dtype)
         self._index = -1   # stream frame index (counts missing frames too) of the newest frame
 
     # -- the one code path -------------------------------------------------------------------
@@ -317,17 +355,16 @@ class GesturePipeline:
             if not self.restore:
                 self._index += missing  # naive: the window skips them, but stream time goes on
             elif missing <= self.max_restore and self._last_rdi is not None:
-                filled = _fill_gap(self._last_rdi, rdi, missing)
-                self._append(rdi_profiles(filled), valid=0.0)
+                self._push_rdis(self._fill_gap(self._last_rdi, rdi, missing), valid=0.0)
                 self.stats.frames_restored += missing
             else:
                 pad = min(missing, self.info.frames)
-                self._append(None, valid=0.0, pad=pad)
+                self._pad(pad)
                 self._index += missing - pad
                 self.stats.frames_padded += missing
                 self.spotter.reset()
         self._last_rdi = rdi
-        self._append(rdi_profiles(rdi)[None], valid=1.0)
+        self._push_rdis(rdi[None], valid=1.0)
         events: list[GestureEvent] = []
         if infer:
             probs = self._infer()
@@ -339,20 +376,56 @@ class GesturePipeline:
         self.stats.cpu_us.append((time.thread_time() - t0[1]) * 1e6)
         return events
 
-    def _append(self, prof: np.ndarray | None, valid: float, pad: int = 0) -> None:
-        """Shift ``prof`` ``(n, C, D+R)`` (or ``pad`` invalid all-zero frames) into the model input.
+    def _encode(self, values: np.ndarray) -> np.ndarray:
+        """Normalised float32 values -> the model's input units (quantized for an integer-input model)."""
+        q = self._qin
+        return np.asarray(values, np.float32) if q is None else quantize(values, q.scale, q.zero_point, q.dtype)
 
-        Same numbers as :func:`gesture_map` on the window, computed once per frame instead of per window.
+    def _fill_gap(self, prev: np.ndarray, cur: np.ndarray, missing: int) -> np.ndarray:
+        """The ``missing`` RDIs between ``prev`` and ``cur`` ``(missing, C, D, R)``, by the restoration
+        module's streaming form (:class:`~edgesense.radar.restore.FrameRestorer`, identical to its batch form)."""
+        r = self._restorer
+        r.reset()
+        r.push(0, prev)
+        return np.stack([f.rdi for f in r.push(missing + 1, cur)[:-1]])
+
+    def _push_rdis(self, rdis: np.ndarray, valid: float) -> None:
+        """Shift the columns of RDIs ``(n, C, D, R)`` into the model input.
+
+        The numbers of :func:`gesture_map` on the window (then ``quantize`` for an integer-input
+        model), computed for the new columns only, in place: profiles (max is exact), normalisation,
+        ``clamp(rint(v / scale) + zero_point)`` in float32, the cast of those integers to int8.
         """
+        n = rdis.shape[0]
+        c, d, r = self.info.rdi_shape
+        if rdis.shape[1:] != (c, d, r):
+            raise ProfileError(f"RDIs of shape {list(rdis.shape[1:])} reach a model built for {list(self.info.rdi_shape)}")
+        cols = self._col if n == 1 else np.empty((n, c, d + r), np.float32)
+        np.maximum.reduce(rdis, axis=-1, out=cols[..., :d])
+        np.maximum.reduce(rdis, axis=-2, out=cols[..., d:])
+        np.subtract(cols, self._mean2, out=cols)
+        np.divide(cols, self._std2, out=cols)
+        if self._qin is not None:
+            scale, zp, lo, hi = self._q
+            np.divide(cols, scale, out=cols)
+            np.rint(cols, out=cols)
+            np.add(cols, zp, out=cols)
+            np.maximum(cols, lo, out=cols)
+            np.minimum(cols, hi, out=cols)
+        self._shift_in(cols.transpose(1, 2, 0), self._valid_value[valid])
+
+    def _pad(self, n: int) -> None:
+        """Shift ``n`` invalid all-zero frames into the model input."""
+        x = self._x[0]
+        self._shift_in(np.full((self.info.rdi_shape[0], x.shape[1], n), self._zero, x.dtype), self._valid_value[0.0])
+
+    def _shift_in(self, cols: np.ndarray, valid: np.ndarray) -> None:
+        """Move the window ``n`` frames on and write ``cols`` ``(C, D+R, n)`` (model units) as the newest."""
         x = self._x[0]
         c, t = self.info.rdi_shape[0], self.info.frames
-        if prof is None:
-            cols = np.zeros((c, x.shape[1], pad), np.float32)
-        else:
-            cols = ((np.transpose(prof, (1, 2, 0)) - self._mean) / self._std).astype(np.float32)
         n = cols.shape[-1]
         if n >= t:
-            x[:c] = cols[..., -t:]
+            x[:c] = cols[..., -t:]      # integer-valued floats in range: the cast to int8 is exact
             if self.info.validity:
                 x[c] = valid
         else:
@@ -363,11 +436,20 @@ class GesturePipeline:
         self._index += n
 
     def _infer(self) -> np.ndarray:
-        out = self.model.run(self._x)
+        out = self._call(self._x)
         if isinstance(out, dict):
             out = next(iter(out.values()))
+        if self._lut is not None:     # 8-bit output: dequantize() of every possible value, looked up
+            out = self._lut.take(out.reshape(-1).view(np.uint8))
+        elif self._qout is not None:
+            out = dequantize(out, self._qout.scale, self._qout.zero_point)
         self.stats.inferences += 1
         return np.asarray(out, dtype=np.float32).reshape(-1)
+
+    @property
+    def model_input(self) -> np.ndarray:
+        """The current model input ``(1, C[+1], D+R, T)`` as the model receives it (int8 for an INT8 model)."""
+        return self._x
 
     # -- conveniences --------------------------------------------------------------------------
 

@@ -149,8 +149,82 @@ class RDIProcessor:
         return bgs
 
     def process(self, payload: np.ndarray) -> np.ndarray:
-        """RDI of one raw frame: float32 ``(channels, doppler, range)``."""
-        return self.process_batch(payload[None])[0]
+        """RDI of one raw frame: float32 ``(channels, doppler, range)`` (a new array each call).
+
+        The streaming fast path: the same operations as :meth:`process_batch` on one frame, in the
+        same order and float32/complex64 types, so the result is bit-identical (tested), but written
+        into buffers kept between calls, so a frame costs few numpy calls and no temporaries.
+        """
+        p = self.profile
+        payload = np.asarray(payload)
+        if self._fmcw or payload.shape != p.payload_shape:
+            return self.process_batch(payload[None])[0]      # FMCW (range FFT first) and errors: the batch code
+        buf = self._buffers()
+        x = payload.astype(np.complex64, copy=False)
+        if p.num_rx == 1:
+            x = x[None]                                                    # (rx, P, N)
+        x = x[..., self._crop]
+        both = np.matmul(self._doppler, x, out=buf["both"])               # (rx, D+1, N)
+        spec_x, means = both[:, :-1, :], both[:, -1, :]
+        spec, tmp = buf["spec"], buf["tmp"]
+        for i, mode in enumerate(self.config.backgrounds):
+            out = spec[i * len(x):(i + 1) * len(x)]
+            if mode == "frame_mean":
+                np.multiply(self._doppler_dc, means[:, None, :], out=tmp)
+                np.subtract(spec_x, tmp, out=out)
+            elif mode == "ema":
+                np.multiply(self._doppler_dc, self._ema_step(means, buf)[:, None, :], out=tmp)
+                np.subtract(spec_x, tmp, out=out)
+            else:
+                out[...] = spec_x
+        mag = np.abs(spec)
+        mag += self._eps
+        np.log(mag, out=mag)
+        mag *= self._db_scale
+        mag -= self._floor_scaled
+        return mag
+
+    def _buffers(self) -> dict[str, np.ndarray]:
+        """Work arrays of the one-frame path, made on first use."""
+        buf = getattr(self, "_buf", None)
+        if buf is None:
+            p, n_rx = self.profile, self.profile.num_rx
+            n = self._crop.stop - self._crop.start
+            d = p.pulses_per_frame
+            c64 = np.complex64
+            buf = self._buf = {
+                "both": np.empty((n_rx, d + 1, n), c64), "tmp": np.empty((n_rx, d, n), c64),
+                "spec": np.empty((n_rx * len(self.config.backgrounds), d, n), c64),
+                "short": np.empty((n_rx, n), c64), "long": np.empty((n_rx, n), c64), "bg": np.empty((n_rx, n), c64),
+                "t": np.empty((n_rx, n), c64), "d": np.empty((n_rx, n), c64),
+                "a1": np.empty((n_rx, n), np.float32), "a2": np.empty((n_rx, n), np.float32),
+                "empty": np.empty((n_rx, n), bool)}
+        return buf
+
+    def _ema_step(self, m: np.ndarray, buf: dict[str, np.ndarray]) -> np.ndarray:
+        """:meth:`_ema_background` for one frame's means ``(rx, N)``, in place in ``buf``; returns the background."""
+        short, long, bg, t, d = buf["short"], buf["long"], buf["bg"], buf["t"], buf["d"]
+        state = self._background
+        if state is None:
+            short[...] = m
+            long[...] = m
+            bg[...] = m
+        else:
+            if state[0] is not short:                      # the state came from process_batch: adopt it
+                short[...], long[...] = state
+            np.subtract(m, short, out=t)                    # short = short + α·(m − short)
+            np.multiply(self._alpha, t, out=t)
+            np.add(short, t, out=short)
+            np.subtract(m, long, out=d)                     # d_long = m − long
+            np.subtract(m, short, out=t)
+            empty = np.less_equal(np.abs(d, out=buf["a1"]), np.abs(t, out=buf["a2"]), out=buf["empty"])
+            np.multiply(self._alpha_long, d, out=d)         # long = where(empty, long + α_l·d_long, long)
+            np.add(long, d, out=d)
+            np.copyto(long, d, where=empty)
+            bg[...] = short                                 # bg = where(empty, long, short)
+            np.copyto(bg, long, where=empty)
+        self._background = (short, long)
+        return bg
 
     def process_batch(self, payloads: np.ndarray) -> np.ndarray:
         """RDIs of consecutive raw frames ``(frames, *payload_shape)``: float32 ``(frames, C, D, R)``."""

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -55,6 +56,24 @@ class LiteRTModel(Model):
         if np.issubdtype(dtype, np.integer) and scale:
             return TensorSpec(d["name"], shape, dtype, float(scale), int(zp))
         return TensorSpec(d["name"], shape, dtype)
+
+    def invoker(self) -> Callable[[np.ndarray], np.ndarray]:
+        """:meth:`Model.invoker` on the interpreter's public calls: copy in, invoke, copy the first output out.
+
+        Valid for the input shape the interpreter has now (resizing through ``run`` keeps the
+        tensor indices, so the call stays valid; a wrong shape or dtype raises ValueError).
+        """
+        if len(self._in) != 1:
+            return super().invoker()       # raises the one-input error
+        interp = self.interpreter
+        i, o = self._in[0]["index"], self._out[0]["index"]
+        set_tensor, invoke, get_tensor = interp.set_tensor, interp.invoke, interp.get_tensor
+
+        def call(x: np.ndarray) -> np.ndarray:
+            set_tensor(i, x)
+            invoke()
+            return get_tensor(o)
+        return call
 
     def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         interp = self.interpreter

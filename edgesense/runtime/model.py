@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -103,6 +103,21 @@ class Model:
         results = {s.name: (o if raw or not s.quantized else dequantize(o, s.scale, s.zero_point))
                    for s, o in zip(self.output_specs, outs)}
         return results if as_dict else results[self.output_specs[0].name]
+
+    def invoker(self) -> Callable[[np.ndarray], np.ndarray]:
+        """A lean call for a streaming loop: ``call(x)`` -> the first output, both raw.
+
+        Opt-in fast path for one-input models: ``x`` must already be exactly what the model takes
+        (its input dtype -- int8 integers for an INT8 model -- and its current shape, C-contiguous);
+        nothing is checked, converted, quantized or dequantized. Returns what
+        ``run(x, raw=True)`` returns for the first output, without the per-call bookkeeping.
+        """
+        if len(self.input_specs) != 1:
+            raise ModelError(f"{self.path.name}: invoker() needs a one-input model, this one has "
+                             f"{len(self.input_specs)} inputs")
+        name = self.input_specs[0].name
+        invoke = self._invoke
+        return lambda x: invoke({name: x})[0]
 
     def _prepare(self, spec: TensorSpec, value: np.ndarray, raw: bool) -> np.ndarray:
         arr = np.asarray(value)

@@ -1,9 +1,11 @@
 """GesturePipeline mechanics with a transparent fake model (no torch), plus the dataset evaluator."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from edgesense.errors import ModelError
+from edgesense.errors import ModelError, ProfileError
 from edgesense.profiles import RDIProfile
 from edgesense.radar.pipeline import GestureModelInfo, GesturePipeline, gesture_map, rdi_profiles
 from edgesense.stream.frame import Frame
@@ -119,3 +121,118 @@ def test_streaming_window_equals_gesture_map_of_the_same_frames():
     prof = np.concatenate([np.zeros((3, 1, 7), np.float32) + 0.3, rdi_profiles(rdis)])  # 3 padded frames
     valid = np.array([0, 0, 0, 1, 1, 1, 1, 1], np.float32)
     np.testing.assert_allclose(oracle.inputs[-1], gesture_map(prof[None], valid[None], info), atol=1e-6)
+
+
+# -- the lean per-frame path against the straightforward one, with the shipped models -------------
+
+MODELS = Path(__file__).resolve().parents[2] / "models" / "gesture_cnn"
+SEQ0 = 2**32 - 100          # sequence numbers wrap inside the stream
+
+
+@pytest.fixture(scope="module")
+def radar_stream():
+    """A 15 s simulated ad60 stream with 5 gestures, 20 % random+bursty drops and one 12-frame outage."""
+    from edgesense.profiles import load_profile
+    from edgesense.sim.radar_gestures import make_session, make_users, simulate_stream
+    from edgesense.stream.faults import random_plus_bursty
+
+    ad60 = load_profile("ad60")
+    user = make_users(1, seed=5)[0]
+    stream = simulate_stream(ad60, user, make_session(user, 0, seed=5), 15.0, seed=5)
+    keep = ~random_plus_bursty(0.2).mask(len(stream.payloads), np.random.default_rng(1))
+    keep[0] = True
+    keep[300:312] = False                  # longer than max_restore (8): padded, spotter reset
+    received = np.flatnonzero(keep)
+    return ad60, received, stream.payloads[received]
+
+
+def _straightforward(model, info, rdis, received, max_restore=8):
+    """Reference: the whole float window rebuilt from the full history by gesture_map, ``model.run`` on it
+    (quantizing the whole window for an INT8 model), batch restoration, a fresh spotter."""
+    from edgesense.radar.restore import restore_sequence
+    from edgesense.radar.spotting import GestureSpotter
+
+    t = info.frames
+    pad = np.broadcast_to(np.asarray(info.mean, np.float32)[:, None], (info.rdi_shape[0], info.rows))
+    prof, valid = [pad] * t, [0.0] * t                # (p - mean) / std == 0 exactly: a padded frame
+    spotter = GestureSpotter(info.classes, info.spotter_config())
+    inputs, probs, events = [], [], []
+    for j, (k, rdi) in enumerate(zip(received, rdis)):
+        missing = int(k - received[j - 1] - 1) if j else 0
+        if 0 < missing <= max_restore:
+            seq = np.concatenate([rdis[j - 1][None], np.zeros((missing, *rdi.shape), np.float32), rdi[None]])
+            ok = np.zeros(missing + 2, bool)
+            ok[[0, -1]] = True
+            prof += list(rdi_profiles(restore_sequence(seq, ok)[1:-1]))
+            valid += [0.0] * missing
+        elif missing:
+            prof += [pad] * missing
+            valid += [0.0] * missing
+            spotter.reset()
+        prof.append(rdi_profiles(rdi))
+        valid.append(1.0)
+        x = gesture_map(np.stack(prof[-t:])[None], np.array(valid[-t:])[None], info)
+        p = np.asarray(model.run(x), np.float32).reshape(-1)
+        inputs.append(x)
+        probs.append(p)
+        events += spotter.update(int(k), p)
+    spotter.finish(int(received[-1]) + 1)
+    return inputs, probs, events
+
+
+def _key(events):
+    return [(e.label, e.start, e.onset, e.end, e.confidence) for e in events]
+
+
+@pytest.mark.parametrize("name", ["gesture_cnn_int8.tflite", "gesture_cnn.onnx"])
+def test_lean_path_equals_the_straightforward_one_on_a_stream_with_drops(radar_stream, name):
+    from edgesense.radar.rdi import RDIProcessor
+    from edgesense.runtime import load_model, quantize
+
+    path = MODELS / name
+    if not path.is_file():
+        pytest.skip(f"{path} not shipped")
+    ad60, received, payloads = radar_stream
+    info = GestureModelInfo.for_model(path)
+    model = load_model(path)
+    pipe = GesturePipeline(model, info=info, profile=ad60)
+    spec = model.input_specs[0]
+    rdis = RDIProcessor(ad60).process_batch(payloads)           # the batch RDI path
+    ref_inputs, ref_probs, ref_events = _straightforward(model, info, rdis, received)
+    events = []
+    for k, payload, x_ref, p_ref in zip(received, payloads, ref_inputs, ref_probs):
+        events += pipe.process(Frame("radar_cir", (SEQ0 + int(k)) % 2**32, 0, 0.0, payload))
+        want = quantize(x_ref, spec.scale, spec.zero_point, spec.dtype) if spec.quantized else x_ref
+        assert pipe.model_input.dtype == want.dtype
+        np.testing.assert_array_equal(pipe.model_input, want)    # identical model input, every frame
+        np.testing.assert_array_equal(pipe.last_probs, p_ref)    # hence identical probabilities
+    pipe.finish()
+    assert pipe.stats.frames_restored > 20 and pipe.stats.frames_padded >= 12
+    assert len(ref_events) >= 2 and _key(pipe.events) == _key(ref_events)
+    assert pipe.frame_index == received[-1]
+
+
+def test_rdi_only_sensor_with_the_int8_model_gives_the_same_events(radar_stream):
+    """The same stream delivered as RDIs by an RDI-only sensor profile: same inputs, probabilities, events."""
+    from edgesense.radar.rdi import RDIProcessor
+
+    path = MODELS / "gesture_cnn_int8.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} not shipped")
+    ad60, received, payloads = radar_stream
+    proc = RDIProcessor(ad60)
+    rdis = proc.process_batch(payloads)
+    cir = GesturePipeline(path)
+    rdi = GesturePipeline(path, profile=proc.output_profile)
+    for k, payload, r in zip(received, payloads, rdis):
+        cir.process(Frame("radar_cir", int(k), 0, 0.0, payload))
+        rdi.process(Frame("rdi", int(k), 0, 0.0, r))
+        np.testing.assert_array_equal(rdi.model_input, cir.model_input)
+        np.testing.assert_array_equal(rdi.last_probs, cir.last_probs)
+    assert _key(rdi.finish()) == _key(cir.finish())
+
+
+def test_rdis_of_the_wrong_size_are_a_profile_error():
+    pipe = GesturePipeline(Oracle(), info=INFO)
+    with pytest.raises(ProfileError, match="model built for"):
+        pipe.push_rdi(0, np.zeros((1, 4, 4), np.float32))

@@ -35,6 +35,29 @@ def test_stream_and_batch_give_identical_results_in_any_chunking():
     assert np.array_equal(proc.process_batch(frames), batch)
 
 
+@pytest.mark.parametrize("config", [RDIConfig(backgrounds=("none", "ema")), RDIConfig(backgrounds=("frame_mean",)),
+                                    RDIConfig(range_crop=(2, 30))])
+def test_one_frame_path_equals_batch_for_every_background_and_crop_even_interleaved(config):
+    user = make_users(1)[0]
+    frames = simulate_clip(AD60, "pull_push", user, make_session(user, 0), seed=2).payloads
+    batch = RDIProcessor(AD60, config).process_batch(frames)
+    proc = RDIProcessor(AD60, config)
+    mixed = []
+    for i in range(0, len(frames), 10):   # batch chunks and single frames share the background state
+        mixed.append(proc.process_batch(frames[i:i + 3]))
+        mixed += [proc.process(f)[None] for f in frames[i + 3:i + 10]]
+    assert np.array_equal(np.concatenate(mixed), batch)
+
+
+def test_one_frame_path_with_several_antennas_and_fresh_output_arrays():
+    prof = RadarCIRProfile(name="ad60x3", num_rx=3)
+    frames = _scene(prof, lambda t: 0.3 - 0.5 * t, 30)
+    batch = RDIProcessor(prof).process_batch(frames)
+    proc = RDIProcessor(prof)
+    outs = [proc.process(f) for f in frames]            # kept by the caller: never overwritten later
+    assert np.array_equal(np.stack(outs), batch)
+
+
 def test_output_is_described_by_an_rdi_profile():
     proc = RDIProcessor(AD60)
     out = proc.process(np.zeros(AD60.payload_shape, np.complex64))

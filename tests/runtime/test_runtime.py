@@ -109,3 +109,31 @@ def test_runtime_does_not_import_torch():
     code = ("import sys, edgesense.runtime, edgesense.runtime.onnx_backend, edgesense.runtime.litert_backend; "
             "assert 'torch' not in sys.modules and 'onnx' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_invoker_is_run_raw_without_the_checks(tmp_path):
+    tiny.onnx_int8_identity(tmp_path / "q.onnx", scale=0.1, zero_point=-4)
+    model = load_model(tmp_path / "q.onnx")
+    call = model.invoker()
+    x = np.array([[1, -2, 3, 127, -128]], dtype=np.int8)
+    out = call(x)
+    assert out.dtype == np.int8 and np.array_equal(out, model.run(x, raw=True))
+    w, b = tiny.onnx_affine(tmp_path / "m.onnx")
+    xf = np.random.default_rng(0).standard_normal((1, 4)).astype(np.float32)
+    assert np.array_equal(load_model(tmp_path / "m.onnx").invoker()(xf), load_model(tmp_path / "m.onnx").run(xf))
+
+
+def test_tflite_invoker_equals_run_raw(tmp_path):
+    pytest.importorskip("tflite")
+    c = np.arange(6, dtype=np.float32).reshape(1, 6) / 4
+    tiny.tflite_add(tmp_path / "a.tflite", (1, 6), c, int8=True)
+    model = load_model(tmp_path / "a.tflite")
+    call = model.invoker()
+    rng = np.random.default_rng(3)
+    for _ in range(3):                  # repeated calls: inputs copied in, outputs copied out
+        xq = rng.integers(-128, 128, (1, 6)).astype(np.int8)
+        out = call(xq)
+        assert np.array_equal(out, model.run(xq, raw=True))
+        assert np.array_equal(call(xq), out)
+    with pytest.raises(ValueError):
+        call(np.zeros((1, 6), np.float32))        # no conversion: the wrong dtype is refused, not cast
