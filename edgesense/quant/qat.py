@@ -64,7 +64,8 @@ def train_qat(sim: QuantSim, batches: Callable[[], Iterable] | Iterable, loss_fn
               ) -> list[float]:
     """Fine-tune calibrated ``sim`` on ``(input, target)`` batches; returns the mean loss of each epoch.
 
-    ``batches`` is an iterable re-iterated each epoch, or a callable returning a fresh iterable.
+    ``batches`` is an iterable re-iterated each epoch, or a callable returning a fresh iterable. ``input`` is
+    one tensor, or a tuple of tensors for a model with several inputs (a streaming model: block, states).
     """
     ranges = range_parameters(sim)
     range_ids = {id(p) for p in ranges}
@@ -80,15 +81,16 @@ def train_qat(sim: QuantSim, batches: Callable[[], Iterable] | Iterable, loss_fn
             data = batches() if callable(batches) else batches
             for x, y in progress(data, desc=f"QAT epoch {epoch + 1}/{config.epochs}"):
                 opt.zero_grad()
-                loss = loss_fn(sim(x), y)
+                loss = loss_fn(sim(*x) if isinstance(x, (tuple, list)) else sim(x), y)
                 if not torch.isfinite(loss):
                     raise EdgesenseError(f"QAT diverged (loss {float(loss)}) in epoch {epoch + 1}; lower the learning rate")
                 loss.backward()
                 if config.grad_clip:
                     torch.nn.utils.clip_grad_norm_(weights + ranges, config.grad_clip)
                 opt.step()
-                total += float(loss.detach()) * len(x)
-                n += len(x)
+                bs = len(x[0]) if isinstance(x, (tuple, list)) else len(x)
+                total += float(loss.detach()) * bs
+                n += bs
             history.append(total / max(n, 1))
     finally:
         sim.eval()

@@ -64,10 +64,11 @@ def test_files_and_report(zoo):
 
 def test_parity_targets_hold(zoo):
     _, _, rep, _, _ = zoo
-    for key in ("litert_vs_ort", "ort_vs_integer_sim"):
+    for key in ("litert_vs_ort", "ort_vs_integer_sim", "litert_vs_integer_sim"):
         assert rep["parity"][key]["values"] > 0
         assert rep["parity"][key]["within_1_lsb"] >= 0.999
-    assert rep["targets"]["parity_litert_vs_ort_99.9"] and rep["targets"]["parity_ort_vs_integer_sim_99.9"]
+    assert rep["parity"]["litert_vs_integer_sim"]["values"] == rep["parity"]["ort_vs_integer_sim"]["values"]
+    assert rep["targets"]["parity_litert_vs_integer_sim_99.9"] and rep["targets"]["parity_ort_vs_integer_sim_99.9"]
 
 
 def test_scores_equal_the_gesture_evaluator(zoo):
