@@ -437,13 +437,13 @@ class GesturePipeline:
 
     def _infer(self) -> np.ndarray:
         out = self._call(self._x)
+        self.stats.inferences += 1
+        if self._lut is not None:     # 8-bit output: dequantize() of every possible value, looked up
+            return self._lut.take(out.view(np.uint8)).reshape(-1)
         if isinstance(out, dict):
             out = next(iter(out.values()))
-        if self._lut is not None:     # 8-bit output: dequantize() of every possible value, looked up
-            out = self._lut.take(out.reshape(-1).view(np.uint8))
-        elif self._qout is not None:
+        if self._qout is not None:
             out = dequantize(out, self._qout.scale, self._qout.zero_point)
-        self.stats.inferences += 1
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
     @property
