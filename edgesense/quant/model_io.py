@@ -19,7 +19,7 @@ import numpy as np
 from edgesense.errors import EdgesenseError, FormatError, ModelError
 
 __all__ = ["load_calibration_inputs", "architecture_args", "load_torch_model", "is_dataset_dir",
-           "excursion_calibration_signals"]
+           "excursion_calibration_signals", "excursion_training_data"]
 
 
 def is_dataset_dir(path: str | Path) -> bool:
@@ -54,6 +54,29 @@ def excursion_calibration_signals(dataset: str | Path, model_path: str | Path, s
     if not crops:
         raise FormatError(f"{dataset}: recordings are shorter than {steps} frames")
     return np.stack(crops).astype(np.float32)
+
+
+def excursion_training_data(dataset: str | Path, model_path: str | Path, split: str = "train",
+                            max_signals: int = 24) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Framed inputs ``(C*frame, steps)`` and targets ``(frame, steps)`` of the first ``max_signals`` labelled
+    recordings of ``split``, as the excursion trainer builds them (targets scaled with the recording's true Bl,
+    :func:`edgesense.nn.train_excursion.training_bl`): the data of a QAT fine-tune."""
+    from edgesense.nn.train_excursion import prepare_inputs, training_bl
+    from edgesense.speaker.pipeline import load_signals
+    from edgesense.speaker.streaming import load_spec
+
+    spec = load_spec(model_path)
+    signals = [s for s in load_signals(dataset, split=split, limit=max_signals) if s.x is not None]
+    if not signals:
+        raise FormatError(f"{dataset}: no labelled recordings (with excursion) in split {split!r}")
+    xs, ys = [], []
+    for sig in signals:
+        x = prepare_inputs(spec, sig)[0]
+        n = x.shape[-1] * spec.frame
+        y = np.asarray(sig.x[:n], np.float64) * (training_bl(sig) / spec.x_scale)
+        xs.append(x.astype(np.float32))
+        ys.append(np.ascontiguousarray(y.reshape(-1, spec.frame).T, dtype=np.float32))
+    return xs, ys
 
 
 def load_calibration_inputs(path: str | Path, max_samples: int | None = None) -> np.ndarray:

@@ -61,3 +61,40 @@ def test_quantize_rejects_calibration_of_the_wrong_shape(tmp_path, capsys):
     rc, out = _main(["quantize", "--model", str(DATA / "example_cnn2d_float.onnx"), "--calib", str(tmp_path / "c.npy"),
                      "--out", str(tmp_path / "o")], capsys)
     assert rc == 2 and "sample shape" in out.err
+
+
+@pytest.mark.slow
+def test_quantize_excursion_model_with_qat_fine_tune(tmp_path, capsys):
+    """`--qat-steps` fine-tunes a calibrated streaming excursion model on a speaker dataset's labels: the
+    exported weights move away from the post-training ones and the report records the QAT run."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgesense.nn.train_excursion import TrainConfig, build_model, export_model, spec_for
+    from edgesense.sim.speaker_dataset import write_speaker_dataset
+
+    torch.manual_seed(0)
+    model = build_model("convnet")
+    f = export_model(model, spec_for(model, "convnet", TrainConfig()), tmp_path / "convnet.onnx")[0]
+    data = tmp_path / "speaker"
+    write_speaker_dataset(data, "ref", "nominal", seconds=2.0, seed=0, clip_s=0.4, show_progress=False)
+    common = ["quantize", "--model", str(f), "--calib", str(data), "--max-samples", "2", "--stream-block", "200",
+              "--calib-split", "train", "--json"]
+    rc, _ = _main(common + ["--out", str(tmp_path / "ptq")], capsys)
+    assert rc == 0
+    rc, out = _main(common + ["--out", str(tmp_path / "qat"), "--qat-steps", "4", "--qat-signals", "2"], capsys)
+    assert rc == 0
+    summary = json.loads(out.out)
+    assert summary["qat"]["steps"] == 4 and len(summary["qat"]["loss"]) == 1
+    assert np.isfinite(summary["qat"]["loss"][0])
+
+    def weights(d):
+        m = onnx.load(str(d / "convnet_int8.onnx"))
+        return {i.name: numpy_helper.to_array(i) for i in m.graph.initializer if i.name.endswith("weight_q")}
+
+    a, b = weights(tmp_path / "ptq"), weights(tmp_path / "qat")
+    assert a.keys() == b.keys() and any(not np.array_equal(a[k], b[k]) for k in a)
+    y = load_model(tmp_path / "qat" / "convnet_int8.onnx").run(
+        {s.name: np.zeros([1] + [int(d) if isinstance(d, int) else 12 for d in s.shape[1:]], np.float32)
+         for s in load_model(tmp_path / "qat" / "convnet_int8.onnx").input_specs})
+    assert np.all(np.isfinite(y["y"]))
