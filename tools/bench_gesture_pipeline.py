@@ -16,8 +16,11 @@ inside the pipeline:
   input copy, invoke, output copy), ``spotting``; ``other`` is the rest of the frame (bookkeeping,
   dequantization, statistics). The stopwatches add ~1 us per stage, so totals there are a bit higher.
 
-The load average at the start and end is reported: on a loaded machine CPU time per frame rises too
-(shared caches), so compare figures taken at similar load.
+Frames go back to back by default (warm caches: the cost of the code itself). ``--pace 40`` feeds
+them at the sensor's real rate instead, as live: between two frames other processes (or idle states)
+cool the caches, so each frame costs more CPU time -- on a loaded machine about 2x (measured, see
+docs/radar-pipeline.md). The load average at the start and end is reported: on a loaded machine CPU
+time per frame rises too (shared caches), so compare figures taken at similar load.
 
     python tools/bench_gesture_pipeline.py --model models/gesture_cnn/gesture_cnn_int8.tflite --breakdown [--json]
 """
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--drop-rate", type=float, default=0.2, help="random+bursty drop rate (default 0.2)")
     ap.add_argument("--repeats", type=int, default=3, help="passes over the stream (default 3)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pace", type=float, default=0.0, metavar="HZ",
+                    help="feed frames at HZ frames/s, as live (default 0: back to back)")
     ap.add_argument("--breakdown", action="store_true", help="also time each stage of the per-frame path")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
@@ -113,11 +118,20 @@ def main(argv: list[str] | None = None) -> int:
         idx = np.flatnonzero(keep)
         passes.append((idx, [Frame(profile.kind, int(k), int(k * 25_000), 0.0, stream.payloads[k]) for k in idx]))
 
+    def paced(frames):
+        """``frames``, released at ``args.pace`` frames/s (all at once without pacing)."""
+        due = time.perf_counter()
+        for fr in frames:
+            if args.pace > 0:
+                due += 1.0 / args.pace
+                time.sleep(max(0.0, due - time.perf_counter()))
+            yield fr
+
     load_start = os.getloadavg()
     cpu, wall, gap_flags, per_pass_p99 = [], [], [], []
     for idx, frames in passes:
         pipe.reset()
-        for fr in frames:
+        for fr in paced(frames):
             pipe.process(fr)
         cpu.extend(pipe.stats.cpu_us)
         wall.extend(pipe.stats.wall_us)
@@ -135,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for _, frames in passes:
                 pipe.reset()
-                for fr in frames:
+                for fr in paced(frames):
                     for k in STAGES:
                         acc[k] = 0.0
                     t0 = time.thread_time()
@@ -156,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = {"model": model, "backend": getattr(pipe.model, "backend", type(pipe.model).__name__),
            "model_input_dtype": str(pipe.model_input.dtype), "frames": len(cpu), "stream_seconds": args.seconds,
-           "repeats": args.repeats, "drop_rate": args.drop_rate, "gap_frames": int(gaps.sum()),
+           "repeats": args.repeats, "drop_rate": args.drop_rate, "pace_hz": args.pace, "gap_frames": int(gaps.sum()),
            "restored_last_pass": restored,
            "cpu_us_per_frame": dist(cpu_a), "cpu_us_steady_frames": dist(cpu_a[~gaps]),
            "cpu_us_gap_frames": dist(cpu_a[gaps]), "cpu_p99_per_pass": per_pass_p99,
@@ -172,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     la, lb = out["load_average_start"][0], out["load_average_end"][0]
     print(f"{model} ({out['backend']}, input {out['model_input_dtype']}): {out['frames']} frames, "
-          f"{args.drop_rate:.0%} drops ({out['gap_frames']} gap frames), load average {la:.1f} -> {lb:.1f}")
+          f"{args.drop_rate:.0%} drops ({out['gap_frames']} gap frames), "
+          f"{f'paced at {args.pace:g} frames/s' if args.pace > 0 else 'back to back'}, load average {la:.1f} -> {lb:.1f}")
     for key, label in (("cpu_us_per_frame", "CPU  all frames"), ("cpu_us_steady_frames", "CPU  steady   "),
                        ("cpu_us_gap_frames", "CPU  gap frames"), ("wall_us_per_frame", "wall all frames")):
         u = out[key]

@@ -240,8 +240,9 @@ class PipelineStats:
         for key, values in (("cpu_us_per_frame", self.cpu_us), ("wall_us_per_frame", self.wall_us)):
             arr = np.asarray(values, dtype=float)
             if arr.size:
-                out[key] = {"mean": float(arr.mean()), "p50": float(np.percentile(arr, 50)),
-                            "p99": float(np.percentile(arr, 99)), "max": float(arr.max())}
+                p50, p95, p99 = np.percentile(arr, (50, 95, 99))
+                out[key] = {"mean": float(arr.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99),
+                            "max": float(arr.max())}
         return out
 
 
