@@ -260,6 +260,7 @@ def _model_call(model: Any, info: GestureModelInfo):
     if isinstance(model, Model) and len(model.input_specs) == 1:
         spec, out = model.input_specs[0], model.output_specs[0]
         if _fits(spec.shape, info.input_shape) and (spec.quantized or spec.dtype == np.float32):
+            model.run(np.zeros(info.input_shape, np.float32))   # (re)sizes a resizable runtime to the window
             return model.invoker(), (spec if spec.quantized else None), (out if out.quantized else None)
     return model.run, None, None
 

@@ -236,3 +236,20 @@ def test_rdis_of_the_wrong_size_are_a_profile_error():
     pipe = GesturePipeline(Oracle(), info=INFO)
     with pytest.raises(ProfileError, match="model built for"):
         pipe.push_rdi(0, np.zeros((1, 4, 4), np.float32))
+
+
+def test_a_model_resized_by_an_earlier_batch_still_runs_the_window():
+    from edgesense.runtime import load_model
+
+    path = MODELS / "gesture_cnn_int8.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} not shipped")
+    info = GestureModelInfo.for_model(path)
+    model = load_model(path)
+    batch = np.random.default_rng(0).standard_normal((3, *info.input_shape[1:])).astype(np.float32)
+    model.run(batch)                                  # LiteRT resizes its input to a batch of 3
+    pipe = GesturePipeline(model, info=info, profile=GestureModelInfo.for_model(path).sensor_profile())
+    x = pipe.model_input.copy()
+    pipe.push_rdi(0, np.zeros(info.rdi_shape, np.float32))
+    assert pipe.last_probs.shape == (len(info.classes),)
+    assert not np.array_equal(pipe.model_input, x)    # the window moved on
