@@ -23,6 +23,10 @@ docs/radar-pipeline.md). The load average at the start and end is reported: on a
 time per frame rises too (shared caches), so compare figures taken at similar load.
 
     python tools/bench_gesture_pipeline.py --model models/gesture_cnn/gesture_cnn_int8.tflite --breakdown [--json]
+
+Before/after: without ``--breakdown`` the tool also measures an older checkout of the package, e.g.
+``git archive 26871f8 edgesense | tar -x -C /tmp/before`` then ``PYTHONPATH=/tmp/before python
+tools/bench_gesture_pipeline.py ...``; alternate the two runs, as the load changes.
 """
 
 from __future__ import annotations
@@ -169,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             stages[k]["when_run"] = dist(ran[k])
 
     out = {"model": model, "backend": getattr(pipe.model, "backend", type(pipe.model).__name__),
-           "model_input_dtype": str(pipe.model_input.dtype), "frames": len(cpu), "stream_seconds": args.seconds,
+           # (getattr: the headline loop also runs on an older checkout, for before/after comparisons)
+           "model_input_dtype": str(getattr(getattr(pipe, "model_input", None), "dtype", "n/a")), "frames": len(cpu), "stream_seconds": args.seconds,
            "repeats": args.repeats, "drop_rate": args.drop_rate, "pace_hz": args.pace, "gap_frames": int(gaps.sum()),
            "restored_last_pass": restored,
            "cpu_us_per_frame": dist(cpu_a), "cpu_us_steady_frames": dist(cpu_a[~gaps]),
