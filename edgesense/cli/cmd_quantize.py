@@ -38,11 +38,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="streaming models (inputs: block, then states; outputs: y, then <state>_out): the "
                              "calibration arrays are whole signals (N, C, T) fed in blocks of this many steps")
     parser.add_argument("--qat-steps", type=int, default=0,
-                        help="after calibration, fine-tune this many steps with quantization-aware training on "
-                             "the task loss (excursion models calibrated from a speaker dataset: MSE on the train "
-                             "split's crops; default 0: post-training quantization only)")
+                        help="after calibration, fine-tune this many steps with quantization-aware training: "
+                             "streaming excursion models calibrated from a speaker dataset on the task loss (MSE "
+                             "against the train split's excursion), other models label-free towards their float "
+                             "outputs on the calibration inputs (default 0: post-training quantization only)")
     parser.add_argument("--qat-lr", type=float, default=1e-4, help="QAT learning rate of weights (ranges: x 2^bits)")
     parser.add_argument("--qat-signals", type=int, default=24, help="train-split recordings QAT draws crops from")
+    parser.add_argument("--qat-objective", choices=("task+float", "task"), default="task+float",
+                        help="excursion QAT loss: MSE to the true excursion plus MSE to the float model's output "
+                             "(default: keeps the worst-case error near the float model's), or the task MSE alone")
     parser.add_argument("--name", default=None, help="output file stem (default: the model's stem)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     add_json_flag(parser)
@@ -114,9 +118,6 @@ def quantize(args: argparse.Namespace):
         raise ModelError(f"{model_path}: expected a float .onnx or a .pt state_dict")
     streaming = len(sim.input_shapes) > 1
     history = None
-    if getattr(args, "qat_steps", 0) > 0 and not streaming:
-        raise EdgesenseError("--qat-steps is available for streaming excursion models (calibrated from a speaker "
-                             "dataset)")
     if streaming and not args.stream_block:
         raise EdgesenseError("this model has several inputs (a streaming model?): give --stream-block STEPS and "
                              "whole signals (N, C, T) as calibration data")
@@ -137,13 +138,16 @@ def quantize(args: argparse.Namespace):
             if not is_dataset_dir(args.calib):
                 raise EdgesenseError("--qat-steps needs a speaker dataset as --calib (QAT trains on its labels)")
             history = excursion_qat(sim, args.calib, model_path, args.qat_steps, args.qat_lr, args.qat_signals,
-                                    args.seed)
+                                    args.seed, objective=args.qat_objective)
         sim.eval()
         y_f, y_q = _stream_outputs(sim, hold, args.stream_block)
     else:
         calibrate(sim, batches)
         if args.bias_correction:
             correct_bias(sim, batches)
+        if getattr(args, "qat_steps", 0) > 0:
+            from edgesense.quant.qat import train_qat_distill
+            history = train_qat_distill(sim, calib, args.qat_steps, args.qat_lr, seed=args.seed)
         sim.eval()
         with torch.no_grad():
             y_f = sim.float_model()(hold)
@@ -164,8 +168,9 @@ def quantize(args: argparse.Namespace):
     summary = {
         "model": str(model_path), "target": target.name, "method": args.method, "weight_method": args.weight_method,
         "cle": args.cle, "bias_correction": args.bias_correction,
-        "qat": ({"steps": args.qat_steps, "lr": args.qat_lr, "signals": args.qat_signals, "loss": history}
-                if history is not None else None),
+        "qat": ({"steps": args.qat_steps, "lr": args.qat_lr, "loss": history,
+                 **({"objective": args.qat_objective, "signals": args.qat_signals} if streaming else
+                    {"objective": "float outputs"})} if history is not None else None),
         "calibration_samples": int(len(calib)), "holdout_samples": int(len(hold)),
         "output_sqnr_db": sqnr_db(y_f, y_q),
         "argmax_agreement": (float((y_f.argmax(1) == y_q.argmax(1)).float().mean())
@@ -179,10 +184,11 @@ def quantize(args: argparse.Namespace):
 
 
 def excursion_qat(sim, dataset: Path, model_path: Path, steps: int, lr: float, signals: int = 24, seed: int = 0,
-                  batch: int = 8, crop: int = 256) -> list[float]:
+                  batch: int = 8, crop: int = 256, objective: str = "task+float") -> list[float]:
     """QAT fine-tune of a calibrated streaming excursion sim on its task loss: MSE between the sim's output and
     the true excursion on random crops of ``dataset``'s train split (each crop run from zero state over the
-    model's receptive field first, which is not scored). Seeded; returns the mean loss."""
+    model's receptive field first, which is not scored), plus, for ``objective="task+float"``, MSE to the
+    float model's output on the same crop. Seeded; returns the mean loss."""
     import numpy as np
     import torch
 
@@ -199,6 +205,8 @@ def excursion_qat(sim, dataset: Path, model_path: Path, steps: int, lr: float, s
     rng = np.random.default_rng(seed)
     zeros = [torch.zeros((batch, *shp[1:])) for shp in sim.input_shapes[1:]]
 
+    teacher = sim.float_model() if objective == "task+float" else None
+
     def batches():
         for _ in range(steps):
             xb, yb = [], []
@@ -206,10 +214,18 @@ def excursion_qat(sim, dataset: Path, model_path: Path, steps: int, lr: float, s
                 t0 = int(rng.integers(0, xs[k].shape[-1] - warm - crop + 1))
                 xb.append(xs[k][:, t0:t0 + warm + crop])
                 yb.append(ys[k][:, t0 + warm:t0 + warm + crop])
-            yield (torch.from_numpy(np.stack(xb)), *zeros), torch.from_numpy(np.stack(yb))
+            x = torch.from_numpy(np.stack(xb))
+            y = torch.from_numpy(np.stack(yb))
+            if teacher is not None:
+                with torch.no_grad():
+                    y = torch.stack([y, teacher(x, *zeros)[0][..., warm:]])
+            yield (x, *zeros), y
 
     def loss_fn(out, y):
-        return torch.mean((out[0][..., warm:] - y) ** 2)
+        o = out[0][..., warm:]
+        if teacher is None:
+            return torch.mean((o - y) ** 2)
+        return torch.mean((o - y[0]) ** 2) + torch.mean((o - y[1]) ** 2)
 
     return train_qat(sim, batches, loss_fn, QATConfig(epochs=1, lr=lr))
 

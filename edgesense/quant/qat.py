@@ -21,7 +21,7 @@ from edgesense.progress import progress
 from edgesense.quant.quantizers import ActQuantizerPerTensorAsym
 from edgesense.quant.sim import QuantSim
 
-__all__ = ["QATConfig", "train_qat", "range_parameters"]
+__all__ = ["QATConfig", "train_qat", "train_qat_distill", "range_parameters"]
 
 
 @dataclass(frozen=True)
@@ -95,3 +95,15 @@ def train_qat(sim: QuantSim, batches: Callable[[], Iterable] | Iterable, loss_fn
     finally:
         sim.eval()
     return history
+
+
+def train_qat_distill(sim: QuantSim, inputs: torch.Tensor, steps: int, lr: float = 1e-4, batch: int = 32,
+                      seed: int = 0) -> list[float]:
+    """Label-free QAT: fine-tune calibrated ``sim`` so its output matches its own float model's (MSE) on
+    ``steps`` random batches of ``inputs`` (N, ...); seeded. Returns the mean loss."""
+    with torch.no_grad():
+        teacher = torch.cat([sim.float_model()(x) for x in inputs.split(256)])
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(inputs), (steps, min(batch, len(inputs))), generator=gen)
+    data = [(inputs[i], teacher[i]) for i in idx]
+    return train_qat(sim, data, lambda out, y: torch.mean((out - y) ** 2), QATConfig(epochs=1, lr=lr))

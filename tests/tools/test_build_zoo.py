@@ -52,8 +52,10 @@ def test_files_and_report(zoo):
     assert is_int8_onnx(d / "gesture_cnn_int8.onnx")
     assert (d / "gesture_cnn_int8.tflite").stat().st_size > 0
     saved = json.loads((d / "gesture_cnn_int8.report.json").read_text())
-    assert saved["chosen_method"] == rep["chosen_method"] in tool.METHODS
-    assert set(tool.METHODS) <= set(saved["validation"])
+    assert saved["chosen_method"] == rep["chosen_method"]
+    assert tool.split_method(rep["chosen_method"])[0] in tool.METHODS
+    assert set(tool.METHODS) | {f"qat-{m}" for m in tool.METHODS} >= set(saved["validation"]) - {"float"}
+    assert set(tool.METHODS) <= set(saved["validation"]) and any(m.startswith("qat-") for m in saved["validation"])
     assert all(r["dtype"] == "int8" for r in saved["io"])      # full integer, int8 I/O
     assert saved["parameters"] > 1000 and saved["macs"] > saved["parameters"]
     names = [r["model"] for r in saved["test"]]
