@@ -44,5 +44,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {summary['recordings']} recordings ({summary['streams']} streams, "
               f"{summary['audio_seconds']:.0f} s of audio) to {summary['out']}; simulation ran "
-              f"{summary['speedup_vs_realtime']}x faster than real time")
+              f"{summary['speedup_vs_realtime']}x faster than real time (CPU time; "
+              f"{summary['speedup_end_to_end']}x with program synthesis and writing)")
     return 0

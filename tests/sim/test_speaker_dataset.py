@@ -10,6 +10,9 @@ def test_writes_recordings_with_profile_metadata_and_splits(tmp_path):
     summary = write_speaker_dataset(tmp_path, "ref,random:2", "nominal,leak", seconds=0.5, seed=4, clip_s=0.1,
                                     random_splits={"train": 0.5, "test": 0.5}, show_progress=False)
     assert summary["recordings"] == 3 * 2 * 5 and summary["audio_seconds"] == 3.0
+    # both speed figures are CPU-time based; the end-to-end one includes the simulation
+    assert 0 < summary["sim_cpu_s"] <= summary["total_cpu_s"]
+    assert summary["speedup_end_to_end"] <= summary["speedup_vs_realtime"]
     ds = Dataset.open(tmp_path)
     assert len(ds.entries) == 30
     ref = [e for e in ds.entries if e.subject == "ref"]
