@@ -71,8 +71,6 @@ def _baselines(sig, bl: float) -> dict:
 
     import numpy as np
 
-    from edgesense.speaker.pipeline import tracked_prediction
-
     profile = dataclasses.replace(sig.profile, speaker=dataclasses.replace(sig.speaker, bl=bl))
     out = {}
     try:
@@ -81,10 +79,20 @@ def _baselines(sig, bl: float) -> dict:
         out["linear X/I (datasheet)"] = np.asarray(predict_linear(sig.i, profile.speaker, sig.fs), np.float32)
     except (ImportError, ValueError):
         pass
-    # The tracker identifies electrical analogues, which do not depend on Bl; its x is exactly
-    # proportional to 1/Bl apart from the weak datasheet prior, so a Bl error rescales the datasheet run.
-    out["impedance tracking"] = tracked_prediction(sig.v, sig.i, sig.profile) * np.float32(sig.speaker.bl / bl)
+    out["impedance tracking"] = _track(sig, bl)
     return out
+
+
+def _track(sig, bl: float):
+    """The impedance tracker's prediction (mm) of ``sig`` given datasheet Bl ``bl`` (cached like training's)."""
+    import dataclasses
+
+    from edgesense.speaker.pipeline import tracked_prediction
+
+    profile = sig.profile
+    if bl != sig.speaker.bl:
+        profile = dataclasses.replace(profile, speaker=dataclasses.replace(sig.speaker, bl=bl))
+    return tracked_prediction(sig.v, sig.i, profile)
 
 
 def load_streams(path, split: str | None, limit: int | None = None):
@@ -155,7 +163,6 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
     from edgesense.progress import progress
     from edgesense.runtime import load_model
     from edgesense.speaker.metrics import combined_metrics
-    from edgesense.speaker.pipeline import tracked_prediction
     from edgesense.speaker.streaming import ExcursionStreamer, predict_signal
 
     loaded = {Path(m).stem: load_model(m, threads=1) for m in models}
@@ -175,7 +182,7 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
         for name, model in loaded.items():
             streamer = ExcursionStreamer(model, bl)
             if streamer.spec.needs_tracker and track is None:
-                track = tracked_prediction(sig.v, sig.i, sig.profile) * np.float32(sig.speaker.bl / bl)
+                track = _track(sig, bl)
             preds.setdefault(name, []).append(predict_signal(streamer, sig.v, sig.i, bl, track))
     if adapt:
         from edgesense.nn.train_excursion import adapt_model, load_trained, predict, prepare_inputs
@@ -195,7 +202,7 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
                 group = [signals[k] for k in idx]
                 bl = group[0].speaker.bl * (1 + bl_error)
                 res = adapt_model(net, spec, group, mode=adapt_mode, bl=bl, num_batches=adapt_batches, guard=False)
-                tracks = [tracked_prediction(s.v, s.i, s.profile) * np.float32(s.speaker.bl / bl) for s in group]
+                tracks = [_track(s, bl) for s in group]
                 for k in idx:
                     s = signals[k]
                     preds[raw_key][k] = predict(net, spec, prepare_inputs(spec, s, bl), bl)[:len(s.x)]

@@ -22,6 +22,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", default=None, help="fine-tune from this trained .pt (same model type)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-3)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--loud-weight", type=float, default=0.0,
+                        help="extra loss weight on loud samples, |x| >= 0.1 mm (default 0: plain MSE)")
+    parser.add_argument("--clip-tracks", action="store_true",
+                        help="hybrid: run the tracker on each clip from rest (default: over each clip's whole "
+                             "stream of train and val clips, as deployed)")
     add_json_flag(parser)
 
 
@@ -46,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.lr > 0:
             raise EdgesenseError(f"--lr must be positive, got {args.lr}")
         cfg.lr = args.lr
+    if not args.loud_weight >= 0:
+        raise EdgesenseError(f"--loud-weight must be >= 0, got {args.loud_weight}")
+    cfg.loud_weight = args.loud_weight
+    cfg.stream_context = not args.clip_tracks
     result = train_excursion(args.data, args.model, args.out, cfg, init=args.init)
     card = write_model_card(result, cfg, args.data, Path(args.out) / "MODEL_CARD.md")
     out = result.to_dict() | {"model_card": str(card)}

@@ -35,7 +35,8 @@ from edgesense.progress import progress
 from edgesense.speaker.pipeline import SpeakerSignal, load_signals, tracked_prediction
 from edgesense.speaker.streaming import SPEC_METADATA_KEY, ExcursionModelSpec, frame_inputs
 
-__all__ = ["ARCHS", "TrainConfig", "TrainResult", "train_excursion", "build_model", "export_model",
+__all__ = ["ARCHS", "TrainConfig", "TrainResult", "train_excursion", "build_model", "export_model", "excursion_loss",
+           "stream_tracks",
            "load_trained", "prepare_inputs", "predict", "adapt_model", "AdaptResult", "write_model_card"]
 
 #: CLI model names -> registry names.
@@ -59,6 +60,9 @@ class TrainConfig:
     i_scale: float = 1.5
     x_scale: float = 0.5
     init: str | None = None  # checkpoint fine-tuned from (recorded in the model card)
+    loud_weight: float = 0.0  # extra loss weight on loud samples (|x| >= loud_mm): w = 1 + loud_weight
+    loud_mm: float = 0.1
+    stream_context: bool = True  # hybrid inputs: tracker run over each clip's whole stream (as deployed)
 
 
 @dataclass
@@ -96,19 +100,68 @@ def spec_for(model: ExcursionNet, arch: str, cfg: TrainConfig) -> ExcursionModel
                               state_shapes=tuple(model.state_shapes()))
 
 
-def cached_track(sig: SpeakerSignal) -> np.ndarray:
-    """The tracker's prediction of ``sig`` with its datasheet Bl (cached when EDGESENSE_TRACK_CACHE is set)."""
-    return tracked_prediction(sig.v, sig.i, sig.profile)
+def cached_track(sig: SpeakerSignal, bl: float | None = None) -> np.ndarray:
+    """The tracker's prediction of ``sig`` given Bl ``bl`` (default: the datasheet's; cached when
+    EDGESENSE_TRACK_CACHE is set)."""
+    profile = sig.profile
+    if bl is not None and bl != sig.speaker.bl:
+        import dataclasses
+
+        profile = dataclasses.replace(profile, speaker=dataclasses.replace(sig.speaker, bl=bl))
+    return tracked_prediction(sig.v, sig.i, profile)
 
 
-def prepare_inputs(spec: ExcursionModelSpec, sig: SpeakerSignal, bl: float | None = None) -> np.ndarray:
-    """Framed network input of a whole signal (tracker run when the model is a hybrid).
+def stream_tracks(signals: list[SpeakerSignal], context: list[SpeakerSignal] | None = None) -> list[np.ndarray]:
+    """Tracked predictions of ``signals`` as a device would see them: run over each clip's whole stream.
 
-    The tracked prediction uses the datasheet Bl; its Bl-normalised form ``x_track·Bl`` does not
-    depend on it, so only the final rescaling uses ``bl``.
+    Clips naming a ``stream`` and ``clip_index`` (``edgesense simulate speaker``) are consecutive
+    pieces of one simulation; the tracker (label-free, causal) runs over the stream joined from the
+    clips in ``context`` (default: ``signals``) and each clip gets its slice, so training inputs
+    carry the same warm tracker state as evaluation and deployment (a clip missing from ``context``,
+    e.g. a held-out test clip, is left out of the join). Other recordings run on their own.
+    """
+    context = signals if context is None else context
+
+    def key_of(s: SpeakerSignal) -> str | None:   # stream name and simulation seed (datasets reuse names)
+        m = s.metadata
+        return f"{m['stream']}|{m.get('seed')}" if "clip_index" in m and "stream" in m else None
+
+    groups: dict[str, dict[int, SpeakerSignal]] = {}
+    for s in context:
+        if key_of(s) is not None:
+            groups.setdefault(key_of(s), {})[int(s.metadata["clip_index"])] = s
+    done: dict[str, dict[int, np.ndarray]] = {}
+    out = []
+    for s in signals:
+        key = key_of(s)
+        if key is None or key not in groups:
+            out.append(cached_track(s))
+            continue
+        if key not in done:
+            idx = sorted(groups[key])
+            run = [groups[key][k] for k in idx]
+            joined = tracked_prediction(np.concatenate([c.v for c in run]), np.concatenate([c.i for c in run]),
+                                        run[0].profile)
+            done[key], pos = {}, 0
+            for k, c in zip(idx, run):
+                done[key][k] = joined[pos:pos + len(c.v)]
+                pos += len(c.v)
+        k = int(s.metadata["clip_index"])
+        out.append(done[key][k] if k in done[key] else cached_track(s))
+    return out
+
+
+def prepare_inputs(spec: ExcursionModelSpec, sig: SpeakerSignal, bl: float | None = None,
+                   track: np.ndarray | None = None) -> np.ndarray:
+    """Framed network input of a whole signal, given Bl ``bl`` (default: the datasheet's).
+
+    For a hybrid, ``track`` is the tracked prediction made with that Bl (run here when None).
     """
     bl = sig.speaker.bl if bl is None else bl
-    track = cached_track(sig) * (sig.speaker.bl / bl) if spec.needs_tracker else None
+    if spec.needs_tracker:
+        track = cached_track(sig, bl) if track is None else track
+    else:
+        track = None
     return frame_inputs(spec, sig.v, sig.i, bl, track)
 
 
@@ -134,6 +187,18 @@ def predict(model: ExcursionNet, spec: ExcursionModelSpec, inputs: np.ndarray, b
     with torch.no_grad():
         y = model(torch.from_numpy(inputs)).numpy()
     return (y[0].T.reshape(-1) * (spec.x_scale / bl)).astype(np.float32)
+
+
+def excursion_loss(out: torch.Tensor, target: torch.Tensor, bls: list[float], x_scale: float,
+                   loud_weight: float = 0.0, loud_mm: float = 0.1) -> torch.Tensor:
+    """Training loss on network units (y = x·Bl / x_scale), batch rows with Bl ``bls``: MSE, with samples
+    whose true excursion is loud (|x| >= ``loud_mm``) weighted ``1 + loud_weight`` (normalised weighted mean)."""
+    sq = (out - target) ** 2
+    if loud_weight <= 0:
+        return torch.mean(sq)
+    bl = torch.tensor(bls, dtype=target.dtype).reshape(-1, *([1] * (target.dim() - 1)))
+    w = 1.0 + loud_weight * (target.abs() * (x_scale / bl) >= loud_mm).to(target.dtype)
+    return torch.sum(w * sq) / torch.sum(w)
 
 
 def _nrmse(pred: np.ndarray, x: np.ndarray) -> tuple[float, float]:
@@ -171,9 +236,14 @@ def train_excursion(data_dir: str | Path | list, arch: str, out_dir: str | Path,
     if not train:
         raise EdgesenseError(f"{data_dir}: no labelled (v, i, x) recordings in the train split")
     warm = model.receptive_field - 1
-    xs = [prepare_inputs(spec, s) for s in progress(train, desc="features", unit="rec")]
+    if spec.needs_tracker and cfg.stream_context:
+        train_tracks, val_tracks = stream_tracks(train, train + val), stream_tracks(val, train + val)
+    else:
+        train_tracks, val_tracks = [None] * len(train), [None] * len(val)
+    xs = [prepare_inputs(spec, s, track=t) for s, t in progress(list(zip(train, train_tracks)), desc="features",
+                                                                   unit="rec")]
     ys = [_target(spec, s) for s in train]
-    val_in = [(prepare_inputs(spec, s), s) for s in val]
+    val_in = [(prepare_inputs(spec, s, track=t), s) for s, t in zip(val, val_tracks)]
     usable = [k for k, x in enumerate(xs) if x.shape[2] > warm + cfg.crop]
     if not usable:
         raise EdgesenseError(f"{data_dir}: recordings shorter than {(warm + cfg.crop) * cfg.frame} samples")
@@ -197,7 +267,8 @@ def train_excursion(data_dir: str | Path | list, arch: str, out_dir: str | Path,
             xb_t = torch.from_numpy(np.stack(xb))
             yb_t = torch.from_numpy(np.stack(yb))
             out = model(xb_t)[..., warm:]
-            loss = torch.mean((out - yb_t) ** 2)
+            loss = excursion_loss(out, yb_t, [training_bl(train[k]) for k in picks], spec.x_scale,
+                                  cfg.loud_weight, cfg.loud_mm)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -317,7 +388,7 @@ def adapt_model(model: ExcursionNet, spec: ExcursionModelSpec, signals: list[Spe
     inputs = []
     for s in signals:
         b = s.speaker.bl if bl is None else bl
-        track = cached_track(s) * (s.speaker.bl / b)  # the tracker run with Bl b
+        track = cached_track(s) if b == s.speaker.bl else cached_track(s, b)  # the tracker run with Bl b
         inputs.append((frame_inputs(spec, s.v, s.i, b, track if spec.needs_tracker else None), track, b))
     warm = model.receptive_field - 1
     length = min(window + warm, min(x.shape[2] for x, _, _ in inputs))
@@ -376,11 +447,14 @@ def write_model_card(result: TrainResult, cfg: TrainConfig, data_dir: str | Path
         "## Training",
         f"- Data: `{' '.join(map(str, data_dir)) if isinstance(data_dir, list) else data_dir}` ({result.train_recordings} train / {result.val_recordings} val recordings).",
         f"- Seed {cfg.seed}; {cfg.epochs} epochs × {cfg.steps_per_epoch} steps, batch {cfg.batch}, crops of "
-        f"{cfg.crop} scored frames after a receptive-field warm-up, AdamW one-cycle lr {cfg.lr}, MSE; "
+        f"{cfg.crop} scored frames after a receptive-field warm-up, AdamW one-cycle lr {cfg.lr}, MSE"
+        + (f" with loud samples (|x| >= {cfg.loud_mm} mm) weighted {1 + cfg.loud_weight:g}x" if cfg.loud_weight else "")
+        + ("; hybrid inputs tracked over whole streams" if hybrid and cfg.stream_context else "") + "; "
         f"{result.seconds:.0f} s on {cfg.threads} CPU threads.",
         f"- Reproduce: `edgesense train excursion {' '.join('--data ' + str(d) for d in (data_dir if isinstance(data_dir, list) else [data_dir]))} --model {result.arch} --out {path.parent} "
         f"--seed {cfg.seed} --epochs {cfg.epochs} --steps {cfg.steps_per_epoch} --lr {cfg.lr:g} --threads {cfg.threads}"
-        + (f" --init {cfg.init}" if cfg.init else "") + "`",
+        + (f" --init {cfg.init}" if cfg.init else "") + (f" --loud-weight {cfg.loud_weight:g}" if cfg.loud_weight else "")
+        + ("" if cfg.stream_context or not hybrid else " --clip-tracks") + "`",
         f"- Validation NRMSE {result.val_nrmse * 100:.2f} %, RMSE {result.val_rmse_mm * 1000:.1f} µm.",
         "",
     ]

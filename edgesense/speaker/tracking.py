@@ -29,11 +29,10 @@ for any block sizes; :func:`track` runs it over a whole recording.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import optimize, signal
+from scipy import signal
 
 from edgesense.errors import ProfileError
 from edgesense.profiles import SpeakerParams
@@ -69,12 +68,14 @@ class TrackerConfig:
     min_rms_volts: float = 0.05       # excitation needed to update
     prior_weight: float = 0.002       # weak pull towards the datasheet (log-parameters)
     prior_weight_lr2: float = 0.3
-    max_nfev: int = 60
+    max_nfev: int = 20                # residual evaluations per refit (warm-started: a few suffice)
     min_coverage: float = 0.5         # share of band bins with coherence >= 0.9 needed to update
     min_resonance_coverage: float = 0.6  # same, within an octave of the current resonance
     max_step: float = 0.2             # largest change of a log-parameter per update (about 22 %)
     max_ratio: float = 3.0            # parameters stay within 1/3x-3x of the datasheet
     reference_c: float = 25.0         # temperature at which the datasheet Re holds
+    bl_anchor: str = "mms"            # "mms": Bl from the datasheet Mms (follows a heating magnet); "bl": datasheet Bl
+    bl_smoothing: float = 0.05        # weight of each update in the running mean of log Cmes that sets Bl
 
 
 @dataclass
@@ -91,6 +92,7 @@ class TrackedParams:
     kms: float
     coil_c: float
     cost: float
+    bl: float = math.nan
 
     @property
     def resonance_hz(self) -> float:
@@ -110,6 +112,50 @@ def _impedance_jacobian(theta: np.ndarray, s: np.ndarray) -> np.ndarray:
     inv_d2 = 1.0 / (d * d)
     return np.stack([np.full_like(s, re), s * le, l2 * s * r2 * r2 / (q * q), r2 * (s * l2) ** 2 / (q * q),
                      -s * cmes * inv_d2, inv_d2 / res, inv_d2 / (s * lces)], axis=1)
+
+
+def levenberg_marquardt(fun, jac, x0: np.ndarray, max_nfev: int, xtol: float = 1e-6, ftol: float = 1e-8
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Minimise ||fun(x)||^2 from ``x0`` (Levenberg-Marquardt, Marquardt's diagonal scaling).
+
+    Stops when a step changes no log-parameter by ``xtol``, the cost falls by less than ``ftol``
+    (relative), or after ``max_nfev`` residual evaluations. A small dense solver (7 unknowns): each
+    iteration is one Jacobian, one 7x7 solve and one residual evaluation, with none of a general
+    solver's per-call set-up, so a warm-started refit costs well under a millisecond. Returns (x, fun(x)), or None when nothing finite was found.
+    """
+    x = np.asarray(x0, float).copy()
+    r = fun(x)
+    if not np.all(np.isfinite(r)):
+        return None
+    c = float(r @ r)
+    lam = 1e-3
+    nfev = 1
+    while nfev < max_nfev:
+        J = jac(x)
+        g = J.T @ r
+        H = J.T @ J
+        d = np.maximum(np.diag(H), 1e-12)
+        accepted = False
+        while nfev < max_nfev:
+            try:
+                step = np.linalg.solve(H + lam * np.diag(d), -g)
+            except np.linalg.LinAlgError:
+                return None
+            if float(np.max(np.abs(step))) < xtol:
+                return x, r              # converged: no step left worth taking
+            x_new = x + step
+            r_new = fun(x_new)
+            nfev += 1
+            c_new = float(r_new @ r_new) if np.all(np.isfinite(r_new)) else math.inf
+            if c_new < c:
+                accepted = c - c_new > ftol * c
+                x, r, c = x_new, r_new, c_new
+                lam = max(lam / 5.0, 1e-9)
+                break
+            lam *= 10.0
+        if not accepted:
+            break                        # budget spent, or the cost no longer falls
+    return x, r
 
 
 def impedance_model(theta: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -151,6 +197,8 @@ class ImpedanceTracker:
         prior = np.full(7, config.prior_weight)
         prior[2:4] = config.prior_weight_lr2
         self._prior = prior
+        if config.bl_anchor not in ("mms", "bl"):
+            raise ProfileError(f"tracker bl_anchor must be 'mms' or 'bl', got {config.bl_anchor!r}")
         self.history: list[TrackedParams] = []
         self.reset()
 
@@ -159,11 +207,17 @@ class ImpedanceTracker:
     def reset(self) -> None:
         """Back to the datasheet model with empty buffers (e.g. after a gap in the stream)."""
         self.theta = self._theta_ds.copy()
+        self._log_cmes = float(self._theta_ds[4])   # running mean of log Cmes (sets Bl with the Mms anchor)
         self.count = 0
         self.updates = 0
         self._ring_v = np.zeros(self.config.nperseg)
         self._ring_i = np.zeros(self.config.nperseg)
-        self._spectra: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=self.window_segments)
+        nb = len(self._band)     # segment spectra of the window: fixed rings, oldest overwritten
+        self._svv = np.zeros((self.window_segments, nb))
+        self._svi = np.zeros((self.window_segments, nb), complex)
+        self._sii = np.zeros((self.window_segments, nb))
+        self.segments = 0        # segment spectra in the window (<= window_segments)
+        self._slot = 0
         self._set_filter(initial=True)
         self.history.clear()
 
@@ -174,15 +228,26 @@ class ImpedanceTracker:
 
     def _params_from_theta(self, theta: np.ndarray, sample: int, cost: float) -> TrackedParams:
         re, le, l2, r2, cmes, res, lces = np.exp(theta)
-        bl = self.datasheet.bl
+        bl = self.bl
         coil = self.config.reference_c + (re / self.datasheet.re - 1.0) / ALPHA_CU
         return TrackedParams(sample=sample, re=float(re), le=float(le), l2=float(l2), r2=float(r2),
                              mms=float(cmes * bl * bl), rms=float(bl * bl / res), kms=float(bl * bl / lces),
-                             coil_c=float(coil), cost=cost)
+                             coil_c=float(coil), cost=cost, bl=float(bl))
+
+    @property
+    def bl(self) -> float:
+        """Force factor in use: the datasheet Bl, or (``bl_anchor="mms"``) sqrt(datasheet Mms / Cmes).
+
+        Mass does not change with temperature or a leak, so with the Mms anchor a drop of Bl as the
+        magnet heats shows up as a rise of the identified Cmes = Mms/Bl^2 and is followed (slowly:
+        a running mean over updates), instead of being read as a heavier cone."""
+        if self.config.bl_anchor == "bl":
+            return float(self.datasheet.bl)
+        return math.sqrt(float(self.datasheet.mms) / math.exp(self._log_cmes))
 
     def _set_filter(self, initial: bool = False) -> None:
         p = self._params_from_theta(self.theta, self.count, float("nan"))
-        b, a = x_over_i_coefficients(self.datasheet.bl, p.mms, p.rms, p.kms, self.fs)
+        b, a = x_over_i_coefficients(p.bl, p.mms, p.rms, p.kms, self.fs)
         if initial:
             self._zi = np.zeros(2)
             self._last_in = (0.0, 0.0)    # most recent first
@@ -233,21 +298,28 @@ class ImpedanceTracker:
 
     def _add_segment(self) -> None:
         p = self.count % self.config.nperseg          # oldest sample of the segment sits at p
-        seg_v = np.concatenate((self._ring_v[p:], self._ring_v[:p]))
-        seg_i = np.concatenate((self._ring_i[p:], self._ring_i[:p]))
-        V = np.fft.rfft(self._win * seg_v)[self._band]
-        I_ = np.fft.rfft(self._win * seg_i)[self._band]
-        self._spectra.append((np.abs(V) ** 2, np.conj(V) * I_, np.abs(I_) ** 2))
+        seg = np.empty((2, self.config.nperseg))
+        n = self.config.nperseg - p
+        seg[0, :n], seg[0, n:] = self._ring_v[p:], self._ring_v[:p]
+        seg[1, :n], seg[1, n:] = self._ring_i[p:], self._ring_i[:p]
+        seg *= self._win
+        V, I_ = np.fft.rfft(seg)[:, self._band]      # both signals in one call
+        k = self._slot
+        self._svv[k] = V.real ** 2 + V.imag ** 2
+        self._svi[k] = np.conj(V) * I_
+        self._sii[k] = I_.real ** 2 + I_.imag ** 2
+        self._slot = (k + 1) % self.window_segments
+        self.segments = min(self.segments + 1, self.window_segments)
 
     def _update(self) -> None:
-        if len(self._spectra) < max(4, self.window_segments // 2):
+        if self.segments < max(4, self.window_segments // 2):
             return
-        svv = sum(s[0] for s in self._spectra)
-        svi = sum(s[1] for s in self._spectra)
-        sii = sum(s[2] for s in self._spectra)
+        svv = self._svv.sum(axis=0)     # unfilled rows are zero
+        svi = self._svi.sum(axis=0)
+        sii = self._sii.sum(axis=0)
         cfg = self.config
         # excitation check: mean-square voltage in the band (Parseval with the Hann window's power)
-        ms_v = float(np.sum(svv)) * 2 / (len(self._spectra) * np.sum(self._win ** 2) * self.config.nperseg)
+        ms_v = float(np.sum(svv)) * 2 / (self.segments * np.sum(self._win ** 2) * self.config.nperseg)
         if ms_v < cfg.min_rms_volts ** 2:
             return
         good = (svv > 0) & (sii > 0)
@@ -280,20 +352,18 @@ class ImpedanceTracker:
             jz = scale[:, None] * _impedance_jacobian(theta, s)
             return np.concatenate((jz.real, jz.imag, np.diag(prior)))
 
-        try:
-            sol = optimize.least_squares(residuals, self.theta, jac=jacobian, method="lm", max_nfev=cfg.max_nfev,
-                                         x_scale=1.0)
-        except (ValueError, np.linalg.LinAlgError):
+        fit = levenberg_marquardt(residuals, jacobian, self.theta, cfg.max_nfev)
+        if fit is None:
             return
-        if not np.all(np.isfinite(sol.x)):
-            return
-        cost = float(np.sqrt(np.mean(sol.fun[:2 * nb] ** 2)))
+        x, fun = fit
+        cost = float(np.sqrt(np.mean(fun[:2 * nb] ** 2)))
         if cost > 0.2:    # a fit this poor (20 % relative misfit) is not trusted
             return
-        if np.any(np.abs(sol.x - theta_ds) > math.log(cfg.max_ratio)):
+        if np.any(np.abs(x - theta_ds) > math.log(cfg.max_ratio)):
             return        # implausibly far from the datasheet: a spurious minimum
         # limit the change per update: one odd window cannot throw the model far
-        self.theta = self.theta + np.clip(sol.x - self.theta, -cfg.max_step, cfg.max_step)
+        self.theta = self.theta + np.clip(x - self.theta, -cfg.max_step, cfg.max_step)
+        self._log_cmes += cfg.bl_smoothing * (float(self.theta[4]) - self._log_cmes)
         self.updates += 1
         self._set_filter()
         if self.keep_history:

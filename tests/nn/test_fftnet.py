@@ -80,3 +80,44 @@ def test_hybrid_predicts_a_correction_of_the_tracked_input():
     torch.testing.assert_close(model(x), x[:, 8:12])      # zero correction: the tracked prediction itself
     y, *_ = model.stream(x, *model.initial_state())
     torch.testing.assert_close(y, x[:, 8:12])
+
+
+def test_excursion_loss_weights_loud_samples():
+    from edgesense.nn.train_excursion import excursion_loss
+
+    target = torch.tensor([[[0.1, 0.5, -0.6, 0.0]]])          # network units y = x·Bl / x_scale
+    out = torch.zeros_like(target)
+    plain = excursion_loss(out, target, [1.0], 0.5)
+    assert torch.isclose(plain, torch.mean(target ** 2))
+    # Bl 1.0, x_scale 0.5: x = 0.5·y -> 0.05, 0.25, -0.3, 0 mm; loud (>= 0.1 mm) are the middle two
+    w = torch.tensor([1.0, 4.0, 4.0, 1.0])
+    weighted = excursion_loss(out, target, [1.0], 0.5, loud_weight=3.0)
+    assert torch.isclose(weighted, torch.sum(w * target[0, 0] ** 2) / w.sum())
+    # a smaller Bl makes the same network units a larger excursion: every sample loud
+    assert torch.isclose(excursion_loss(out[..., :3], target[..., :3], [0.2], 0.5, loud_weight=3.0),
+                         torch.mean(target[..., :3] ** 2))
+
+
+def test_stream_tracks_run_the_tracker_over_the_joined_stream():
+    import dataclasses
+
+    import numpy as np
+
+    from edgesense.nn.train_excursion import stream_tracks
+    from edgesense.profiles import load_profile
+    from edgesense.speaker.pipeline import SpeakerSignal, tracked_prediction
+
+    profile = load_profile("speaker-ref")
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal(3 * 24_000)
+    i = v / 8 + 0.001 * rng.standard_normal(v.size)
+    clips = [SpeakerSignal(f"c{k}", v[k * 24_000:(k + 1) * 24_000], i[k * 24_000:(k + 1) * 24_000], None, profile,
+                           {"stream": "s", "clip_index": k, "seed": [1]}) for k in range(3)]
+    whole = tracked_prediction(v, i, profile)
+    got = stream_tracks(clips[1:], clips)                  # clips 1, 2 in the context of the whole stream
+    assert np.array_equal(got[0], whole[24_000:48_000]) and np.array_equal(got[1], whole[48_000:])
+    alone = stream_tracks([clips[1]])                       # without the earlier clip: the stream starts there
+    assert np.array_equal(alone[0], tracked_prediction(clips[1].v, clips[1].i, profile))
+    assert not np.array_equal(alone[0], got[0])
+    other = dataclasses.replace(clips[2], metadata={"stream": "s", "clip_index": 2, "seed": [2]})
+    assert np.array_equal(stream_tracks([other], clips)[0], tracked_prediction(other.v, other.i, profile))
