@@ -293,7 +293,7 @@ class GesturePipeline:
         self.restore = restore
         self.max_restore = max_restore
         self.spotter = GestureSpotter(info.classes, spotter or info.spotter_config())
-        self._restorer = FrameRestorer()
+        self._restorer = FrameRestorer(max_gap=max(max_restore, 0))   # fills every gap it is given
         self._call, self._qin, self._qout = _model_call(model, info)
         self._lut = None
         if self._qout is not None and np.dtype(self._qout.dtype).itemsize == 1:

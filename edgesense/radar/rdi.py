@@ -195,7 +195,7 @@ class RDIProcessor:
             buf = self._buf = {
                 "both": np.empty((n_rx, d + 1, n), c64), "tmp": np.empty((n_rx, d, n), c64),
                 "spec": np.empty((n_rx * len(self.config.backgrounds), d, n), c64),
-                "short": np.empty((n_rx, n), c64), "long": np.empty((n_rx, n), c64), "bg": np.empty((n_rx, n), c64),
+                "short": np.empty((n_rx, n), c64), "long": np.empty((n_rx, n), c64),
                 "t": np.empty((n_rx, n), c64), "d": np.empty((n_rx, n), c64),
                 "a1": np.empty((n_rx, n), np.float32), "a2": np.empty((n_rx, n), np.float32),
                 "empty": np.empty((n_rx, n), bool),
@@ -205,12 +205,12 @@ class RDIProcessor:
 
     def _ema_step(self, m: np.ndarray, buf: dict[str, np.ndarray]) -> np.ndarray:
         """:meth:`_ema_background` for one frame's means ``(rx, N)``, in place in ``buf``; returns the background."""
-        short, long, bg, t, d = buf["short"], buf["long"], buf["bg"], buf["t"], buf["d"]
+        short, long, t, d = buf["short"], buf["long"], buf["t"], buf["d"]
         state = self._background
-        if state is None:
+        if state is None:                                   # s_0 = l_0 = b_0 = m_0
             short[...] = m
             long[...] = m
-            bg[...] = m
+            bg = short
         else:
             if state[0] is not short:                      # the state came from process_batch: adopt it
                 short[...], long[...] = state
