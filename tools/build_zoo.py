@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -75,6 +76,7 @@ class ZooOptions:
     readme: bool = True
     qat_steps: int = 200       # QAT fine-tune candidate from the best PTQ method (0: none; quick: at most 8)
     qat_lr: float = 1e-4
+    aimet_python: Path | None = None   # an interpreter with aimet-onnx (tools/peer_aimet.py): adds aimet peer rows
 
     @property
     def sizes(self) -> dict:
@@ -592,6 +594,8 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
                 rows.append({"model": label, "file": None, **task.score(dst)})
             except Exception as exc:  # a peer failing is a result
                 rows.append({"model": label, "file": None, "error": str(exc).splitlines()[0][:160]})
+        if opts.aimet_python is not None:
+            rows += aimet_peer_rows(name, float_onnx, calib, work, opts.aimet_python, task)
 
     # (4) latency
     bench = run_bench(out_dir, opts.bench_runs) if opts.bench else []
@@ -621,6 +625,45 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
     return report
 
 
+AIMET_SCHEMES = ("min_max", "tf_enhanced", "percentile")
+
+
+def default_aimet_python() -> Path | None:
+    """``$EDGESENSE_AIMET_PYTHON``, else ``../aimet-venv/bin/python`` beside the checkout when it exists."""
+    env = os.environ.get("EDGESENSE_AIMET_PYTHON")
+    if env:
+        return Path(env)
+    guess = ROOT.parent / "aimet-venv" / "bin" / "python"
+    return guess if guess.is_file() else None
+
+
+def aimet_peer_rows(name: str, float_onnx: Path, calib: np.ndarray, work: Path, python: Path, task) -> list[dict]:
+    """The optional aimet-onnx peer (per-channel weights, BN folded), one row per range scheme, scored like the rest.
+
+    aimet-onnx lives in its own environment (``tools/peer_aimet.py`` says how to make it), so it runs there as a
+    subprocess on the same calibration array the onnxruntime peers get."""
+    calib_npy = work / f"{name}_aimet_calib.npy"
+    np.save(calib_npy, np.ascontiguousarray(calib, np.float32))
+    rows = []
+    for scheme in AIMET_SCHEMES:
+        label = f"aimet-onnx {scheme} (ORT)"
+        dst = work / f"{name}_aimet_{scheme}.onnx"
+        _log(f"{name}: peer {label}")
+        r = subprocess.run([str(python), str(ROOT / "tools" / "peer_aimet.py"), "--model", str(float_onnx),
+                            "--calib", str(calib_npy), "--out", str(dst), "--scheme", scheme, "--json"],
+                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if r.returncode != 0 or not dst.is_file():
+            tail = (r.stderr.strip().splitlines() or ["failed"])[-1]
+            rows.append({"model": label, "file": None, "error": tail[:160]})
+            continue
+        _copy_sidecar(float_onnx, dst)
+        try:
+            rows.append({"model": label, "file": None, **task.score(dst)})
+        except Exception as exc:  # a peer failing is a result
+            rows.append({"model": label, "file": None, "error": str(exc).splitlines()[0][:160]})
+    return rows
+
+
 def _eval_command(name: str, kind: str, opts: ZooOptions) -> str:
     if kind == "gesture":
         return (f"edgesense eval gesture --data {opts.gesture_data} --split test --model models/{name}/{name}.onnx "
@@ -635,7 +678,8 @@ def targets(report: dict) -> dict:
     f = rows["float (ORT)"]
     chosen = report["chosen_method"]
     ort, lite = rows[f"edgesense INT8 {chosen} (ORT)"], rows[f"edgesense INT8 {chosen} (LiteRT)"]
-    peers = [r for r in report["test"] if r["model"].startswith("ORT quantize_static") and "error" not in r]
+    peers = [r for r in report["test"] if r["model"].startswith(("ORT quantize_static", "aimet-onnx"))
+             and "error" not in r]
     out = {}
     if report["kind"] == "gesture":
         for key, r in (("ort", ort), ("litert", lite)):
@@ -894,6 +938,10 @@ def main(argv=None) -> int:
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--qat-steps", type=int, default=200, help="steps of the QAT candidate (fine-tune from the "
                    "best range method; 0: PTQ candidates only; default 200)")
+    p.add_argument("--aimet-python", type=Path, default=default_aimet_python(),
+                   help="interpreter with aimet-onnx installed, for the optional aimet peer rows (default: "
+                   "$EDGESENSE_AIMET_PYTHON or ../aimet-venv/bin/python when present; see tools/peer_aimet.py)")
+    p.add_argument("--no-aimet", action="store_true", help="skip the aimet-onnx peer even where it is installed")
     p.add_argument("--reuse", type=Path, default=None, help="a models directory of an earlier run: models whose "
                    "float ONNX is byte-identical to the one quantized there are copied from it, not rebuilt")
     a = p.parse_args(argv)
@@ -901,7 +949,8 @@ def main(argv=None) -> int:
 
     opts = ZooOptions(models_dir=a.models_dir, gesture_data=a.gesture_data, excursion_data=a.excursion_data,
                       quick=a.quick, seed=a.seed, bench=not a.no_bench, peers=not a.no_peers,
-                      bench_runs=a.bench_runs or (30 if a.quick else 300), qat_steps=a.qat_steps)
+                      bench_runs=a.bench_runs or (30 if a.quick else 300), qat_steps=a.qat_steps,
+                      aimet_python=None if a.no_aimet else a.aimet_python)
     names = [n.strip() for m in a.models for n in m.split(",") if n.strip()] if a.models else None
     try:
         reports = build(opts, names, a.reuse)
