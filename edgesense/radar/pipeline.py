@@ -312,6 +312,7 @@ class GesturePipeline:
         # values as the model sees them: normalised 0 (padding) and the validity flags, quantized if it wants integers
         self._zero = self._encode(np.float32(0.0))
         self._valid_value = {v: self._encode(np.float32(v)) for v in (0.0, 1.0)}
+        self._gap_valids: dict[int, np.ndarray] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -352,12 +353,13 @@ class GesturePipeline:
             missing = step - 1 if 0 < step < (1 << 31) else 0
         self._last_seq = seq
         rdi = np.asarray(rdi, dtype=np.float32)
+        new, valid = rdi[None], self._valid_value[1.0]     # the columns to shift in, and their validity
         if missing:
             self.stats.gaps += 1
             if not self.restore:
                 self._index += missing  # naive: the window skips them, but stream time goes on
             elif missing <= self.max_restore and self._last_rdi is not None:
-                self._push_rdis(self._fill_gap(self._last_rdi, rdi, missing), valid=0.0)
+                new, valid = self._fill_gap(self._last_rdi, rdi, missing), self._gap_valid(missing)
                 self.stats.frames_restored += missing
             else:
                 pad = min(missing, self.info.frames)
@@ -366,7 +368,7 @@ class GesturePipeline:
                 self.stats.frames_padded += missing
                 self.spotter.reset()
         self._last_rdi = rdi
-        self._push_rdis(rdi[None], valid=1.0)
+        self._push_rdis(new, valid)
         events: list[GestureEvent] = []
         if infer:
             probs = self._infer()
@@ -384,15 +386,26 @@ class GesturePipeline:
         return np.asarray(values, np.float32) if q is None else quantize(values, q.scale, q.zero_point, q.dtype)
 
     def _fill_gap(self, prev: np.ndarray, cur: np.ndarray, missing: int) -> np.ndarray:
-        """The ``missing`` RDIs between ``prev`` and ``cur`` ``(missing, C, D, R)``, by the restoration
-        module's streaming form (:class:`~edgesense.radar.restore.FrameRestorer`, identical to its batch form)."""
+        """The ``missing`` restored RDIs between ``prev`` and ``cur``, then ``cur``: ``(missing + 1, C, D, R)``.
+
+        By the restoration module's streaming form (:class:`~edgesense.radar.restore.FrameRestorer`,
+        identical to its batch form).
+        """
         r = self._restorer
         r.reset()
         r.push(0, prev)
-        return np.stack([f.rdi for f in r.push(missing + 1, cur)[:-1]])
+        return np.stack([f.rdi for f in r.push(missing + 1, cur)])
 
-    def _push_rdis(self, rdis: np.ndarray, valid: float) -> None:
-        """Shift the columns of RDIs ``(n, C, D, R)`` into the model input.
+    def _gap_valid(self, missing: int) -> np.ndarray:
+        """Validity (model units) of ``missing`` restored columns then a received one."""
+        v = self._gap_valids.get(missing)
+        if v is None:
+            v = self._gap_valids[missing] = np.append(np.full(missing, self._valid_value[0.0]), self._valid_value[1.0])
+        return v
+
+    def _push_rdis(self, rdis: np.ndarray, valid: np.ndarray) -> None:
+        """Shift the columns of RDIs ``(n, C, D, R)`` into the model input, with validity ``valid``
+        (model units, one value or one per column).
 
         The numbers of :func:`gesture_map` on the window (then ``quantize`` for an integer-input
         model), computed for the new columns only, in place: profiles (max is exact), normalisation,
@@ -414,7 +427,7 @@ class GesturePipeline:
             np.add(cols, zp, out=cols)
             np.maximum(cols, lo, out=cols)
             np.minimum(cols, hi, out=cols)
-        self._shift_in(cols.transpose(1, 2, 0), self._valid_value[valid])
+        self._shift_in(cols.transpose(1, 2, 0), valid)
 
     def _pad(self, n: int) -> None:
         """Shift ``n`` invalid all-zero frames into the model input."""
@@ -429,7 +442,7 @@ class GesturePipeline:
         if n >= t:
             x[:c] = cols[..., -t:]      # integer-valued floats in range: the cast to int8 is exact
             if self.info.validity:
-                x[c] = valid
+                x[c] = np.broadcast_to(valid, (n,))[-t:]
         else:
             x[:, :, :-n] = x[:, :, n:]
             x[:c, :, -n:] = cols

@@ -253,3 +253,21 @@ def test_a_model_resized_by_an_earlier_batch_still_runs_the_window():
     pipe.push_rdi(0, np.zeros(info.rdi_shape, np.float32))
     assert pipe.last_probs.shape == (len(info.classes),)
     assert not np.array_equal(pipe.model_input, x)    # the window moved on
+
+
+def test_a_restored_gap_longer_than_the_window_fills_it_exactly():
+    from edgesense.radar.restore import restore_sequence
+
+    oracle = Oracle()
+    pipe = GesturePipeline(oracle, info=INFO, max_restore=20)       # window of 8 frames
+    pipe.process(frame(0, 2.0))
+    pipe.process(frame(11, 0.0))                                     # 10 lost: 11 new columns > 8
+    seq = np.stack([frame(0, 2.0).payload] + [np.zeros(PROFILE.payload_shape, np.float32)] * 10
+                   + [frame(11, 0.0).payload])
+    ok = np.zeros(12, bool)
+    ok[[0, -1]] = True
+    want = rdi_profiles(restore_sequence(seq, ok))[-8:, 0]           # (8, D+R)
+    x = oracle.inputs[-1][0]
+    np.testing.assert_array_equal(x[1, 0], [0, 0, 0, 0, 0, 0, 0, 1])
+    np.testing.assert_allclose(x[0].T, want, atol=1e-6)
+    assert pipe.frame_index == 11 and pipe.stats.frames_restored == 10
