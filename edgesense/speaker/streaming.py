@@ -286,6 +286,7 @@ class _DirectLiteRT:
         self._state_in = [interp.tensor(idx_in[n])() for n in state_names]
         self._pairs = [(a, interp.tensor(idx_out[n + "_out"])()) for a, n in zip(self._state_in, state_names)]
         self._state_zp = [ins[n].zero_point for n in state_names]
+        self._span = _state_span(self._pairs)
         # input scaling: exactly frame_inputs() followed by quantize(), in float32, into one buffer
         # (0-d float32 arrays: the cheapest operands for numpy's ufunc dispatch, same float32 arithmetic)
         self._w = np.empty((c, self.steps * f), np.float32)
@@ -321,9 +322,16 @@ class _DirectLiteRT:
             _scaled(track, self._track_mul, w[2], np.multiply)
         self._quantize_into_x(w)
         self._invoke()
-        for a, b in self._pairs:
-            a[...] = b
+        self._commit_state()
         return self._lut.take(self._y_u8[0].T).reshape(-1)
+
+    def _commit_state(self) -> None:
+        """State outputs -> state inputs (one copy when both sets share one layout in the arena)."""
+        if self._span is not None:
+            self._span[0][...] = self._span[1]
+        else:
+            for a, b in self._pairs:
+                a[...] = b
 
     def _quantize_into_x(self, w: np.ndarray) -> None:
         np.divide(w, self._xscale, out=w)
@@ -344,8 +352,7 @@ class _DirectLiteRT:
         for s in range(0, full, k):
             self._x[0] = todo[:, s:s + k]
             self._invoke()
-            for a, b in self._pairs:
-                a[...] = b
+            self._commit_state()
             outs.append(self._y[0].copy())
         rest = todo.shape[1] - full
         if rest:
@@ -360,6 +367,29 @@ class _DirectLiteRT:
             return np.zeros(0, np.float32)
         y = np.concatenate(outs, axis=1)[:, skip:]   # (frame, n)
         return self._lut.take(y.view(np.uint8).T).reshape(-1)
+
+
+def _state_span(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray] | None:
+    """One (input, output) byte view pair over all state tensors when the interpreter's arena lays
+    the state inputs out exactly like the state outputs (same order, sizes and gaps), else None.
+
+    Copying the whole span also copies the alignment gaps between tensors: nothing lives there but
+    (possibly) intermediates, which every invoke writes before it reads them.
+    """
+    if len(pairs) < 2 or any(a.dtype.itemsize != 1 or not a.flags.c_contiguous or not b.flags.c_contiguous
+                             or a.nbytes != b.nbytes for a, b in pairs):
+        return None
+    addr = lambda arr: arr.__array_interface__["data"][0]  # noqa: E731
+    in0, out0 = addr(pairs[0][0]), addr(pairs[0][1])
+    offsets = [(addr(a) - in0, addr(b) - out0) for a, b in pairs]
+    if any(oi != oo or oi < 0 for oi, oo in offsets) or any(
+            offsets[k + 1][0] < offsets[k][0] + pairs[k][0].nbytes for k in range(len(pairs) - 1)):
+        return None
+    span = offsets[-1][0] + pairs[-1][0].nbytes
+    if in0 < out0 + span and out0 < in0 + span:       # the two regions must not overlap
+        return None
+    view = lambda arr: np.lib.stride_tricks.as_strided(arr.reshape(-1).view(np.uint8), (span,), (1,))  # noqa: E731
+    return view(pairs[0][0]), view(pairs[0][1])
 
 
 def _scaled(a: np.ndarray, c: np.ndarray, out: np.ndarray, op) -> None:

@@ -166,3 +166,29 @@ def test_int8_tflite_direct_path_takes_any_block_size():
     # whole-signal prediction in one call (many model calls plus a padded partial one)
     whole = predict_signal(streamer, v, i, bl=0.8, chunk=n)
     np.testing.assert_array_equal(whole[:len(ref)], ref)
+
+
+def test_int8_tflite_state_commit_in_one_copy_equals_tensor_by_tensor():
+    """The one-span state copy (used when the arena lays both state sets out alike) changes nothing."""
+    from edgesense.speaker.streaming import _state_span
+
+    model = _shipped_int8("hybrid")
+    one = ExcursionStreamer(model, bl=0.8)
+    each = ExcursionStreamer(model, bl=0.8)
+    assert one._direct._span is not None
+    each._direct._span = None
+    v, i = _vi(48 * 40, seed=9)
+    track = 0.05 * np.sin(np.arange(v.size) / 30.0)
+    for k in range(0, v.size, 48):
+        a = one.process(v[k:k + 48], i[k:k + 48], track[k:k + 48])
+        b = each.process(v[k:k + 48], i[k:k + 48], track[k:k + 48])
+        assert np.array_equal(a, b)
+    assert all(np.array_equal(x, y) for x, y in zip(one._direct._state_in, each._direct._state_in))
+    # layouts: the same offsets in both regions -> one span; different offsets -> None
+    src, dst = np.arange(300).astype(np.int8), np.zeros(300, np.int8)
+    alike = [(dst[0:64], src[0:64]), (dst[80:100], src[80:100])]
+    span = _state_span(alike)
+    assert span is not None and span[0].size == 100
+    span[0][...] = span[1]
+    assert np.array_equal(dst[:100], src[:100])
+    assert _state_span([(dst[0:64], src[0:64]), (dst[64:84], src[80:100])]) is None
