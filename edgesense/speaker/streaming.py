@@ -290,6 +290,7 @@ class _DirectLiteRT:
         # input scaling: exactly frame_inputs() followed by quantize(), in float32, into one buffer
         # (0-d float32 arrays: the cheapest operands for numpy's ufunc dispatch, same float32 arithmetic)
         self._w = np.empty((c, self.steps * f), np.float32)
+        self._rows = (self._w[0], self._w[1], self._w[2] if c > 2 else None)
         self._v_div = np.array(spec.v_scale, np.float32)
         self._i_div = np.array(spec.i_scale, np.float32)
         self._track_mul = np.array(bl / spec.x_scale, np.float32)
@@ -315,12 +316,12 @@ class _DirectLiteRT:
 
     def block(self, v: np.ndarray, i: np.ndarray, track: np.ndarray | None) -> np.ndarray:
         """Hot path: exactly ``steps`` frames of samples, nothing pending (1 ms blocks)."""
-        w = self._w
-        _scaled(v, self._v_div, w[0], np.divide)
-        _scaled(i, self._i_div, w[1], np.divide)
+        w0, w1, w2 = self._rows
+        _scaled(v, self._v_div, w0, np.divide)
+        _scaled(i, self._i_div, w1, np.divide)
         if track is not None:
-            _scaled(track, self._track_mul, w[2], np.multiply)
-        self._quantize_into_x(w)
+            _scaled(track, self._track_mul, w2, np.multiply)
+        self._quantize_into_x(self._w)
         self._invoke()
         self._commit_state()
         return self._lut.take(self._y_u8[0].T).reshape(-1)
