@@ -33,6 +33,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="event matching tolerance around a labelled gesture, seconds (default 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drop pattern")
     parser.add_argument("--plot", type=Path, default=None, help="write the confusion matrix as a PNG here")
+    parser.add_argument("--tune-spotter", action="store_true",
+                        help="instead of evaluating, pick spotter thresholds on this split's streams (never 'test'): "
+                             "best event F1 with <= 0.8 false triggers/min and p95 latency <= 75 ms")
+    parser.add_argument("--save-spotter", action="store_true",
+                        help="with --tune-spotter: write the chosen thresholds into the model's .json description")
     add_json_flag(parser)
 
 
@@ -48,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from edgesense.radar.metrics import evaluate_gesture_dataset, plot_confusion
 
     model = args.model if args.model is not None else shipped_model()
+    if args.tune_spotter:
+        return _tune(args, model)
+    if args.save_spotter:
+        raise EdgesenseError("--save-spotter needs --tune-spotter")
     result = evaluate_gesture_dataset(model, args.data, args.split, drop_rate=args.drop_rate,
                                       restore=not args.no_restore, seed=args.seed, tolerance_s=args.tolerance)
     clips, streams = result.get("clips"), result.get("streams")
@@ -91,4 +100,37 @@ def run(args: argparse.Namespace) -> int:
         print(f"  skipped {s}")
     if args.plot is not None:
         print(f"  confusion matrix: {args.plot}")
+    return 0
+
+
+def _tune(args: argparse.Namespace, model: Path) -> int:
+    """``--tune-spotter``: thresholds from a stream split, printed and (``--save-spotter``) saved in the sidecar."""
+    from dataclasses import replace
+
+    from edgesense.errors import EdgesenseError
+    from edgesense.radar.metrics import tune_spotter
+    from edgesense.radar.pipeline import GestureModelInfo
+
+    if args.split == "test":
+        raise EdgesenseError("--tune-spotter refuses the test split: tune on validation users ('val', or 'all' of a "
+                             "dataset of tuning users)")
+    spotter, scores = tune_spotter(model, args.data, split=args.split, tolerance_s=args.tolerance)
+    if not spotter:
+        raise EdgesenseError(f"{args.data}: no streams in split {args.split!r} to tune the spotter on")
+    result = {"model": str(model), "data": str(args.data), "split": args.split, "spotter": spotter, "scores": scores}
+    if args.save_spotter:
+        info = GestureModelInfo.for_model(model)
+        side = Path(model).with_suffix(".json")
+        info = replace(info, spotter=spotter, metrics={**info.metrics, "spotter_tuning": {**scores,
+                                                                                            "data": str(args.data)}})
+        info.save(side)
+        result["saved"] = str(side)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"spotter for {model} tuned on {args.data} ({args.split}): {spotter}")
+        print(f"  F1 {scores['f1']:.4f}, false triggers {scores['false_triggers_per_min']:.2f}/min, "
+              f"p95 latency {scores['latency_p95_s'] * 1000:.0f} ms ({scores['events']} events)")
+        if args.save_spotter:
+            print(f"  saved in {result['saved']}")
     return 0

@@ -28,6 +28,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-validity", action="store_true", help="do not give the model a validity channel")
     parser.add_argument("--drop-variants", type=int, default=2,
                         help="dropped+restored copies of each training recording (0 = no drop augmentation)")
+    parser.add_argument("--drop-rate-range", type=float, nargs=2, default=(0.05, 0.3), metavar=("LO", "HI"),
+                        help="drop rates of the augmentation variants are drawn from [LO, HI] (default 0.05 0.3)")
+    parser.add_argument("--val-drop-rate", type=float, default=0.0,
+                        help="also score validation clips with this drop rate when picking the checkpoint "
+                             "(mean of clean and dropped accuracy; default 0 = clean only)")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="fine-tune from this state_dict (.pt with its .json beside it, e.g. a shipped model)")
     parser.add_argument("--max-positives", type=int, default=0,
                         help="positive windows per gesture per epoch (default 0 = all; use 3-4 on large datasets)")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -54,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.eval_drop_rate < 1:
         raise EdgesenseError(f"--eval-drop-rate must be in [0, 1), got {args.eval_drop_rate}")
+    lo, hi = args.drop_rate_range
+    if not 0 <= lo <= hi < 1 or not 0 <= args.val_drop_rate < 1:
+        raise EdgesenseError("drop rates must lie in [0, 1) (and LO <= HI)")
     model_kwargs = {}
     for item in args.model_arg:
         key, _, value = item.partition("=")
@@ -64,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(model=args.model, frames=args.frames, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, seed=args.seed, validity=not args.no_validity, noise_label=args.noise_label,
                       drop_variants=max(0, args.drop_variants), threads=args.threads,
-                      max_positives=max(0, args.max_positives), model_kwargs=model_kwargs)
+                      max_positives=max(0, args.max_positives), model_kwargs=model_kwargs,
+                      drop_rate_range=(lo, hi), val_drop_rate=args.val_drop_rate,
+                      init=str(args.init) if args.init is not None else None)
     model, result = train_gesture(args.data, cfg)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

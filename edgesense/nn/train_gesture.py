@@ -13,12 +13,20 @@ events are ignored); else its clip label spanning the recording's activity mask;
 label spanning the whole clip. Clips labelled with the noise class give only noise windows.
 
 **Augmentation.** Each recording is also prepared ``drop_variants`` times with frames dropped by a
-random-plus-bursty loss model (rate drawn from ``drop_rate_range``) and restored with the same
-restoration the live pipeline uses (:func:`edgesense.radar.pipeline.restore_sequence`); the
-validity channel marks the restored frames. Each training window picks a variant at random.
+random-plus-bursty loss model (rate drawn from ``drop_rate_range``) exactly as the live
+:class:`~edgesense.radar.pipeline.GesturePipeline` sees them: the RDIs are recomputed from the received
+frames only (the background state skips lost frames), gaps of up to ``max_restore`` frames are filled
+by the pipeline's restoration (:func:`edgesense.radar.pipeline.restore_sequence`) and longer ones are
+padded (zero after normalisation); the validity channel marks both. Each training window picks a
+variant at random.
 
 **Splits.** Train, validation and test splits come from the dataset index (split by subject).
-The checkpoint with the best validation clip accuracy is kept.
+Validation clips are also prepared once with ``val_drop_rate`` drops (fixed seed); the checkpoint
+with the best validation clip accuracy (the mean of clean and dropped, when ``val_drop_rate`` > 0)
+is kept.
+
+**Fine-tuning.** ``init`` names a state_dict (``.pt``, loaded with ``weights_only=True``) to start
+from; its sidecar ``.json`` supplies the normalisation, so the model keeps its input scaling.
 """
 
 from __future__ import annotations
@@ -39,10 +47,11 @@ from edgesense.progress import progress
 from edgesense.radar.metrics import clip_metrics, gesture_extents
 from edgesense.radar.metrics import clip_window_end as _clip_window_end
 from edgesense.radar.pipeline import GestureModelInfo, gesture_map, make_rdi_processor, rdi_profiles, restore_sequence
+from edgesense.radar.restore import long_gap_mask
 from edgesense.recording import Dataset, DatasetEntry
 from edgesense.stream.faults import random_plus_bursty
 
-__all__ = ["TrainConfig", "TrainResult", "PreparedRecording", "prepare_recordings", "window_labels",
+__all__ = ["TrainConfig", "TrainResult", "PreparedRecording", "prepare_recordings", "dropped_variant", "window_labels",
            "clip_window_end", "train_gesture", "export_onnx", "write_model_card"]
 
 IGNORE = -100
@@ -68,6 +77,9 @@ class TrainConfig:
     max_positives: int = 0  # positive windows per gesture per epoch (0 = all of its just-ended zone)
     drop_variants: int = 2
     drop_rate_range: tuple[float, float] = (0.05, 0.3)
+    max_restore: int = 8    # gaps longer than this are padded, not restored (GesturePipeline's default)
+    val_drop_rate: float = 0.0   # also score validation clips with this drop rate when picking the checkpoint
+    init: str | None = None      # state_dict to fine-tune from (its sidecar .json gives the normalisation)
     threads: int = 1
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -81,6 +93,7 @@ class PreparedRecording:
     valid: list[np.ndarray]         # variant -> (n,) float32
     gestures: list[tuple[int, int, int]]   # (class index, start, end) of non-noise gestures
     clip_class: int | None          # the clip label's class index, if a clip
+    padded: list[np.ndarray | None] = field(default_factory=list)   # variant -> frames padded (long gaps)
 
     @property
     def n(self) -> int:
@@ -133,9 +146,31 @@ def window_labels(n: int, gestures: list[tuple[int, int, int]], noise: int, earl
     return lab
 
 
+def dropped_variant(proc, payloads: np.ndarray, lost: np.ndarray, max_restore: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the live pipeline makes of a recording whose frames ``lost`` never arrived.
+
+    RDIs of the received frames only (the processor's background skips the lost ones), gaps of up to
+    ``max_restore`` frames restored, longer ones marked padded. Returns (profiles, valid, padded).
+    """
+    keep = ~np.asarray(lost, dtype=bool)
+    proc.reset()
+    got = proc.batch(payloads[keep])
+    rdis = np.zeros((len(keep), *got.shape[1:]), np.float32)
+    rdis[keep] = got
+    restored = restore_sequence(rdis, keep)
+    padded = long_gap_mask(keep, max_restore)
+    return rdi_profiles(restored), keep.astype(np.float32), padded
+
+
 def prepare_recordings(entries: list[tuple[Dataset, DatasetEntry]], classes: list[str], cfg: TrainConfig,
-                       rng: np.random.Generator, augment: bool, desc: str) -> list[PreparedRecording]:
-    """Load recordings, compute RDIs and profiles, and (``augment``) the dropped+restored variants."""
+                       rng: np.random.Generator, augment: bool, desc: str,
+                       fixed_rate: float | None = None) -> list[PreparedRecording]:
+    """Load recordings, compute RDIs and profiles, and (``augment``) the dropped+restored variants.
+
+    ``fixed_rate`` makes one variant at exactly that drop rate (validation) instead of
+    ``cfg.drop_variants`` at rates drawn from ``cfg.drop_rate_range``.
+    """
     out = []
     processors: dict[str, Any] = {}
     for ds, entry in progress(entries, desc=desc):
@@ -143,19 +178,24 @@ def prepare_recordings(entries: list[tuple[Dataset, DatasetEntry]], classes: lis
         key = rec.profile.name + str(rec.profile.payload_shape)
         if key not in processors:
             processors[key] = make_rdi_processor(rec.profile)
-        processors[key].reset()
-        rdis = processors[key].batch(rec.payloads)
+        proc = processors[key]
+        proc.reset()
+        rdis = proc.batch(rec.payloads)
         gestures, clip = _extents(rec, classes, cfg.noise_label)
         profiles = [rdi_profiles(rdis)]
         valid = [np.ones(len(rdis), np.float32)]
+        padded: list[np.ndarray | None] = [None]
         if augment:
-            for _ in range(cfg.drop_variants):
-                rate = rng.uniform(*cfg.drop_rate_range)
+            rates = [fixed_rate] if fixed_rate is not None else [rng.uniform(*cfg.drop_rate_range)
+                                                                 for _ in range(cfg.drop_variants)]
+            for rate in rates:
                 lost = random_plus_bursty(rate).mask(len(rdis), rng)
                 lost[0] = False
-                profiles.append(rdi_profiles(restore_sequence(rdis, ~lost)))
-                valid.append((~lost).astype(np.float32))
-        out.append(PreparedRecording(entry, profiles, valid, gestures, clip))
+                prof, val, pad = dropped_variant(proc, rec.payloads, lost, cfg.max_restore)
+                profiles.append(prof)
+                valid.append(val)
+                padded.append(pad if pad.any() else None)
+        out.append(PreparedRecording(entry, profiles, valid, gestures, clip, padded))
     return out
 
 
@@ -169,8 +209,12 @@ class _Windows:
         self.pvalid = []
         for p in preps:
             pv, vv = [], []
-            for prof, val in zip(p.profiles, p.valid):
+            for k, (prof, val) in enumerate(zip(p.profiles, p.valid)):
                 pad = np.zeros((t - 1, *prof.shape[1:]), np.float32) + np.asarray(info.mean, np.float32)[None, :, None]
+                gap = p.padded[k] if k < len(p.padded) else None
+                if gap is not None:    # long gaps: the pipeline's padding, zero after normalisation
+                    prof = prof.copy()
+                    prof[gap] = np.asarray(info.mean, np.float32)[:, None]
                 pv.append(np.concatenate([pad, prof]))
                 vv.append(np.concatenate([np.zeros(t - 1, np.float32), val]))
             self.padded.append(pv)
@@ -222,6 +266,8 @@ def clip_accuracy_torch(model: nn.Module, windows: _Windows, preps: list[Prepare
     if not clips:
         return {}
     ends = np.array([clip_window_end(preps[i]) for i in clips])
+    if variant:   # the pipeline classifies at the last received frame at or before the clip's window end
+        ends = np.array([np.flatnonzero(preps[i].valid[variant][:e + 1])[-1] for i, e in zip(clips, ends)])
     x = windows.batch(np.array(clips), np.full(len(clips), variant), ends)
     pred = _predict(model, x).argmax(axis=1)
     return clip_metrics([preps[i].clip_class for i in clips], pred, classes).to_dict()
@@ -250,7 +296,8 @@ def train_gesture(data: str | Path | list[str | Path], cfg: TrainConfig) -> tupl
     noise = classes.index(cfg.noise_label)
 
     train_p = prepare_recordings(train_e, classes, cfg, rng, augment=cfg.drop_variants > 0, desc="prepare train")
-    val_p = prepare_recordings(val_e, classes, cfg, rng, augment=False, desc="prepare val")
+    val_p = prepare_recordings(val_e, classes, cfg, np.random.default_rng(cfg.seed + 1), augment=cfg.val_drop_rate > 0,
+                               desc="prepare val", fixed_rate=cfg.val_drop_rate)
     test_p = prepare_recordings(test_e, classes, cfg, rng, augment=False, desc="prepare test")
     c, f = train_p[0].profiles[0].shape[1:]
     rec0 = train_e[0][0].load(train_e[0][1])
@@ -258,12 +305,15 @@ def train_gesture(data: str | Path | list[str | Path], cfg: TrainConfig) -> tupl
     if len(shapes) != 1:
         raise FormatError(f"{data}: recordings have different RDI sizes {sorted(shapes)}; train needs one size")
     rdi_shape = _rdi_shape(rec0, c, f)
-    mean, std = _normalisation(train_p)
+    init_info = _init_info(cfg.init, classes) if cfg.init else None
+    mean, std = (list(init_info.mean), list(init_info.std)) if init_info else _normalisation(train_p)
     info = GestureModelInfo(name=cfg.model, classes=tuple(classes), frames=cfg.frames, rdi_shape=rdi_shape,
                             validity=cfg.validity, mean=tuple(mean), std=tuple(std), noise_label=cfg.noise_label,
                             frame_rate_hz=rec0.profile.frame_rate_hz, profile=rec0.profile.to_dict())
     model = create_model(cfg.model, in_channels=info.in_channels, rows=info.rows, frames=info.frames,
                          num_classes=len(classes), **cfg.model_kwargs)
+    if cfg.init:
+        model.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=True))
     example = torch.zeros(info.input_shape)
     params, macs = count_params(model), count_macs(model, example)
 
@@ -302,8 +352,11 @@ def train_gesture(data: str | Path | list[str | Path], cfg: TrainConfig) -> tupl
         val = clip_accuracy_torch(model, va_w, val_p, classes) if val_p else {}
         row = {"epoch": epoch + 1, "loss": total / max(n_seen, 1), "train_window_acc": correct / max(n_seen, 1),
                "val_acc": val.get("accuracy", float("nan"))}
-        history.append(row)
         score = val.get("accuracy", -row["loss"]) if val else -row["loss"]
+        if val and cfg.val_drop_rate > 0:
+            row["val_acc_dropped"] = clip_accuracy_torch(model, va_w, val_p, classes, variant=1).get("accuracy")
+            score = 0.5 * (score + row["val_acc_dropped"])
+        history.append(row)
         if score >= best[0] or best[1] is None:
             best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()})
     model.load_state_dict(best[1])
@@ -316,6 +369,19 @@ def train_gesture(data: str | Path | list[str | Path], cfg: TrainConfig) -> tupl
                                            "test_balanced_accuracy": test.get("balanced_accuracy")}})
     result = TrainResult(cfg, info, params, macs, val, test, history, time.perf_counter() - t_start)
     return model, result
+
+
+def _init_info(path: str, classes: list[str]) -> GestureModelInfo:
+    """The sidecar of the state_dict to fine-tune from; its classes must be the data's."""
+    side = Path(path).with_suffix(".json")
+    if not Path(path).is_file() or not side.is_file():
+        raise EdgesenseError(f"{path}: fine-tuning needs the state_dict and its .json description beside it")
+    import json
+
+    info = GestureModelInfo.from_dict(json.loads(side.read_text()))
+    if list(info.classes) != list(classes):
+        raise EdgesenseError(f"{path}: model classes {list(info.classes)} differ from the data's {classes}")
+    return info
 
 
 def _split(ds: Dataset, name: str) -> list[DatasetEntry]:
@@ -396,7 +462,9 @@ def write_model_card(path: str | Path, result: TrainResult, evals: dict[str, dic
         f"(description read by `GesturePipeline`), `{Path(onnx_path).with_suffix('.pt').name}` (state_dict) |",
         f"| training | {cfg.epochs} epochs, batch {cfg.batch_size}, AdamW lr {cfg.lr:g} one-cycle, seed {cfg.seed}, "
         f"{cfg.drop_variants} dropped+restored variants per recording (drop rate {cfg.drop_rate_range[0]:g}-"
-        f"{cfg.drop_rate_range[1]:g}), {result.seconds / 60:.1f} min on {cfg.threads} CPU thread(s) |",
+        f"{cfg.drop_rate_range[1]:g}, gaps over {cfg.max_restore} frames padded like the pipeline)"
+        + (f", fine-tuned from `{cfg.init}`" if cfg.init else "")
+        + f", {result.seconds / 60:.1f} min on {cfg.threads} CPU thread(s) |",
         f"| spotter | {info.spotter or 'defaults'} "
         + ("(tuned on the stream dataset's validation users)" if info.spotter else "") + " |",
         "",

@@ -36,7 +36,7 @@ from edgesense.stream.faults import random_plus_bursty
 from edgesense.stream.frame import SEQ_MODULUS, seq_distance
 
 __all__ = ["RestoredFrame", "RestorerStats", "FrameRestorer", "restore_sequence", "restore_with_flags",
-           "drop_and_restore", "add_validity_channel"]
+           "drop_and_restore", "long_gap_mask", "add_validity_channel"]
 
 _BACKWARD = SEQ_MODULUS // 2   # a forward step larger than this is a step backwards (or a duplicate at 0)
 
@@ -192,6 +192,19 @@ def drop_and_restore(rdis: np.ndarray, rate: float, rng: np.random.Generator, lo
     """
     valid = ~random_plus_bursty(rate, burst_share, mean_burst).mask(len(rdis), rng)
     return restore_sequence(rdis, valid, lookahead), valid
+
+
+def long_gap_mask(valid: np.ndarray, max_gap: int) -> np.ndarray:
+    """True for the missing frames of runs longer than ``max_gap`` (what a live pipeline pads instead of restoring)."""
+    valid = np.asarray(valid, dtype=bool)
+    miss = np.concatenate([[False], ~valid, [False]]).astype(np.int8)
+    edges = np.diff(miss)
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    out = np.zeros(len(valid), dtype=bool)
+    for a, b in zip(starts, stops):
+        if b - a > max_gap:
+            out[a:b] = True
+    return out
 
 
 def add_validity_channel(rdis: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from edgesense.errors import EdgesenseError
 from edgesense.nn.train_gesture import (IGNORE, TrainConfig, export_onnx, train_gesture, window_labels)
 from edgesense.profiles import RDIProfile
 from edgesense.radar.pipeline import GestureModelInfo
@@ -95,3 +96,54 @@ def test_training_is_seeded(tmp_path):
     _, a = train_gesture(tmp_path / "ds", cfg)
     _, b = train_gesture(tmp_path / "ds", cfg)
     assert a.history == b.history
+
+
+def test_dropped_variant_windows_equal_what_the_pipeline_sees():
+    """Augmentation reproduces the live pipeline: restored short gaps, padded long ones, validity flags."""
+    from edgesense.nn.train_gesture import PreparedRecording, _Windows, dropped_variant
+    from edgesense.radar.pipeline import GesturePipeline, make_rdi_processor
+
+    rng = np.random.default_rng(4)
+    n, t = 60, 24
+    x = rng.normal(0, 1, (n, *PROFILE.payload_shape)).astype(np.float32)
+    lost = np.zeros(n, bool)
+    lost[[5, 6, 20, 33]] = True
+    lost[40:52] = True                      # 12 frames: longer than max_restore, padded
+    info = GestureModelInfo(name="toy", classes=("idle", "rise"), frames=t, rdi_shape=PROFILE.payload_shape,
+                            mean=(0.1, -0.2), std=(1.5, 0.7), frame_rate_hz=PROFILE.frame_rate, profile=PROFILE.to_dict())
+    prof, valid, padded = dropped_variant(make_rdi_processor(PROFILE), x, lost, max_restore=8)
+    assert padded.sum() == 12 and valid.sum() == n - 16
+    prep = PreparedRecording(None, [prof, prof], [valid, valid], [], None, [None, padded])
+    windows = _Windows([prep], info)
+
+    class Recorder:
+        def run(self, inp):
+            return np.array([[1.0, 0.0]], np.float32)
+
+    pipe = GesturePipeline(Recorder(), info=info, max_restore=8)
+    for i in np.flatnonzero(~lost):
+        pipe.push_rdi(int(i), x[i], infer=False)
+        got = windows.batch(np.array([0]), np.array([1]), np.array([i]))[0]
+        np.testing.assert_allclose(got, pipe._x[0], atol=1e-6, err_msg=f"frame {i}")
+    assert pipe.stats.frames_padded == 12
+
+
+def test_fine_tuning_starts_from_the_given_weights_and_keeps_normalisation(tmp_path):
+    make_dataset(tmp_path / "ds", subjects=3, clips_per_class=2)
+    cfg = TrainConfig(model="gesture_cnn", frames=16, epochs=1, batch_size=16, seed=3, noise_label="idle",
+                      drop_variants=1)
+    model, first = train_gesture(tmp_path / "ds", cfg)
+    export_onnx(model, first.info, tmp_path / "m" / "m.onnx")
+    torch.save(model.state_dict(), tmp_path / "m" / "m.pt")
+    tuned_cfg = TrainConfig(**{**cfg.__dict__, "init": str(tmp_path / "m" / "m.pt"), "lr": 1e-9, "seed": 5,
+                               "val_drop_rate": 0.2})
+    tuned, second = train_gesture(tmp_path / "ds", tuned_cfg)
+    assert second.info.mean == first.info.mean and second.info.std == first.info.std
+    assert "val_acc_dropped" in second.history[0]
+    for k, v in model.state_dict().items():     # lr ~ 0: the weights are the initial ones (BN stats may move)
+        if "running" not in k and "num_batches" not in k:
+            torch.testing.assert_close(tuned.state_dict()[k], v, atol=1e-5, rtol=0)
+    side = tmp_path / "m" / "m.json"             # a model of other classes is refused
+    side.write_text(side.read_text().replace('"sweep"', '"other"'))
+    with pytest.raises(EdgesenseError, match="classes"):
+        train_gesture(tmp_path / "ds", tuned_cfg)

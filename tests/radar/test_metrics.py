@@ -46,3 +46,16 @@ def test_plot_confusion_writes_png(tmp_path):
     m = clip_metrics([0, 1, 1], [0, 1, 0], ["a", "b"])
     out = plot_confusion(m, tmp_path / "cm.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_spotter_tuning_refuses_the_test_split_and_save_needs_tune(tmp_path, capsys):
+    from edgesense.cli.main import main
+
+    from pathlib import Path
+
+    model = str(Path(__file__).resolve().parents[2] / "models" / "gesture_cnn" / "gesture_cnn.onnx")
+    assert main(["eval", "gesture", "--data", str(tmp_path), "--model", model, "--split", "test",
+                 "--tune-spotter"]) == 2
+    assert "refuses the test split" in capsys.readouterr().err
+    assert main(["eval", "gesture", "--data", str(tmp_path), "--model", model, "--save-spotter"]) == 2
+    assert "--save-spotter needs --tune-spotter" in capsys.readouterr().err

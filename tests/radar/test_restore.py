@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgesense.radar.restore import (FrameRestorer, add_validity_channel, drop_and_restore, restore_sequence,
-                                     restore_with_flags)
+from edgesense.radar.restore import (FrameRestorer, add_validity_channel, drop_and_restore, long_gap_mask,
+                                     restore_sequence, restore_with_flags)
 from edgesense.stream.frame import SEQ_MODULUS
 
 
@@ -137,3 +137,11 @@ def test_bad_arguments():
         restore_sequence(_frames(3), np.ones(4, bool))
     with pytest.raises(ValueError):
         FrameRestorer(lookahead=-1)
+
+
+def test_long_gap_mask_flags_only_runs_longer_than_max_gap():
+    valid = np.array([1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0], bool)
+    mask = long_gap_mask(valid, 3)
+    assert list(np.flatnonzero(mask)) == [7, 8, 9, 10]          # the run of 4 (the trailing run of 2 is short)
+    assert not long_gap_mask(valid, 4).any()
+    assert list(np.flatnonzero(long_gap_mask(valid, 1))) == [3, 4, 5, 7, 8, 9, 10, 12, 13]
