@@ -197,3 +197,21 @@ def test_beta_gamma_sigmoid_variant_starts_inside_the_calibrated_range():
     q.set_range(-1.0, 2.0)
     s = q.scale_zero_point()[0].detach()
     assert float(s) == pytest.approx(3.0 * float(torch.sigmoid(torch.tensor(4.0))) / 255, rel=1e-5)
+
+
+def test_label_free_qat_moves_the_int8_output_towards_float():
+    """train_qat_distill (the zoo's gesture QAT): no labels, the float model's own outputs are the target."""
+    from edgesense.quant.qat import train_qat_distill
+
+    m = conv1d_net(0)
+    x = _x((8, 32), 64)
+    with torch.no_grad():
+        ref = m(x)
+    sim = quantize_ptq(m, x[:1], x.split(32), target=TargetProfile("w4a4", weight_bitwidth=4, activation_bitwidth=4))
+    with torch.no_grad():
+        before = float(((sim(x) - ref) ** 2).mean())
+    hist = train_qat_distill(sim, x, steps=40, lr=2e-3, batch=16, seed=0)
+    with torch.no_grad():
+        after = float(((sim(x) - ref) ** 2).mean())
+    assert len(hist) == 1 and np.isfinite(hist[0]) and after < before
+    assert not sim.training
