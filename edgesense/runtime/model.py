@@ -5,6 +5,10 @@ in real units by default: ``run`` quantizes float inputs with ``q = clamp(rint(x
 (round half to even, the rounding of ONNX ``QuantizeLinear``, so an ONNX QDQ model and a TFLite
 int8-I/O model see the same integers) and dequantizes outputs with ``(q - zp) * scale``. Pass
 ``raw=True`` to feed and read the integers themselves.
+
+Streaming loops that call a one-input model many times a second can take :meth:`Model.invoker`: a
+call on an input already in the model's type and shape, without ``run``'s per-call checks and
+conversions (opt-in; ``run`` is unchanged).
 """
 
 from __future__ import annotations
