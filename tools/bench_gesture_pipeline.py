@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         pipe.reset()
         for fr in paced(frames):
             pipe.process(fr)
-        cpu.extend(pipe.stats.cpu_us)
+        cpu.extend(pipe.stats.cpu_us)      # the stats keep the last 4096 frames
         wall.extend(pipe.stats.wall_us)
-        gap_flags.extend(np.diff(idx, prepend=idx[0] - 1) > 1)
+        gap_flags.extend((np.diff(idx, prepend=idx[0] - 1) > 1)[-len(pipe.stats.cpu_us):])
         per_pass_p99.append(float(np.percentile(pipe.stats.cpu_us, 99)))
     restored = pipe.stats.frames_restored
     cpu_a, gaps = np.asarray(cpu), np.asarray(gap_flags, bool)
