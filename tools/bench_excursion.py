@@ -168,17 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         streamer = ExcursionStreamer(model, profile.speaker.bl, direct=direct)
         tk = tracks if needs_tracker else [None] * n
         if streamer._direct is not None:
-            invoke = streamer._direct._invoke
-            bare = lambda k: invoke()  # noqa: E731
+            bare = lambda k, invoke=streamer._direct._invoke: invoke()  # noqa: E731
         else:
             raw = streamer._raw_state
             feeds = ({s.name: np.zeros(s.concrete_shape(), s.dtype) for s in model.input_specs} if raw
                      else model.dummy_inputs())
-            bare = lambda k: model.run(feeds, raw=raw)  # noqa: E731
+            bare = lambda k, feeds=feeds, raw=raw: model.run(feeds, raw=raw)  # noqa: E731
         # (the pipeline's sequence check sees the restart after the warm-up as a gap: one reset)
         timed = _time_interleaved({"everything": everything,
-                                   "tracker": lambda k: tracker.process(vs[k], is_[k]),
-                                   "network": lambda k: streamer.process(vs[k], is_[k], tk[k]),
+                                   "tracker": lambda k, t=tracker: t.process(vs[k], is_[k]),
+                                   "network": lambda k, s=streamer, tk=tk: s.process(vs[k], is_[k], tk[k]),
                                    "invoke": bare}, n)
         for name, (c, w) in timed.items():
             runs[name][0].append(c)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesense.errors import ModelError
-from edgesense.runtime.model import TensorSpec, dequantize, quantize
+from edgesense.runtime.model import dequantize, quantize
 
 __all__ = ["SPEC_METADATA_KEY", "ExcursionModelSpec", "ExcursionStreamer", "frame_inputs", "unframe",
            "load_spec", "predict_signal"]
