@@ -344,12 +344,18 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     rows_all = nb * n_seg
     sig_all = np.repeat(np.arange(nb), n_seg)
     seg_all = np.tile(np.arange(n_seg), nb)
-    u_pad = np.zeros((nb, total * k_ + 1))
-    for r in range(nb):                 # row by row: small temporaries
-        u_pad[r, warm * k_:(warm + n) * k_] = _upsample(u[r], k_)
+    # The signals are zero-padded at 48 kHz and upsampled in one call: those zeros are exactly the
+    # zeros resample_poly assumes outside a signal, so the samples inside equal the per-signal result
+    # bit for bit; the interpolation filter's tails that reach into the pads are set back to zero.
+    u_pad = np.zeros((nb, total + 1))
+    u_pad[:, warm:warm + n] = u
+    if k_ > 1:
+        u_pad = _upsample(u_pad, k_)        # (nb, (total + 1) * k_), rows in one array
+        u_pad[:, :warm * k_] = 0.0
+        u_pad[:, (warm + n) * k_:] = 0.0
 
     def rows_view(arr: np.ndarray, step: int, width: int) -> np.ndarray:
-        """(signal, segment, time) view of a C-contiguous (signal, time) array; segments overlap."""
+        """(signal, segment, time) view of a (signal, time) array (contiguous in time); segments overlap."""
         s0, s1 = arr.strides
         return np.lib.stride_tricks.as_strided(arr, (nb, n_seg, width), (s0, step * s1, s1), writeable=False)
 
