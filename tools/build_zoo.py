@@ -75,7 +75,7 @@ class ZooOptions:
     peers: bool = True
     readme: bool = True
     qat_steps: int = 200       # QAT fine-tune candidate from the best PTQ method (0: none; quick: at most 8)
-    qat_lr: float = 1e-4
+    qat_lrs: tuple[float, ...] = (1e-4, 3e-5)   # one QAT candidate (per objective) per learning rate
     aimet_python: Path | None = None   # an interpreter with aimet-onnx (tools/peer_aimet.py): adds aimet peer rows
 
     @property
@@ -83,9 +83,11 @@ class ZooOptions:
         """Subset sizes: calibration samples, validation and test clips / streams."""
         if self.quick:
             return {"calib": 32, "val_clips": 10, "test_clips": 15, "calib_signals": 2, "val_streams": 1,
-                    "test_streams": 1, "parity": 20, "clip_seconds": 3.0, "qat_steps": min(self.qat_steps, 8)}
+                    "test_streams": 1, "parity": 20, "clip_seconds": 3.0, "qat_steps": min(self.qat_steps, 8),
+                    "qat_lrs": self.qat_lrs[:1]}
         return {"calib": 512, "val_clips": 250, "test_clips": None, "calib_signals": 12, "val_streams": 6,
-                "test_streams": 6, "parity": 200, "clip_seconds": None, "qat_steps": self.qat_steps}
+                "test_streams": 6, "parity": 200, "clip_seconds": None, "qat_steps": self.qat_steps,
+                "qat_lrs": self.qat_lrs}
 
 
 def _log(msg: str) -> None:
@@ -114,8 +116,10 @@ def discover(models_dir: Path, names: list[str] | None) -> list[tuple[str, str, 
 # -- quantization --------------------------------------------------------------------------------
 
 def split_method(method: str) -> tuple[str, bool]:
-    """``"qat-mse"`` / ``"qat-task-mse"`` -> ("mse", True): the PTQ range method and whether a QAT fine-tune
-    follows (``qat-task-``: excursion QAT on the task loss alone, ``qat-``: the default objective)."""
+    """``"qat-mse"`` / ``"qat-task-mse@3e-05"`` -> ("mse", True): the PTQ range method and whether a QAT fine-tune
+    follows (``qat-task-``: excursion QAT on the task loss alone, ``qat-``: the default objective; ``@LR``: its
+    learning rate when not the first of ``ZooOptions.qat_lrs``)."""
+    method = method.split("@")[0]
     for prefix in ("qat-task-", "qat-"):
         if method.startswith(prefix):
             return method[len(prefix):], True
@@ -126,7 +130,8 @@ def _method_args(method: str, opts: ZooOptions) -> list[str]:
     ptq, qat = split_method(method)
     if not qat:
         return ["--method", ptq]
-    return (["--method", ptq, "--qat-steps", str(opts.sizes["qat_steps"]), "--qat-lr", str(opts.qat_lr)]
+    lr = float(method.split("@")[1]) if "@" in method else opts.qat_lrs[0]
+    return (["--method", ptq, "--qat-steps", str(opts.sizes["qat_steps"]), "--qat-lr", f"{lr:g}"]
             + (["--qat-objective", "task"] if method.startswith("qat-task-") else []))
 
 
@@ -537,7 +542,11 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
     if opts.sizes["qat_steps"] > 0:     # QAT fine-tunes from the best range method (edgesense's own method)
         start = best()
         # excursion: task + float-output loss, and task loss alone; gesture: label-free, towards the float outputs
-        for method in ([f"qat-{start}", f"qat-task-{start}"] if stream else [f"qat-{start}"]):
+        methods = []
+        for k, lr in enumerate(opts.sizes["qat_lrs"]):
+            suffix = "" if k == 0 else f"@{lr:g}"
+            methods += ([f"qat-{start}{suffix}", f"qat-task-{start}{suffix}"] if stream else [f"qat-{start}{suffix}"])
+        for method in methods:
             _log(f"{name}: quantize ({method}, {opts.sizes['qat_steps']} steps)")
             d = work / method
             sim, graph, summary = _quantize(float_onnx, calib_src, d, method, opts, stream)
