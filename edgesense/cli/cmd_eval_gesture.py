@@ -125,6 +125,8 @@ def _tune(args: argparse.Namespace, model: Path) -> int:
                                                                                             "data": str(args.data)}})
         info.save(side)
         result["saved"] = str(side)
+        if Path(model).suffix == ".onnx":
+            _update_onnx_description(Path(model), info)
     if args.json:
         print_json(result)
     else:
@@ -134,3 +136,19 @@ def _tune(args: argparse.Namespace, model: Path) -> int:
         if args.save_spotter:
             print(f"  saved in {result['saved']}")
     return 0
+
+
+def _update_onnx_description(path: Path, info) -> None:
+    """Keep the description embedded in a float ONNX file (``export_onnx`` writes it) equal to the sidecar."""
+    import json
+
+    try:
+        import onnx
+    except ImportError:        # runtime-only install: the sidecar is what the pipeline reads
+        return
+    proto = onnx.load(str(path))
+    for entry in proto.metadata_props:
+        if entry.key == "edgesense_gesture_model":
+            entry.value = json.dumps(info.to_dict())
+            onnx.save(proto, str(path))
+            return
