@@ -1,10 +1,14 @@
 """Baseline excursion figures per speaker and scenario: zero predictor, datasheet linear X/I, impedance tracking.
 
-Usage: python tools/eval_speaker_baselines.py DATASET_DIR [--split test] [--json]
+Usage: python tools/eval_speaker_baselines.py DATASET_DIR [--split test] [--json] [--oracle]
+       python tools/eval_speaker_baselines.py DATASET_DIR --split val --bench-block 48 [--bench-clips 6]
 
 Each (speaker, scenario) stream is reassembled from its clips in order and both baselines run
 causally over the whole stream (they need no labels; deployment runs them continuously); metrics
-are computed on the clips of ``--split`` only (all clips with ``--split all``).
+are computed on the clips of ``--split`` only (all clips with ``--split all``). ``--oracle`` adds the
+linear X/I model with the simulator's true small-signal parameters of the scenario (metadata
+``speaker_true``): what a perfectly identified *linear* model could do. ``--bench-block N`` instead
+times the tracker (CPU time per call of N samples) over the first ``--bench-clips`` clips of the split.
 """
 
 from __future__ import annotations
@@ -17,13 +21,37 @@ from collections import defaultdict
 
 import numpy as np
 
+from edgesense.profiles import SpeakerParams
 from edgesense.recording import Dataset
 from edgesense.speaker.linear import predict_linear
 from edgesense.speaker.metrics import combined_metrics, zero_predictor
 from edgesense.speaker.tracking import track
 
 
-def evaluate(root: str, split: str = "test") -> list[dict]:
+def bench(root: str, split: str, block: int, clips: int = 6, repeats: int = 2) -> list[dict]:
+    """Tracker CPU time per ``block``-sample call (us): mean, median, p99, p99.9, max per repeat."""
+    from edgesense.speaker.pipeline import load_signals
+    from edgesense.speaker.tracking import ImpedanceTracker
+
+    sigs = load_signals(root, None if split == "all" else split, clips)
+    out = []
+    for _ in range(repeats):
+        per = []
+        for s in sigs:
+            tracker = ImpedanceTracker(s.speaker, s.fs)
+            v, i = s.v.astype(np.float64), s.i.astype(np.float64)
+            for k in range(0, len(v) - block + 1, block):
+                t0 = time.thread_time_ns()
+                tracker.process(v[k:k + block], i[k:k + block])
+                per.append(time.thread_time_ns() - t0)
+        us = np.array(per) / 1e3
+        out.append({"blocks": len(us), "mean_us": float(us.mean()), "median_us": float(np.median(us)),
+                    "p99_us": float(np.percentile(us, 99)), "p99_9_us": float(np.percentile(us, 99.9)),
+                    "max_us": float(us.max())})
+    return out
+
+
+def evaluate(root: str, split: str = "test", oracle: bool = False) -> list[dict]:
     ds = Dataset.open(root)
     streams: dict[str, list] = defaultdict(list)
     for e in ds.entries:
@@ -47,7 +75,12 @@ def evaluate(root: str, split: str = "test") -> list[dict]:
         row = {"stream": name, "speaker": rec0.metadata.get("subject"), "scenario": rec0.metadata.get("session"),
                "seconds": sum(b - a for a, b in sel) / prof.sample_rate_hz,
                "tracker_cpu_per_s": cpu / (len(v) / prof.sample_rate_hz)}
-        for label, pred in (("zero", zero_predictor(x)), ("linear", lin), ("tracking", tracked.x_mm)):
+        methods = [("zero", zero_predictor(x)), ("linear", lin), ("tracking", tracked.x_mm)]
+        true = rec0.metadata.get("speaker_true")
+        if oracle and isinstance(true, dict):
+            truth = SpeakerParams(bl=true["bl"], mms=true["mms"], rms=true["rms"], kms=true["kms"])
+            methods.append(("oracle", predict_linear(i, truth, prof.sample_rate_hz)))
+        for label, pred in methods:
             row[label] = combined_metrics([(x[a:b], pred[a:b]) for a, b in sel], prof.sample_rate_hz).to_dict()
         rows.append(row)
     return rows
@@ -58,8 +91,17 @@ def main(argv=None) -> int:
     ap.add_argument("dataset")
     ap.add_argument("--split", default="test", help="split to score (default test; 'all' for every clip)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--oracle", action="store_true", help="add the linear X/I model with the true scenario parameters")
+    ap.add_argument("--bench-block", type=int, default=None, help="time the tracker per call of this many samples")
+    ap.add_argument("--bench-clips", type=int, default=6, help="clips of the split to time (default 6)")
     args = ap.parse_args(argv)
-    rows = evaluate(args.dataset, args.split)
+    if args.bench_block:
+        for r in bench(args.dataset, args.split, args.bench_block, args.bench_clips):
+            print(json.dumps(r) if args.json else
+                  f"{r['blocks']} blocks of {args.bench_block}: mean {r['mean_us']:.1f} us, median {r['median_us']:.1f}, "
+                  f"p99 {r['p99_us']:.0f}, p99.9 {r['p99_9_us']:.0f}, max {r['max_us']:.0f} us")
+        return 0
+    rows = evaluate(args.dataset, args.split, args.oracle)
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
         print()
@@ -67,7 +109,9 @@ def main(argv=None) -> int:
     print(f"{'stream':24s} {'method':9s} {'NRMSE%':>7s} {'peak mm':>8s} {'loud<.02':>8s} "
           f"{'<0.1mm':>8s} {'off<.01':>8s}")
     for r in rows:
-        for m in ("zero", "linear", "tracking"):
+        for m in ("zero", "linear", "tracking", "oracle"):
+            if m not in r:
+                continue
             d = r[m]
             print(f"{r['stream']:24s} {m:9s} {100 * d['nrmse']:7.2f} {d['peak_error_mm']:8.4f} "
                   f"{d['loud_within_0_02']:8.4f} {d['within_0_1']:8.5f} {d['offset_within_0_01']:8.5f}")
