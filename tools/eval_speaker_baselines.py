@@ -98,8 +98,9 @@ def main(argv=None) -> int:
     if args.bench_block:
         for r in bench(args.dataset, args.split, args.bench_block, args.bench_clips):
             print(json.dumps(r) if args.json else
-                  f"{r['blocks']} blocks of {args.bench_block}: mean {r['mean_us']:.1f} us, median {r['median_us']:.1f}, "
-                  f"p99 {r['p99_us']:.0f}, p99.9 {r['p99_9_us']:.0f}, max {r['max_us']:.0f} us")
+                  f"{r['blocks']} blocks of {args.bench_block}: mean {r['mean_us']:.1f} us, "
+                  f"median {r['median_us']:.1f}, p99 {r['p99_us']:.0f}, p99.9 {r['p99_9_us']:.0f}, "
+                  f"max {r['max_us']:.0f} us")
         return 0
     rows = evaluate(args.dataset, args.split, args.oracle)
     if args.json:

@@ -13,19 +13,20 @@ This is what smart amplifiers ship (reference notes section 1.7a) and the baseli
    with residuals relative to |Z|, weighted by coherence, in log-parameters, warm-started from the
    previous estimate (a small dense solver, :func:`levenberg_marquardt`: a refit costs well under
    a millisecond, about 6 us per 1 ms of audio amortised), plus a weak prior towards the datasheet
-   that keeps the poorly excited parameters (L2, R2) from wandering. Windows with too little excitation or coherence (silence,
-   narrow-band material, nothing near the resonance) keep the previous estimate; fits far from the
-   datasheet (> 3x) are rejected and each update moves a parameter by at most about 22 %.
+   that keeps the poorly excited parameters (L2, R2) from wandering. Windows with too little
+   excitation or coherence (silence, narrow-band material, nothing near the resonance) keep the
+   previous estimate; fits far from the datasheet (> 3x) are rejected and each update moves a
+   parameter by at most about 22 %.
 3. The electrical analogues fix the mechanics only up to Bl (physics limit). One more number from
    the datasheet closes it: by default the moving mass (``bl_anchor="mms"``), Bl = sqrt(Mms / Cmes)
    with a running mean of the identified Cmes, since mass is what neither heat nor a leak changes:
    a magnet heating by 40 K loses ~5 % of Bl, which the datasheet-Bl anchor (``"bl"``) reads as a
    5 % heavier cone and a 5 % low prediction. Then Mms = Cmes Bl^2, Rms = Bl^2/Res,
    Kms = Bl^2/Lces. The excursion is predicted from the measured current through
-   X/I = Bl / (Mms s^2 + Rms s + Kms) (bilinear IIR). When the parameters change, the filter state is re-derived from the last inputs and outputs, so the
-   prediction stays continuous. The identified Re also gives the coil temperature estimate.
-   What a linear model cannot follow is the large-signal nonlinearity (Bl(x), Kms(x)) near Xmax:
-   the hybrid network's job.
+   X/I = Bl / (Mms s^2 + Rms s + Kms) (bilinear IIR). When the parameters change, the filter
+   state is re-derived from the last inputs and outputs, so the prediction stays continuous. The
+   identified Re also gives the coil temperature estimate. What a linear model cannot follow is
+   the large-signal nonlinearity (Bl(x), Kms(x)) near Xmax: the hybrid network's job.
 
 State is bounded (one window of segment spectra, one segment of samples, the filter state), and
 updates happen at fixed sample counts, so :meth:`ImpedanceTracker.process` gives identical results
@@ -127,7 +128,8 @@ def levenberg_marquardt(fun, jac, x0: np.ndarray, max_nfev: int, xtol: float = 1
     Stops when a step changes no log-parameter by ``xtol``, the cost falls by less than ``ftol``
     (relative), or after ``max_nfev`` residual evaluations. A small dense solver (7 unknowns): each
     iteration is one Jacobian, one 7x7 solve and one residual evaluation, with none of a general
-    solver's per-call set-up, so a warm-started refit costs well under a millisecond. Returns (x, fun(x)), or None when nothing finite was found.
+    solver's per-call set-up, so a warm-started refit costs well under a millisecond. Returns
+    (x, fun(x)), or None when nothing finite was found.
     """
     x = np.asarray(x0, float).copy()
     r = fun(x)
