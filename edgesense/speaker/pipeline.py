@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,22 +87,32 @@ def make_tracker(profile: SpeakerIVProfile):
 TRACK_CACHE_ENV = "EDGESENSE_TRACK_CACHE"
 
 
+def _tracker_fingerprint(tracker) -> bytes:
+    """The tracker's configuration and the source of the module that implements it."""
+    module = sys.modules[type(tracker).__module__]
+    return repr(tracker.config).encode() + hashlib.sha1(Path(module.__file__).read_bytes()).digest()
+
+
 def tracked_prediction(v: np.ndarray, i: np.ndarray, profile: SpeakerIVProfile) -> np.ndarray:
     """Causal excursion prediction (mm) of the online impedance-tracked linear model over a whole signal.
 
-    Deterministic in (v, i, datasheet), so with ``EDGESENSE_TRACK_CACHE`` set the result is cached
-    there (training and evaluation run the tracker over the same recordings many times).
+    Deterministic in (v, i, datasheet, tracker), so with ``EDGESENSE_TRACK_CACHE`` set the result is
+    cached there (training and evaluation run the tracker over the same recordings many times). The
+    cache key includes the tracker's configuration and source code, so a changed tracker never reads
+    an older tracker's results.
     """
     v = np.asarray(v, np.float32)
     i = np.asarray(i, np.float32)
     cache = os.environ.get(TRACK_CACHE_ENV)
+    tracker = make_tracker(profile)
     path = None
     if cache:
-        key = hashlib.sha1(v.tobytes() + i.tobytes() + repr(profile.speaker).encode()).hexdigest()
+        key = hashlib.sha1(v.tobytes() + i.tobytes() + repr(profile.speaker).encode()
+                           + _tracker_fingerprint(tracker)).hexdigest()
         path = Path(cache) / f"{key}.npy"
         if path.is_file():
             return np.load(path, allow_pickle=False)
-    x = np.asarray(make_tracker(profile).process(v, i), np.float32)
+    x = np.asarray(tracker.process(v, i), np.float32)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.save(path, x, allow_pickle=False)

@@ -128,3 +128,26 @@ def test_int8_hybrid_pipeline_direct_path_equals_generic_path():
             results.append(np.concatenate([b.x for b in pipe.run(src)]))
     assert results[0].shape == (n * 48,) and np.abs(results[0]).max() > 0.01
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_track_cache_is_keyed_by_the_tracker(tmp_path, monkeypatch):
+    """EDGESENSE_TRACK_CACHE: a second run reads the cache; another tracker configuration never does."""
+    import dataclasses
+
+    from edgesense.speaker import pipeline as sp
+    from edgesense.speaker.tracking import ImpedanceTracker
+
+    profile = load_profile("speaker-ref")
+    rng = np.random.default_rng(3)
+    v = (0.5 * rng.standard_normal(4800)).astype(np.float32)
+    i = (v / 8.0).astype(np.float32)
+    monkeypatch.setenv(sp.TRACK_CACHE_ENV, str(tmp_path))
+    first = sp.tracked_prediction(v, i, profile)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    np.testing.assert_array_equal(sp.tracked_prediction(v, i, profile), first)
+    assert len(list(tmp_path.glob("*.npy"))) == 1                       # read back, not recomputed
+
+    other = dataclasses.replace(sp.make_tracker(profile).config, bl_anchor="bl")
+    monkeypatch.setattr(sp, "make_tracker", lambda p: ImpedanceTracker(p.speaker, fs=p.sample_rate_hz, config=other))
+    sp.tracked_prediction(v, i, profile)
+    assert len(list(tmp_path.glob("*.npy"))) == 2                       # a new key for the other tracker
