@@ -59,3 +59,35 @@ def test_spotter_tuning_refuses_the_test_split_and_save_needs_tune(tmp_path, cap
     assert "refuses the test split" in capsys.readouterr().err
     assert main(["eval", "gesture", "--data", str(tmp_path), "--model", model, "--save-spotter"]) == 2
     assert "--save-spotter needs --tune-spotter" in capsys.readouterr().err
+
+
+def test_tune_spotter_saves_the_chosen_thresholds_in_the_description(tmp_path, capsys):
+    import json
+    import shutil
+    from pathlib import Path
+
+    import onnx
+
+    from edgesense.cli.main import main
+    from edgesense.profiles import load_profile
+    from edgesense.sim.radar_dataset import write_stream_dataset
+
+    shipped = Path(__file__).resolve().parents[2] / "models" / "gesture_cnn"
+    model = tmp_path / "m" / "gesture_cnn.onnx"
+    model.parent.mkdir()
+    for suffix in (".onnx", ".json"):
+        shutil.copy(shipped / f"gesture_cnn{suffix}", model.with_suffix(suffix))
+    side = json.loads(model.with_suffix(".json").read_text())
+    side["spotter"] = {"on_threshold": 0.99, "off_threshold": 0.1, "k": 1, "n": 1, "release_frames": 9}
+    model.with_suffix(".json").write_text(json.dumps(side))
+    write_stream_dataset(tmp_path / "s", load_profile("ad60"), users=1, minutes=0.3, seed=5)
+    assert main(["eval", "gesture", "--data", str(tmp_path / "s"), "--split", "all", "--model", str(model),
+                 "--tune-spotter", "--save-spotter", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    chosen = out["spotter"]
+    assert chosen["k"] >= 2 and chosen["n"] >= chosen["k"] and chosen["off_threshold"] <= chosen["on_threshold"]
+    assert 0.0 <= out["scores"]["f1"] <= 1.0 and out["scores"]["events"] > 0
+    saved = json.loads(model.with_suffix(".json").read_text())
+    assert saved["spotter"] == chosen and saved["metrics"]["spotter_tuning"]["f1"] == out["scores"]["f1"]
+    embedded = {e.key: e.value for e in onnx.load(str(model)).metadata_props}["edgesense_gesture_model"]
+    assert json.loads(embedded)["spotter"] == chosen
