@@ -521,14 +521,17 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
 
     # (1) quantize with each method, choose by validation metric
     candidates = {}
-    for method in METHODS:
-        _log(f"{name}: quantize ({method})")
+
+    def add_candidate(method: str, what: str) -> None:
+        _log(f"{name}: quantize ({what})")
         d = work / method
-        sim, graph, summary = _quantize(float_onnx, calib_src, d, method, opts, stream)
+        _, graph, summary = _quantize(float_onnx, calib_src, d, method, opts, stream)
         q = d / f"{name}_int8.onnx"
         _copy_sidecar(float_onnx, q)
-        candidates[method] = {"path": q, "graph": graph, "summary": summary,
-                              "val": task.score(q, "val")}
+        candidates[method] = {"path": q, "graph": graph, "summary": summary, "val": task.score(q, "val")}
+
+    for method in METHODS:
+        add_candidate(method, method)
     val_float = task.score(float_onnx, "val")
     task.reference = val_float
 
@@ -547,12 +550,7 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
             suffix = "" if k == 0 else f"@{lr:g}"
             methods += ([f"qat-{start}{suffix}", f"qat-task-{start}{suffix}"] if stream else [f"qat-{start}{suffix}"])
         for method in methods:
-            _log(f"{name}: quantize ({method}, {opts.sizes['qat_steps']} steps)")
-            d = work / method
-            sim, graph, summary = _quantize(float_onnx, calib_src, d, method, opts, stream)
-            q = d / f"{name}_int8.onnx"
-            _copy_sidecar(float_onnx, q)
-            candidates[method] = {"path": q, "graph": graph, "summary": summary, "val": task.score(q, "val")}
+            add_candidate(method, f"{method}, {opts.sizes['qat_steps']} steps")
     chosen = best()
     _log(f"{name}: chose {chosen} ({candidates[chosen]['val']})")
     int8_onnx = out_dir / f"{name}_int8.onnx"

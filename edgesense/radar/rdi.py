@@ -177,6 +177,10 @@ class RDIProcessor:
                 np.subtract(spec_x, tmp, out=out)
             else:
                 out[...] = spec_x
+        return self._log_magnitude(spec)
+
+    def _log_magnitude(self, spec: np.ndarray) -> np.ndarray:
+        """Normalised log magnitude of complex spectra (one expression for the batch and one-frame paths)."""
         mag = np.abs(spec)
         mag += self._eps
         np.log(mag, out=mag)
@@ -250,9 +254,4 @@ class RDIProcessor:
                 np.subtract(spec_x, self._doppler_dc * self._ema_background(means)[:, :, None, :], out=out)
             else:
                 out[...] = spec_x
-        mag = np.abs(spec)
-        mag += self._eps
-        np.log(mag, out=mag)
-        mag *= self._db_scale
-        mag -= self._floor_scaled
-        return mag
+        return self._log_magnitude(spec)
