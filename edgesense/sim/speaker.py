@@ -142,7 +142,8 @@ def _upsample(u: np.ndarray, factor: int) -> np.ndarray:
     """Band-limited interpolation by ``factor`` along the last axis (scipy's polyphase resampler).
 
     Its Kaiser-windowed sinc is zero at every multiple of ``factor`` but the centre, so the
-    original samples are kept (to float rounding).
+    original samples are kept up to the centre tap's gain (1.0005 for ``factor`` 2: a 0.05 % ripple at
+    the 48 kHz rate, far outside the audio band).
     """
     if factor == 1:
         return u
