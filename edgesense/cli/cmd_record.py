@@ -59,11 +59,16 @@ def run(args: argparse.Namespace) -> int:
                 writer.close(stats=source.stats.to_dict())
     finally:
         signal.signal(signal.SIGTERM, previous)
+    stats = source.stats
+    # frames the reader took in that neither reached the file nor were dropped for overflow: still in
+    # the source's buffer when the recording stopped
+    unrecorded = max(0, stats.frames_received - stats.overflow_drops - writer.frames_written)
     result = {"out": str(args.out), "frames": writer.frames_written, "seconds": round(time.monotonic() - start, 3),
-              "interrupted": interrupted, **source.stats.to_dict()}
+              "interrupted": interrupted, "not_recorded_at_stop": unrecorded, **stats.to_dict()}
     if args.json:
         print_json(result)
     else:
+        tail = f"; {unrecorded} received after the stop were not recorded" if unrecorded else ""
         print(f"recorded {writer.frames_written} frames of {source.profile.name} to {args.out} "
-              f"({source.stats.summary()})")
+              f"({stats.summary()}{tail})")
     return 0

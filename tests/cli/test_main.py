@@ -59,6 +59,8 @@ def test_wrong_file_format_is_one_line(tmp_path, capsys):
 def test_record_then_dataset_info_as_json(tmp_path, capsys):
     import json
 
+    from edgesense.recording import Recording
+
     folder = tmp_path / "ds"
     folder.mkdir()
     for subject in ("a", "b", "c"):
@@ -66,6 +68,9 @@ def test_record_then_dataset_info_as_json(tmp_path, capsys):
                      str(folder / f"{subject}.esr"), "--subject", subject, "--json"]) == 0
         rec = json.loads(capsys.readouterr().out)
         assert rec["frames"] > 0 and rec["gaps"] == 0
+        # every frame the reader took in is accounted for: on disk, dropped for overflow, or still buffered
+        assert rec["frames"] + rec["overflow_drops"] + rec["not_recorded_at_stop"] == rec["frames_received"]
+        assert len(Recording.open(folder / f"{subject}.esr").seq) == rec["frames"]
     assert main(["dataset", "index", str(folder), "--json"]) == 0
     capsys.readouterr()
     assert main(["dataset", "info", str(folder), "--json"]) == 0
