@@ -44,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     metadata.setdefault("source", url)
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     interrupted = False
-    start = time.monotonic()
     try:
         with open_source(url, profile=args.profile) as source:
             writer = RecordingWriter(args.out, source.profile, metadata, overwrite=args.overwrite)
+            start = time.monotonic()          # --seconds counts from here, not from opening the source
             try:
                 for frame in source:
                     writer.write(frame)
