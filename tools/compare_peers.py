@@ -6,7 +6,8 @@ model (output SQNR; argmax agreement for classifiers). Peers (reference quantiza
 ``quantize_static`` with ``QuantFormat.QDQ``, ``QuantType.QInt8`` activations and weights, per-channel,
 calibration ``MinMax``, ``Entropy`` and ``Percentile`` (99.999), each with and without ``reduce_range``
 (ORT's advice for x86 without VNNI). All options are passed explicitly because ORT's defaults changed
-across releases. aimet-onnx is not installed here (about 2 GB); add it as another row where it is.
+across releases. The optional aimet-onnx peer runs in its own environment: ``tools/peer_aimet.py`` (and
+``tools/build_zoo.py``, which adds its rows where that environment exists).
 
     python tools/compare_peers.py --model M_float.onnx --calib calib.npy --eval x.npy [--labels y.npy] [--json]
     python tools/compare_peers.py --examples            # the committed example models with random data
