@@ -45,7 +45,7 @@ import numpy as np
 
 from edgesense.errors import ModelError, ProfileError
 from edgesense.profiles import RadarCIRProfile, RDIProfile, SensorProfile, profile_from_dict
-from edgesense.radar.restore import FrameRestorer
+from edgesense.radar.restore import DEFAULT_LOOKAHEAD, fill_gap
 from edgesense.radar.spotting import GestureEvent, GestureSpotter, SpotterConfig
 from edgesense.runtime.model import Model, dequantize, quantize
 from edgesense.stream.frame import Frame, seq_distance
@@ -293,7 +293,6 @@ class GesturePipeline:
         self.restore = restore
         self.max_restore = max_restore
         self.spotter = GestureSpotter(info.classes, spotter or info.spotter_config())
-        self._restorer = FrameRestorer(max_gap=max(max_restore, 0))   # fills every gap it is given
         self._call, self._qin, self._qout = _model_call(model, info)
         self._lut = None
         if self._qout is not None and np.dtype(self._qout.dtype).itemsize == 1:
@@ -388,13 +387,10 @@ class GesturePipeline:
     def _fill_gap(self, prev: np.ndarray, cur: np.ndarray, missing: int) -> np.ndarray:
         """The ``missing`` restored RDIs between ``prev`` and ``cur``, then ``cur``: ``(missing + 1, C, D, R)``.
 
-        By the restoration module's streaming form (:class:`~edgesense.radar.restore.FrameRestorer`,
-        identical to its batch form).
+        By the restoration module's streaming rule (:func:`~edgesense.radar.restore.fill_gap`, what
+        :class:`~edgesense.radar.restore.FrameRestorer` emits, identical to the batch form).
         """
-        r = self._restorer
-        r.reset()
-        r.push(0, prev)
-        return np.stack([f.rdi for f in r.push(missing + 1, cur)])
+        return fill_gap(prev, cur, missing, DEFAULT_LOOKAHEAD)
 
     def _gap_valid(self, missing: int) -> np.ndarray:
         """Validity (model units) of ``missing`` restored columns then a received one."""

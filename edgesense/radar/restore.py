@@ -29,15 +29,17 @@ evaluation and, with :func:`drop_and_restore`, for training augmentation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from edgesense.stream.faults import random_plus_bursty
 from edgesense.stream.frame import SEQ_MODULUS, seq_distance
 
-__all__ = ["RestoredFrame", "RestorerStats", "FrameRestorer", "restore_sequence", "restore_with_flags",
+__all__ = ["DEFAULT_LOOKAHEAD", "RestoredFrame", "RestorerStats", "FrameRestorer", "fill_gap", "restore_sequence", "restore_with_flags",
            "drop_and_restore", "long_gap_mask", "add_validity_channel"]
 
+DEFAULT_LOOKAHEAD = 2         # frames a missing frame may wait for (50 ms at 40 frames/s)
 _BACKWARD = SEQ_MODULUS // 2   # a forward step larger than this is a step backwards (or a duplicate at 0)
 
 
@@ -52,6 +54,31 @@ def _weights(i: np.ndarray, a: np.ndarray, b: np.ndarray, lookahead: int) -> np.
     anchor = np.maximum(a, b - lookahead - 1)
     w = np.where(i > anchor, (i - anchor) / np.maximum(b - anchor, 1), 0.0)
     return w.astype(np.float32)
+
+
+@lru_cache(maxsize=256)
+def _closed_gap_weights(first: int, step: int, lookahead: int, ndim: int) -> np.ndarray:
+    """Weights of missing frames ``first .. step-1`` after a received frame at 0 and before one at ``step``,
+    shaped to broadcast over frames of ``ndim`` dimensions (cached: gaps repeat)."""
+    i = np.arange(first, step)
+    w = _weights(i, np.zeros_like(i), np.full_like(i, step), lookahead).reshape(-1, *([1] * ndim))
+    w.flags.writeable = False
+    return w
+
+
+def fill_gap(prev: np.ndarray, cur: np.ndarray, missing: int, lookahead: int = DEFAULT_LOOKAHEAD) -> np.ndarray:
+    """The ``missing`` restored frames between received ``prev`` and ``cur``, then ``cur``: ``(missing + 1, ...)``.
+
+    The streaming rule for one gap closed by ``cur`` (what :meth:`FrameRestorer.push` emits), in one
+    vectorised blend: for live pipelines, where a gap's frames are needed together.
+    """
+    cur = np.asarray(cur, dtype=np.float32)
+    out = np.empty((missing + 1, *cur.shape), np.float32)
+    if missing:
+        out[:missing] = _blend(np.asarray(prev, dtype=np.float32), cur,
+                               _closed_gap_weights(1, missing + 1, lookahead, cur.ndim))
+    out[missing] = cur
+    return out
 
 
 @dataclass(frozen=True)
@@ -82,7 +109,7 @@ class FrameRestorer:
     frame starts afresh and ``stats.resets`` counts it. Duplicates and older frames are discarded.
     """
 
-    def __init__(self, lookahead: int = 2, max_gap: int = 200) -> None:
+    def __init__(self, lookahead: int = DEFAULT_LOOKAHEAD, max_gap: int = 200) -> None:
         if lookahead < 0 or max_gap < 0:
             raise ValueError("lookahead and max_gap must be >= 0")
         self.lookahead = lookahead
@@ -115,12 +142,12 @@ class FrameRestorer:
             return self._accept(seq, rdi, out)
         if missing:
             self.stats.gaps += 1
-            i = np.arange(self._emitted + 1, step)
-            w = _weights(i, np.zeros_like(i), np.full_like(i, step), self.lookahead)
-            for k, wk in zip(i, w):
-                out.append(RestoredFrame((self._last_seq + int(k)) % SEQ_MODULUS,
-                                         _blend(self._last_rdi, rdi, wk), True))
-            self.stats.restored += len(i)
+            first = self._emitted + 1
+            if first < step:
+                frames = _blend(self._last_rdi, rdi, _closed_gap_weights(first, step, self.lookahead, rdi.ndim))
+                out += [RestoredFrame((self._last_seq + k) % SEQ_MODULUS, f, True)
+                        for k, f in zip(range(first, step), frames)]
+            self.stats.restored += max(step - first, 0)
         return self._accept(seq, rdi, out)
 
     def expire(self, due_seq: int) -> list[RestoredFrame]:
@@ -152,7 +179,7 @@ class FrameRestorer:
         return out
 
 
-def restore_with_flags(rdis: np.ndarray, valid: np.ndarray, lookahead: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def restore_with_flags(rdis: np.ndarray, valid: np.ndarray, lookahead: int = DEFAULT_LOOKAHEAD) -> tuple[np.ndarray, np.ndarray]:
     """Batch restoration of ``rdis`` ``(N, ...)`` where ``valid`` is False: (restored float32, restored flags)."""
     rdis = np.array(rdis, dtype=np.float32)
     valid = np.asarray(valid, dtype=bool)
@@ -179,12 +206,12 @@ def restore_with_flags(rdis: np.ndarray, valid: np.ndarray, lookahead: int = 2) 
     return rdis, restored
 
 
-def restore_sequence(rdis: np.ndarray, valid: np.ndarray, lookahead: int = 2) -> np.ndarray:
+def restore_sequence(rdis: np.ndarray, valid: np.ndarray, lookahead: int = DEFAULT_LOOKAHEAD) -> np.ndarray:
     """Batch restoration: ``rdis`` with the frames where ``valid`` is False filled (float32)."""
     return restore_with_flags(rdis, valid, lookahead)[0]
 
 
-def drop_and_restore(rdis: np.ndarray, rate: float, rng: np.random.Generator, lookahead: int = 2,
+def drop_and_restore(rdis: np.ndarray, rate: float, rng: np.random.Generator, lookahead: int = DEFAULT_LOOKAHEAD,
                      burst_share: float = 0.5, mean_burst: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
     """Training augmentation: lose frames like a real link (random plus bursty, overall ``rate``), restore them.
 

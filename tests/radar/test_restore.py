@@ -145,3 +145,23 @@ def test_long_gap_mask_flags_only_runs_longer_than_max_gap():
     assert list(np.flatnonzero(mask)) == [7, 8, 9, 10]          # the run of 4 (the trailing run of 2 is short)
     assert not long_gap_mask(valid, 4).any()
     assert list(np.flatnonzero(long_gap_mask(valid, 1))) == [3, 4, 5, 7, 8, 9, 10, 12, 13]
+
+
+@pytest.mark.parametrize("missing", [1, 2, 3, 7, 12])
+def test_fill_gap_equals_the_streaming_and_batch_forms(missing):
+    """fill_gap (one vectorised blend) == FrameRestorer.push == restore_sequence, bit for bit."""
+    from edgesense.radar.restore import fill_gap
+
+    x = _frames(missing + 2, shape=(2, 6, 5), seed=missing)
+    got = fill_gap(x[0], x[-1], missing)
+    r = FrameRestorer(max_gap=missing)
+    r.push(10, x[0])
+    streamed = np.stack([f.rdi for f in r.push(10 + missing + 1, x[-1])])
+    valid = np.zeros(missing + 2, bool)
+    valid[[0, -1]] = True
+    batch = restore_sequence(x, valid)[1:]
+    assert got.dtype == np.float32 and got.shape == (missing + 1, 2, 6, 5)
+    np.testing.assert_array_equal(got, streamed)
+    np.testing.assert_array_equal(got, batch)
+    # within the look-ahead every missing frame ramps toward cur; beyond it the early ones hold prev
+    assert np.array_equal(got[0], x[0]) == (missing > 2)
