@@ -24,7 +24,7 @@ ROOT = HERE.parents[2]
 sys.path.insert(0, str(HERE))
 warnings.filterwarnings("ignore")
 
-from tflite_export_helpers import float_model, quantize_qdq, rand, samples  # noqa: E402
+from tflite_export_helpers import fftnet_stack, quantize_qdq, samples  # noqa: E402
 
 from edgesense.quant.tflite import export_tflite  # noqa: E402
 from edgesense.quant.tflite.latency import measure_latency  # noqa: E402
@@ -55,7 +55,6 @@ def examples(tmp: Path, latency: bool, runs: int) -> None:
 
 def torch_models(tmp: Path, latency: bool, runs: int) -> None:
     import torch
-    from onnx import helper as h
     from test_whole_models import FFTNetLike, GestureCNN, _torch_to_qdq
 
     for cls, shape in ((GestureCNN, (1, 2, 32, 32)), (FFTNetLike, (1, 2, 128))):
@@ -65,19 +64,8 @@ def torch_models(tmp: Path, latency: bool, runs: int) -> None:
         qdq = _torch_to_qdq(d, cls(), shape, dynamo=False)
         row(f"{cls.__name__} (torch, quantize_static)", qdq, export_tflite(qdq, d / "m.tflite"),
             samples(shape, 50), latency, runs)
-    rng = np.random.default_rng(0)  # test_op_patterns.test_fftnet_stack's model
-    nodes, weights, x = [], {}, "x"
-    for i, dil in enumerate([1, 2, 4]):
-        nodes += [h.make_node("Pad", [x, f"p{i}"], [f"pad{i}"], mode="constant"),
-                  h.make_node("Conv", [f"pad{i}", f"w{i}", f"b{i}"], [f"c{i}"], dilations=[dil]),
-                  h.make_node("Relu", [f"c{i}"], [f"r{i}"])]
-        weights |= {f"p{i}": np.array([0, 0, dil, 0, 0, 0], np.int64), f"w{i}": rand(rng, 8, 8 if i else 1, 2),
-                    f"b{i}": rand(rng, 8, scale=0.1)}
-        x = f"r{i}"
-    nodes.append(h.make_node("Conv", [x, "wo", "bo"], ["y"]))
-    weights |= {"wo": rand(rng, 1, 8, 1), "bo": rand(rng, 1, scale=0.1)}
-    qdq = quantize_qdq(float_model(nodes, {"x": (1, 1, 64)}, {"y": (1, 1, 64)}, weights), tmp / "stack.onnx",
-                       (1, 1, 64))
+    # test_op_patterns.test_fftnet_stack's model
+    qdq = quantize_qdq(fftnet_stack(np.random.default_rng(0)), tmp / "stack.onnx", (1, 1, 64))
     row("random 1-channel FFTNet stack", qdq, export_tflite(qdq, tmp / "stack.tflite"), samples((1, 1, 64), 50),
         latency, runs)
 

@@ -7,7 +7,7 @@ import pytest
 from onnx import helper as h
 
 from tflite_export_helpers import (
-    float_model, qdq_unary, quantize_qdq, rand, samples, tflite_ops,
+    fftnet_stack, float_model, qdq_unary, quantize_qdq, rand, samples, singles_and_batch, tflite_ops,
 )
 from edgesense.quant.tflite import export_tflite
 from edgesense.quant.tflite.parity import compare_with_onnx, tflite_interpreter
@@ -75,18 +75,7 @@ def test_fftnet_causal_dilated_conv1d_relu(tmp_path, dilation):
 def test_fftnet_stack(tmp_path):
     """A 1-channel FFTNet stack keeps NHWC throughout (no transposes, one PAD + CONV_2D per layer) and agrees
     with ORT end to end."""
-    nodes, weights, x = [], {}, "x"
-    for i, d in enumerate([1, 2, 4]):
-        nodes += [h.make_node("Pad", [x, f"p{i}"], [f"pad{i}"], mode="constant"),
-                  h.make_node("Conv", [f"pad{i}", f"w{i}", f"b{i}"], [f"c{i}"], dilations=[d]),
-                  h.make_node("Relu", [f"c{i}"], [f"r{i}"])]
-        weights |= {f"p{i}": np.array([0, 0, d, 0, 0, 0], np.int64), f"w{i}": rand(RNG, 8, 8 if i else 1, 2),
-                    f"b{i}": rand(RNG, 8, scale=0.1)}
-        x = f"r{i}"
-    nodes.append(h.make_node("Conv", [x, "wo", "bo"], ["y"]))
-    weights |= {"wo": rand(RNG, 1, 8, 1), "bo": rand(RNG, 1, scale=0.1)}
-    m = float_model(nodes, {"x": (1, 1, 64)}, {"y": (1, 1, 64)}, weights)
-    qdq = quantize_qdq(m, tmp_path / "m.qdq.onnx", (1, 1, 64))
+    qdq = quantize_qdq(fftnet_stack(RNG), tmp_path / "m.qdq.onnx", (1, 1, 64))
     out = export_tflite(qdq, tmp_path / "m.tflite")
     assert tflite_ops(out) == ["RESHAPE"] + ["PAD", "CONV_2D"] * 3 + ["CONV_2D", "RESHAPE"]
     # end to end with LiteRT's default (XNNPACK) kernels; see docs/tflite-export.md for the builtin kernels
@@ -264,17 +253,5 @@ def test_dynamic_batch_through_flatten_fc_softmax_requantization(tmp_path):
     assert "DEPTHWISE_CONV_2D" in ops  # softmax 1/256 -> onnxruntime's 1/255, requantized
     x = np.stack(samples((2, 4, 4), 4))
     for xnnpack in (True, False):
-        it = tflite_interpreter(out, xnnpack=xnnpack)
-        i, o = it.get_input_details()[0], it.get_output_details()[0]
-        s, z = i["quantization"]
-        xq = np.clip(np.rint(x / s) + z, -128, 127).astype(np.int8)
-        singles = []
-        for sample in xq:
-            it.set_tensor(i["index"], sample[None])
-            it.invoke()
-            singles.append(it.get_tensor(o["index"])[0])
-        it.resize_tensor_input(i["index"], list(xq.shape))
-        it.allocate_tensors()
-        it.set_tensor(i["index"], xq)
-        it.invoke()
-        assert np.array_equal(it.get_tensor(o["index"]), np.stack(singles)), xnnpack
+        singles, batch = singles_and_batch(tflite_interpreter(out, xnnpack=xnnpack), x)
+        assert np.array_equal(batch, singles), xnnpack

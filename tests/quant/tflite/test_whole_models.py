@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tflite_export_helpers import quantize_qdq, samples, tflite_ops
+from tflite_export_helpers import quantize_qdq, samples, singles_and_batch, tflite_ops
 from edgesense.quant.tflite import export_tflite
 from edgesense.quant.tflite.parity import compare_with_onnx, tflite_interpreter
 
@@ -126,17 +126,6 @@ def test_symbolic_batch_stays_resizable(tmp_path, name, xnnpack):
     out = export_tflite(qdq, tmp_path / "m.tflite")
     x = np.load(DATA / f"example_{name}_inputs.npy", allow_pickle=False)[:5]
     it = tflite_interpreter(out, xnnpack=xnnpack)
-    i = it.get_input_details()[0]
-    assert list(i["shape_signature"]) == [-1, *x.shape[1:]]
-    s, z = i["quantization"]
-    xq = np.clip(np.rint(x / s) + z, -128, 127).astype(np.int8)
-    singles = []
-    for sample in xq:
-        it.set_tensor(i["index"], sample[None])
-        it.invoke()
-        singles.append(it.get_tensor(it.get_output_details()[0]["index"])[0])
-    it.resize_tensor_input(i["index"], list(xq.shape))
-    it.allocate_tensors()
-    it.set_tensor(i["index"], xq)
-    it.invoke()
-    assert np.array_equal(it.get_tensor(it.get_output_details()[0]["index"]), np.stack(singles))
+    assert list(it.get_input_details()[0]["shape_signature"]) == [-1, *x.shape[1:]]
+    singles, batch = singles_and_batch(it, x)
+    assert np.array_equal(batch, singles)

@@ -113,3 +113,37 @@ def tie_concat_grids(qdq_path: Path, out_path: Path) -> Path:
                         changed = True
     onnx.save(model, str(out_path))
     return out_path
+
+
+def fftnet_stack(rng: np.random.Generator) -> onnx.ModelProto:
+    """A 1-channel FFTNet-like stack (x (1, 1, 64) -> y (1, 1, 64)): three causal Pad + dilated Conv + Relu
+    layers (dilations 1, 2, 4, 8 channels) and a 1x1 output Conv, float weights drawn from ``rng``."""
+    nodes, weights, x = [], {}, "x"
+    for i, dil in enumerate([1, 2, 4]):
+        nodes += [helper.make_node("Pad", [x, f"p{i}"], [f"pad{i}"], mode="constant"),
+                  helper.make_node("Conv", [f"pad{i}", f"w{i}", f"b{i}"], [f"c{i}"], dilations=[dil]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+        weights |= {f"p{i}": np.array([0, 0, dil, 0, 0, 0], np.int64), f"w{i}": rand(rng, 8, 8 if i else 1, 2),
+                    f"b{i}": rand(rng, 8, scale=0.1)}
+        x = f"r{i}"
+    nodes.append(helper.make_node("Conv", [x, "wo", "bo"], ["y"]))
+    weights |= {"wo": rand(rng, 1, 8, 1), "bo": rand(rng, 1, scale=0.1)}
+    return float_model(nodes, {"x": (1, 1, 64)}, {"y": (1, 1, 64)}, weights)
+
+
+def singles_and_batch(it, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Quantize float ``x`` (N, ...) with the interpreter's input grid, run each sample at batch 1, then all at
+    batch N (after ``resize_tensor_input``); returns (stacked single outputs, batch output), both int8."""
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    s, z = i["quantization"]
+    xq = np.clip(np.rint(x / s) + z, -128, 127).astype(np.int8)
+    singles = []
+    for sample in xq:
+        it.set_tensor(i["index"], sample[None])
+        it.invoke()
+        singles.append(it.get_tensor(o["index"])[0])
+    it.resize_tensor_input(i["index"], list(xq.shape))
+    it.allocate_tensors()
+    it.set_tensor(i["index"], xq)
+    it.invoke()
+    return np.stack(singles), it.get_tensor(it.get_output_details()[0]["index"])
