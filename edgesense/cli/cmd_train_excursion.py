@@ -27,6 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip-tracks", action="store_true",
                         help="hybrid: run the tracker on each clip from rest (default: over each clip's whole "
                              "stream of train and val clips, as deployed)")
+    parser.add_argument("--target-bl", choices=["true", "datasheet"], default="true",
+                        help="Bl that scales the training targets: the calibrated (true) Bl of simulated "
+                             "recordings (default) or the datasheet Bl the model is deployed with")
     add_json_flag(parser)
 
 
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise EdgesenseError(f"--loud-weight must be >= 0, got {args.loud_weight}")
     cfg.loud_weight = args.loud_weight
     cfg.stream_context = not args.clip_tracks
+    cfg.target_bl = args.target_bl
     result = train_excursion(args.data, args.model, args.out, cfg, init=args.init)
     card = write_model_card(result, cfg, args.data, Path(args.out) / "MODEL_CARD.md")
     out = result.to_dict() | {"model_card": str(card)}

@@ -36,7 +36,7 @@ from edgesense.speaker.pipeline import SpeakerSignal, load_signals, tracked_pred
 from edgesense.speaker.streaming import SPEC_METADATA_KEY, ExcursionModelSpec, frame_inputs
 
 __all__ = ["ARCHS", "TrainConfig", "TrainResult", "train_excursion", "build_model", "export_model", "excursion_loss",
-           "stream_tracks",
+           "stream_tracks", "target_bl", "training_bl",
            "load_trained", "prepare_inputs", "predict", "adapt_model", "AdaptResult", "write_model_card"]
 
 #: CLI model names -> registry names.
@@ -63,6 +63,7 @@ class TrainConfig:
     loud_weight: float = 0.0  # extra loss weight on loud samples (|x| >= loud_mm): w = 1 + loud_weight
     loud_mm: float = 0.1
     stream_context: bool = True  # hybrid inputs: tracker run over each clip's whole stream (as deployed)
+    target_bl: str = "true"  # Bl of the training targets: "true" (calibrated, training_bl) or "datasheet"
 
 
 @dataclass
@@ -175,9 +176,23 @@ def training_bl(sig: SpeakerSignal) -> float:
     return sig.speaker.bl
 
 
-def _target(spec: ExcursionModelSpec, sig: SpeakerSignal) -> np.ndarray:
+def target_bl(sig: SpeakerSignal, which: str = "true") -> float:
+    """The Bl that scales ``sig``'s training target: ``"true"`` (:func:`training_bl`) or ``"datasheet"``.
+
+    Datasheet targets suit the hybrid since its tracker anchors Bl on the datasheet moving mass: its
+    tracked input is then ``x·Bl_datasheet`` up to the tracker's error, and deployment divides by the
+    datasheet Bl, so true-Bl targets would ask the network for the unknowable ratio Bl_true/Bl_datasheet.
+    """
+    if which == "true":
+        return training_bl(sig)
+    if which == "datasheet":
+        return sig.speaker.bl
+    raise EdgesenseError(f"unknown target Bl {which!r}; choose 'true' or 'datasheet'")
+
+
+def _target(spec: ExcursionModelSpec, sig: SpeakerSignal, which: str = "true") -> np.ndarray:
     n = (len(sig.v) // spec.frame) * spec.frame
-    y = sig.x[:n] * (training_bl(sig) / spec.x_scale)
+    y = sig.x[:n] * (target_bl(sig, which) / spec.x_scale)
     return np.ascontiguousarray(y.reshape(-1, spec.frame).T[None], dtype=np.float32)  # (1, frame, steps)
 
 
@@ -242,7 +257,7 @@ def train_excursion(data_dir: str | Path | list, arch: str, out_dir: str | Path,
         train_tracks, val_tracks = [None] * len(train), [None] * len(val)
     xs = [prepare_inputs(spec, s, track=t) for s, t in progress(list(zip(train, train_tracks)), desc="features",
                                                                    unit="rec")]
-    ys = [_target(spec, s) for s in train]
+    ys = [_target(spec, s, cfg.target_bl) for s in train]
     val_in = [(prepare_inputs(spec, s, track=t), s) for s, t in zip(val, val_tracks)]
     usable = [k for k, x in enumerate(xs) if x.shape[2] > warm + cfg.crop]
     if not usable:
@@ -267,7 +282,7 @@ def train_excursion(data_dir: str | Path | list, arch: str, out_dir: str | Path,
             xb_t = torch.from_numpy(np.stack(xb))
             yb_t = torch.from_numpy(np.stack(yb))
             out = model(xb_t)[..., warm:]
-            loss = excursion_loss(out, yb_t, [training_bl(train[k]) for k in picks], spec.x_scale,
+            loss = excursion_loss(out, yb_t, [target_bl(train[k], cfg.target_bl) for k in picks], spec.x_scale,
                                   cfg.loud_weight, cfg.loud_mm)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -449,12 +464,14 @@ def write_model_card(result: TrainResult, cfg: TrainConfig, data_dir: str | Path
         f"- Seed {cfg.seed}; {cfg.epochs} epochs × {cfg.steps_per_epoch} steps, batch {cfg.batch}, crops of "
         f"{cfg.crop} scored frames after a receptive-field warm-up, AdamW one-cycle lr {cfg.lr}, MSE"
         + (f" with loud samples (|x| >= {cfg.loud_mm} mm) weighted {1 + cfg.loud_weight:g}x" if cfg.loud_weight else "")
-        + ("; hybrid inputs tracked over whole streams" if hybrid and cfg.stream_context else "") + "; "
+        + ("; hybrid inputs tracked over whole streams" if hybrid and cfg.stream_context else "")
+        + (f"; targets scaled by the {cfg.target_bl} Bl" if cfg.target_bl != "true" else "") + "; "
         f"{result.seconds:.0f} s on {cfg.threads} CPU threads.",
         f"- Reproduce: `edgesense train excursion {' '.join('--data ' + str(d) for d in (data_dir if isinstance(data_dir, list) else [data_dir]))} --model {result.arch} --out {path.parent} "
         f"--seed {cfg.seed} --epochs {cfg.epochs} --steps {cfg.steps_per_epoch} --lr {cfg.lr:g} --threads {cfg.threads}"
         + (f" --init {cfg.init}" if cfg.init else "") + (f" --loud-weight {cfg.loud_weight:g}" if cfg.loud_weight else "")
-        + ("" if cfg.stream_context or not hybrid else " --clip-tracks") + "`",
+        + ("" if cfg.stream_context or not hybrid else " --clip-tracks")
+        + ("" if cfg.target_bl == "true" else f" --target-bl {cfg.target_bl}") + "`",
         f"- Validation NRMSE {result.val_nrmse * 100:.2f} %, RMSE {result.val_rmse_mm * 1000:.1f} µm.",
         "",
     ]

@@ -121,3 +121,31 @@ def test_stream_tracks_run_the_tracker_over_the_joined_stream():
     assert not np.array_equal(alone[0], got[0])
     other = dataclasses.replace(clips[2], metadata={"stream": "s", "clip_index": 2, "seed": [2]})
     assert np.array_equal(stream_tracks([other], clips)[0], tracked_prediction(other.v, other.i, profile))
+
+
+def test_target_bl_chooses_the_calibrated_or_the_datasheet_bl():
+    import dataclasses
+
+    import numpy as np
+
+    from edgesense.errors import EdgesenseError
+    from edgesense.nn.train_excursion import _target, build_model, spec_for, target_bl, TrainConfig
+    from edgesense.profiles import load_profile
+    from edgesense.speaker.pipeline import SpeakerSignal
+
+    profile = load_profile("speaker-ref")
+    ds = profile.speaker.bl
+    x = np.linspace(-0.3, 0.3, 16).astype(np.float32)
+    sig = SpeakerSignal("s", np.zeros(16, np.float32), np.zeros(16, np.float32), x, profile,
+                        {"speaker_true": {"bl": 1.1 * ds}})
+    assert target_bl(sig, "true") == pytest.approx(1.1 * ds)
+    assert target_bl(sig, "datasheet") == ds
+    no_truth = dataclasses.replace(sig, metadata={})
+    assert target_bl(no_truth, "true") == ds
+    with pytest.raises(EdgesenseError):
+        target_bl(sig, "measured")
+    spec = spec_for(build_model("hybrid"), "hybrid", TrainConfig(arch="hybrid"))
+    y_true, y_ds = _target(spec, sig, "true"), _target(spec, sig, "datasheet")
+    assert y_true.shape == (1, spec.frame, 16 // spec.frame)
+    np.testing.assert_allclose(y_true, 1.1 * y_ds, rtol=1e-6)
+    np.testing.assert_allclose(y_ds[0].T.reshape(-1), x * ds / spec.x_scale, rtol=1e-6)
