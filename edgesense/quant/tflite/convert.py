@@ -55,7 +55,9 @@ class _Act:
     index: int
     qp: QuantParams
     shape: tuple[int, ...]  # the ONNX shape
-    layout: str  # "plain" (as ONNX), "nhwc" (rank 3/4 stored NHWC), "flat" (NHWC flattened)
+    # "plain" (as ONNX), "nhwc" (rank 3/4 stored NHWC), "flat" (NHWC flattened), "hpair" (rank 4 stored
+    # NHWC with each pair of rows side by side in the channels: (N, H/2, W, 2*C), see _Converter._row_pair_conv)
+    layout: str
     src4: tuple[int, ...] | None = None  # for "flat": the NCHW shape that was flattened
 
 
@@ -80,6 +82,9 @@ def _stored_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
     if layout == "nhwc":
         n, c, h, w = _nchw4(shape)
         return (n, h, w, c)
+    if layout == "hpair":
+        n, c, h, w = shape
+        return (n, h // 2, w, 2 * c)
     return tuple(shape)
 
 
@@ -102,9 +107,10 @@ def _attrs(node: onnx.NodeProto) -> dict:
 
 class _Converter:
     def __init__(self, model: onnx.ModelProto, io_dtype: str, input_shapes: dict | None = None,
-                 precise_requantize: bool = True) -> None:
+                 precise_requantize: bool = True, pair_rows: bool = True) -> None:
         self.io_dtype = io_dtype
         self.precise_requantize = precise_requantize
+        self.pair_rows = pair_rows
         # a symbolic batch stays resizable: shape constants then say -1 where the batch leads
         self.dynamic_batch = _symbolic_batch(model, input_shapes)
         model = _infer_shapes(_fold_shape_arithmetic(_infer_shapes(_with_static_shapes(model, input_shapes))))
@@ -218,7 +224,8 @@ class _Converter:
             batch_axis = 0 if perm[0] == 0 else None
             self.fb.add_operator(Op.RESHAPE, [index, self._shape_const(name + "/shape", out_shape, batch_axis)], [out])
         else:
-            self.fb.add_operator(Op.TRANSPOSE, [index, self._int32_const(name + "/perm", perm)], [out], version=2)
+            version = 2 if len(perm) <= 4 else 4  # rank 5 needs TRANSPOSE version 4
+            self.fb.add_operator(Op.TRANSPOSE, [index, self._int32_const(name + "/perm", perm)], [out], version=version)
         return out
 
     def _reshape(self, index: int, shape: tuple[int, ...], qp: QuantParams, name: str,
@@ -237,6 +244,8 @@ class _Converter:
     def _nhwc(self, a: _Act) -> _Act:
         if a.layout == "nhwc":
             return a
+        if a.layout == "hpair":  # only the max pool that _row_pair_plan checked reads row pairs
+            raise ModelError(f"internal: {self.fb.tensors[a.index].name!r} holds row pairs; only a row max pool reads them")
         a = self._plain(a)
         key = (a.index, "nhwc")
         if key not in self.views:
@@ -253,6 +262,8 @@ class _Converter:
     def _plain(self, a: _Act) -> _Act:
         if a.layout == "plain":
             return a
+        if a.layout == "hpair":
+            self._nhwc(a)  # raises
         key = (a.index, "plain")
         if key not in self.views:
             name = self.fb.tensors[a.index].name + "/nchw"
@@ -449,6 +460,14 @@ class _Converter:
         n, c, h, wd = _nchw4(x.shape)
         kh, kw = W.shape[2:]
         padding, explicit = _padding_mode((h, wd), (kh, kw), strides, dil, pads, at.get("auto_pad", b"NOTSET"))
+        if explicit is None and padding == Padding.SAME:  # the pads SAME stands for, for the row-pair plan
+            explicit_pads = _same_pads((h, wd), (kh, kw), strides, dil)
+        else:
+            explicit_pads = list(explicit) if explicit is not None else [0, 0, 0, 0]
+        plan = self._row_pair_plan(node, x, W, group, strides, dil, explicit_pads)
+        if plan is not None:
+            self._row_pair_conv(node, x, W, w, strides, explicit_pads, plan)
+            return
         xin = self._nhwc(x)
         if explicit is not None:
             xin = self._pad(xin, [(0, 0), (explicit[0], explicit[2]), (explicit[1], explicit[3]), (0, 0)], node.name)
@@ -475,6 +494,137 @@ class _Converter:
         )
         self.vals[out_name] = out
 
+    # ------------------------------------------------------------------ row pairs (XNNPACK int8 speed)
+
+    def _row_pair_plan(self, node: onnx.NodeProto, x: _Act, W: np.ndarray, group: int, strides: list[int],
+                       dil: list[int], pads: list[int]) -> dict | None:
+        """Whether to run this convolution on pairs of input rows packed into channels (see _row_pair_conv).
+
+        Only for a rank-4 input still in ONNX (NCHW) layout -- a graph input, which must be transposed to
+        NHWC anyway, so packing the pairs costs one rank-5 TRANSPOSE instead of a rank-4 one -- with at most
+        4 channels (XNNPACK's int8 kernels on x86 read 8 channels per kernel tap, so 3 channels waste 5/8 of
+        every multiply; a pair of rows fills 6 of 8). Stride 2 down the rows: each output row reads one
+        pair per tap, about half the taps (``m = 1``). Stride 1: two output rows are computed per pair
+        position (``m = 2``, 2*O output channels), which only pays when a 2x2-style max pool with stride 2
+        down the rows follows and can read the pairs directly (_pool); otherwise None.
+        """
+        if not self.pair_rows or x.layout != "plain" or len(x.shape) != 4 or (x.index, "nhwc") in self.views:
+            return None
+        n, c, h, wd = x.shape
+        O, _, kh, kw = W.shape
+        if group != 1 or dil[0] != 1 or kh < 2 or c > 4 or len(self.consumers[node.input[0]]) != 1:
+            return None
+        if strides[0] == 2:
+            m = 1
+        elif strides[0] == 1 and self._pair_pool_follows(node):
+            m = 2
+        else:
+            return None
+        sh, g, pt = strides[0], 2, pads[0]
+        ho = _nchw4(self._shape(node.output[0]))[2]
+        if ho % m:
+            return None
+        best = None
+        for off in (0, -1):  # first input row of group 0 (a pad row when -1)
+            lo, hi = -pt - off, sh * (m - 1) - pt + kh - 1 - off
+            tmin, tmax = lo // g, hi // g
+            top = -(tmin * g + off)                                  # rows to pad above
+            bottom = g * (ho // m - 1 + tmax) + off + g - 1 - (h - 1)  # rows to pad below
+            if top < 0 or bottom < 0 or (h + top + bottom) % g:
+                continue
+            taps = tmax - tmin + 1
+            if best is None or taps < best["taps"]:
+                best = dict(m=m, off=off, tmin=tmin, taps=taps, top=top, bottom=bottom)
+        if best is None or best["taps"] * -(-g * c // 8) >= kh * -(-c // 8):
+            return None  # no fewer 8-channel blocks per output than the plain convolution
+        return best
+
+    def _pair_pool_follows(self, node: onnx.NodeProto) -> bool:
+        """Conv (-> fusable activation) -> QuantizeLinear -> DequantizeLinear -> MaxPool with kernel and
+        stride 2 down the rows and no padding, each the single consumer of the one before."""
+        name = node.output[0]
+        cons = self.consumers[name]
+        if len(cons) == 1 and self._fusable_activation(cons[0]) is not None:
+            name = cons[0].output[0]
+            cons = self.consumers[name]
+        graph_outputs = {o.name for o in self.graph.output}
+        for op_type in ("QuantizeLinear", "DequantizeLinear"):
+            if len(cons) != 1 or cons[0].op_type != op_type or name in graph_outputs:
+                return False
+            name = cons[0].output[0]
+            cons = self.consumers[name]
+        if len(cons) != 1 or cons[0].op_type != "MaxPool" or name in graph_outputs:
+            return False
+        at = _attrs(cons[0])
+        ks, st = list(at.get("kernel_shape", [])), list(at.get("strides", [1, 1]))
+        auto_pad = at.get("auto_pad", b"NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        return (len(ks) == 2 and ks[0] == 2 and st[0] == 2 and not any(at.get("pads", [0] * 4))
+                and auto_pad in ("NOTSET", "VALID") and not at.get("ceil_mode", 0)
+                and all(d == 1 for d in at.get("dilations", [1, 1])))
+
+    def _row_pair_conv(self, node: onnx.NodeProto, x: _Act, W: np.ndarray, w: _Const, strides: list[int],
+                       pads: list[int], plan: dict) -> None:
+        """The convolution on the input with each pair of rows packed into the channels: exactly the
+        same sums (the extra weights are zero) on XNNPACK-friendlier shapes.
+
+        The NCHW input (rows padded as the plan says, and columns by the convolution's pads) is viewed as
+        (N, C, H/2, 2, W) and transposed to (N, H/2, W, 2, C) -- a pair of rows per row, 2*C channels.
+        Output row ``i = j*m + t`` of the original convolution reads input rows ``sh*i - pt + k``; in the
+        paired input these are pair ``j + a + tmin``, row ``r`` of it, with ``k = (a + tmin)*2 + r + off -
+        sh*t + pt``; the packed weight of (t, o; a, kw; r, c) is ``W[o, c, k, kw]`` for ``0 <= k < kh`` and
+        0 otherwise. With ``m = 2`` the output holds rows (2j, 2j+1) side by side ("hpair" layout).
+        Padded values are the input zero point in TFLite's PAD and convolution padding alike, so every
+        accumulator, and so every output, is bit-identical to the plain convolution's.
+        """
+        m, off, tmin, taps, top, bottom = (plan[k] for k in ("m", "off", "tmin", "taps", "top", "bottom"))
+        n, c, h, wd = x.shape
+        O, _, kh, kw = W.shape
+        sh, g, pt = strides[0], 2, pads[0]
+        left, right = pads[1], pads[3]
+        hq = (h + top + bottom) // g
+        src, name = x.index, node.name or node.output[0]
+        # a symmetric padding of whole pairs with SAME-sized kernel padding needs no PAD operator
+        same = (top % g == 0 and bottom % g == 0 and _same_pads((hq - (top + bottom) // g, wd), (taps, kw), [1, strides[1]],
+                                                               [1, 1]) == [top // g, left, bottom // g, right])
+        if same:
+            hq -= (top + bottom) // g
+        elif top or bottom or left or right:
+            src = self.fb.add_tensor(name + "/pad", (n, c, h + top + bottom, wd + left + right), np.int8, x.qp)
+            self.fb.add_operator(Op.PAD, [x.index, self._int32_const(name + "/paddings",
+                                                                     [(0, 0), (0, 0), (top, bottom), (left, right)])],
+                                 [src], version=2)
+            wd += left + right
+        src = self._reshape(src, (n, c, hq, g, wd), x.qp, name + "/pairs5d")
+        src = self._permute(src, (n, c, hq, g, wd), (0, 2, 4, 3, 1), x.qp, name + "/pairs")
+        xin = self._reshape(src, (n, hq, wd, g * c), x.qp, name + "/paired")
+        packed = np.zeros((m, O, taps, kw, g, c), np.int8)
+        for t in range(m):
+            for a in range(taps):
+                for r in range(g):
+                    k = (a + tmin) * g + r + off - sh * t + pt
+                    if 0 <= k < kh:
+                        packed[t, :, a, :, r, :] = W[:, :, k, :].transpose(0, 2, 1)
+        packed = packed.reshape(m * O, taps, kw, g * c)
+        qp_out, fused, out_name = self._output_grid(node)
+        self._check_weight(w, node)
+        if w.qp.per_tensor:
+            wqp = QuantParams.make(w.qp.scale[0], 0)
+        else:
+            wqp = QuantParams(np.tile(w.qp.scale, m).astype(np.float32), np.zeros(m * O, np.int64), 0)
+        wi = self.fb.add_tensor(w.name, packed.shape, np.int8, wqp, packed)
+        bias, bias_qp = self._bias_values(node, 2, x.qp, w.qp, O)
+        bqp = bias_qp if bias_qp.per_tensor else QuantParams(np.tile(bias_qp.scale, m), np.zeros(m * O, np.int64), 0)
+        bi = self.fb.add_tensor(name + "/bias_pairs", (m * O,), np.int32, bqp, np.tile(bias, m))
+        out_shape = self._shape(node.output[0])
+        out = self._new_act(out_name, out_shape, "nhwc" if m == 1 else "hpair", qp_out)
+        self.fb.add_operator(
+            Op.CONV_2D, [xin, wi, bi], [out.index], "Conv2DOptions", version=3,
+            Padding=Padding.SAME if same else Padding.VALID, StrideW=strides[1], StrideH=1,
+            DilationWFactor=1, DilationHFactor=1, FusedActivationFunction=fused,
+        )
+        self.vals[out_name] = out
+
     def _check_weight(self, w: _Const, node: onnx.NodeProto) -> None:
         if w.q.dtype != np.int8:
             raise ModelError(f"{node.op_type} {node.name!r}: weights must be int8, got {w.q.dtype}")
@@ -483,8 +633,14 @@ class _Converter:
 
     def _bias(self, node: onnx.NodeProto, slot: int, in_qp: QuantParams, w_qp: QuantParams, n: int) -> int:
         """int32 bias on the grid input_scale * weight_scale (per output channel), as TFLite requires."""
-        expected = np.float64(in_qp.scale[0]) * np.broadcast_to(w_qp.scale.astype(np.float64), (n,))
+        q, qp = self._bias_values(node, slot, in_qp, w_qp, n)
         name = node.input[slot] if len(node.input) > slot and node.input[slot] else f"{node.name}/bias"
+        return self.fb.add_tensor(name, (n,), np.int32, qp, q)
+
+    def _bias_values(self, node: onnx.NodeProto, slot: int, in_qp: QuantParams, w_qp: QuantParams,
+                     n: int) -> tuple[np.ndarray, QuantParams]:
+        """The int32 bias values and their grid (see _bias)."""
+        expected = np.float64(in_qp.scale[0]) * np.broadcast_to(w_qp.scale.astype(np.float64), (n,))
         if len(node.input) <= slot or not node.input[slot]:
             q = np.zeros(n, np.int32)
         elif node.input[slot] in self.inits:  # a float bias left unquantized
@@ -502,7 +658,7 @@ class _Converter:
             qp = QuantParams.make(expected[0], 0)
         else:
             qp = QuantParams(expected.astype(np.float32), np.zeros(n, np.int64), 0)
-        return self.fb.add_tensor(name, (n,), np.int32, qp, q)
+        return q, qp
 
     def _fully_connected(self, node: onnx.NodeProto, x: _Act, W: np.ndarray, w: _Const, bias_slot: int) -> None:
         """FULLY_CONNECTED with weights ``W`` (out, in) quantized per output channel (axis 0)."""
@@ -567,6 +723,15 @@ class _Converter:
         n, c, h, w = _nchw4(x.shape)
         padding, explicit = _padding_mode((h, w), ks, strides, [1, 1], pads, at.get("auto_pad", b"NOTSET"))
         out_shape = self._shape(node.output[0])
+        if x.layout == "hpair" and ks[0] == strides[0] == 2 and padding == Padding.VALID and explicit is None:
+            # rows (2j, 2j+1) of column u sit at columns 2u, 2u+1 of (n, h/2, 2w, c): a window of kw columns
+            # and both rows is 2*kw adjacent columns there, the stride 2*sw
+            wide = self._reshape(x.index, (n, h // 2, 2 * w, c), x.qp, node.output[0] + "/wide")
+            out = self._new_act(node.output[0], out_shape, "nhwc", x.qp)
+            self.fb.add_operator(opcode, [wide], [out.index], "Pool2DOptions", version=2, Padding=Padding.VALID,
+                                 StrideW=2 * strides[1], StrideH=1, FilterWidth=2 * ks[1], FilterHeight=1)
+            self.vals[node.output[0]] = out
+            return
         xin = self._nhwc(x)
         if opcode == Op.AVERAGE_POOL_2D and at.get("count_include_pad", 0) and any(pads):
             # padded zeros count in the average: pad explicitly (with the zero point = real 0), then VALID
@@ -864,18 +1029,23 @@ def _out_size(n: int, k: int, s: int, padding: int, d: int = 1) -> int:
     return (n - (k - 1) * d - 1) // s + 1
 
 
-def _padding_mode(in_hw, ks, strides, dil, pads, auto_pad) -> tuple[int, list[int] | None]:
-    """(TFLite padding, explicit pads [top, left, bottom, right] still to apply or None)."""
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+def _same_pads(in_hw, ks, strides, dil) -> list[int]:
+    """[top, left, bottom, right] of TFLite's SAME padding (the extra row or column goes below/right)."""
     same = []
     for n, k, s, d in zip(in_hw, ks, strides, dil):
         total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
         same.append((total // 2, total - total // 2))
-    same_pads = [same[0][0], same[1][0], same[0][1], same[1][1]]
+    return [same[0][0], same[1][0], same[0][1], same[1][1]]
+
+
+def _padding_mode(in_hw, ks, strides, dil, pads, auto_pad) -> tuple[int, list[int] | None]:
+    """(TFLite padding, explicit pads [top, left, bottom, right] still to apply or None)."""
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    same_pads = _same_pads(in_hw, ks, strides, dil)
     if auto_pad == "SAME_UPPER":
         return Padding.SAME, None
     if auto_pad == "SAME_LOWER":
-        pads = [same[0][1], same[1][1], same[0][0], same[1][0]]
+        pads = same_pads[2:] + same_pads[:2]
     elif auto_pad == "VALID":
         pads = [0, 0, 0, 0]
     if not any(pads):
@@ -968,11 +1138,13 @@ def _with_static_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[in
 
 
 def convert_qdq_model(model: onnx.ModelProto, io_dtype: str = "int8",
-                      input_shapes: dict[str, tuple[int, ...]] | None = None) -> bytes:
+                      input_shapes: dict[str, tuple[int, ...]] | None = None, pair_rows: bool = True) -> bytes:
     """Translate a QDQ INT8 ONNX model into ``.tflite`` flatbuffer bytes (see module docstring).
 
     ``input_shapes`` fixes symbolic input dimensions (e.g. a streaming block length); the rest become 1.
+    ``pair_rows=False`` turns off the row-pair packing of a first convolution on few input channels
+    (identical outputs either way; the packing is faster on XNNPACK, see ``docs/tflite-export.md``).
     """
     if io_dtype not in ("int8", "float32"):
         raise ModelError(f"io_dtype must be 'int8' or 'float32', got {io_dtype!r}")
-    return _Converter(model, io_dtype, input_shapes).run()
+    return _Converter(model, io_dtype, input_shapes, pair_rows=pair_rows).run()
