@@ -33,6 +33,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-drop-rate", type=float, default=0.0,
                         help="also score validation clips with this drop rate when picking the checkpoint "
                              "(mean of clean and dropped accuracy; default 0 = clean only)")
+    parser.add_argument("--val-drop-variants", type=positive_int, default=1,
+                        help="dropped validation copies (different loss patterns) averaged in that score (default 1)")
+    parser.add_argument("--negatives-per-positive", type=positive_float, default=1.0,
+                        help="noise windows sampled per gesture window each epoch (default 1)")
+    parser.add_argument("--near-negatives", type=float, default=0.0,
+                        help="share of the noise windows drawn from windows holding part of a gesture (default 0)")
     parser.add_argument("--init", type=Path, default=None,
                         help="fine-tune from this state_dict (.pt with its .json beside it, e.g. a shipped model)")
     parser.add_argument("--max-positives", type=int, default=0,
@@ -59,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from edgesense.nn.train_gesture import TrainConfig, export_onnx, train_gesture, write_model_card
     from edgesense.radar.metrics import evaluate_gesture_dataset
 
+    if not 0 <= args.near_negatives <= 1:
+        raise EdgesenseError(f"--near-negatives must be in [0, 1], got {args.near_negatives}")
     if not 0 <= args.eval_drop_rate < 1:
         raise EdgesenseError(f"--eval-drop-rate must be in [0, 1), got {args.eval_drop_rate}")
     lo, hi = args.drop_rate_range
@@ -76,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
                       drop_variants=max(0, args.drop_variants), threads=args.threads,
                       max_positives=max(0, args.max_positives), model_kwargs=model_kwargs,
                       drop_rate_range=(lo, hi), val_drop_rate=args.val_drop_rate,
+                      val_drop_variants=args.val_drop_variants, negatives_per_positive=args.negatives_per_positive,
+                      near_negatives=args.near_negatives,
                       init=str(args.init) if args.init is not None else None)
     model, result = train_gesture(args.data, cfg)
     out = Path(args.out)

@@ -20,6 +20,11 @@ by the pipeline's restoration (:func:`edgesense.radar.pipeline.restore_sequence`
 padded (zero after normalisation); the validity channel marks both. Each training window picks a
 variant at random.
 
+**Hard negatives.** ``negatives_per_positive`` noise windows are drawn per gesture window each epoch;
+``near_negatives`` of them come from windows that hold part of a gesture without being in its
+just-ended zone (the gesture still going on, or ended a while ago but still in view), the windows a
+stream spotter mistakes for gestures; the rest from all noise windows.
+
 **Splits.** Train, validation and test splits come from the dataset index (split by subject).
 Validation clips are also prepared once with ``val_drop_rate`` drops (fixed seed); the checkpoint
 with the best validation clip accuracy (the mean of clean and dropped, when ``val_drop_rate`` > 0)
@@ -74,11 +79,13 @@ class TrainConfig:
     late: int = 6           # frames after it
     guard: int = 4          # ambiguous frames on both sides of that zone (not trained on)
     negatives_per_positive: float = 1.0
+    near_negatives: float = 0.0   # share of noise windows drawn from those holding part of a gesture (hard ones)
     max_positives: int = 0  # positive windows per gesture per epoch (0 = all of its just-ended zone)
     drop_variants: int = 2
     drop_rate_range: tuple[float, float] = (0.05, 0.3)
     max_restore: int = 8    # gaps longer than this are padded, not restored (GesturePipeline's default)
     val_drop_rate: float = 0.0   # also score validation clips with this drop rate when picking the checkpoint
+    val_drop_variants: int = 1   # dropped validation copies (different loss patterns) averaged in that score
     init: str | None = None      # state_dict to fine-tune from (its sidecar .json gives the normalisation)
     threads: int = 1
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -168,7 +175,7 @@ def prepare_recordings(entries: list[tuple[Dataset, DatasetEntry]], classes: lis
                        fixed_rate: float | None = None) -> list[PreparedRecording]:
     """Load recordings, compute RDIs and profiles, and (``augment``) the dropped+restored variants.
 
-    ``fixed_rate`` makes one variant at exactly that drop rate (validation) instead of
+    ``fixed_rate`` makes ``cfg.val_drop_variants`` variants at exactly that drop rate (validation) instead of
     ``cfg.drop_variants`` at rates drawn from ``cfg.drop_rate_range``.
     """
     out = []
@@ -186,8 +193,8 @@ def prepare_recordings(entries: list[tuple[Dataset, DatasetEntry]], classes: lis
         valid = [np.ones(len(rdis), np.float32)]
         padded: list[np.ndarray | None] = [None]
         if augment:
-            rates = [fixed_rate] if fixed_rate is not None else [rng.uniform(*cfg.drop_rate_range)
-                                                                 for _ in range(cfg.drop_variants)]
+            rates = ([fixed_rate] * max(1, cfg.val_drop_variants) if fixed_rate is not None
+                     else [rng.uniform(*cfg.drop_rate_range) for _ in range(cfg.drop_variants)])
             for rate in rates:
                 lost = random_plus_bursty(rate).mask(len(rdis), rng)
                 lost[0] = False
@@ -240,7 +247,14 @@ def _sample_epoch(preps, labels, cfg: TrainConfig, noise: int, rng: np.random.Ge
                  else cfg.max_positives or cfg.early + cfg.late + 1)
         chosen = list(pos)
         if len(neg):
-            chosen += list(rng.choice(neg, size=min(n_neg, len(neg)), replace=False))
+            n_neg = min(n_neg, len(neg))
+            near = _near_gesture(neg, p.gestures, cfg.frames) if cfg.near_negatives > 0 else neg[:0]
+            n_near = min(int(round(cfg.near_negatives * n_neg)), len(near))
+            if n_near:
+                picked = rng.choice(near, size=n_near, replace=False)
+                neg = np.setdiff1d(neg, picked, assume_unique=True)
+                chosen += list(picked)
+            chosen += list(rng.choice(neg, size=min(n_neg - n_near, len(neg)), replace=False))
         rec_ids += [i] * len(chosen)
         ends += chosen
         ys += [int(lab[c]) for c in chosen]
@@ -248,6 +262,14 @@ def _sample_epoch(preps, labels, cfg: TrainConfig, noise: int, rng: np.random.Ge
     variants = np.array([rng.integers(len(preps[r].profiles)) for r in rec_ids])
     order = rng.permutation(len(ys))
     return rec_ids[order], variants[order], ends[order], ys[order]
+
+
+def _near_gesture(ends: np.ndarray, gestures: list[tuple[int, int, int]], frames: int) -> np.ndarray:
+    """The window ends among ``ends`` whose window of ``frames`` frames holds part of a gesture."""
+    hit = np.zeros(len(ends), dtype=bool)
+    for _, s, e in gestures:
+        hit |= (ends >= s) & (ends - frames + 1 < e)
+    return ends[hit]
 
 
 def _predict(model: nn.Module, x: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -354,7 +376,9 @@ def train_gesture(data: str | Path | list[str | Path], cfg: TrainConfig) -> tupl
                "val_acc": val.get("accuracy", float("nan"))}
         score = val.get("accuracy", -row["loss"]) if val else -row["loss"]
         if val and cfg.val_drop_rate > 0:
-            row["val_acc_dropped"] = clip_accuracy_torch(model, va_w, val_p, classes, variant=1).get("accuracy")
+            row["val_acc_dropped"] = float(np.mean([
+                clip_accuracy_torch(model, va_w, val_p, classes, variant=v).get("accuracy")
+                for v in range(1, max(1, cfg.val_drop_variants) + 1)]))
             score = 0.5 * (score + row["val_acc_dropped"])
         history.append(row)
         if score >= best[0] or best[1] is None:

@@ -147,3 +147,44 @@ def test_fine_tuning_starts_from_the_given_weights_and_keeps_normalisation(tmp_p
     side.write_text(side.read_text().replace('"sweep"', '"other"'))
     with pytest.raises(EdgesenseError, match="classes"):
         train_gesture(tmp_path / "ds", tuned_cfg)
+
+
+def test_validation_gets_several_dropped_copies_at_the_fixed_rate(tmp_path):
+    from edgesense.nn.train_gesture import prepare_recordings
+
+    make_dataset(tmp_path / "ds", subjects=2, clips_per_class=1)
+    ds = Dataset.open(tmp_path / "ds")
+    cfg = TrainConfig(model="gesture_cnn", frames=16, noise_label="idle", val_drop_variants=3)
+    preps = prepare_recordings([(ds, e) for e in ds.entries], ["idle", "rise", "sweep"], cfg,
+                               np.random.default_rng(0), augment=True, desc="val", fixed_rate=0.3)
+    lost = 0
+    for p in preps:
+        assert len(p.profiles) == 4 and len(p.valid) == 4
+        assert p.valid[0].all()                                    # variant 0 is clean
+        masks = {tuple(v.astype(bool)) for v in p.valid[1:]}
+        assert len(masks) >= 2                                     # different loss patterns
+        lost += sum(int((v == 0).sum()) for v in p.valid[1:])
+    share = lost / sum(3 * p.n for p in preps)
+    assert 0.15 < share < 0.45
+
+
+def test_near_negatives_are_drawn_from_windows_holding_part_of_a_gesture():
+    from types import SimpleNamespace
+
+    from edgesense.nn.train_gesture import _near_gesture, _sample_epoch
+
+    gestures = [(1, 100, 130)]
+    assert list(_near_gesture(np.array([99, 100, 129, 150, 168, 169, 300]), gestures, 40)) == [100, 129, 150, 168]
+    n = 400
+    lab = window_labels(n, gestures, noise=0, early=3, late=6, guard=4)
+    near = set(range(100, 169)) - set(np.flatnonzero(lab != 0))
+    prep = SimpleNamespace(gestures=gestures, profiles=[None])
+    for share, lo, hi in ((0.0, 0, 6), (1.0, 19, 20)):
+        cfg = TrainConfig(frames=40, negatives_per_positive=2.0, near_negatives=share)
+        got = []
+        for seed in range(20):
+            _, _, ends, ys = _sample_epoch([prep], [lab], cfg, 0, np.random.default_rng(seed))
+            neg = ends[ys == 0]
+            assert len(neg) == 2 * int((ys != 0).sum())     # 2 negatives per positive either way
+            got.append(sum(int(e) in near for e in neg))
+        assert lo <= np.mean(got) <= hi, (share, np.mean(got))
