@@ -46,6 +46,17 @@ class LiteRTModel(Model):
         self._in = self.interpreter.get_input_details()
         self._out = self.interpreter.get_output_details()
         super().__init__(path, [self._spec(d) for d in self._in], [self._spec(d) for d in self._out])
+        self._plan()
+
+    def _plan(self) -> None:
+        """Per input (in ``input_specs`` order): name, current shape, index and a tensor-view getter; per
+        output a view getter. The getters (``Interpreter.tensor``) may be kept; the views they return must
+        not outlive one call (the interpreter refuses to invoke while views of its buffers are alive)."""
+        interp = self.interpreter
+        by_name = {d["name"]: d for d in self._in}
+        self._feeds = [(s.name, tuple(int(v) for v in by_name[s.name]["shape"]), by_name[s.name]["index"],
+                        interp.tensor(by_name[s.name]["index"])) for s in self.input_specs]
+        self._fetches = [interp.tensor(d["index"]) for d in self._out]
 
     @staticmethod
     def _spec(d: dict) -> TensorSpec:
@@ -76,22 +87,28 @@ class LiteRTModel(Model):
         return call
 
     def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        for name, shape, index, view in self._feeds:
+            value = feeds[name]
+            if value.shape != shape:
+                self._resize(name, index, value.shape)
+                break
+            # Written into the interpreter's own buffer (no set_tensor copy); the view dies at once.
+            view()[...] = value
+        else:
+            self.interpreter.invoke()
+            return [np.array(fetch(), copy=True) for fetch in self._fetches]
+        return self._invoke(feeds)  # planned again for the new shapes
+
+    def _resize(self, name: str, index: int, shape: tuple[int, ...]) -> None:
         interp = self.interpreter
-        for d, spec in zip(self._in, self.input_specs):
-            value = feeds[spec.name]
-            if tuple(value.shape) != tuple(d["shape"]):
-                try:
-                    interp.resize_tensor_input(d["index"], list(value.shape))
-                    interp.allocate_tensors()
-                except (RuntimeError, ValueError) as exc:
-                    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-                    raise ModelError(f"{self.path.name}: cannot run input {spec.name!r} with shape "
-                                     f"{list(value.shape)} (built for {list(d['shape'])}): {first}") from None
-                self._in = interp.get_input_details()
-                self._out = interp.get_output_details()
-                d = next(x for x in self._in if x["name"] == spec.name)
-            # Write into the interpreter's own buffer (no set_tensor copy); the view is dropped at once,
-            # as the interpreter refuses to invoke while views of its buffers are alive.
-            interp.tensor(d["index"])()[...] = value
-        interp.invoke()
-        return [np.array(interp.tensor(d["index"])(), copy=True) for d in self._out]
+        try:
+            interp.resize_tensor_input(index, list(shape))
+            interp.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            built = next(s for n, s, _, _ in self._feeds if n == name)
+            raise ModelError(f"{self.path.name}: cannot run input {name!r} with shape "
+                             f"{list(shape)} (built for {list(built)}): {first}") from None
+        self._in = interp.get_input_details()
+        self._out = interp.get_output_details()
+        self._plan()

@@ -137,3 +137,17 @@ def test_tflite_invoker_equals_run_raw(tmp_path):
         assert np.array_equal(call(xq), out)
     with pytest.raises(ValueError):
         call(np.zeros((1, 6), np.float32))        # no conversion: the wrong dtype is refused, not cast
+
+
+def test_tflite_run_resizes_back_and_forth(tmp_path):
+    """LiteRT re-plans its kept input/output views on every shape change: batch 3, 1, 2, 1 all right."""
+    pytest.importorskip("tflite")
+    c = np.arange(6, dtype=np.float32).reshape(1, 6) / 4
+    tiny.tflite_add(tmp_path / "a.tflite", (1, 6), c, int8=False)
+    model = load_model(tmp_path / "a.tflite")
+    rng = np.random.default_rng(4)
+    for batch in (3, 1, 2, 1):
+        x = rng.standard_normal((batch, 6)).astype(np.float32)
+        y = model.run(x)
+        assert y.shape == (batch, 6)
+        np.testing.assert_allclose(y, x + c, rtol=1e-6)
