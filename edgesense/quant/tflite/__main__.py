@@ -1,7 +1,8 @@
-"""``python -m edgesense.quant.tflite MODEL_INT8.onnx OUT.tflite [--check N] [--bench] [--json]``
+"""``python -m edgesense.quant.tflite MODEL_INT8.onnx OUT.tflite [--check N] [--bench] [--per-op] [--versus FLOAT.onnx] [--json]``
 
 Export a QDQ INT8 ONNX model to full-integer TFLite; optionally check parity against ONNX Runtime on
-N random inputs and time both runtimes (batch 1, one thread).
+N random inputs and time both runtimes (batch 1, one thread), time every operator of the .tflite alone
+(``--per-op``), or time the .tflite against the float model on ORT, interleaved (``--versus``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inputs", help=".npy of float inputs (first axis = samples) for --check instead")
     p.add_argument("--bench", action="store_true", help="median/p99 latency, ORT INT8 vs LiteRT INT8")
     p.add_argument("--runs", type=int, default=2000, help="timed runs per backend for --bench (default 2000)")
+    p.add_argument("--no-pair-rows", action="store_true",
+                   help="do not pack row pairs of a first convolution on few channels (same outputs, slower on XNNPACK)")
+    p.add_argument("--per-op", action="store_true", help="CPU time of every .tflite operator alone (one thread)")
+    p.add_argument("--versus", metavar="FLOAT_ONNX",
+                   help="time, interleaved, ORT float (this model), ORT INT8 and LiteRT INT8 with and without row "
+                        "pairs, all through edgesense.runtime (Model.run), one thread, batch 1")
+    p.add_argument("--rounds", type=int, default=20, help="rounds of 100 calls per case for --per-op/--versus")
     p.add_argument("--json", action="store_true", help="print results as JSON")
 
 
@@ -56,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
             shapes[name] = tuple(int(d) for d in dims.split(","))
         except ValueError:
             raise EdgesenseError(f"--input-shape {item!r}: expected NAME=D0,D1,... with integer dims") from None
-    out = export_tflite(args.model, args.out, io_dtype=args.io_dtype, input_shapes=shapes or None)
+    out = export_tflite(args.model, args.out, io_dtype=args.io_dtype, input_shapes=shapes or None,
+                        pair_rows=not args.no_pair_rows)
     result: dict = {"tflite": str(out), "bytes": out.stat().st_size}
     status = 0
     if args.check or args.inputs:
@@ -74,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
         status = 0 if rep.passes() else 1
     if args.bench:
         result["latency"] = [lat.to_dict() for lat in measure_latency(args.model, out, runs=args.runs)]
+    if args.per_op:
+        from edgesense.quant.tflite.latency import op_latency
+
+        result["per_op"] = op_latency(out, rounds=args.rounds)
+    if args.versus:
+        result["versus"] = _versus(args, out, shapes or None)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -84,7 +99,49 @@ def run(args: argparse.Namespace) -> int:
                       f"max {o['max_lsb']} LSB over {o['values']} values")
         for lat in result.get("latency", []):
             print(f"{lat['backend']:24s} median {lat['median_us']:8.1f} us   p99 {lat['p99_us']:8.1f} us")
+        for row in result.get("per_op", []):
+            print(f"{'' if row['index'] is None else row['index']:>3} {row['op']:16s} {str(row['inputs']):40s} "
+                  f"CPU {row['cpu_median_us']:7.1f} us")
+        if "versus" in result:
+            v = result["versus"]
+            print(f"interleaved, {v['rounds']} rounds x {v['calls']} calls, load average {v['load_average']}")
+            for name, t in v["cases"].items():
+                print(f"{name:34s} CPU median {t['cpu_median_us']:7.1f} p99 {t['cpu_p99_us']:7.1f} | "
+                      f"wall median {t['wall_median_us']:7.1f} p99 {t['wall_p99_us']:7.1f} us")
     return status
+
+
+def _versus(args: argparse.Namespace, packed, shapes) -> dict:
+    """ORT float vs ORT INT8 vs LiteRT INT8 (row pairs and plain), interleaved, as ``edgesense.runtime`` runs
+    them: ``Model.run`` on the float input for the ONNX models, on its int8 quantization for LiteRT."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from edgesense.quant.tflite import export_tflite
+    from edgesense.quant.tflite.latency import interleaved
+    from edgesense.runtime import load_model
+    from edgesense.runtime.model import quantize
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = export_tflite(args.model, Path(tmp) / "plain.tflite", io_dtype=args.io_dtype, input_shapes=shapes,
+                              pair_rows=False)
+        models = {"ORT float": load_model(args.versus, threads=1), "ORT INT8": load_model(args.model, threads=1),
+                  "LiteRT INT8 (row pairs)": load_model(packed, threads=1),
+                  "LiteRT INT8 (plain)": load_model(plain, threads=1)}
+    lite = models["LiteRT INT8 (row pairs)"]
+    rng = np.random.default_rng(0)
+    feeds = {s.name: rng.standard_normal(s.concrete_shape()).astype(np.float32) for s in lite.input_specs}
+    raw = {s.name: quantize(feeds[s.name], s.scale, s.zero_point, s.dtype) if s.quantized else feeds[s.name]
+           for s in lite.input_specs}
+    cases = {}
+    for name, m in models.items():
+        if m.backend == "litert":
+            cases[name] = (lambda m=m: m.run(raw, raw=True))
+        else:
+            cases[name] = (lambda m=m: m.run(feeds))
+    return {"rounds": args.rounds, "calls": 100, "load_average": [round(v, 2) for v in os.getloadavg()],
+            "cases": interleaved(cases, rounds=args.rounds, calls=100)}
 
 
 if __name__ == "__main__":

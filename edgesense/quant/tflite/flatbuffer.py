@@ -17,7 +17,7 @@ import numpy as np
 import tflite
 from tflite import BuiltinOptions, TensorType
 
-__all__ = ["QuantParams", "ModelBuilder", "TFLITE_SCHEMA_VERSION"]
+__all__ = ["QuantParams", "ModelBuilder", "TFLITE_SCHEMA_VERSION", "read_model"]
 
 TFLITE_SCHEMA_VERSION = 3
 _BUFFER_ALIGNMENT = 16
@@ -30,6 +30,7 @@ _NP_TO_TFLITE = {
     np.dtype(np.uint8): TensorType.UINT8,
     np.dtype(np.int16): TensorType.INT16,
 }
+_TFLITE_TO_NP = {v: k for k, v in _NP_TO_TFLITE.items()}
 
 
 @dataclass(frozen=True)
@@ -303,3 +304,46 @@ class ModelBuilder:
         tflite.SignatureDefAddSignatureKey(b, key)
         tflite.SignatureDefAddSubgraphIndex(b, 0)
         return tflite.SignatureDefEnd(b)
+
+
+def read_model(data: bytes) -> ModelBuilder:
+    """The first subgraph of a ``.tflite`` flatbuffer (of the tensor types and builtin options this
+    module writes) as a :class:`ModelBuilder`, to edit or cut into pieces (e.g. one operator alone,
+    for :func:`edgesense.quant.tflite.latency.op_latency`)."""
+    model = tflite.Model.GetRootAs(data, 0)
+    graph = model.Subgraphs(0)
+    options_names = {v: k for k, v in vars(BuiltinOptions).items() if not k.startswith("_")}
+    fb = ModelBuilder()
+    for i in range(graph.TensorsLength()):
+        t = graph.Tensors(i)
+        dtype = _TFLITE_TO_NP[t.Type()]
+        shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        q = t.Quantization()
+        quant = None
+        if q is not None and q.ScaleLength():
+            quant = QuantParams(q.ScaleAsNumpy().astype(np.float32), q.ZeroPointAsNumpy().astype(np.int64),
+                                q.QuantizedDimension())
+        buf = model.Buffers(t.Buffer())
+        data_ = np.frombuffer(buf.DataAsNumpy().tobytes(), dtype).reshape(shape) if buf.DataLength() else None
+        index = fb.add_tensor(t.Name().decode(), shape, dtype, quant, data_)
+        if t.ShapeSignatureLength():
+            fb.tensors[index].signature = tuple(int(d) for d in t.ShapeSignatureAsNumpy())
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        name, options = None, {}
+        if op.BuiltinOptionsType():
+            name = options_names[op.BuiltinOptionsType()]
+            table = getattr(tflite, name)()
+            raw = op.BuiltinOptions()
+            table.Init(raw.Bytes, raw.Pos)
+            for attr in dir(tflite):
+                if attr.startswith(name + "Add"):
+                    value = getattr(table, attr[len(name) + 3:])()
+                    if isinstance(value, (int, float)):
+                        options[attr[len(name) + 3:]] = value
+        fb.add_operator(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), [int(k) for k in op.InputsAsNumpy()],
+                        [int(k) for k in op.OutputsAsNumpy()], name, code.Version(), **options)
+    fb.inputs = [int(k) for k in graph.InputsAsNumpy()]
+    fb.outputs = [int(k) for k in graph.OutputsAsNumpy()]
+    return fb

@@ -163,3 +163,38 @@ def test_gesture_architectures_packed_match_integer_sim_bit_for_bit(tmp_path, na
     ys = np.concatenate(_run_all(packed, [xq[i:i + 1] for i in range(len(x))], xnnpack=True))
     np.testing.assert_array_equal(ys.astype(np.int64), codes.astype(np.int64))
     _assert_identical(plain, packed, (1, *shape), n=5)
+
+
+def test_read_model_round_trip_and_per_op_timing(tmp_path):
+    """read_model gives back the graph the writer wrote (identical bytes again after a round trip, identical
+    outputs); op_latency times one row per operator plus the whole model."""
+    from edgesense.quant.tflite.flatbuffer import read_model
+    from edgesense.quant.tflite.latency import op_latency
+
+    shape = (1, 3, 16, 10)
+    _, packed = _both(tmp_path, _conv_pool(3, 16, 10, (3, 3), [1, 1, 1, 1], (2, 2)), shape)
+    again = read_model(packed).serialize()
+    assert read_model(again).serialize() == again
+    _assert_identical(packed, again, shape, n=3)
+    rows = op_latency(packed, rounds=1, calls=3)
+    assert [r["op"] for r in rows] == _ops(packed) + ["whole model"]
+    assert rows[-1]["inputs"] == [list(shape)] and all(r["cpu_median_us"] > 0 for r in rows)
+
+
+def test_command_versus_and_per_op_json(tmp_path, capsys):
+    """``python -m edgesense.quant.tflite ... --versus FLOAT --per-op --json``: every case timed, plain vs packed."""
+    import json
+
+    from edgesense.quant.tflite.__main__ import main
+
+    m = _conv_pool(3, 16, 10, (3, 3), [1, 1, 1, 1], (2, 2), batch=1)
+    onnx.save(m, str(tmp_path / "f.onnx"))
+    qdq = quantize_qdq(m, tmp_path / "m.qdq.onnx", (1, 3, 16, 10))
+    assert main([str(qdq), str(tmp_path / "m.tflite"), "--versus", str(tmp_path / "f.onnx"), "--per-op",
+                 "--rounds", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["versus"]["cases"]) == {"ORT float", "ORT INT8", "LiteRT INT8 (row pairs)", "LiteRT INT8 (plain)"}
+    assert all(c["cpu_median_us"] > 0 for c in result["versus"]["cases"].values())
+    assert result["per_op"][-1]["op"] == "whole model"
+    assert main([str(qdq), str(tmp_path / "p.tflite"), "--no-pair-rows"]) == 0
+    assert (tmp_path / "p.tflite").read_bytes() == convert_qdq_model(onnx.load(str(qdq)), pair_rows=False)
