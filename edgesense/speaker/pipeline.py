@@ -142,6 +142,7 @@ class ExcursionPipeline:
             raise ProfileError(f"the excursion pipeline needs a speaker_iv profile, got {profile.kind!r}")
         self.profile = profile
         self.iv = (profile.channel_index("v"), profile.channel_index("i"))
+        self._iv0, self._iv1 = self.iv
         self.streamer = ExcursionStreamer(model, profile.speaker.bl if bl is None else bl, direct=direct)
         self.tracker = make_tracker(profile) if self.streamer.spec.needs_tracker else None
         self._last_seq: int | None = None
@@ -155,16 +156,19 @@ class ExcursionPipeline:
 
     def process(self, frame: Frame) -> ExcursionBlock:
         """Predict the excursion of one frame."""
-        gap = self._last_seq is not None and seq_distance(self._last_seq, frame.seq) != 1
+        seq, last = frame.seq, self._last_seq
+        gap = last is not None and seq_distance(last, seq) != 1
         if gap:
             self.streamer.reset()
             self.resets += 1
-        self._last_seq = frame.seq
-        v = frame.payload[:, self.iv[0]]
-        i = frame.payload[:, self.iv[1]]
+        self._last_seq = seq
+        payload = frame.payload
+        v = payload[:, self._iv0]
+        i = payload[:, self._iv1]
         # the tracker's float64 output goes to the streamer as is: it converts to float32 itself
-        track = None if self.tracker is None else self.tracker.process(v, i)
-        return ExcursionBlock(frame.seq, frame.device_time_us, self.streamer.process(v, i, track), gap)
+        tracker = self.tracker
+        track = None if tracker is None else tracker.process(v, i)
+        return ExcursionBlock(seq, frame.device_time_us, self.streamer.process(v, i, track), gap)
 
     def run(self, frames: Iterable[Frame]) -> Iterator[ExcursionBlock]:
         """Predict every frame of ``frames`` (a Source or any iterable)."""

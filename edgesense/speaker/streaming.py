@@ -132,6 +132,7 @@ class ExcursionStreamer:
         if session is not None:
             meta = session.get_modelmeta().custom_metadata_map
         self.spec = spec or load_spec(self.model.path, meta)
+        self._needs_tracker = self.spec.needs_tracker
         if not (bl > 0):
             raise ModelError(f"Bl must be positive, got {bl}")
         self.bl = float(bl)
@@ -193,16 +194,18 @@ class ExcursionStreamer:
 
     def process(self, v: np.ndarray, i: np.ndarray, track: np.ndarray | None = None) -> np.ndarray:
         """Excursion (mm) for the samples completed by this block."""
-        if self.spec.needs_tracker:
+        if self._needs_tracker:
             if track is None:
                 raise ModelError("this excursion model is a hybrid: pass track= (the tracked linear prediction)")
         else:
             track = None
         direct = self._direct
-        if (direct is not None and len(v) == self._block and not self._pending.shape[1]
-                and not direct._partial.shape[1] and len(i) == self._block
-                and (track is None or len(track) == self._block)):
-            return direct.block(v, i, track)
+        if direct is not None:
+            blk = self._block
+            # hot path: a whole call's samples with nothing pending (no partial frame, no partial call)
+            if (len(v) == blk and len(i) == blk and (track is None or len(track) == blk)
+                    and not self._pending.shape[1] and not direct._partial.shape[1]):
+                return direct.block(v, i, track)
         rows = [np.asarray(v, np.float32), np.asarray(i, np.float32)]
         if track is not None:
             rows.append(np.asarray(track, np.float32))
@@ -281,6 +284,7 @@ class _DirectLiteRT:
         self.channels, self.frame = c, f
         self._x = interp.tensor(idx_in["x"])()                      # (1, c*f, steps) int8
         self._x3 = self._x.reshape(c, f, self.steps)                # channel, sample in frame, step
+        self._x_framed = self._x3.transpose(0, 2, 1)                # channel, step, sample in frame
         self._y = interp.tensor(idx_out["y"])()                     # (1, f, steps) int8
         self._y_u8 = self._y.view(np.uint8)
         self._state_in = [interp.tensor(idx_in[n])() for n in state_names]
@@ -317,10 +321,11 @@ class _DirectLiteRT:
     def block(self, v: np.ndarray, i: np.ndarray, track: np.ndarray | None) -> np.ndarray:
         """Hot path: exactly ``steps`` frames of samples, nothing pending (1 ms blocks)."""
         w0, w1, w2 = self._rows
-        _scaled(v, self._v_div, w0, np.divide)
-        _scaled(i, self._i_div, w1, np.divide)
+        # float32(v) / v_scale etc. in float32 (dtype= casts other inputs to float32 first)
+        np.divide(v, self._v_div, out=w0, dtype=np.float32)
+        np.divide(i, self._i_div, out=w1, dtype=np.float32)
         if track is not None:
-            _scaled(track, self._track_mul, w2, np.multiply)
+            np.multiply(track, self._track_mul, out=w2, dtype=np.float32)
         self._quantize_into_x(self._w)
         self._invoke()
         self._commit_state()
@@ -340,8 +345,8 @@ class _DirectLiteRT:
         if self._xzp:
             np.add(w, self._xzp_f, out=w)
         np.maximum(w, self._lo, out=w)
-        np.minimum(w, self._hi, out=w)
-        self._x3[...] = w.reshape(self.channels, self.steps, self.frame).transpose(0, 2, 1)
+        # the last clamp writes the int8 codes straight into x, framed (integral values: exact cast)
+        np.minimum(w.reshape(self._x_framed.shape), self._hi, out=self._x_framed, casting="unsafe")
 
     def frames(self, xq: np.ndarray) -> np.ndarray:
         """Any number of quantized frames ``(c*frame, n)`` -> outputs (mm) of those n frames."""
@@ -391,15 +396,6 @@ def _state_span(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
         return None
     view = lambda arr: np.lib.stride_tricks.as_strided(arr.reshape(-1).view(np.uint8), (span,), (1,))  # noqa: E731
     return view(pairs[0][0]), view(pairs[0][1])
-
-
-def _scaled(a: np.ndarray, c: np.ndarray, out: np.ndarray, op) -> None:
-    """``out = op(float32(a), c)`` in float32 (as ``np.asarray(a, np.float32) / c`` computes it)."""
-    if a.dtype == np.float32:
-        op(a, c, out=out)
-    else:
-        out[...] = a
-        op(out, c, out=out)
 
 
 def _direct_capable(model, raw_state: bool, state_names: list[str]) -> bool:

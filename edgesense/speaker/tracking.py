@@ -62,6 +62,26 @@ def _lfilter(b: np.ndarray, a: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tup
     return signal.lfilter(b, a, x, zi=zi)
 
 
+def _filter_fallback(b: np.ndarray, a: np.ndarray, x: np.ndarray, axis: int, zi: np.ndarray):
+    return signal.lfilter(b, a, x, axis, zi)
+
+
+_filter = _lfilter_core if _lfilter_core is not None else _filter_fallback
+
+try:  # numpy's FFT kernel without its per-call argument handling (the same ufunc np.fft.rfft calls)
+    from numpy.fft._pocketfft_umath import rfft_n_even as _rfft_core  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - other numpy versions
+    _rfft_core = None
+
+
+def _rfft(seg: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = np.fft.rfft(seg)`` for float64 rows of even length."""
+    if _rfft_core is not None:
+        _rfft_core(seg, 1, out=out)
+    else:  # pragma: no cover
+        out[...] = np.fft.rfft(seg)
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     """Tuning of the tracker (defaults: 1 s window, update every 0.256 s, 100 Hz-10 kHz)."""
@@ -138,15 +158,18 @@ def levenberg_marquardt(fun, jac, x0: np.ndarray, max_nfev: int, xtol: float = 1
     c = float(r @ r)
     lam = 1e-3
     nfev = 1
+    damp = np.zeros((len(x), len(x)))       # lam * diag(d), written in place
+    damp_diag = damp.reshape(-1)[::len(x) + 1]
     while nfev < max_nfev:
         J = jac(x)
         g = J.T @ r
         H = J.T @ J
-        d = np.maximum(np.diag(H), 1e-12)
+        d = np.maximum(H.diagonal(), 1e-12)
         accepted = False
         while nfev < max_nfev:
+            np.multiply(lam, d, out=damp_diag)
             try:
-                step = np.linalg.solve(H + lam * np.diag(d), -g)
+                step = np.linalg.solve(H + damp, -g)
             except np.linalg.LinAlgError:
                 return None
             if float(np.max(np.abs(step))) < xtol:
@@ -172,6 +195,50 @@ def impedance_model(theta: np.ndarray, s: np.ndarray) -> np.ndarray:
     return re + s * le + s * l2 * r2 / (r2 + s * l2) + 1.0 / (s * cmes + 1.0 / res + 1.0 / (s * lces))
 
 
+class _ImpedanceFit:
+    """Weighted residuals and Jacobian of the impedance fit for :func:`levenberg_marquardt`.
+
+    The same arithmetic as ``scale * (impedance_model(theta, s) - z)`` and ``scale *
+    _impedance_jacobian(theta, s)`` (bit for bit), but the Jacobian reuses the subexpressions of the
+    last model evaluation at the same theta (the solver always asks for the Jacobian where it last
+    evaluated the residuals), and the prior's rows are built once.
+    """
+
+    def __init__(self, s: np.ndarray, z: np.ndarray, scale: np.ndarray, prior: np.ndarray,
+                 theta_ds: np.ndarray) -> None:
+        self.s, self.z, self.scale, self.prior, self.theta_ds = s, z, scale, prior, theta_ds
+        self._scale_col = scale[:, None]
+        self._prior_rows = np.diag(prior)
+        self._key: bytes | None = None
+        self._parts: tuple = ()
+
+    def _model(self, theta: np.ndarray) -> np.ndarray:
+        s = self.s
+        p = np.exp(theta)
+        re, le, l2, r2, cmes, res, lces = p
+        sle, sl2, slces = s * le, s * l2, s * lces
+        q = r2 + sl2
+        d = s * cmes + 1.0 / res + 1.0 / slces
+        self._key, self._parts = theta.tobytes(), (p, sle, sl2, slces, q, d)
+        return re + sle + sl2 * r2 / q + 1.0 / d
+
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        r = self.scale * (self._model(theta) - self.z)
+        return np.concatenate((r.real, r.imag, self.prior * (theta - self.theta_ds)))
+
+    def jacobian(self, theta: np.ndarray) -> np.ndarray:
+        if self._key != theta.tobytes():
+            self._model(theta)
+        p, sle, sl2, slces, q, d = self._parts
+        re, _, l2, r2, cmes, res, _ = p
+        s = self.s
+        qq = q * q
+        inv_d2 = 1.0 / (d * d)
+        jz = self._scale_col * np.stack([np.full_like(s, re), sle, l2 * s * r2 * r2 / qq, r2 * sl2 ** 2 / qq,
+                                         -s * cmes * inv_d2, inv_d2 / res, inv_d2 / slces], axis=1)
+        return np.concatenate((jz.real, jz.imag, self._prior_rows))
+
+
 class ImpedanceTracker:
     """Causal impedance tracking and excursion prediction: ``process(v, i) -> x_hat`` (mm).
 
@@ -194,9 +261,11 @@ class ImpedanceTracker:
         self.window_segments = max(4, int(round(config.window_s * fs / self.hop)) - 1)
         f = np.fft.rfftfreq(config.nperseg, 1.0 / fs)
         self._band = np.nonzero((f >= config.f_lo) & (f <= config.f_hi))[0]
+        self._band_slice = (int(self._band[0]), int(self._band[-1]) + 1)   # contiguous bins
         self._f = f[self._band]
         self._s = 2j * np.pi * self._f
         self._win = np.hanning(config.nperseg + 2)[1:-1]
+        self._win_power = np.sum(self._win ** 2)
         bl = params.bl
         le = params.le if params.le is not None else 40e-6
         self._theta_ds = np.log([params.re, le, params.l2 if params.l2 else 0.05 * le,
@@ -218,14 +287,25 @@ class ImpedanceTracker:
         self._log_cmes = float(self._theta_ds[4])   # running mean of log Cmes (sets Bl with the Mms anchor)
         self.count = 0
         self.updates = 0
-        self._ring_v = np.zeros(self.config.nperseg)
-        self._ring_i = np.zeros(self.config.nperseg)
+        n = self.config.nperseg
+        # the last segment's samples: rows v, i and the filter output y (float64, written in place;
+        # y only where a refit needs it: the last two outputs before each hop boundary)
+        self._ring = np.zeros((3, n))
+        self._pos = 0              # count % nperseg: where the next sample goes
+        self._room = self.hop      # samples until the next hop boundary
         nb = len(self._band)     # segment spectra of the window: fixed rings, oldest overwritten
         self._svv = np.zeros((self.window_segments, nb))
         self._svi = np.zeros((self.window_segments, nb), complex)
         self._sii = np.zeros((self.window_segments, nb))
         self.segments = 0        # segment spectra in the window (<= window_segments)
         self._slot = 0
+        # a completed segment whose spectra are still to be computed (spread over the next blocks)
+        self._seg = np.empty((2, n))                 # windowed samples of v and i
+        self._spec = np.empty((2, n // 2 + 1), complex)
+        self._sq = np.empty(nb)
+        self._cj = np.empty(nb, complex)
+        self._pending = 0        # 0: nothing; 2: windowed, FFT due; 1: FFT done, spectra due
+        self._pending_slot = 0
         self._set_filter(initial=True)
         self.history.clear()
 
@@ -258,109 +338,144 @@ class ImpedanceTracker:
         b, a = x_over_i_coefficients(p.bl, p.mms, p.rms, p.kms, self.fs)
         if initial:
             self._zi = np.zeros(2)
-            self._last_in = (0.0, 0.0)    # most recent first
-            self._last_out = (0.0, 0.0)
         else:  # direct-form-II-transposed state that continues the last two inputs and outputs
-            (x0, x1), (y0, y1) = self._last_in, self._last_out
+            n = self.config.nperseg
+            ring = self._ring
+            k0, k1 = (self.count - 1) % n, (self.count - 2) % n      # most recent first
+            x0, x1 = float(ring[1, k0]), float(ring[1, k1])
+            y0, y1 = float(ring[2, k0]), float(ring[2, k1])
             self._zi = np.array([b[1] * x0 + b[2] * x1 - a[1] * y0 - a[2] * y1, b[2] * x0 - a[2] * y0])
         self._b, self._a = b, a
 
     # -- processing ----------------------------------------------------------------------------
 
     def process(self, v_block: np.ndarray, i_block: np.ndarray) -> np.ndarray:
-        """Excursion (mm) for one block of sensed voltage (V) and current (A); any block size."""
-        v_block = np.ascontiguousarray(v_block, dtype=np.float64).ravel()
-        i_block = np.ascontiguousarray(i_block, dtype=np.float64).ravel()
-        n = len(v_block)
-        if i_block.shape != (n,):
-            raise ValueError(f"v and i blocks differ in length: {v_block.shape} vs {i_block.shape}")
-        hop = self.hop
-        if n <= hop - self.count % hop - 1:   # fast path: no segment ends inside this block
-            y, self._zi = _lfilter(self._b, self._a, i_block, self._zi)
-            self._store(v_block, i_block, y)
+        """Excursion (mm) for one block of sensed voltage (V) and current (A); any block size.
+
+        Per block: the samples go into the ring (as float64), the current is filtered in place
+        there; a completed segment's spectra are computed over the following blocks (windowing at
+        once, then the FFT, then the cross-spectra), an LM refit runs in the block where an update
+        boundary falls. The output is the same for any block sizes.
+        """
+        v = v_block if type(v_block) is np.ndarray and v_block.ndim == 1 else np.asarray(v_block).reshape(-1)
+        i = i_block if type(i_block) is np.ndarray and i_block.ndim == 1 else np.asarray(i_block).reshape(-1)
+        n = v.shape[0]
+        if i.shape[0] != n:
+            raise ValueError(f"v and i blocks differ in length: {v.shape} vs {i.shape}")
+        if not n:
+            return np.zeros(0)
+        if self._pending:
+            self._advance_segment()
+        room = self._room
+        if n < room:   # fast path: no segment ends inside this block
+            ring, p = self._ring, self._pos
+            end = p + n
+            ring[0, p:end] = v
+            x = ring[1, p:end]
+            x[...] = i
+            y, self._zi = _filter(self._b, self._a, x, -1, self._zi)
+            room -= n
+            if room == 1:   # the output before a hop boundary: a refit there continues the filter from it
+                ring[2, end - 1] = y[-1]
+            self._pos = end
+            self._room = room
+            self.count += n
             return y
         out = np.empty(n)
         pos = 0
+        hop, nper = self.hop, self.config.nperseg
         while pos < n:
-            take = min(n - pos, hop - self.count % hop)
-            ii = i_block[pos:pos + take]
-            y, self._zi = _lfilter(self._b, self._a, np.ascontiguousarray(ii), self._zi)
+            take = min(n - pos, self._room)
+            ring, p = self._ring, self._pos
+            end = p + take
+            ring[0, p:end] = v[pos:pos + take]
+            x = ring[1, p:end]
+            x[...] = i[pos:pos + take]
+            y, self._zi = _filter(self._b, self._a, x, -1, self._zi)
+            ring[2, p:end] = y
             out[pos:pos + take] = y
-            self._store(v_block[pos:pos + take], ii, y)
             pos += take
-            if self.count % hop == 0 and self.count >= self.config.nperseg:
-                self._add_segment()
-                if self.count % self.update_every == 0:
-                    self._update()
+            self.count += take
+            self._pos = end % nper
+            self._room -= take
+            if not self._room:
+                self._room = hop
+                if self.count >= nper:
+                    self._add_segment()
+                    if self.count % self.update_every == 0:
+                        self._update()
         return out
 
-    def _store(self, v: np.ndarray, i: np.ndarray, y: np.ndarray) -> None:
-        """Append samples to the one-segment ring buffers (chunks never straddle a hop boundary)."""
-        p = self.count % self.config.nperseg
-        k = len(v)
-        self._ring_v[p:p + k] = v
-        self._ring_i[p:p + k] = i
-        self._last_in = (float(i[-1]), float(i[-2]) if k >= 2 else self._last_in[0])
-        self._last_out = (float(y[-1]), float(y[-2]) if k >= 2 else self._last_out[0])
-        self.count += k
-
     def _add_segment(self) -> None:
-        p = self.count % self.config.nperseg          # oldest sample of the segment sits at p
-        seg = np.empty((2, self.config.nperseg))
+        """Window the segment that just completed; its spectra follow in the next blocks."""
+        if self._pending:
+            self._finish_segment()     # a block of more than a hop: the previous one first
+        p = self._pos                  # oldest sample of the segment sits at p
         n = self.config.nperseg - p
-        seg[0, :n], seg[0, n:] = self._ring_v[p:], self._ring_v[:p]
-        seg[1, :n], seg[1, n:] = self._ring_i[p:], self._ring_i[:p]
-        seg *= self._win
-        V, I_ = np.fft.rfft(seg)[:, self._band]      # both signals in one call
-        k = self._slot
-        self._svv[k] = V.real ** 2 + V.imag ** 2
-        self._svi[k] = np.conj(V) * I_
-        self._sii[k] = I_.real ** 2 + I_.imag ** 2
-        self._slot = (k + 1) % self.window_segments
+        ring, seg, win = self._ring, self._seg, self._win
+        np.multiply(ring[:2, p:], win[:n], out=seg[:, :n])
+        if p:
+            np.multiply(ring[:2, :p], win[n:], out=seg[:, n:])
+        self._pending_slot = self._slot
+        self._pending = 2
+        self._slot = (self._slot + 1) % self.window_segments
         self.segments = min(self.segments + 1, self.window_segments)
+
+    def _advance_segment(self) -> None:
+        """One step of the pending segment's spectra: the FFT of both signals, or the cross-spectra."""
+        if self._pending == 2:
+            _rfft(self._seg, self._spec)
+            self._pending = 1
+            return
+        b0, b1 = self._band_slice
+        V, I_ = self._spec[0, b0:b1], self._spec[1, b0:b1]
+        k, sq = self._pending_slot, self._sq
+        np.square(V.real, out=self._svv[k])
+        np.add(self._svv[k], np.square(V.imag, out=sq), out=self._svv[k])
+        np.multiply(np.conjugate(V, out=self._cj), I_, out=self._svi[k])
+        np.square(I_.real, out=self._sii[k])
+        np.add(self._sii[k], np.square(I_.imag, out=sq), out=self._sii[k])
+        self._pending = 0
+
+    def _finish_segment(self) -> None:
+        while self._pending:
+            self._advance_segment()
 
     def _update(self) -> None:
         if self.segments < max(4, self.window_segments // 2):
             return
+        self._finish_segment()
         svv = self._svv.sum(axis=0)     # unfilled rows are zero
         svi = self._svi.sum(axis=0)
         sii = self._sii.sum(axis=0)
         cfg = self.config
         # excitation check: mean-square voltage in the band (Parseval with the Hann window's power)
-        ms_v = float(np.sum(svv)) * 2 / (self.segments * np.sum(self._win ** 2) * self.config.nperseg)
+        ms_v = float(svv.sum()) * 2 / (self.segments * self._win_power * self.config.nperseg)
         if ms_v < cfg.min_rms_volts ** 2:
             return
         good = (svv > 0) & (sii > 0)
-        coh = np.zeros_like(svv)
-        coh[good] = np.abs(svi[good]) ** 2 / (svv[good] * sii[good])
-        if float(np.mean(coh)) < cfg.min_coherence or float(np.mean(coh >= 0.9)) < cfg.min_coverage:
+        abs_svi = np.abs(svi)
+        if good.all():
+            coh = abs_svi ** 2 / (svv * sii)
+        else:
+            coh = np.zeros_like(svv)
+            coh[good] = abs_svi[good] ** 2 / (svv[good] * sii[good])
+        if float(coh.mean()) < cfg.min_coherence or float((coh >= 0.9).mean()) < cfg.min_coverage:
             return
         # the mechanical parameters are only identifiable when the resonance region is excited
         f0 = self.current.resonance_hz
         near = (self._f >= f0 / 2) & (self._f <= f0 * 2)
-        if near.any() and float(np.mean(coh[near] >= 0.9)) < cfg.min_resonance_coverage:
+        if near.any() and float((coh[near] >= 0.9).mean()) < cfg.min_resonance_coverage:
             return
-        y = np.where(np.abs(svi) > 0, svi / np.where(svv > 0, svv, 1.0), 1.0)
+        y = np.where(abs_svi > 0, svi / np.where(svv > 0, svv, 1.0), 1.0)
         z = 1.0 / y
-        weight = np.sqrt(np.clip(coh, 0.0, 0.999) / (1.0 - np.clip(coh, 0.0, 0.999)))
-        weight = weight / np.sqrt(np.mean(weight ** 2))
-        s = self._s
-        absz = np.abs(z)
+        c = np.clip(coh, 0.0, 0.999)
+        weight = np.sqrt(c / (1.0 - c))
+        weight = weight / np.sqrt((weight ** 2).mean())
         nb = len(z)
         theta_ds = self._theta_ds
-        prior = self._prior * math.sqrt(nb)
-
-        scale = weight / absz
-
-        def residuals(theta: np.ndarray) -> np.ndarray:
-            r = scale * (impedance_model(theta, s) - z)
-            return np.concatenate((r.real, r.imag, prior * (theta - theta_ds)))
-
-        def jacobian(theta: np.ndarray) -> np.ndarray:
-            jz = scale[:, None] * _impedance_jacobian(theta, s)
-            return np.concatenate((jz.real, jz.imag, np.diag(prior)))
-
-        fit = levenberg_marquardt(residuals, jacobian, self.theta, cfg.max_nfev)
+        fitter = _ImpedanceFit(self._s, z, weight / np.abs(z), self._prior * math.sqrt(nb), theta_ds)
+        fit = levenberg_marquardt(fitter.residuals, fitter.jacobian, self.theta, cfg.max_nfev)
         if fit is None:
             return
         x, fun = fit

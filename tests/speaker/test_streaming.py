@@ -142,6 +142,41 @@ def test_int8_tflite_direct_path_equals_model_run_path(name):
     assert direct.state_floats == generic.state_floats
 
 
+def test_int8_tflite_direct_path_input_types_and_clamps_equal_model_run_path():
+    """The hot path's fused scaling (float32 arithmetic via ``dtype=``) and framed clamp write equal the
+    generic path for every input form a caller may pass: strided float32 columns of a frame payload,
+    float64, int16, and samples far outside the int8 range (clamped at both ends)."""
+    model = _shipped_int8("hybrid")
+    direct = ExcursionStreamer(model, bl=0.8)
+    generic = ExcursionStreamer(model, bl=0.8, direct=False)
+    rng = np.random.default_rng(11)
+    n = 48 * 40
+    v, i = _vi(n, seed=9)
+    v[::97] *= 40.0                                   # beyond the quantization range: clamps at both ends
+    i[5::89] = -i[5::89] * 60.0
+    track = 0.05 * rng.standard_normal(n)
+    track[::53] = 5.0
+    payload = np.stack([v, i], axis=1)                # (n, 2): columns are strided views
+    forms = {
+        "payload columns": (payload[:, 0], payload[:, 1], track),
+        "float64": (v.astype(np.float64), i.astype(np.float64), track),
+        "int16": ((v * 100).astype(np.int16), (i * 1000).astype(np.int16), (track * 100).astype(np.int16)),
+        "float32 track": (v, i, track.astype(np.float32)),
+    }
+    for name, (a, b, t) in forms.items():
+        direct.reset()
+        generic.reset()
+        got = np.concatenate([direct.process(a[k:k + 48], b[k:k + 48], t[k:k + 48]) for k in range(0, n, 48)])
+        ref = np.concatenate([generic.process(a[k:k + 48], b[k:k + 48], t[k:k + 48]) for k in range(0, n, 48)])
+        assert got.shape == (n,) and np.array_equal(got, ref), name
+    # the inputs did reach both clamps of the int8 input
+    from edgesense.runtime.model import quantize
+
+    xs = direct._x_spec
+    q = quantize(frame_inputs(direct.spec, v, i, 0.8, track), xs.scale, xs.zero_point, xs.dtype)
+    assert (q == -128).any() and (q == 127).any()
+
+
 def test_int8_tflite_direct_path_takes_any_block_size():
     """Fixed-step INT8 models stream blocks of any size (partial frames and partial calls) == 1 ms blocks."""
     model = _shipped_int8("fftnet")
