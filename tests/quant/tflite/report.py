@@ -8,6 +8,11 @@ examples, torch-exported test models quantized with onnxruntime's quantize_stati
 (untrained) through edgesense's QDQ exporter, and the trained streaming zoo models under models/
 (quantize_static, 32 random calibration blocks, and edgesense's own `edgesense quantize --stream-block 32`
 on 8 random signals). --latency adds batch-1 one-thread median / p99 (µs).
+
+    /work/main/.venv/bin/python tests/quant/tflite/report.py --conv-shapes
+
+prints instead the CPU time of single int8 CONV_2D operators on LiteRT + XNNPACK (one thread, interleaved,
+random weights), shapes chosen to show what the cost follows (docs/tflite-export.md §6).
 """
 
 from __future__ import annotations
@@ -157,6 +162,52 @@ def edgesense_streaming(tmp: Path, latency: bool, runs: int) -> None:
 
 SECTIONS = ("examples", "torch", "zoo", "trained", "edgesense-streaming")
 
+# (label, input H, W, C, output channels N, kernel kh, kw, stride along H): VALID convolutions
+CONV_SHAPES = [
+    ("gesture_cnn conv1 as exported before", 66, 42, 3, 8, 3, 3, 1),
+    ("same, 8 input channels", 66, 42, 8, 8, 3, 3, 1),
+    ("gesture_cnn conv1 on row pairs", 33, 42, 6, 16, 2, 3, 1),
+    ("same, 8 input channels", 33, 42, 8, 16, 2, 3, 1),
+    ("gesture_crnn conv1 as exported before", 68, 40, 3, 16, 5, 1, 2),
+    ("gesture_crnn conv1 on row pairs", 34, 40, 6, 16, 3, 1, 1),
+    ("M 1280, 1 tap, C 16, N 16", 32, 40, 16, 16, 1, 1, 1),
+    ("M 1280, 2 taps, C 8, N 16", 33, 40, 8, 16, 2, 1, 1),
+    ("M 1280, 1 tap, C 32, N 16", 32, 40, 32, 16, 1, 1, 1),
+    ("gesture_cnn conv2", 34, 22, 8, 12, 3, 3, 1),
+    ("gesture_crnn conv2", 36, 40, 16, 24, 5, 1, 2),
+]
+
+
+def conv_shapes(rounds: int = 10) -> None:
+    """One CONV_2D per shape, built with the flatbuffer writer, timed interleaved."""
+    from tflite import BuiltinOperator, Padding
+
+    from edgesense.quant.tflite.flatbuffer import ModelBuilder, QuantParams
+    from edgesense.quant.tflite.latency import _invoker, interleaved
+
+    rng = np.random.default_rng(0)
+    cases, keep, rows = {}, [], []
+    for label, h, w, c, n, kh, kw, sh in CONV_SHAPES:
+        fb = ModelBuilder()
+        x = fb.add_tensor("x", (1, h, w, c), np.int8, QuantParams.make(0.05, -3))
+        wt = fb.add_tensor("w", (n, kh, kw, c), np.int8, QuantParams(np.full(n, 0.01, np.float32), np.zeros(n, np.int64)),
+                           rng.integers(-127, 128, (n, kh, kw, c)).astype(np.int8))
+        b = fb.add_tensor("b", (n,), np.int32, QuantParams(np.full(n, 5e-4, np.float32), np.zeros(n, np.int64)),
+                          np.zeros(n, np.int32))
+        ho, wo = (h - kh) // sh + 1, w - kw + 1
+        y = fb.add_tensor("y", (1, ho, wo, n), np.int8, QuantParams.make(0.1, 2))
+        fb.add_operator(BuiltinOperator.CONV_2D, [x, wt, b], [y], "Conv2DOptions", 3, Padding=Padding.VALID,
+                        StrideW=1, StrideH=sh, DilationWFactor=1, DilationHFactor=1, FusedActivationFunction=0)
+        fb.inputs, fb.outputs = [x], [y]
+        key = f"{len(rows)}"
+        cases[key] = _invoker(fb.serialize(), keep)
+        rows.append((key, label, ho * wo, n, kh * kw, c))
+    timed = interleaved(cases, rounds=rounds)
+    print("| convolution | output pixels M | N | taps | C | 8-channel blocks x taps | CPU median µs |")
+    print("|---|---|---|---|---|---|---|")
+    for key, label, m, n, taps, c in rows:
+        print(f"| {label} | {m} | {n} | {taps} | {c} | {taps * -(-c // 8)} | {timed[key]['cpu_median_us']:.1f} |")
+
 
 def main() -> None:
     import tempfile
@@ -165,7 +216,14 @@ def main() -> None:
     p.add_argument("--latency", action="store_true")
     p.add_argument("--runs", type=int, default=1000)
     p.add_argument("--only", choices=list(SECTIONS), action="append", help="run only these sections")
+    p.add_argument("--conv-shapes", action="store_true", help="only the single-convolution cost table")
     args = p.parse_args()
+    if args.conv_shapes:
+        import os
+
+        print(f"load average {os.getloadavg()}")
+        conv_shapes()
+        return
     sections = {"examples": examples, "torch": torch_models, "zoo": zoo_architectures,
                 "trained": trained_streaming, "edgesense-streaming": edgesense_streaming}
     head = "| model | values | XNNPACK exact / ≤1 LSB / max | builtin exact / ≤1 LSB / max |"
