@@ -138,65 +138,169 @@ def _step_means(sq: np.ndarray) -> np.ndarray:
     return np.add.reduceat(sq, edges, axis=-1) / counts
 
 
-def _upsample(u: np.ndarray, factor: int) -> np.ndarray:
-    """Band-limited interpolation by ``factor`` along the last axis (scipy's polyphase resampler).
+_HALF_TAPS = 10   # scipy.signal.resample_poly's default filter: 2 * 10 * factor + 1 taps
 
-    Its Kaiser-windowed sinc is zero at every multiple of ``factor`` but the centre, so the
-    original samples are kept up to the centre tap's gain (1.0005 for ``factor`` 2: a 0.05 % ripple at
-    the 48 kHz rate, far outside the audio band).
+
+def _interpolation_filter(factor: int) -> np.ndarray:
+    """The anti-imaging filter of ``scipy.signal.resample_poly(u, factor, 1)`` (its default design:
+    Kaiser-windowed sinc, beta 5, cutoff at the 48 kHz Nyquist frequency, gain ``factor``)."""
+    return signal.firwin(2 * _HALF_TAPS * factor + 1, 1.0 / factor, window=("kaiser", 5.0)) * factor
+
+
+def _fir_phase(src: np.ndarray, taps: np.ndarray, lo: int, width: int, acc: np.ndarray, tmp: np.ndarray) -> None:
+    """``acc[:, j] = sum_d taps[d + 10] * src[:, lo + j - d]`` for d = -10 .. 9 and j < width.
+
+    Symmetric taps (``taps[d] == taps[-1 - d]``, the middle phase) are applied to sums of sample pairs.
     """
-    if factor == 1:
-        return u
-    return signal.resample_poly(u, factor, 1, axis=-1)
+    a = acc[:, :width]
+    t = tmp[:, :width]
+    half = len(taps) // 2
+    if np.array_equal(taps, taps[::-1]):
+        for d in range(half):                                 # taps[half + d] == taps[half - 1 - d]
+            np.add(src[:, lo - d:lo - d + width], src[:, lo + 1 + d:lo + 1 + d + width], out=t if d else a)
+            if d:
+                t *= taps[half + d]
+                a += t
+            else:
+                a *= taps[half]
+        return
+    for j, g in enumerate(taps):
+        d = j - half
+        if j == 0:
+            np.multiply(src[:, lo - d:lo - d + width], g, out=a)
+        else:
+            np.multiply(src[:, lo - d:lo - d + width], g, out=t)
+            a += t
+
+
+class _Drive:
+    """a (u(t) + u(t + h)) of every integration step, built block by block for one batch of rows.
+
+    u(t) at the integration rate is ``u`` interpolated by ``factor`` with ``resample_poly``'s filter,
+    computed phase by phase (polyphase): phase 0 keeps the samples (times the centre tap; the other
+    phase-0 taps are the sinc's zeros, below 4e-17, and are left out), phase p > 0 is a 20-tap FIR of
+    the 48 kHz samples. The input is zero outside the signal (the interpolation's tails there are
+    dropped: the amplifier is silent). Nothing the size of the upsampled signal is stored: each
+    block is interpolated from the rows' windows of 48 kHz samples, a tile of rows at a time.
+    Row r is signal ``sig[r]`` from signal sample ``segi[r] * seg - warm`` for ``length`` samples.
+    """
+
+    def __init__(self, u: np.ndarray, factor: int, a: float, sig: np.ndarray, segi: np.ndarray, seg: int,
+                 warm: int, length: int) -> None:
+        nb, n = u.shape
+        self.k, self.n = factor, n
+        if factor > 1:
+            h = _interpolation_filter(factor)
+            self.centre = a * h[_HALF_TAPS * factor]
+            self.taps = [a * h[_HALF_TAPS * factor + p + factor * np.arange(-_HALF_TAPS, _HALF_TAPS)]
+                         for p in range(1, factor)]
+            e = _HALF_TAPS
+        else:
+            self.centre, self.taps, e = a, [], 1
+        self.e = e
+        start = segi * seg - warm
+        span = length + 2 * e + 1                          # a row's whole window of 48 kHz samples
+        edge = (start - e < 0) | (start - e + span > n)    # rows that reach past a signal's ends
+        self.sig, self.segi, self.edge = sig, segi, edge
+        self.edge_pos = np.cumsum(edge) - 1
+        # rows at the ends: their windows copied once, zero-padded, with the in-signal mask
+        q = start[edge, None] - e + np.arange(span)
+        self.inside = (q >= 0) & (q < n)
+        self.edge_win = np.where(self.inside, u[sig[edge, None], np.clip(q, 0, n - 1)], 0.0)
+        # the other rows: a (signal, segment, time) view of u itself from the first such segment
+        inner = segi[~edge]
+        self.s0 = int(inner.min()) if len(inner) else 0
+        off = self.s0 * seg - warm - e
+        flat = u.reshape(-1)
+        self.view = (np.lib.stride_tricks.as_strided(flat[off:], (nb, n // seg + 2, span),
+                                                     (n * flat.itemsize, seg * flat.itemsize, flat.itemsize),
+                                                     writeable=False) if len(inner) else None)
+
+    def block(self, k0: int, k1: int, out: np.ndarray) -> None:
+        """``out[(k - k0) * factor + p, r]`` = a (u + u') for row samples k in [k0, k1), phase p
+        (``out`` is time-major, (k1 - k0) * factor rows)."""
+        k_, e = self.k, self.e
+        width = k1 - k0
+        wd = width + 2 * e + 1
+        rows = len(self.sig)
+        out3 = out.reshape(width, k_, rows)
+        for r0 in range(0, rows, _TILE):
+            r1 = min(rows, r0 + _TILE)
+            edge = self.edge[r0:r1]
+            sig, segi = self.sig[r0:r1], self.segi[r0:r1]
+            if not edge.any():
+                win = self.view[sig, segi - self.s0, k0:k0 + wd]
+            else:
+                win = np.empty((r1 - r0, wd))
+                win[edge] = self.edge_win[self.edge_pos[r0:r1][edge], k0:k0 + wd]
+                if not edge.all():
+                    win[~edge] = self.view[sig[~edge], segi[~edge] - self.s0, k0:k0 + wd]
+            phases = [np.multiply(win[:, e:e + width + 1], self.centre)]
+            flat = win.reshape(1, -1)                      # FIR over the tile as one contiguous signal:
+            for taps in self.taps:                         # only each row's inner columns are kept
+                acc = np.empty((1, flat.shape[1]))
+                _fir_phase(flat, taps, e, flat.shape[1] - 2 * e, acc, np.empty_like(acc))
+                ph = acc.reshape(r1 - r0, wd)[:, :width + 1]
+                if edge.any():
+                    ph[edge] *= self.inside[self.edge_pos[r0:r1][edge], k0 + e:k0 + e + width + 1]
+                phases.append(ph)
+            phases.append(phases[0][:, 1:])
+            for p in range(k_):
+                np.add(phases[p][:, :width].T, phases[p + 1][:, :width].T, out=out3[:, p, r0:r1])
 
 
 class _Batch:
-    """Per-row constants of one integration batch (rows are signal segments)."""
+    """Per-row constants of one integration batch (rows are signal segments), in scaled variables.
+
+    The integrator carries xi = x / Xmax, w = a v / Xmax (a = h/2, so xi + w is the predicted
+    mid-step position), i and y = 2 a R2 c2 i2; the mechanical row of the step's 2x2 system is
+    multiplied by Xmax / a (see :func:`_steps`), so most constants below are those of the
+    documented step times powers of Xmax and a.
+    """
 
     def __init__(self, speakers: list[SpeakerModel], h: float) -> None:
         a = h / 2
-        self.rows = len(speakers)
         col = lambda vals: np.asarray(vals, dtype=np.float64)  # noqa: E731
         sp = speakers
-        self.a = a
-        self.inv = col([1 / s.xmax for s in sp])
         nl = [s.nonlinearity for s in sp]
+        self.rows = len(sp)
+        self.a = a
+        xm = col([s.xmax for s in sp])
+        self.xmax = xm
         self.b1, self.b2, self.b3, self.b4 = (col([getattr(q, k) for q in nl]) for k in ("b1", "b2", "b3", "b4"))
         le0 = col([s.le for s in sp])
         self.l0 = le0
-        self.l0l1 = le0 * col([q.l1 for q in nl])
+        self.l0l1 = le0 * col([q.l1 for q in nl])        # L(xi) = l0 + l0l1 xi + l0l2 xi^2
         self.l0l2 = le0 * col([q.l2 for q in nl])
-        self.lpa = self.l0l1 * self.inv
-        self.lpb = 2 * self.l0l2 * self.inv
+        self.lam1 = 2 * self.l0l2                        # Xmax L'(xi) = l0l1 + lam1 xi
         k0 = col([s.kms for s in sp])
-        self.k0 = k0
-        self.k0k1 = k0 * col([q.k1 for q in nl])
-        self.k0k2 = k0 * col([q.k2 for q in nl])
-        self.kt1 = 2 * self.k0k1
-        self.kt2 = 3 * self.k0k2
+        k1 = col([q.k1 for q in nl])
+        k2 = col([q.k2 for q in nl])
         m = col([s.mms for s in sp])
         rm = col([s.rms for s in sp])
-        self.ma = m + a * rm            # M + a Rms
-        self.mb = m - a * rm            # M - a Rms
+        s_ = xm * xm / (a * a)
+        xk = xm * xm * k0
+        self.d0 = s_ * (m + a * rm) + xk                 # D(xi) = (M + a Rms + a^2 Kt(xi)) Xmax^2 / a^2
+        self.d1 = 2 * xk * k1
+        self.d2 = 3 * xk * k2
+        self.f0, self.f1, self.f2 = 2 * xk, 2 * xk * k1, 2 * xk * k2   # phi(xi) = 2 Xmax K(x) x
+        self.m2 = 2 * m * s_
         l2 = col([s.l2 for s in sp])
         r2 = col([s.r2 for s in sp])
-        self.beta2 = a * r2 / (l2 + a * r2)
-        self.c2 = 1.0 - self.beta2
-        self.r2c2 = r2 * self.c2        # R2 (1 - beta2)
-        # the same quantities pre-scaled by a, 2a, a^2 (fewer vector operations per step)
-        a2 = a * a
-        self.ainv = a * self.inv
-        self.alpa, self.alpb = a * self.lpa, a * self.lpb          # a L'(xi) = alpa + alpb xi
-        self.fk0, self.fk1, self.fk2 = 2 * a * k0, 2 * a * self.k0k1, 2 * a * self.k0k2   # 2a K(x) x
-        self.kt0, self.ktl, self.ktq = a2 * k0, a2 * self.kt1, a2 * self.kt2             # a^2 Kt(x)
-        self.m2 = 2 * m                 # (M - a Rms) + (M + a Rms)
-        self.ar2c2x2 = 2 * a * self.r2c2
-        self.c2b = self.c2 - self.beta2
+        beta2 = a * r2 / (l2 + a * r2)
+        c2 = 1.0 - beta2
+        self.r2c2 = r2 * c2
+        self.c2b = c2 - beta2                            # y' = c2b y + gamma (i + i')
+        self.gamma = 2 * a * self.r2c2 * beta2
+        self.lo = np.full(self.rows, -XI_CLIP)
+        self.hi = np.full(self.rows, XI_CLIP)
 
     def thermal_coefficients(self, re: np.ndarray, bl: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Per-row constants of one 10 ms thermal step: a Bl(xi) Horner coefficients, a (Re + R2 c2)."""
-        ab = self.a * bl
-        return ab * self.b4, ab * self.b3, ab * self.b2, ab * self.b1, ab, self.a * (re + self.r2c2)
+        """Per-row constants of one 10 ms thermal step: Xmax Bl(xi) Horner coefficients, L0 + R, 2R
+        with R = a (Re + R2 c2)."""
+        bx = bl * self.xmax
+        r = self.a * (re + self.r2c2)
+        return bx * self.b4, bx * self.b3, bx * self.b2, bx * self.b1, bx, self.l0 + r, 2 * r
 
 
 _BLOCK = 256  # time steps gathered and scattered at once (keeps transposes cache-friendly)
@@ -214,24 +318,21 @@ def _transpose_into(dst: np.ndarray, rows_of) -> None:
 def _integrate(batch: _Batch, n: int, gather, scatter, oversample: int, desc: str | None = None) -> None:
     """Integrate ``len(batch)`` rows side by side for ``n`` samples.
 
-    ``gather(k0, k1)`` returns time-major (k1 - k0, rows) blocks of u, Re and Bl0 for samples
-    [k0, k1); ``scatter(k0, i_block, x_block)`` receives the states at those samples.
+    ``gather(k0, k1)`` returns the time-major ((k1 - k0) * oversample, rows) block of a (u + u'),
+    Re and Bl0 per thermal step touched, and the step of each sample; ``scatter(k0, i_block,
+    xi_block)`` receives the states (i and x / Xmax) at samples [k0, k1).
     """
     rows = batch.rows
-    state = [np.zeros(rows) for _ in range(6)]     # i, i2, x, v and the spare i', v' buffers
+    state = [np.zeros(rows) for _ in range(6)]     # i, y, xi, w and the spare i', w' buffers
     out_i = np.empty((_BLOCK, rows))
     out_x = np.empty((_BLOCK, rows))
-    auu = np.empty((_BLOCK * oversample, rows))
-    t = [np.empty(rows) for _ in range(14)]
+    t = [np.empty(rows) for _ in range(10)]
     blocks = range(0, n, _BLOCK)
     if desc:
         blocks = progress(blocks, total=len(blocks), desc=desc)
     for k0 in blocks:
         k1 = min(n, k0 + _BLOCK)
-        u, re, bl0, ridx = gather(k0, k1)
-        m = (k1 - k0) * oversample
-        np.add(u[:m], u[1:m + 1], out=auu[:m])       # u(t) + u(t+h) of every step of the block ...
-        auu[:m] *= batch.a                          # ... times a
+        auu, re, bl0, ridx = gather(k0, k1)
         coeffs = [batch.thermal_coefficients(re[q], bl0[q]) for q in range(len(re))]
         for q in range(len(re)):                     # runs of samples within one thermal step
             ks = np.nonzero(ridx == q)[0]
@@ -242,60 +343,65 @@ def _integrate(batch: _Batch, n: int, gather, scatter, oversample: int, desc: st
 
 def _steps(batch, k_start, k_stop, auu, coeffs, oversample, state, t, out_i, out_x):
     """Samples ``k_start .. k_stop - 1`` of a block, ``oversample`` linearly implicit trapezoidal
-    steps each (one thermal step: Re and Bl fixed); ``state`` = [i, i2, x, v, spare, spare] in place.
+    steps each (one thermal step: Re and Bl fixed); ``state`` = [i, y, xi, w, spare, spare] in place.
 
-    ``auu[j]`` = a (u(t_j) + u(t_j + h)) for the block's integration steps j. Per step, with
-    a = h/2 and Bl*, L*, L'* at the predicted mid-step position, K and Kt at the step start::
+    The documented step (a = h/2; Bl*, L*, L'* at the predicted mid-step position, K and Kt at the
+    step start)::
 
         [A11  aH ] [i']   [b1]      A11 = L* + a (Re + R2 c2 + L'* v)      H = Bl* + L'* i
         [-aH  A22] [v'] = [b2]      A22 = M + a Rms + a^2 Kt
         b1 = L* i + a (u + u') - a (Re i + R2 c2 (i - 2 i2) + Bl* v)
         b2 = (M - a Rms) v + a Bl* i - 2a K(x) x - a^2 Kt v
         x' = x + a (v + v');  i2' = c2 i2 + beta2 (i + i' - i2)
+
+    is computed in xi = x/Xmax, w = a v/Xmax, y = 2a R2 c2 i2, with the second row multiplied by
+    Xmax / a, that is, written with beta = Xmax Bl*, lam = Xmax L'*, eta = beta + lam i,
+    R = a (Re + R2 c2), D = A22 Xmax^2/a^2, phi = 2 Xmax K(x) x::
+
+        [L* + R + lam w   eta] [i']   [(L* - R) i + a (u + u') + y - beta w      ]
+        [-eta             D  ] [w'] = [(2 M Xmax^2/a^2 - D) w + beta i - phi      ]
+        xi' = xi + w + w';  y' = (c2 - beta2) y + 2a R2 c2 beta2 (i + i')
+
+    (the same equations; only the rounding of the float64 arithmetic differs), solved by elimination:
+    p = eta / D, i' = (b1 - p e) / (A11 + eta p), w' = (e + eta i') / D.
     """
-    B4, B3, B2, B1, aB0, R = coeffs
-    xs, xc, abl, ls, alp, ah, t1, fk, a22, a11, b1, b2, rd, tmp = t
+    C4, C3, C2, C1, C0, l0r, r2x = coeffs
+    xc, bt, lr, lam, eta, dd, ph, e, p, tmp = t
     b = batch
-    i, i2, x, v, i_new, v_new = state
+    i, y, xi, w, i_new, w_new = state
     for k in range(k_start, k_stop):
         out_i[k] = i
-        out_x[k] = x
+        out_x[k] = xi
         for m in range(oversample):
-            np.multiply(x, b.inv, out=t1)                   # xi at the step start
-            np.multiply(v, b.ainv, out=xs)
-            xs += t1                                        # predicted mid-step xi
-            np.maximum(xs, -XI_CLIP, out=xc)
-            np.minimum(xc, XI_CLIP, out=xc)
-            # a Bl*, L*, a L'*
-            np.multiply(xc, B4, out=abl); abl += B3; abl *= xc; abl += B2; abl *= xc  # noqa: E702
-            abl += B1; abl *= xc; abl += aB0  # noqa: E702
-            np.multiply(xc, b.l0l2, out=ls); ls += b.l0l1; ls *= xc; ls += b.l0  # noqa: E702
-            np.multiply(xc, b.alpb, out=alp); alp += b.alpa  # noqa: E702
-            np.multiply(alp, i, out=ah); ah += abl  # noqa: E702   # a H
-            # 2a K(x) x and A22 = M + a Rms + a^2 Kt(x)
-            np.multiply(t1, b.fk2, out=fk); fk += b.fk1; fk *= t1; fk += b.fk0; fk *= x  # noqa: E702
-            np.multiply(t1, b.ktq, out=a22); a22 += b.ktl; a22 *= t1; a22 += b.kt0  # noqa: E702
-            a22 += b.ma
-            # A11 = a L'* v + a (Re + R2 c2) + L*
-            np.multiply(alp, v, out=a11); a11 += R; a11 += ls  # noqa: E702
-            # b1 = (L* - a (Re + R2 c2)) i + a (u + u') + 2a R2 c2 i2 - a Bl* v
-            np.subtract(ls, R, out=b1); b1 *= i; b1 += auu[k * oversample + m]  # noqa: E702
-            np.multiply(i2, b.ar2c2x2, out=tmp); b1 += tmp  # noqa: E702
-            np.multiply(abl, v, out=tmp); b1 -= tmp  # noqa: E702
-            # b2 = (2M - A22) v + a Bl* i - 2a K x     (2M - A22 = M - a Rms - a^2 Kt)
-            np.subtract(b.m2, a22, out=b2); b2 *= v  # noqa: E702
-            np.multiply(abl, i, out=tmp); b2 += tmp; b2 -= fk  # noqa: E702
-            # solve the 2x2 system
-            np.multiply(a11, a22, out=rd); np.multiply(ah, ah, out=tmp); rd += tmp  # noqa: E702
-            np.reciprocal(rd, out=rd)
-            np.multiply(b1, a22, out=i_new); np.multiply(ah, b2, out=tmp); i_new -= tmp; i_new *= rd  # noqa: E702
-            np.multiply(a11, b2, out=v_new); np.multiply(ah, b1, out=tmp); v_new += tmp; v_new *= rd  # noqa: E702
-            # x' = x + a (v + v');  i2' = (c2 - beta2) i2 + beta2 (i + i')
-            v += v_new; v *= b.a; x += v  # noqa: E702
-            i += i_new; i *= b.beta2; i2 *= b.c2b; i2 += i  # noqa: E702
+            np.add(xi, w, out=xc)                                   # predicted mid-step xi, clipped
+            np.maximum(xc, b.lo, out=xc)
+            np.minimum(xc, b.hi, out=xc)
+            # beta = Xmax Bl*, Lr = L* + R, lam = Xmax L'*, eta = beta + lam i
+            np.multiply(xc, C4, out=bt); bt += C3; bt *= xc; bt += C2; bt *= xc  # noqa: E702
+            bt += C1; bt *= xc; bt += C0  # noqa: E702
+            np.multiply(xc, b.l0l2, out=lr); lr += b.l0l1; lr *= xc; lr += l0r  # noqa: E702
+            np.multiply(xc, b.lam1, out=lam); lam += b.l0l1  # noqa: E702
+            np.multiply(lam, i, out=eta); eta += bt  # noqa: E702
+            # D and phi at the step start
+            np.multiply(xi, b.d2, out=dd); dd += b.d1; dd *= xi; dd += b.d0  # noqa: E702
+            np.multiply(xi, b.f2, out=ph); ph += b.f1; ph *= xi; ph += b.f0; ph *= xi  # noqa: E702
+            # A11 = Lr + lam w (in lam); b1 = (Lr - 2R) i + a (u + u') + y - beta w (in lr)
+            lam *= w; lam += lr  # noqa: E702
+            lr -= r2x; lr *= i; lr += auu[k * oversample + m]; lr += y  # noqa: E702
+            np.multiply(bt, w, out=tmp); lr -= tmp  # noqa: E702
+            # e = (2M Xmax^2/a^2 - D) w + beta i - phi
+            np.subtract(b.m2, dd, out=e); e *= w; bt *= i; e += bt; e -= ph  # noqa: E702
+            # elimination
+            np.divide(eta, dd, out=p)
+            np.multiply(eta, p, out=tmp); lam += tmp  # noqa: E702
+            np.multiply(p, e, out=tmp); lr -= tmp; np.divide(lr, lam, out=i_new)  # noqa: E702
+            np.multiply(eta, i_new, out=tmp); e += tmp; np.divide(e, dd, out=w_new)  # noqa: E702
+            # xi' = xi + w + w';  y' = c2b y + gamma (i + i')
+            xi += w; xi += w_new  # noqa: E702
+            i += i_new; i *= b.gamma; y *= b.c2b; y += i  # noqa: E702
             i, i_new = i_new, i
-            v, v_new = v_new, v
-    state[:] = [i, i2, x, v, i_new, v_new]
+            w, w_new = w_new, w
+    state[:] = [i, y, xi, w, i_new, w_new]
 
 
 def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, *, ambient_c: float | list = 25.0,
@@ -333,7 +439,6 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     warm = 0 if segment_s is None else THERMAL_STEP * int(np.ceil(warmup_s * fs / THERMAL_STEP))
     n_seg = -(-n // seg)
     length = warm + seg
-    total = warm + n_seg * seg
 
     # Rows are (signal r, segment s); row (r, s) covers samples [s*seg - warm, (s+1)*seg) of signal r
     # (u is zero before the signal starts and after it ends; Re and Bl hold their edge values).
@@ -345,54 +450,42 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     rows_all = nb * n_seg
     sig_all = np.repeat(np.arange(nb), n_seg)
     seg_all = np.tile(np.arange(n_seg), nb)
-    # The signals are zero-padded at 48 kHz and upsampled in one call: those zeros are exactly the
-    # zeros resample_poly assumes outside a signal, so the samples inside equal the per-signal result
-    # bit for bit; the interpolation filter's tails that reach into the pads are set back to zero.
-    u_pad = np.zeros((nb, total + 1))
-    u_pad[:, warm:warm + n] = u
-    if k_ > 1:
-        u_pad = _upsample(u_pad, k_)        # (nb, (total + 1) * k_), rows in one array
-        u_pad[:, :warm * k_] = 0.0
-        u_pad[:, (warm + n) * k_:] = 0.0
+    h = 1.0 / (fs * oversample)
 
-    def rows_view(arr: np.ndarray, step: int, width: int) -> np.ndarray:
-        """(signal, segment, time) view of a (signal, time) array (contiguous in time); segments overlap."""
-        s0, s1 = arr.strides
-        return np.lib.stride_tricks.as_strided(arr, (nb, n_seg, width), (s0, step * s1, s1), writeable=False)
-
-    u_view = rows_view(u_pad, seg * k_, length * k_ + 1)
     i_rows = np.empty((rows_all, seg), dtype=np.float32)
     x_rows = np.empty((rows_all, seg), dtype=np.float32)
     row_speaker = [speakers[r] for r in sig_all]
-    h = 1.0 / (fs * oversample)
     n_chunks = -(-rows_all // max_rows)
     per_chunk = -(-rows_all // n_chunks)         # balanced: every chunk costs the same Python steps
     for c in range(n_chunks):
         sl = slice(c * per_chunk, min((c + 1) * per_chunk, rows_all))
         sig, segi = sig_all[sl], seg_all[sl]
 
-        u_block = np.empty((_BLOCK * k_ + 1, len(sig)))    # reused: no per-block allocation
+        u_block = np.empty((_BLOCK * k_, len(sig)))    # reused: no per-block allocation
+        batch = _Batch(row_speaker[sl], h)
+        drive = _Drive(u, k_, h / 2, sig, segi, seg, warm, length)
 
-        def gather(k0: int, k1: int, sig=sig, segi=segi, u_block=u_block):
-            # u at the integration rate for steps k0 .. k1 (end point included), time-major; Re and
+        def gather(k0: int, k1: int, sig=sig, segi=segi, u_block=u_block, drive=drive):
+            # a (u + u') of the integration steps of samples k0 .. k1 - 1, time-major; Re and
             # Bl per thermal step touched by the block, with the step row of each sample
             first = (segi * seg - warm) // THERMAL_STEP        # thermal step of each row's sample 0
             q0, q1 = k0 // THERMAL_STEP, (k1 - 1) // THERMAL_STEP
             steps = np.clip(first[None, :] + np.arange(q0, q1 + 1)[:, None], 0, n_th - 1)
-            ub = u_block[:(k1 - k0) * k_ + 1]
-            _transpose_into(ub, lambda r0, r1: u_view[sig[r0:r1], segi[r0:r1], k0 * k_:k1 * k_ + 1])
+            ub = u_block[:(k1 - k0) * k_]
+            drive.block(k0, k1, ub)
             return (ub, re_steps[sig[None, :], steps], bl_steps[sig[None, :], steps],
                     np.arange(k0, k1) // THERMAL_STEP - q0)
 
-        def scatter(k0: int, ib: np.ndarray, xb: np.ndarray, sl=sl) -> None:
+        def scatter(k0: int, ib: np.ndarray, xb: np.ndarray, sl=sl, xmax=batch.xmax) -> None:
             lo = max(k0, warm)
             hi = k0 + len(ib)
             if hi > lo:
+                xb *= xmax                                    # x = Xmax xi (the block buffer is rewritten next)
                 i_rows[sl, lo - warm:hi - warm] = ib[lo - k0:].T
                 x_rows[sl, lo - warm:hi - warm] = xb[lo - k0:].T
 
         desc = f"simulate {c + 1}/{n_chunks}" if show_progress else None
-        _integrate(_Batch(row_speaker[sl], h), length, gather, scatter, oversample, desc)
+        _integrate(batch, length, gather, scatter, oversample, desc)
     i_out = i_rows.reshape(nb, n_seg * seg)[:, :n]
     x_out = x_rows.reshape(nb, n_seg * seg)[:, :n]
     # temperatures recomputed from the simulated current, and their disagreement with the ones used
