@@ -287,6 +287,7 @@ class _DirectLiteRT:
         self._x_framed = self._x3.transpose(0, 2, 1)                # channel, step, sample in frame
         self._y = interp.tensor(idx_out["y"])()                     # (1, f, steps) int8
         self._y_u8 = self._y.view(np.uint8)
+        self._y_index = self._y_u8[0].T                             # (steps, frame): time order
         self._state_in = [interp.tensor(idx_in[n])() for n in state_names]
         self._pairs = [(a, interp.tensor(idx_out[n + "_out"])()) for a, n in zip(self._state_in, state_names)]
         self._state_zp = [ins[n].zero_point for n in state_names]
@@ -329,7 +330,7 @@ class _DirectLiteRT:
         self._quantize_into_x(self._w)
         self._invoke()
         self._commit_state()
-        return self._lut.take(self._y_u8[0].T).reshape(-1)
+        return self._lut.take(self._y_index).reshape(-1)
 
     def _commit_state(self) -> None:
         """State outputs -> state inputs (one copy when both sets share one layout in the arena)."""

@@ -291,6 +291,7 @@ class ImpedanceTracker:
         # the last segment's samples: rows v, i and the filter output y (float64, written in place;
         # y only where a refit needs it: the last two outputs before each hop boundary)
         self._ring = np.zeros((3, n))
+        self._rows = tuple(self._ring)
         self._pos = 0              # count % nperseg: where the next sample goes
         self._room = self.hop      # samples until the next hop boundary
         nb = len(self._band)     # segment spectra of the window: fixed rings, oldest overwritten
@@ -368,15 +369,16 @@ class ImpedanceTracker:
             self._advance_segment()
         room = self._room
         if n < room:   # fast path: no segment ends inside this block
-            ring, p = self._ring, self._pos
+            ring_v, ring_i, ring_y = self._rows
+            p = self._pos
             end = p + n
-            ring[0, p:end] = v
-            x = ring[1, p:end]
+            ring_v[p:end] = v
+            x = ring_i[p:end]
             x[...] = i
             y, self._zi = _filter(self._b, self._a, x, -1, self._zi)
             room -= n
             if room == 1:   # the output before a hop boundary: a refit there continues the filter from it
-                ring[2, end - 1] = y[-1]
+                ring_y[end - 1] = y[-1]
             self._pos = end
             self._room = room
             self.count += n
