@@ -129,7 +129,7 @@ class Model:
                 d is not None and i > 0 and d != n for i, (d, n) in enumerate(zip(spec.shape, arr.shape)))):
             raise ModelError(f"{self.path.name}: input {spec.name!r} expects shape {list(spec.shape)}, "
                              f"got {list(arr.shape)}")
-        if np.issubdtype(spec.dtype, np.integer):
+        if spec.dtype.kind in "iu":   # an integer input (np.issubdtype costs ~1 us per call)
             if raw:
                 if arr.dtype != spec.dtype:
                     raise ModelError(f"{self.path.name}: raw input {spec.name!r} must be {spec.dtype}, got {arr.dtype}")
