@@ -30,6 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-bl", choices=["true", "datasheet"], default="true",
                         help="Bl that scales the training targets: the calibrated (true) Bl of simulated "
                              "recordings (default) or the datasheet Bl the model is deployed with")
+    parser.add_argument("--scenario-weight", action="append", default=[], metavar="SCENARIO=W",
+                        help="sample crops of recordings of this scenario (metadata 'scenario', e.g. hot) W times "
+                             "as often (repeatable; default 1)")
     add_json_flag(parser)
 
 
@@ -59,6 +62,15 @@ def run(args: argparse.Namespace) -> int:
     cfg.loud_weight = args.loud_weight
     cfg.stream_context = not args.clip_tracks
     cfg.target_bl = args.target_bl
+    for item in args.scenario_weight:
+        name, _, w = item.partition("=")
+        try:
+            weight = float(w)
+        except ValueError:
+            weight = -1.0
+        if not name or not weight > 0:
+            raise EdgesenseError(f"--scenario-weight wants SCENARIO=W with W > 0, got {item!r}")
+        cfg.scenario_weight[name] = weight
     result = train_excursion(args.data, args.model, args.out, cfg, init=args.init)
     card = write_model_card(result, cfg, args.data, Path(args.out) / "MODEL_CARD.md")
     out = result.to_dict() | {"model_card": str(card)}

@@ -36,7 +36,7 @@ from edgesense.speaker.pipeline import SpeakerSignal, load_signals, tracked_pred
 from edgesense.speaker.streaming import SPEC_METADATA_KEY, ExcursionModelSpec, frame_inputs
 
 __all__ = ["ARCHS", "TrainConfig", "TrainResult", "train_excursion", "build_model", "export_model", "excursion_loss",
-           "stream_tracks", "target_bl", "training_bl",
+           "stream_tracks", "target_bl", "training_bl", "crop_weights",
            "load_trained", "prepare_inputs", "predict", "adapt_model", "AdaptResult", "write_model_card"]
 
 #: CLI model names -> registry names.
@@ -64,6 +64,7 @@ class TrainConfig:
     loud_mm: float = 0.1
     stream_context: bool = True  # hybrid inputs: tracker run over each clip's whole stream (as deployed)
     target_bl: str = "true"  # Bl of the training targets: "true" (calibrated, training_bl) or "datasheet"
+    scenario_weight: dict[str, float] = field(default_factory=dict)  # crop sampling weight per scenario (default 1)
 
 
 @dataclass
@@ -216,6 +217,16 @@ def excursion_loss(out: torch.Tensor, target: torch.Tensor, bls: list[float], x_
     return torch.sum(w * sq) / torch.sum(w)
 
 
+def crop_weights(signals: list[SpeakerSignal], lengths: list[int],
+                 scenario_weight: dict[str, float] | None = None) -> np.ndarray:
+    """Probability of drawing a training crop from each signal: its length times its scenario's weight
+    (metadata ``scenario``; scenarios not named weigh 1)."""
+    scenario_weight = scenario_weight or {}
+    w = np.array([n * scenario_weight.get(str(s.metadata.get("scenario")), 1.0) for s, n in zip(signals, lengths)],
+                 float)
+    return w / w.sum()
+
+
 def _nrmse(pred: np.ndarray, x: np.ndarray) -> tuple[float, float]:
     n = min(len(pred), len(x))
     rmse = float(np.sqrt(np.mean((pred[:n] - x[:n]) ** 2)))
@@ -262,8 +273,7 @@ def train_excursion(data_dir: str | Path | list, arch: str, out_dir: str | Path,
     usable = [k for k, x in enumerate(xs) if x.shape[2] > warm + cfg.crop]
     if not usable:
         raise EdgesenseError(f"{data_dir}: recordings shorter than {(warm + cfg.crop) * cfg.frame} samples")
-    weights = np.array([xs[k].shape[2] for k in usable], float)
-    weights /= weights.sum()
+    weights = crop_weights([train[k] for k in usable], [xs[k].shape[2] for k in usable], cfg.scenario_weight)
     total = cfg.epochs * cfg.steps_per_epoch
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.15)
@@ -465,13 +475,15 @@ def write_model_card(result: TrainResult, cfg: TrainConfig, data_dir: str | Path
         f"{cfg.crop} scored frames after a receptive-field warm-up, AdamW one-cycle lr {cfg.lr}, MSE"
         + (f" with loud samples (|x| >= {cfg.loud_mm} mm) weighted {1 + cfg.loud_weight:g}x" if cfg.loud_weight else "")
         + ("; hybrid inputs tracked over whole streams" if hybrid and cfg.stream_context else "")
-        + (f"; targets scaled by the {cfg.target_bl} Bl" if cfg.target_bl != "true" else "") + "; "
+        + (f"; targets scaled by the {cfg.target_bl} Bl" if cfg.target_bl != "true" else "")
+        + "".join(f"; {k} crops sampled {w:g}x" for k, w in cfg.scenario_weight.items()) + "; "
         f"{result.seconds:.0f} s on {cfg.threads} CPU threads.",
         f"- Reproduce: `edgesense train excursion {' '.join('--data ' + str(d) for d in (data_dir if isinstance(data_dir, list) else [data_dir]))} --model {result.arch} --out {path.parent} "
         f"--seed {cfg.seed} --epochs {cfg.epochs} --steps {cfg.steps_per_epoch} --lr {cfg.lr:g} --threads {cfg.threads}"
         + (f" --init {cfg.init}" if cfg.init else "") + (f" --loud-weight {cfg.loud_weight:g}" if cfg.loud_weight else "")
         + ("" if cfg.stream_context or not hybrid else " --clip-tracks")
-        + ("" if cfg.target_bl == "true" else f" --target-bl {cfg.target_bl}") + "`",
+        + ("" if cfg.target_bl == "true" else f" --target-bl {cfg.target_bl}")
+        + "".join(f" --scenario-weight {k}={w:g}" for k, w in cfg.scenario_weight.items()) + "`",
         f"- Validation NRMSE {result.val_nrmse * 100:.2f} %, RMSE {result.val_rmse_mm * 1000:.1f} µm.",
         "",
     ]

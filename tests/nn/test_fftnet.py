@@ -149,3 +149,18 @@ def test_target_bl_chooses_the_calibrated_or_the_datasheet_bl():
     assert y_true.shape == (1, spec.frame, 16 // spec.frame)
     np.testing.assert_allclose(y_true, 1.1 * y_ds, rtol=1e-6)
     np.testing.assert_allclose(y_ds[0].T.reshape(-1), x * ds / spec.x_scale, rtol=1e-6)
+
+
+def test_crop_weights_follow_length_and_scenario_weight():
+    import numpy as np
+
+    from edgesense.nn.train_excursion import crop_weights
+    from edgesense.profiles import load_profile
+    from edgesense.speaker.pipeline import SpeakerSignal
+
+    profile = load_profile("speaker-ref")
+    z = np.zeros(8, np.float32)
+    sigs = [SpeakerSignal(n, z, z, z, profile, {"scenario": sc} if sc else {})
+            for n, sc in (("a", "hot"), ("b", "nominal"), ("c", None))]
+    np.testing.assert_allclose(crop_weights(sigs, [100, 300, 100]), [0.2, 0.6, 0.2])
+    np.testing.assert_allclose(crop_weights(sigs, [100, 300, 100], {"hot": 3.0}), [3 / 7, 3 / 7, 1 / 7])
