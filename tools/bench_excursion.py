@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="INT8 LiteRT through Model.run instead of the direct interpreter path")
     parser.add_argument("--no-tracker", action="store_true",
                         help="leave the tracker out of 'everything' (only for models that do not need it)")
+    parser.add_argument("--refit-delay", type=int, default=0,
+                        help="TrackerConfig.refit_delay in samples (0 = the shipped behaviour; > 0 spreads each "
+                             "refit over the blocks before it takes effect, a different tracker output)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -138,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     from edgesense.runtime import load_model
     from edgesense.speaker.pipeline import ExcursionPipeline, make_tracker
     from edgesense.speaker.streaming import ExcursionStreamer
+    from edgesense.speaker.tracking import TrackerConfig
 
+    tcfg = TrackerConfig(refit_delay=args.refit_delay)
     load_start = os.getloadavg()
     profile = load_profile(args.profile)
     block_s = profile.block_size / profile.sample_rate_hz
@@ -153,25 +158,27 @@ def main(argv: list[str] | None = None) -> int:
     extra_tracker = not needs_tracker and not args.no_tracker
 
     # the tracked prediction for the network-only pass (the tracker is deterministic in its input)
-    tr = make_tracker(profile)
+    tr = make_tracker(profile, tcfg)
     tracks = [tr.process(v, i) for v, i in zip(vs, is_)]
 
     runs: dict[str, tuple[list, list]] = {k: ([], []) for k in ("everything", "tracker", "network", "invoke",
                                                                   "harness")}
     split = {"segments": [], "refits": [], "refit_calls": [], "updates": []}
     for _ in range(args.repeat):
-        pipe = ExcursionPipeline(profile, model, direct=direct)
-        extra = make_tracker(profile) if extra_tracker else None
+        pipe = ExcursionPipeline(profile, model, direct=direct, tracker_config=tcfg)
+        extra = make_tracker(profile, tcfg) if extra_tracker else None
 
         def everything(k: int, pipe=pipe, extra=extra) -> None:
             pipe.process(frames[k])
             if extra is not None:
                 extra.process(vs[k], is_[k])
 
-        tracker = make_tracker(profile)
+        tracker = make_tracker(profile, tcfg)
         seg = _Timed(tracker, "_add_segment")
         seg_steps = _Timed(tracker, "_advance_segment")
         upd = _Timed(tracker, "_update")
+        refit_steps = _Timed(tracker, "_refit_step")          # refit_delay > 0: the spread steps
+        refit_finish = _Timed(tracker, "_finish_refit")
         streamer = ExcursionStreamer(model, profile.speaker.bl, direct=direct)
         tk = tracks if needs_tracker else [None] * n
         if streamer._direct is not None:
@@ -191,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             runs[name][1].append(w)
         calls = (WARMUP + n) / n          # the wrappers also saw the warm-up blocks
         split["segments"].append((seg.total + seg_steps.total) / calls / n)
-        split["refits"].append(upd.total / calls / n)
+        split["refits"].append((upd.total + refit_steps.total + refit_finish.total) / calls / n)
         split["refit_calls"].append(upd.calls)
         split["updates"].append(tracker.updates)
 
@@ -205,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                               "accepted_updates": int(np.median(split["updates"]))})
     harness = stages["harness"]["cpu_mean_us"]
     out = {"model": args.model, "backend": model.backend, "direct": streamer._direct is not None,
-           "profile": args.profile, "data": args.data or "simulated program (sim:// material)",
+           "profile": args.profile, "refit_delay": args.refit_delay, "data": args.data or "simulated program (sim:// material)",
            "block_samples": profile.block_size, "blocks": n, "repeat": args.repeat,
            "tracker_in_everything": needs_tracker or extra_tracker,
            "real_time_factor_cpu": stages["everything"]["cpu_rtf"],

@@ -76,11 +76,13 @@ def load_signals(path: str | Path, split: str | None = None, limit: int | None =
     return [_signal_from_recording(ds.load(e), e.path) for e in entries]
 
 
-def make_tracker(profile: SpeakerIVProfile):
-    """The online impedance tracker (edgesense.speaker.tracking) for this speaker's datasheet."""
+def make_tracker(profile: SpeakerIVProfile, config=None):
+    """The online impedance tracker (edgesense.speaker.tracking) for this speaker's datasheet
+    (``config``: a :class:`~edgesense.speaker.tracking.TrackerConfig`, default the defaults)."""
     from edgesense.speaker import tracking
 
-    return tracking.ImpedanceTracker(profile.speaker, fs=profile.sample_rate_hz)
+    return tracking.ImpedanceTracker(profile.speaker, fs=profile.sample_rate_hz,
+                                     config=config if config is not None else tracking.TrackerConfig())
 
 
 #: Environment variable naming a directory that caches whole-signal tracked predictions (.npy).
@@ -135,16 +137,19 @@ class ExcursionPipeline:
     ``model``: an excursion model file (``.onnx``/``.tflite``) or a loaded runtime model. ``bl``
     defaults to the profile's datasheet Bl. ``direct`` is passed to
     :class:`~edgesense.speaker.streaming.ExcursionStreamer` (INT8 LiteRT direct path; same numbers).
+    ``tracker_config`` configures the hybrid's tracker (default: the one the shipped models were
+    trained with).
     """
 
-    def __init__(self, profile: SpeakerIVProfile, model, bl: float | None = None, direct: bool = True) -> None:
+    def __init__(self, profile: SpeakerIVProfile, model, bl: float | None = None, direct: bool = True,
+                 tracker_config=None) -> None:
         if not isinstance(profile, SpeakerIVProfile):
             raise ProfileError(f"the excursion pipeline needs a speaker_iv profile, got {profile.kind!r}")
         self.profile = profile
         self.iv = (profile.channel_index("v"), profile.channel_index("i"))
         self._iv0, self._iv1 = self.iv
         self.streamer = ExcursionStreamer(model, profile.speaker.bl if bl is None else bl, direct=direct)
-        self.tracker = make_tracker(profile) if self.streamer.spec.needs_tracker else None
+        self.tracker = make_tracker(profile, tracker_config) if self.streamer.spec.needs_tracker else None
         self._last_seq: int | None = None
         self.resets = 0
 

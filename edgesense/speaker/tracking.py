@@ -84,7 +84,16 @@ def _rfft(seg: np.ndarray, out: np.ndarray) -> None:
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """Tuning of the tracker (defaults: 1 s window, update every 0.256 s, 100 Hz-10 kHz)."""
+    """Tuning of the tracker (defaults: 1 s window, update every 0.256 s, 100 Hz-10 kHz).
+
+    ``refit_delay`` (samples, below one update interval): 0 runs each refit whole in the block where
+    its update boundary falls and applies it at that sample (one block of ~1-3 ms CPU every 0.256 s).
+    A positive delay applies it that many samples later and runs its work over the calls in between
+    (the set-up at the boundary, then one solver evaluation per ``process`` call), so no block
+    carries the whole refit; the output is then a different one (the new model starts later), still
+    the same for any block sizes. Models trained on the tracker's output must be trained with the
+    delay they run with; the shipped hybrid was trained with 0.
+    """
 
     nperseg: int = 1024
     window_s: float = 1.0
@@ -103,6 +112,7 @@ class TrackerConfig:
     reference_c: float = 25.0         # temperature at which the datasheet Re holds
     bl_anchor: str = "mms"            # "mms": Bl from the datasheet Mms (follows a heating magnet); "bl": datasheet Bl
     bl_smoothing: float = 0.05        # weight of each update in the running mean of log Cmes that sets Bl
+    refit_delay: int = 0              # samples after an update boundary at which a refit takes effect
 
 
 @dataclass
@@ -151,8 +161,20 @@ def levenberg_marquardt(fun, jac, x0: np.ndarray, max_nfev: int, xtol: float = 1
     solver's per-call set-up, so a warm-started refit costs well under a millisecond. Returns
     (x, fun(x)), or None when nothing finite was found.
     """
+    steps = levenberg_marquardt_steps(fun, jac, x0, max_nfev, xtol, ftol)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def levenberg_marquardt_steps(fun, jac, x0: np.ndarray, max_nfev: int, xtol: float = 1e-6, ftol: float = 1e-8):
+    """:func:`levenberg_marquardt` as a generator: it yields after every residual or Jacobian
+    evaluation (so a caller can spread a refit over several blocks) and returns its result."""
     x = np.asarray(x0, float).copy()
     r = fun(x)
+    yield
     if not np.all(np.isfinite(r)):
         return None
     c = float(r @ r)
@@ -162,6 +184,7 @@ def levenberg_marquardt(fun, jac, x0: np.ndarray, max_nfev: int, xtol: float = 1
     damp_diag = damp.reshape(-1)[::len(x) + 1]
     while nfev < max_nfev:
         J = jac(x)
+        yield
         g = J.T @ r
         H = J.T @ J
         d = np.maximum(H.diagonal(), 1e-12)
@@ -176,6 +199,7 @@ def levenberg_marquardt(fun, jac, x0: np.ndarray, max_nfev: int, xtol: float = 1
                 return x, r              # converged: no step left worth taking
             x_new = x + step
             r_new = fun(x_new)
+            yield
             nfev += 1
             c_new = float(r_new @ r_new) if np.all(np.isfinite(r_new)) else math.inf
             if c_new < c:
@@ -276,6 +300,9 @@ class ImpedanceTracker:
         self._prior = prior
         if config.bl_anchor not in ("mms", "bl"):
             raise ProfileError(f"tracker bl_anchor must be 'mms' or 'bl', got {config.bl_anchor!r}")
+        if not 0 <= config.refit_delay < self.update_every:
+            raise ProfileError(f"tracker refit_delay must be 0..{self.update_every - 1} samples, "
+                               f"got {config.refit_delay}")
         self.history: list[TrackedParams] = []
         self.reset()
 
@@ -307,6 +334,9 @@ class ImpedanceTracker:
         self._cj = np.empty(nb, complex)
         self._pending = 0        # 0: nothing; 2: windowed, FFT due; 1: FFT done, spectra due
         self._pending_slot = 0
+        self._refit = None       # a refit in progress (refit_delay > 0): its steps, run one per call
+        self._refit_ready = False
+        self._apply_at = -1      # the sample count at which it takes effect
         self._set_filter(initial=True)
         self.history.clear()
 
@@ -367,6 +397,8 @@ class ImpedanceTracker:
             return np.zeros(0)
         if self._pending:
             self._advance_segment()
+        if self._refit is not None and not self._refit_ready:
+            self._refit_step()
         room = self._room
         if n < room:   # fast path: no segment ends inside this block
             ring_v, ring_i, ring_y = self._rows
@@ -385,7 +417,7 @@ class ImpedanceTracker:
             return y
         out = np.empty(n)
         pos = 0
-        hop, nper = self.hop, self.config.nperseg
+        nper = self.config.nperseg
         while pos < n:
             take = min(n - pos, self._room)
             ring, p = self._ring, self._pos
@@ -401,12 +433,22 @@ class ImpedanceTracker:
             self._pos = end % nper
             self._room -= take
             if not self._room:
-                self._room = hop
-                if self.count >= nper:
-                    self._add_segment()
-                    if self.count % self.update_every == 0:
-                        self._update()
+                self._event()
         return out
+
+    def _event(self) -> None:
+        """A hop boundary or the sample where a delayed refit takes effect: do what is due there."""
+        count, hop = self.count, self.hop
+        if count % hop == 0 and count >= self.config.nperseg:
+            self._add_segment()
+            if count % self.update_every == 0:
+                self._update()
+        if self._refit is not None and count == self._apply_at:
+            self._finish_refit()
+        room = hop - count % hop
+        if self._refit is not None:
+            room = min(room, self._apply_at - count)
+        self._room = room
 
     def _add_segment(self) -> None:
         """Window the segment that just completed; its spectra follow in the next blocks."""
@@ -424,6 +466,10 @@ class ImpedanceTracker:
         self.segments = min(self.segments + 1, self.window_segments)
 
     def _advance_segment(self) -> None:
+        """The pending segment's next step, once per ``process`` call."""
+        self._segment_step()
+
+    def _segment_step(self) -> None:
         """One step of the pending segment's spectra: the FFT of both signals, or the cross-spectra."""
         if self._pending == 2:
             _rfft(self._seg, self._spec)
@@ -441,9 +487,38 @@ class ImpedanceTracker:
 
     def _finish_segment(self) -> None:
         while self._pending:
-            self._advance_segment()
+            self._segment_step()
 
     def _update(self) -> None:
+        """An update boundary: refit now (``refit_delay`` 0), or start a refit that takes effect later."""
+        steps = self._refit_steps()
+        delay = self.config.refit_delay
+        if not delay:
+            for _ in steps:   # the whole refit in this block; it takes effect at this sample
+                pass
+            return
+        try:                  # the set-up (window sums, checks) now, one solver evaluation per later call
+            next(steps)
+        except StopIteration:
+            return
+        self._refit, self._refit_ready, self._apply_at = steps, False, self.count + delay
+
+    def _refit_step(self) -> None:
+        try:
+            next(self._refit)
+        except StopIteration:  # nothing to apply (too little excitation, or the fit was rejected)
+            self._refit = None
+
+    def _finish_refit(self) -> None:
+        """At the sample where a delayed refit takes effect: its remaining steps, then the update."""
+        steps, self._refit = self._refit, None
+        for _ in steps:
+            pass
+        self._refit_ready = False
+
+    def _refit_steps(self):
+        """The refit as a generator: yields after its set-up, after every solver evaluation and, once
+        the fit is accepted, before it takes effect; the update happens when it is run to the end."""
         if self.segments < max(4, self.window_segments // 2):
             return
         self._finish_segment()
@@ -477,7 +552,8 @@ class ImpedanceTracker:
         nb = len(z)
         theta_ds = self._theta_ds
         fitter = _ImpedanceFit(self._s, z, weight / np.abs(z), self._prior * math.sqrt(nb), theta_ds)
-        fit = levenberg_marquardt(fitter.residuals, fitter.jacobian, self.theta, cfg.max_nfev)
+        yield
+        fit = yield from levenberg_marquardt_steps(fitter.residuals, fitter.jacobian, self.theta, cfg.max_nfev)
         if fit is None:
             return
         x, fun = fit
@@ -486,6 +562,8 @@ class ImpedanceTracker:
             return
         if np.any(np.abs(x - theta_ds) > math.log(cfg.max_ratio)):
             return        # implausibly far from the datasheet: a spurious minimum
+        self._refit_ready = True
+        yield             # (delayed refits wait here for their sample)
         # limit the change per update: one odd window cannot throw the model far
         self.theta = self.theta + np.clip(x - self.theta, -cfg.max_step, cfg.max_step)
         self._log_cmes += cfg.bl_smoothing * (float(self.theta[4]) - self._log_cmes)

@@ -1,6 +1,7 @@
 """Online impedance tracking: causal, block-size invariant, follows heating and leaks."""
 
 import numpy as np
+import pytest
 
 from edgesense.sim.speaker import sense, simulate
 from edgesense.sim.speaker_params import SCENARIOS, Nonlinearity, named_speaker
@@ -107,3 +108,59 @@ def test_levenberg_marquardt_finds_the_least_squares_minimum():
     ref = optimize.least_squares(fun, [1.0, 0.5, 0.0], jac=jac, method="lm")
     assert np.allclose(x, ref.x, atol=1e-5) and np.allclose(r, fun(x))
     assert levenberg_marquardt(lambda p: np.full(3, np.nan), jac, np.zeros(3), 10) is None
+
+
+@pytest.mark.parametrize("delay", [96, 2400])
+def test_delayed_refit_is_spread_over_calls_applied_later_and_block_size_invariant(monkeypatch, delay):
+    """refit_delay: the same fits, applied ``delay`` samples after their boundaries, their solver
+    evaluations spread one per call (what is left when the delay is too short for all of them runs
+    in the block where the refit takes effect); any block sizes give the same output."""
+    from edgesense.errors import ProfileError
+    from edgesense.speaker import tracking
+
+    hot_leaky = REF.replace(re=REF.re * 1.25, kms=REF.kms * 0.7, rms=REF.rms * 1.6, datasheet=REF.true_params())
+    v, i, _ = _run(hot_leaky, seconds=1.6)
+    params = hot_leaky.published()
+    cfg = TrackerConfig(refit_delay=delay)
+    now = track(v, i, params)
+    later = track(v, i, params, config=cfg)
+    assert len(later.history) == len(now.history) >= 2
+    every = ImpedanceTracker(params).update_every
+    assert [h.sample for h in later.history] == [h.sample + delay for h in now.history]
+    assert all(h.sample % every == delay for h in later.history)
+    # the first refit is the same fit, it only takes effect later: equal output up to its boundary
+    b = now.history[0].sample
+    first_now, first_later = now.history[0].to_dict(), later.history[0].to_dict()
+    first_now.pop("sample"), first_later.pop("sample")
+    assert first_now == first_later
+    assert np.array_equal(later.x_mm[:b], now.x_mm[:b]) and not np.array_equal(later.x_mm[b:b + delay],
+                                                                                  now.x_mm[b:b + delay])
+    evals = {"n": 0}
+    for name in ("residuals", "jacobian"):
+        inner = getattr(tracking._ImpedanceFit, name)
+
+        def counted(self, theta, inner=inner):
+            evals["n"] += 1
+            return inner(self, theta)
+        monkeypatch.setattr(tracking._ImpedanceFit, name, counted)
+    tracker = ImpedanceTracker(params, config=cfg)
+    applies = {h.sample for h in later.history}
+    per_call, parts = [], []
+    for k in range(0, len(v), 48):
+        before = evals["n"]
+        parts.append(tracker.process(v[k:k + 48], i[k:k + 48]))
+        if not any(k < a <= k + 48 for a in applies):      # blocks where no refit takes effect
+            per_call.append(evals["n"] - before)
+    assert np.array_equal(np.concatenate(parts), later.x_mm)
+    assert max(per_call) == 1 and sum(per_call) >= min(delay // 48 - 1, 4) * len(later.history)
+    tracker = ImpedanceTracker(params, config=cfg)
+    rng = np.random.default_rng(4)
+    parts, pos = [], 0
+    while pos < len(v):
+        n = int(rng.integers(1, 900))
+        parts.append(tracker.process(v[pos:pos + n], i[pos:pos + n]))
+        pos += n
+    assert np.array_equal(np.concatenate(parts), later.x_mm)
+    for bad in (-1, every):
+        with pytest.raises(ProfileError):
+            ImpedanceTracker(params, config=TrackerConfig(refit_delay=bad))
