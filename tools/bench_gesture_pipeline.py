@@ -24,6 +24,9 @@ time per frame rises too (shared caches), so compare figures taken at similar lo
 
     python tools/bench_gesture_pipeline.py --model models/gesture_cnn/gesture_cnn_int8.tflite --breakdown [--json]
 
+Two models in one process: ``--versus OTHER_MODEL`` runs every pass on the model and then on OTHER_MODEL,
+alternating, so both see the same load (e.g. a ``.tflite`` exported with and without row pairs).
+
 Before/after: without ``--breakdown`` the tool also measures an older checkout of the package, e.g.
 ``git archive 26871f8 edgesense | tar -x -C /tmp/before`` then ``PYTHONPATH=/tmp/before python
 tools/bench_gesture_pipeline.py ...``; alternate the two runs, as the load changes.
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pace", type=float, default=0.0, metavar="HZ",
                     help="feed frames at HZ frames/s, as live (default 0: back to back)")
     ap.add_argument("--breakdown", action="store_true", help="also time each stage of the per-frame path")
+    ap.add_argument("--versus", metavar="MODEL", help="also run every pass on this model, alternating (same load)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
 
@@ -131,9 +135,17 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(max(0.0, due - time.perf_counter()))
             yield fr
 
+    other = GesturePipeline(args.versus, threads=1) if args.versus else None
+    other_cpu, other_p99 = [], []
     load_start = os.getloadavg()
     cpu, wall, gap_flags, per_pass_p99 = [], [], [], []
     for idx, frames in passes:
+        if other is not None:
+            other.reset()
+            for fr in paced(frames):
+                other.process(fr)
+            other_cpu.extend(other.stats.cpu_us)
+            other_p99.append(float(np.percentile(other.stats.cpu_us, 99)))
         pipe.reset()
         for fr in paced(frames):
             pipe.process(fr)
@@ -185,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
            "numpy": np.__version__}
     if stages is not None:
         out["stage_cpu_us"] = stages
+    if other is not None:
+        oc = np.asarray(other_cpu)
+        out["versus"] = {"model": args.versus, "cpu_us_per_frame": dist(oc), "cpu_us_steady_frames": dist(oc[~gaps]),
+                         "cpu_us_gap_frames": dist(oc[gaps]), "cpu_p99_per_pass": other_p99}
     if args.json:
         json.dump(out, sys.stdout, indent=2)
         print()
@@ -200,6 +216,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label}: p50 {u['p50']:4.0f} us, p95 {u['p95']:4.0f} us, p99 {u['p99']:4.0f} us, "
                   f"mean {u['mean']:4.0f} us, max {u['max']:.0f} us")
     print("  CPU p99 per pass: " + ", ".join(f"{v:.0f}" for v in per_pass_p99) + " us")
+    if other is not None:
+        v = out["versus"]
+        print(f"  versus {args.versus}, the same passes, alternating:")
+        for key, label in (("cpu_us_per_frame", "CPU  all frames"), ("cpu_us_steady_frames", "CPU  steady   "),
+                           ("cpu_us_gap_frames", "CPU  gap frames")):
+            u = v[key]
+            if u["n"]:
+                print(f"  {label}: p50 {u['p50']:4.0f} us, p95 {u['p95']:4.0f} us, p99 {u['p99']:4.0f} us, "
+                      f"mean {u['mean']:4.0f} us, max {u['max']:.0f} us")
+        print("  CPU p99 per pass: " + ", ".join(f"{x:.0f}" for x in v["cpu_p99_per_pass"]) + " us")
     if stages is not None:
         print("  stage CPU per frame (stopwatched pass):")
         for k, u in stages.items():

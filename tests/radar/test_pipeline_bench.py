@@ -1,0 +1,26 @@
+"""``tools/bench_gesture_pipeline.py --versus``: two models over the same passes, alternating."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_versus_runs_the_same_frames_on_both_models():
+    model = ROOT / "models" / "gesture_cnn" / "gesture_cnn_int8.tflite"
+    if not model.is_file():
+        pytest.skip("gesture_cnn INT8 model not shipped")
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_gesture_pipeline.py"), "--model", str(model),
+                           "--versus", str(ROOT / "models" / "gesture_cnn" / "gesture_cnn.onnx"), "--seconds", "2",
+                           "--repeats", "2", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    d = json.loads(proc.stdout)
+    v = d["versus"]
+    assert v["model"].endswith("gesture_cnn.onnx")
+    assert v["cpu_us_per_frame"]["n"] == d["cpu_us_per_frame"]["n"] == d["frames"] > 0
+    assert v["cpu_us_steady_frames"]["n"] + v["cpu_us_gap_frames"]["n"] == d["frames"]
+    assert len(v["cpu_p99_per_pass"]) == len(d["cpu_p99_per_pass"]) == 2
