@@ -89,8 +89,9 @@ class TrackerConfig:
     ``refit_delay`` (samples, below one update interval): 0 runs each refit whole in the block where
     its update boundary falls and applies it at that sample (one block of ~1-3 ms CPU every 0.256 s).
     A positive delay applies it that many samples later and runs its work over the calls in between
-    (the set-up at the boundary, then one solver evaluation per ``process`` call), so no block
-    carries the whole refit; the output is then a different one (the new model starts later), still
+    (the window sums at the boundary, then the checks, the fit's set-up and one solver evaluation
+    per ``process`` call; what is left at the delay's end runs there), so no block carries the whole
+    refit; the output is then a different one (the new model starts later), still
     the same for any block sizes. Models trained on the tracker's output must be trained with the
     delay they run with; the shipped hybrid was trained with 0.
     """
@@ -497,7 +498,7 @@ class ImpedanceTracker:
             for _ in steps:   # the whole refit in this block; it takes effect at this sample
                 pass
             return
-        try:                  # the set-up (window sums, checks) now, one solver evaluation per later call
+        try:                  # the window sums now; checks, set-up and solver evaluations one per later call
             next(steps)
         except StopIteration:
             return
@@ -517,14 +518,16 @@ class ImpedanceTracker:
         self._refit_ready = False
 
     def _refit_steps(self):
-        """The refit as a generator: yields after its set-up, after every solver evaluation and, once
-        the fit is accepted, before it takes effect; the update happens when it is run to the end."""
+        """The refit as a generator: yields after the window sums, the checks, the set-up and every
+        solver evaluation and, once the fit is accepted, before it takes effect; the update happens
+        when it is run to the end."""
         if self.segments < max(4, self.window_segments // 2):
             return
         self._finish_segment()
         svv = self._svv.sum(axis=0)     # unfilled rows are zero
         svi = self._svi.sum(axis=0)
         sii = self._sii.sum(axis=0)
+        yield                           # (the window's spectra are summed: later segments may change them)
         cfg = self.config
         # excitation check: mean-square voltage in the band (Parseval with the Hann window's power)
         ms_v = float(svv.sum()) * 2 / (self.segments * self._win_power * self.config.nperseg)
@@ -544,6 +547,7 @@ class ImpedanceTracker:
         near = (self._f >= f0 / 2) & (self._f <= f0 * 2)
         if near.any() and float((coh[near] >= 0.9).mean()) < cfg.min_resonance_coverage:
             return
+        yield
         y = np.where(abs_svi > 0, svi / np.where(svv > 0, svv, 1.0), 1.0)
         z = 1.0 / y
         c = np.clip(coh, 0.0, 0.999)
