@@ -114,6 +114,8 @@ def _summary(cpu_runs: list[np.ndarray], wall_runs: list[np.ndarray], block_s: f
     mean = float(np.median(means))
     return {"cpu_mean_us": mean * 1e6, "cpu_mean_us_runs": [m * 1e6 for m in means],
             "cpu_p50_us": float(np.median(pooled)) * 1e6, "cpu_p99_us": float(np.percentile(pooled, 99)) * 1e6,
+            # 99.9 %: of 3 x 3000 blocks the 9th largest: a refit block (12 per 3000 blocks) rather than one outlier
+            "cpu_p999_us": float(np.percentile(pooled, 99.9)) * 1e6,
             "cpu_max_us": float(pooled.max()) * 1e6, "cpu_rtf": mean / block_s,
             "wall_mean_us": float(np.median([w.mean() for w in wall_runs])) * 1e6,
             "wall_p99_us": float(np.percentile(np.concatenate(wall_runs), 99)) * 1e6}
@@ -231,10 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{args.model} ({model.backend}{', direct' if out['direct'] else ''}), {profile.block_size}-sample blocks, "
           f"{n} blocks x {args.repeat}, load average {load_start[0]:.2f} -> {out['loadavg_end'][0]:.2f}")
-    print(f"{'stage':12s} {'CPU mean':>9s} {'p50':>8s} {'p99':>9s} {'max':>9s} {'RTF':>7s}   (us per block)")
+    print(f"{'stage':12s} {'CPU mean':>9s} {'p50':>8s} {'p99':>9s} {'p99.9':>9s} {'max':>9s} {'RTF':>7s}   (us per block)")
     for k, st in stages.items():
         print(f"{k:12s} {st['cpu_mean_us']:9.1f} {st['cpu_p50_us']:8.1f} {st['cpu_p99_us']:9.1f} "
-              f"{st['cpu_max_us']:9.0f} {st['cpu_rtf']:7.4f}")
+              f"{st['cpu_p999_us']:9.0f} {st['cpu_max_us']:9.0f} {st['cpu_rtf']:7.4f}")
     t = stages["tracker"]
     print(f"tracker split: bookkeeping {t['bookkeeping_us_per_block']:.1f} + Welch segments "
           f"{t['segments_us_per_block']:.1f} + refits {t['refits_us_per_block']:.1f} us per block "
