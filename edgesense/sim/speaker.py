@@ -40,6 +40,7 @@ from the simulated current; :attr:`SimResult.thermal_mismatch_k` says how far th
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 import numpy as np
@@ -253,7 +254,7 @@ class _Batch:
     """Per-row constants of one integration batch (rows are signal segments), in scaled variables.
 
     The integrator carries xi = x / Xmax, w = a v / Xmax (a = h/2, so xi + w is the predicted
-    mid-step position), i and y = 2 a R2 c2 i2; the mechanical row of the step's 2x2 system is
+    mid-step position), i and z = 2 a R2 c2 i2 - gamma i; the mechanical row of the step's 2x2 system is
     multiplied by Xmax / a (see :func:`_steps`), so most constants below are those of the
     documented step times powers of Xmax and a.
     """
@@ -290,17 +291,31 @@ class _Batch:
         beta2 = a * r2 / (l2 + a * r2)
         c2 = 1.0 - beta2
         self.r2c2 = r2 * c2
-        self.c2b = c2 - beta2                            # y' = c2b y + gamma (i + i')
+        self.c2b = c2 - beta2                            # z' = c2b z + gz i (see _steps)
         self.gamma = 2 * a * self.r2c2 * beta2
+        self.gz = self.gamma * (1 + self.c2b)
         self.lo = np.full(self.rows, -XI_CLIP)
         self.hi = np.full(self.rows, XI_CLIP)
 
     def thermal_coefficients(self, re: np.ndarray, bl: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Per-row constants of one 10 ms thermal step: Xmax Bl(xi) Horner coefficients, L0 + R, 2R
-        with R = a (Re + R2 c2)."""
+        """Per-row constants of one 10 ms thermal step: Xmax Bl(xi) Horner coefficients, L0 + R,
+        2R - gamma with R = a (Re + R2 c2)."""
         bx = bl * self.xmax
         r = self.a * (re + self.r2c2)
-        return bx * self.b4, bx * self.b3, bx * self.b2, bx * self.b1, bx, self.l0 + r, 2 * r
+        return bx * self.b4, bx * self.b3, bx * self.b2, bx * self.b1, bx, self.l0 + r, 2 * r - self.gamma
+
+
+def _output_array(shape: tuple[int, int]) -> np.ndarray:
+    """An uninitialised float32 array in its own anonymous memory map (ordinary 4 KB pages).
+
+    numpy asks for transparent huge pages on large arrays; on a host short of free memory the
+    first touch of each huge page can stall in compaction (3-4x the CPU time of 4 KB faults was
+    measured here on the simulator's ~200 MB of outputs), and these arrays are written once.
+    """
+    count = int(np.prod(shape))
+    if count == 0:
+        return np.empty(shape, dtype=np.float32)
+    return np.frombuffer(mmap.mmap(-1, count * 4), dtype=np.float32).reshape(shape)
 
 
 _BLOCK = 256  # time steps gathered and scattered at once (keeps transposes cache-friendly)
@@ -323,9 +338,9 @@ def _integrate(batch: _Batch, n: int, gather, scatter, oversample: int, desc: st
     xi_block)`` receives the states (i and x / Xmax) at samples [k0, k1).
     """
     rows = batch.rows
-    state = [np.zeros(rows) for _ in range(6)]     # i, y, xi, w and the spare i', w' buffers
-    out_i = np.empty((_BLOCK, rows))
-    out_x = np.empty((_BLOCK, rows))
+    out_i = np.zeros((_BLOCK + 1, rows))           # row k: the state at sample k of the block (row 0 at rest)
+    out_x = np.zeros((_BLOCK + 1, rows))
+    state = [np.zeros(rows) for _ in range(7)]     # w, z, spare w', scratch i and xi (two each)
     t = [np.empty(rows) for _ in range(10)]
     blocks = range(0, n, _BLOCK)
     if desc:
@@ -339,11 +354,15 @@ def _integrate(batch: _Batch, n: int, gather, scatter, oversample: int, desc: st
             if len(ks):
                 _steps(batch, int(ks[0]), int(ks[-1]) + 1, auu, coeffs[q], oversample, state, t, out_i, out_x)
         scatter(k0, out_i[:k1 - k0], out_x[:k1 - k0])
+        out_i[0] = out_i[k1 - k0]                    # the state the next block starts from
+        out_x[0] = out_x[k1 - k0]
 
 
 def _steps(batch, k_start, k_stop, auu, coeffs, oversample, state, t, out_i, out_x):
     """Samples ``k_start .. k_stop - 1`` of a block, ``oversample`` linearly implicit trapezoidal
-    steps each (one thermal step: Re and Bl fixed); ``state`` = [i, y, xi, w, spare, spare] in place.
+    steps each (one thermal step: Re and Bl fixed). i and xi at sample k are rows ``out_i[k]``,
+    ``out_x[k]`` (the last step of a sample writes row k + 1); ``state`` = [w, z, spare w', scratch
+    i and xi of the steps inside a sample (two each)].
 
     The documented step (a = h/2; Bl*, L*, L'* at the predicted mid-step position, K and Kt at the
     step start)::
@@ -354,27 +373,32 @@ def _steps(batch, k_start, k_stop, auu, coeffs, oversample, state, t, out_i, out
         b2 = (M - a Rms) v + a Bl* i - 2a K(x) x - a^2 Kt v
         x' = x + a (v + v');  i2' = c2 i2 + beta2 (i + i' - i2)
 
-    is computed in xi = x/Xmax, w = a v/Xmax, y = 2a R2 c2 i2, with the second row multiplied by
-    Xmax / a, that is, written with beta = Xmax Bl*, lam = Xmax L'*, eta = beta + lam i,
-    R = a (Re + R2 c2), D = A22 Xmax^2/a^2, phi = 2 Xmax K(x) x::
+    is computed in xi = x/Xmax, w = a v/Xmax and z = 2a R2 c2 i2 - gamma i (gamma = 2a R2 c2 beta2),
+    with the second row multiplied by Xmax / a, that is, written with beta = Xmax Bl*,
+    lam = Xmax L'*, eta = beta + lam i, R = a (Re + R2 c2), D = A22 Xmax^2/a^2, phi = 2 Xmax K(x) x::
 
-        [L* + R + lam w   eta] [i']   [(L* - R) i + a (u + u') + y - beta w      ]
-        [-eta             D  ] [w'] = [(2 M Xmax^2/a^2 - D) w + beta i - phi      ]
-        xi' = xi + w + w';  y' = (c2 - beta2) y + 2a R2 c2 beta2 (i + i')
+        [L* + R + lam w   eta] [i']   [(L* - R + gamma) i + a (u + u') + z - beta w]
+        [-eta             D  ] [w'] = [(2 M Xmax^2/a^2 - D) w + beta i - phi        ]
+        xi' = (xi + w) + w';  z' = (c2 - beta2) z + gamma (1 + c2 - beta2) i
 
     (the same equations; only the rounding of the float64 arithmetic differs), solved by elimination:
     p = eta / D, i' = (b1 - p e) / (A11 + eta p), w' = (e + eta i') / D.
     """
-    C4, C3, C2, C1, C0, l0r, r2x = coeffs
-    xc, bt, lr, lam, eta, dd, ph, e, p, tmp = t
+    C4, C3, C2, C1, C0, l0r, r2g = coeffs
+    xs, xc, bt, lr, lam, eta, dd, ph, e, p = t
     b = batch
-    i, y, xi, w, i_new, w_new = state
+    w, z, w_new = state[:3]
+    scratch = state[3:5], state[5:7]
+    last = oversample - 1
     for k in range(k_start, k_stop):
-        out_i[k] = i
-        out_x[k] = xi
+        i, xi = out_i[k], out_x[k]
         for m in range(oversample):
-            np.add(xi, w, out=xc)                                   # predicted mid-step xi, clipped
-            np.maximum(xc, b.lo, out=xc)
+            if m == last:
+                i_new, xi_new = out_i[k + 1], out_x[k + 1]
+            else:
+                i_new, xi_new = scratch[m % 2]
+            np.add(xi, w, out=xs)                                   # predicted mid-step xi, clipped
+            np.maximum(xs, b.lo, out=xc)
             np.minimum(xc, b.hi, out=xc)
             # beta = Xmax Bl*, Lr = L* + R, lam = Xmax L'*, eta = beta + lam i
             np.multiply(xc, C4, out=bt); bt += C3; bt *= xc; bt += C2; bt *= xc  # noqa: E702
@@ -385,23 +409,23 @@ def _steps(batch, k_start, k_stop, auu, coeffs, oversample, state, t, out_i, out
             # D and phi at the step start
             np.multiply(xi, b.d2, out=dd); dd += b.d1; dd *= xi; dd += b.d0  # noqa: E702
             np.multiply(xi, b.f2, out=ph); ph += b.f1; ph *= xi; ph += b.f0; ph *= xi  # noqa: E702
-            # A11 = Lr + lam w (in lam); b1 = (Lr - 2R) i + a (u + u') + y - beta w (in lr)
+            # A11 = Lr + lam w (in lam); b1 = (Lr - 2R + gamma) i + a (u + u') + z - beta w (in lr)
             lam *= w; lam += lr  # noqa: E702
-            lr -= r2x; lr *= i; lr += auu[k * oversample + m]; lr += y  # noqa: E702
-            np.multiply(bt, w, out=tmp); lr -= tmp  # noqa: E702
+            lr -= r2g; lr *= i; lr += auu[k * oversample + m]; lr += z  # noqa: E702
+            np.multiply(bt, w, out=p); lr -= p  # noqa: E702
+            # z' = c2b z + gamma (1 + c2b) i   (i is the step start's)
+            z *= b.c2b; np.multiply(i, b.gz, out=p); z += p  # noqa: E702
             # e = (2M Xmax^2/a^2 - D) w + beta i - phi
             np.subtract(b.m2, dd, out=e); e *= w; bt *= i; e += bt; e -= ph  # noqa: E702
             # elimination
             np.divide(eta, dd, out=p)
-            np.multiply(eta, p, out=tmp); lam += tmp  # noqa: E702
-            np.multiply(p, e, out=tmp); lr -= tmp; np.divide(lr, lam, out=i_new)  # noqa: E702
-            np.multiply(eta, i_new, out=tmp); e += tmp; np.divide(e, dd, out=w_new)  # noqa: E702
-            # xi' = xi + w + w';  y' = c2b y + gamma (i + i')
-            xi += w; xi += w_new  # noqa: E702
-            i += i_new; i *= b.gamma; y *= b.c2b; y += i  # noqa: E702
-            i, i_new = i_new, i
+            np.multiply(eta, p, out=ph); lam += ph  # noqa: E702
+            np.multiply(p, e, out=ph); lr -= ph; np.divide(lr, lam, out=i_new)  # noqa: E702
+            np.multiply(eta, i_new, out=ph); e += ph; np.divide(e, dd, out=w_new)  # noqa: E702
+            np.add(xs, w_new, out=xi_new)                           # xi' = (xi + w) + w'
+            i, xi = i_new, xi_new
             w, w_new = w_new, w
-    state[:] = [i, y, xi, w, i_new, w_new]
+    state[0], state[2] = w, w_new
 
 
 def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, *, ambient_c: float | list = 25.0,
@@ -452,8 +476,8 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     seg_all = np.tile(np.arange(n_seg), nb)
     h = 1.0 / (fs * oversample)
 
-    i_rows = np.empty((rows_all, seg), dtype=np.float32)
-    x_rows = np.empty((rows_all, seg), dtype=np.float32)
+    i_rows = _output_array((rows_all, seg))
+    x_rows = _output_array((rows_all, seg))
     row_speaker = [speakers[r] for r in sig_all]
     n_chunks = -(-rows_all // max_rows)
     per_chunk = -(-rows_all // n_chunks)         # balanced: every chunk costs the same Python steps
