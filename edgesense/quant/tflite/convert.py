@@ -466,7 +466,7 @@ class _Converter:
             explicit_pads = list(explicit) if explicit is not None else [0, 0, 0, 0]
         plan = self._row_pair_plan(node, x, W, group, strides, dil, explicit_pads)
         if plan is not None:
-            self._row_pair_conv(node, x, W, w, strides, explicit_pads, plan)
+            self._row_pair_conv(node, x, W, w, strides, dil[1], explicit_pads, plan)
             return
         xin = self._nhwc(x)
         if explicit is not None:
@@ -564,7 +564,7 @@ class _Converter:
                 and all(d == 1 for d in at.get("dilations", [1, 1])))
 
     def _row_pair_conv(self, node: onnx.NodeProto, x: _Act, W: np.ndarray, w: _Const, strides: list[int],
-                       pads: list[int], plan: dict) -> None:
+                       dil_w: int, pads: list[int], plan: dict) -> None:
         """The convolution on the input with each pair of rows packed into the channels: exactly the
         same sums (the extra weights are zero) on XNNPACK-friendlier shapes.
 
@@ -586,7 +586,7 @@ class _Converter:
         src, name = x.index, node.name or node.output[0]
         # a symmetric padding of whole pairs with SAME-sized kernel padding needs no PAD operator
         same = (top % g == 0 and bottom % g == 0 and _same_pads((hq - (top + bottom) // g, wd), (taps, kw), [1, strides[1]],
-                                                               [1, 1]) == [top // g, left, bottom // g, right])
+                                                               [1, dil_w]) == [top // g, left, bottom // g, right])
         if same:
             hq -= (top + bottom) // g
         elif top or bottom or left or right:
@@ -621,7 +621,7 @@ class _Converter:
         self.fb.add_operator(
             Op.CONV_2D, [xin, wi, bi], [out.index], "Conv2DOptions", version=3,
             Padding=Padding.SAME if same else Padding.VALID, StrideW=strides[1], StrideH=1,
-            DilationWFactor=1, DilationHFactor=1, FusedActivationFunction=fused,
+            DilationWFactor=dil_w, DilationHFactor=1, FusedActivationFunction=fused,
         )
         self.vals[out_name] = out
 

@@ -101,16 +101,18 @@ def test_stride1_conv_then_row_pool_is_packed_and_identical(tmp_path, c, kernel,
     _assert_identical(plain, packed, shape, batches=(1, 3))
 
 
-@pytest.mark.parametrize("c,kernel,pads", [
-    (3, (5, 1), [2, 0, 2, 0]),   # gesture_crnn's first layer: whole pairs of padding, no PAD at all
-    (2, (3, 3), [1, 1, 1, 1]),   # an explicit PAD (stride 2 with pads 1 is not TFLite SAME)
-    (4, (4, 1), [1, 0, 1, 0]),
+@pytest.mark.parametrize("c,kernel,pads,dw", [
+    (3, (5, 1), [2, 0, 2, 0], 1),   # gesture_crnn's first layer: whole pairs of padding, no PAD at all
+    (2, (3, 3), [1, 1, 1, 1], 1),   # an explicit PAD (stride 2 with pads 1 is not TFLite SAME)
+    (4, (4, 1), [1, 0, 1, 0], 1),
+    (3, (5, 3), [2, 2, 2, 2], 2),   # dilated along the columns: kept on the packed convolution
+    (3, (3, 3), [1, 0, 1, 0], 2),
 ])
-def test_stride2_conv_is_packed_and_identical(tmp_path, c, kernel, pads):
+def test_stride2_conv_is_packed_and_identical(tmp_path, c, kernel, pads, dw):
     rows, cols, o = 16, 6, 8
     out_rows = (rows + pads[0] + pads[2] - kernel[0]) // 2 + 1
-    out_cols = cols + pads[1] + pads[3] - kernel[1] + 1
-    m = float_model([h.make_node("Conv", ["x", "w", "b"], ["c"], pads=pads, strides=[2, 1]),
+    out_cols = cols + pads[1] + pads[3] - (kernel[1] - 1) * dw
+    m = float_model([h.make_node("Conv", ["x", "w", "b"], ["c"], pads=pads, strides=[2, 1], dilations=[1, dw]),
                      h.make_node("Relu", ["c"], ["y"])],
                     {"x": ("N", c, rows, cols)}, {"y": ("N", o, out_rows, out_cols)},
                     {"w": rand(RNG, o, c, *kernel), "b": rand(RNG, o, scale=0.1)})
