@@ -585,8 +585,8 @@ class _Converter:
         hq = (h + top + bottom) // g
         src, name = x.index, node.name or node.output[0]
         # a symmetric padding of whole pairs with SAME-sized kernel padding needs no PAD operator
-        same = (top % g == 0 and bottom % g == 0 and _same_pads((hq - (top + bottom) // g, wd), (taps, kw), [1, strides[1]],
-                                                               [1, dil_w]) == [top // g, left, bottom // g, right])
+        same = (top % g == 0 and bottom % g == 0
+                and _same_pads((h // g, wd), (taps, kw), [1, strides[1]], [1, dil_w]) == [top // g, left, bottom // g, right])
         if same:
             hq -= (top + bottom) // g
         elif top or bottom or left or right:
