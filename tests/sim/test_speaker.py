@@ -20,7 +20,7 @@ def _response(x: np.ndarray, f: float, amp: float, seconds: float) -> complex:
     return complex(c[0], c[1]) / amp
 
 
-@pytest.mark.parametrize("oversample,max_f,mag_tol,deg_tol", [(2, 1500, 2e-3, 0.06), (4, 4000, 4e-3, 0.03)])
+@pytest.mark.parametrize("oversample,max_f,mag_tol,deg_tol", [(2, 1500, 1.35e-3, 0.052), (4, 4000, 3e-3, 0.025)])
 def test_small_signal_matches_linear_transfer_function(oversample, max_f, mag_tol, deg_tol):
     sp = named_speaker("ref")                      # nonlinear speaker, driven at 1 mV: linear regime
     freqs = [f for f in (100.0, 400.0, 800.0, 1500.0, 4000.0) if f <= max_f]
@@ -198,12 +198,13 @@ def _reference_run(sp, u48, oversample):
 
 @pytest.mark.parametrize("oversample", [1, 2])
 def test_vectorised_integrator_equals_the_scheme_written_out(oversample):
-    """The batched, pre-scaled integrator computes the documented step (to float rounding), near Xmax too."""
+    """The batched, scaled-state integrator computes the documented step (to the float32 rounding of
+    its outputs), near Xmax too."""
     sp = named_speaker("lite4")
     u, _ = program(0.03, np.random.default_rng(8), FS, max_volts=max_drive_volts(sp.re), loud=True)
     res = simulate([sp, named_speaker("ref")], np.stack([u, 0.5 * u]), thermal=False, segment_s=None,
                    oversample=oversample)
     ref_i, ref_x = _reference_run(sp, u, oversample)
     assert np.max(np.abs(ref_x)) > 0.5 * sp.xmax                 # the nonlinear range is exercised
-    assert np.max(np.abs(res.x[0] - ref_x)) < 1e-6 * np.max(np.abs(ref_x))
-    assert np.max(np.abs(res.i[0] - ref_i)) < 1e-6 * np.max(np.abs(ref_i))
+    assert np.max(np.abs(res.x[0] - ref_x)) < 1e-7 * np.max(np.abs(ref_x))
+    assert np.max(np.abs(res.i[0] - ref_i)) < 1e-7 * np.max(np.abs(ref_i))

@@ -13,6 +13,9 @@ def test_writes_recordings_with_profile_metadata_and_splits(tmp_path):
     # both speed figures are CPU-time based; the end-to-end one includes the simulation
     assert 0 < summary["sim_cpu_s"] <= summary["total_cpu_s"]
     assert summary["speedup_end_to_end"] <= summary["speedup_vs_realtime"]
+    parts = [summary[k] for k in ("program_cpu_s", "sim_cpu_s", "sense_cpu_s", "write_cpu_s")]
+    assert min(parts) >= 0 and sum(parts) <= summary["total_cpu_s"] + 0.03     # the split (rounded to 10 ms)
+    assert summary["sim_wall_s"] > 0 and summary["speedup_wall"] > 0
     ds = Dataset.open(tmp_path)
     assert len(ds.entries) == 30
     ref = [e for e in ds.entries if e.subject == "ref"]
