@@ -21,20 +21,23 @@ mid-step position, the stiffness force is linearised about the step's start, and
 2x2 linear system in (i, v) at the step's end is solved in closed form. For a linear speaker this
 is exactly the bilinear transform of the state-space model (A-stable, second order), which the
 tests check against the analytic X/U. The 48 kHz input is interpolated to the integration rate
-with a band-limited polyphase filter (the amplifier's output is band-limited), so the sensed
-48 kHz voltage samples are exactly the voltage the speaker saw.
+with a band-limited polyphase filter (scipy ``resample_poly``'s Kaiser-windowed sinc; the
+amplifier's output is band-limited), so the sensed 48 kHz voltage samples are exactly the
+voltage the speaker saw.
 
-Speed. The time loop runs in Python over numpy vectors (about 65 in-place vector operations per
-integration step: constants pre-scaled by a, 2a and a^2 per speaker and per 10 ms thermal step,
-u(t) + u(t+h) formed once per block of 256 samples, no per-step allocation, inputs gathered
-time-major by a tiled transpose into a reused buffer), so throughput comes from batch width: each
-signal is cut into segments of ``segment_s`` that are simulated side by side, each starting
+Speed. The time loop runs in Python over numpy vectors, so throughput comes from batch width:
+each signal is cut into segments of ``segment_s`` that are simulated side by side, each starting
 ``warmup_s`` early from rest (both rounded to whole 10 ms thermal steps). Mechanical and
 electrical transients decay in a few ms, so the 30 ms warm-up makes segment joins exact to float
-precision (tested). Coil temperature varies over seconds, so it is computed first: the two-node
-thermal network is integrated in 10 ms steps, driven by the power of the linear LR-2 model's
-current (scaled by Re0/Re(T) as the coil heats), and the nonlinear simulation then uses
-Re(Tv(t)) and Bl(Tm(t)) held per step. The reported temperatures are recomputed
+precision (tested). A step is 54 in-place vector operations over the rows: the states are scaled
+(x / Xmax, a v / Xmax and a folded eddy-current state, see :func:`_steps`) so that constants are
+pre-multiplied per speaker and per 10 ms thermal step, and the state at each sample is written
+straight into the block that is scattered to the outputs. The interpolated input is never stored
+whole: a (u(t) + u(t+h)) for each block of 256 samples is computed from the 48 kHz rows,
+phase by phase (:class:`_Drive`). Coil temperature varies over seconds, so it is computed
+first: the two-node thermal network is integrated in 10 ms steps, driven by the power of the
+linear LR-2 model's current (scaled by Re0/Re(T) as the coil heats), and the nonlinear
+simulation then uses Re(Tv(t)) and Bl(Tm(t)) held per step. The reported temperatures are recomputed
 from the simulated current; :attr:`SimResult.thermal_mismatch_k` says how far the two disagree.
 """
 
@@ -319,15 +322,7 @@ def _output_array(shape: tuple[int, int]) -> np.ndarray:
 
 
 _BLOCK = 256  # time steps gathered and scattered at once (keeps transposes cache-friendly)
-_TILE = 64    # rows per tile of the (row, time) <-> (time, row) transposes
-
-
-def _transpose_into(dst: np.ndarray, rows_of) -> None:
-    """``dst[:, r0:r1] = rows_of(r0, r1).T`` tile by tile (a cache-friendly transpose, same values)."""
-    n = dst.shape[1]
-    for r0 in range(0, n, _TILE):
-        r1 = min(n, r0 + _TILE)
-        dst[:, r0:r1] = rows_of(r0, r1).T
+_TILE = 64    # rows per tile of the drive's interpolation (a tile's window stays in cache)
 
 
 def _integrate(batch: _Batch, n: int, gather, scatter, oversample: int, desc: str | None = None) -> None:
