@@ -84,7 +84,8 @@ def _time(name: str, fn, runs: int, warmup: int) -> Latency:
 def interleaved(cases: dict[str, Callable[[], object]], rounds: int = 20, calls: int = 100,
                 warmup: int = 50) -> dict[str, dict]:
     """Time several calls side by side on a shared machine: ``rounds`` rounds, each running ``calls``
-    calls of every case in turn, so load changes hit all cases alike. Per case, over all calls (µs):
+    calls of every case in turn (the order rotated from round to round, so no case always runs first or
+    right after the same neighbour), so load changes hit all cases alike. Per case, over all calls (µs):
     median and p99 of the wall time and of this thread's CPU time (``time.thread_time``: preemption
     by other processes not counted)."""
     for fn in cases.values():
@@ -93,8 +94,9 @@ def interleaved(cases: dict[str, Callable[[], object]], rounds: int = 20, calls:
     wall = {k: np.empty(rounds * calls) for k in cases}
     cpu = {k: np.empty(rounds * calls) for k in cases}
     clock, thread = time.perf_counter, time.thread_time
+    items = list(cases.items())
     for r in range(rounds):
-        for k, fn in cases.items():
+        for k, fn in items[r % len(items):] + items[:r % len(items)]:
             w, c = wall[k], cpu[k]
             for i in range(r * calls, (r + 1) * calls):
                 t0, c0 = clock(), thread()
