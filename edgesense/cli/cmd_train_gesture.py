@@ -39,6 +39,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="noise windows sampled per gesture window each epoch (default 1)")
     parser.add_argument("--near-negatives", type=float, default=0.0,
                         help="share of the noise windows drawn from windows holding part of a gesture (default 0)")
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="distil this float .onnx gesture model's probabilities (same classes and window)")
+    parser.add_argument("--distill-weight", type=float, default=0.5,
+                        help="weight of the teacher's cross-entropy in the loss (default 0.5)")
     parser.add_argument("--init", type=Path, default=None,
                         help="fine-tune from this state_dict (.pt with its .json beside it, e.g. a shipped model)")
     parser.add_argument("--max-positives", type=int, default=0,
@@ -65,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from edgesense.nn.train_gesture import TrainConfig, export_onnx, train_gesture, write_model_card
     from edgesense.radar.metrics import evaluate_gesture_dataset
 
+    if not 0 <= args.distill_weight <= 1:
+        raise EdgesenseError(f"--distill-weight must be in [0, 1], got {args.distill_weight}")
     if not 0 <= args.near_negatives <= 1:
         raise EdgesenseError(f"--near-negatives must be in [0, 1], got {args.near_negatives}")
     if not 0 <= args.eval_drop_rate < 1:
@@ -85,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
                       max_positives=max(0, args.max_positives), model_kwargs=model_kwargs,
                       drop_rate_range=(lo, hi), val_drop_rate=args.val_drop_rate,
                       val_drop_variants=args.val_drop_variants, negatives_per_positive=args.negatives_per_positive,
-                      near_negatives=args.near_negatives,
+                      near_negatives=args.near_negatives, distill_weight=args.distill_weight,
+                      teacher=str(args.teacher) if args.teacher is not None else None,
                       init=str(args.init) if args.init is not None else None)
     model, result = train_gesture(args.data, cfg)
     out = Path(args.out)

@@ -25,6 +25,13 @@ variant at random.
 just-ended zone (the gesture still going on, or ended a while ago but still in view), the windows a
 stream spotter mistakes for gestures; the rest from all noise windows.
 
+**Distillation.** With ``teacher`` (a float ONNX gesture model of the same classes and window, e.g.
+the larger ``gesture_crnn``), each batch's windows are also run through the teacher (re-normalised to
+its own input scaling) and the loss mixes the label cross-entropy with the cross-entropy to the
+teacher's probabilities (weight ``distill_weight``), so a small model learns the teacher's soft
+decisions on dropped and restored windows too (Hinton et al., 2015, "Distilling the knowledge in a
+neural network", arXiv:1503.02531).
+
 **Splits.** Train, validation and test splits come from the dataset index (split by subject).
 Validation clips are also prepared once with ``val_drop_rate`` drops (fixed seed); the checkpoint
 with the best validation clip accuracy (the mean of clean and dropped, when ``val_drop_rate`` > 0)
@@ -87,6 +94,8 @@ class TrainConfig:
     val_drop_rate: float = 0.0   # also score validation clips with this drop rate when picking the checkpoint
     val_drop_variants: int = 1   # dropped validation copies (different loss patterns) averaged in that score
     init: str | None = None      # state_dict to fine-tune from (its sidecar .json gives the normalisation)
+    teacher: str | None = None   # float ONNX gesture model whose probabilities are distilled (same classes)
+    distill_weight: float = 0.5  # loss = (1 - w)·cross-entropy + w·cross-entropy to the teacher's probabilities
     threads: int = 1
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -350,6 +359,7 @@ def train_gesture(data: str | Path | list[str | Path], cfg: TrainConfig) -> tupl
                           dtype=torch.float32)
     loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE, label_smoothing=0.05)
 
+    teacher = _teacher(cfg.teacher, info) if cfg.teacher else None
     history: list[dict[str, float]] = []
     best = (-1.0, None)
     for epoch in progress(range(cfg.epochs), desc=f"train {cfg.model}"):
@@ -364,6 +374,10 @@ def train_gesture(data: str | Path | list[str | Path], cfg: TrainConfig) -> tupl
             y = torch.from_numpy(ys[sl])
             logits = model(x)
             loss = loss_fn(logits, y)
+            if teacher is not None:
+                soft = torch.from_numpy(teacher(x.numpy()))
+                kd = -(soft * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+                loss = (1.0 - cfg.distill_weight) * loss + cfg.distill_weight * kd
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -406,6 +420,38 @@ def _init_info(path: str, classes: list[str]) -> GestureModelInfo:
     if list(info.classes) != list(classes):
         raise EdgesenseError(f"{path}: model classes {list(info.classes)} differ from the data's {classes}")
     return info
+
+
+def _teacher(path: str, info: GestureModelInfo):
+    """A callable: student inputs (N, C, rows, T) -> the teacher model's probabilities (N, classes)."""
+    import json
+
+    import onnxruntime as ort
+
+    side = Path(path).with_suffix(".json")
+    if not Path(path).is_file() or not side.is_file() or Path(path).suffix != ".onnx":
+        raise EdgesenseError(f"{path}: the teacher must be a float .onnx gesture model with its .json beside it")
+    t_info = GestureModelInfo.from_dict(json.loads(side.read_text()))
+    if list(t_info.classes) != list(info.classes) or t_info.input_shape[1:] != info.input_shape[1:] \
+            or t_info.validity != info.validity:
+        raise EdgesenseError(f"{path}: teacher classes or input {list(t_info.classes)} {list(t_info.input_shape)} "
+                             f"differ from the student's {list(info.classes)} {list(info.input_shape)}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    c = info.rdi_shape[0]     # input channels: the RDI channels, then validity
+    s_mean, s_std = np.asarray(info.mean, np.float32), np.asarray(info.std, np.float32)
+    t_mean, t_std = np.asarray(t_info.mean, np.float32), np.asarray(t_info.std, np.float32)
+    scale = (s_std / t_std).reshape(1, c, 1, 1)
+    shift = ((s_mean - t_mean) / t_std).reshape(1, c, 1, 1)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        y = np.array(x, dtype=np.float32)
+        y[:, :c] = y[:, :c] * scale + shift
+        return sess.run(None, {name: y})[0]
+
+    return run
 
 
 def _split(ds: Dataset, name: str) -> list[DatasetEntry]:

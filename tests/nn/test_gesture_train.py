@@ -188,3 +188,32 @@ def test_near_negatives_are_drawn_from_windows_holding_part_of_a_gesture():
             assert len(neg) == 2 * int((ys != 0).sum())     # 2 negatives per positive either way
             got.append(sum(int(e) in near for e in neg))
         assert lo <= np.mean(got) <= hi, (share, np.mean(got))
+
+
+def test_teacher_sees_its_own_input_scaling_and_distillation_trains(tmp_path):
+    from dataclasses import replace
+
+    from edgesense.nn.train_gesture import _teacher
+    from edgesense.radar.pipeline import gesture_map
+
+    make_dataset(tmp_path / "ds", subjects=3, clips_per_class=2)
+    cfg = TrainConfig(model="gesture_cnn", frames=16, epochs=1, batch_size=16, seed=3, noise_label="idle",
+                      drop_variants=1)
+    model, res = train_gesture(tmp_path / "ds", cfg)
+    teacher_path = export_onnx(model, res.info, tmp_path / "t" / "t.onnx")
+    student = replace(res.info, mean=tuple(m + 0.3 for m in res.info.mean), std=tuple(2 * s for s in res.info.std))
+    rng = np.random.default_rng(0)
+    prof = rng.normal(0, 1, (3, 16, 2, 16)).astype(np.float32)
+    valid = np.ones((3, 16), np.float32)
+    valid[:, 4] = 0
+    run = _teacher(str(teacher_path), student)
+    want = ort.InferenceSession(str(teacher_path)).run(None, {"gesture_map": gesture_map(prof, valid, res.info)})[0]
+    np.testing.assert_allclose(run(gesture_map(prof, valid, student)), want, atol=1e-5)
+    assert not np.allclose(gesture_map(prof, valid, student), gesture_map(prof, valid, res.info))
+    _, distilled = train_gesture(tmp_path / "ds", TrainConfig(**{**cfg.__dict__, "teacher": str(teacher_path),
+                                                                 "distill_weight": 1.0, "seed": 4}))
+    assert distilled.history and np.isfinite(distilled.history[0]["loss"])
+    side = tmp_path / "t" / "t.json"              # a teacher of other classes is refused
+    side.write_text(side.read_text().replace('"sweep"', '"other"'))
+    with pytest.raises(EdgesenseError, match="teacher"):
+        _teacher(str(teacher_path), student)
