@@ -32,6 +32,7 @@ def export_tflite(
     io_dtype: str = "int8",
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     pair_rows: bool = True,
+    channel_last: bool = False,
 ) -> Path:
     """Convert a QDQ INT8 ONNX model to a full-integer LiteRT/TFLite model at ``out_path``.
 
@@ -42,9 +43,15 @@ def export_tflite(
     unless ``input_shapes`` gives them (e.g. ``{"x": (1, 8, 12)}`` for a 12-step streaming block).
     ``pair_rows`` packs pairs of input rows into the channels of a first convolution on at most 4 input
     channels (same outputs bit for bit, faster on XNNPACK; ``docs/tflite-export.md``).
+    ``channel_last`` (streaming models) gives the inputs and outputs the graph's own (1, 1, L, C) layout and
+    drops their RESHAPE/TRANSPOSE operators (same numbers; :mod:`edgesense.quant.tflite.state_layout`).
     Raises :class:`~edgesense.errors.ModelError` for unsupported graphs.
     """
     data = convert_qdq_model(_load(qdq_onnx), io_dtype=io_dtype, input_shapes=input_shapes, pair_rows=pair_rows)
+    if channel_last:
+        from edgesense.quant.tflite.state_layout import channel_last_states
+
+        data = channel_last_states(data, which="all")[0]
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
