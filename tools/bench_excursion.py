@@ -28,8 +28,12 @@ computed over the three blocks after a segment completes (windowing, FFT, cross-
 split below times the three parts: ``_add_segment`` and ``_advance_segment``. The input is simulated program material for the
 profile's speaker (the ``sim://`` source's material), or ``--data`` (a speaker ``.esr`` recording).
 
+``--compare OTHER`` runs a second model's ``everything``, ``network`` and ``invoke`` stages in the same
+process, interleaved chunk by chunk with the first model's (an A/B under the same load), and checks
+that both pipelines return the same excursion for every block.
+
     python tools/bench_excursion.py --model models/hybrid/hybrid_int8.tflite [--blocks 3000] [--repeat 3]
-        [--data REC.esr] [--generic] [--no-tracker] [--json]
+        [--data REC.esr] [--generic] [--no-tracker] [--compare OTHER.tflite] [--json]
 """
 
 from __future__ import annotations
@@ -136,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refit-delay", type=int, default=0,
                         help="TrackerConfig.refit_delay in samples (0 = the shipped behaviour; > 0 spreads each "
                              "refit over the blocks before it takes effect, a different tracker output)")
+    parser.add_argument("--compare", help="a second model (same task) timed interleaved with --model (A/B)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -155,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     vs = [f.payload[:, iv[0]] for f in frames]
     is_ = [f.payload[:, iv[1]] for f in frames]
     model = load_model(args.model, threads=1)
+    other = load_model(args.compare, threads=1) if args.compare else None
     direct = not args.generic
     needs_tracker = ExcursionStreamer(model, profile.speaker.bl, direct=False).spec.needs_tracker
     extra_tracker = not needs_tracker and not args.no_tracker
@@ -163,11 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     tr = make_tracker(profile, tcfg)
     tracks = [tr.process(v, i) for v, i in zip(vs, is_)]
 
-    runs: dict[str, tuple[list, list]] = {k: ([], []) for k in ("everything", "tracker", "network", "invoke",
-                                                                  "harness")}
+    names = ["everything", "tracker", "network", "invoke", "harness"]
+    if other is not None:
+        names += ["everything@B", "network@B", "invoke@B"]
+    runs: dict[str, tuple[list, list]] = {k: ([], []) for k in names}
+    mismatched_blocks = 0
     split = {"segments": [], "refits": [], "refit_calls": [], "updates": []}
-    for _ in range(args.repeat):
-        pipe = ExcursionPipeline(profile, model, direct=direct, tracker_config=tcfg)
+    tk = tracks if needs_tracker else [None] * n
+
+    def model_steps(m):
+        """everything, network and the bare invoke of model ``m`` (fresh pipeline, streamer, tracker)."""
+        pipe = ExcursionPipeline(profile, m, direct=direct, tracker_config=tcfg)
         extra = make_tracker(profile, tcfg) if extra_tracker else None
 
         def everything(k: int, pipe=pipe, extra=extra) -> None:
@@ -175,26 +187,38 @@ def main(argv: list[str] | None = None) -> int:
             if extra is not None:
                 extra.process(vs[k], is_[k])
 
+        streamer = ExcursionStreamer(m, profile.speaker.bl, direct=direct)
+        if streamer._direct is not None:
+            bare = lambda k, invoke=streamer._direct._invoke: invoke()  # noqa: E731
+        else:
+            raw = streamer._raw_state
+            feeds = ({s.name: np.zeros(s.concrete_shape(), s.dtype) for s in m.input_specs} if raw
+                     else m.dummy_inputs())
+            bare = lambda k, feeds=feeds, raw=raw, m=m: m.run(feeds, raw=raw)  # noqa: E731
+        network = lambda k, s=streamer: s.process(vs[k], is_[k], tk[k])  # noqa: E731
+        return everything, network, bare, streamer
+
+    if other is not None:          # the same excursion from both models, block by block
+        sa = ExcursionStreamer(model, profile.speaker.bl, direct=direct)
+        sb = ExcursionStreamer(other, profile.speaker.bl, direct=direct)
+        mismatched_blocks = sum(not np.array_equal(sa.process(vs[k], is_[k], tk[k]), sb.process(vs[k], is_[k], tk[k]))
+                                for k in range(n))
+    for _ in range(args.repeat):
+        everything, network, bare, streamer = model_steps(model)
+
         tracker = make_tracker(profile, tcfg)
         seg = _Timed(tracker, "_add_segment")
         seg_steps = _Timed(tracker, "_advance_segment")
         upd = _Timed(tracker, "_update")
         refit_steps = _Timed(tracker, "_refit_step")          # refit_delay > 0: the spread steps
         refit_finish = _Timed(tracker, "_finish_refit")
-        streamer = ExcursionStreamer(model, profile.speaker.bl, direct=direct)
-        tk = tracks if needs_tracker else [None] * n
-        if streamer._direct is not None:
-            bare = lambda k, invoke=streamer._direct._invoke: invoke()  # noqa: E731
-        else:
-            raw = streamer._raw_state
-            feeds = ({s.name: np.zeros(s.concrete_shape(), s.dtype) for s in model.input_specs} if raw
-                     else model.dummy_inputs())
-            bare = lambda k, feeds=feeds, raw=raw: model.run(feeds, raw=raw)  # noqa: E731
+        steps = {"everything": everything, "tracker": lambda k, t=tracker: t.process(vs[k], is_[k]),
+                 "network": network, "invoke": bare, "harness": lambda k: None}
+        if other is not None:
+            b_everything, b_network, b_bare, _ = model_steps(other)
+            steps.update({"everything@B": b_everything, "network@B": b_network, "invoke@B": b_bare})
         # (the pipeline's sequence check sees the restart after the warm-up as a gap: one reset)
-        timed = _time_interleaved({"everything": everything,
-                                   "tracker": lambda k, t=tracker: t.process(vs[k], is_[k]),
-                                   "network": lambda k, s=streamer, tk=tk: s.process(vs[k], is_[k], tk[k]),
-                                   "invoke": bare, "harness": lambda k: None}, n)
+        timed = _time_interleaved(steps, n)
         for name, (c, w) in timed.items():
             runs[name][0].append(c)
             runs[name][1].append(w)
@@ -228,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
            - (t_mean if needs_tracker or extra_tracker else 0.0),
            "stages": stages, "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
            "cpu_count": os.cpu_count()}
+    if other is not None:
+        b = {k[:-2]: stages[k] for k in stages if k.endswith("@B")}
+        out["compare"] = {"model": args.compare, "mismatched_blocks": int(mismatched_blocks),
+                          "real_time_factor_cpu": b["everything"]["cpu_rtf"],
+                          "real_time_factor_cpu_net_of_harness": (b["everything"]["cpu_mean_us"] - harness) * 1e-6
+                          / block_s,
+                          "streamer_overhead_us": b["network"]["cpu_mean_us"] - b["invoke"]["cpu_mean_us"]}
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -246,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"real-time factor (CPU) {out['real_time_factor_cpu']:.4f} (net of the harness "
           f"{out['real_time_factor_cpu_net_of_harness']:.4f}), without the tracker "
           f"{out['rtf_without_tracker_cpu']:.4f}  (target <= 0.05 with the tracker)")
+    if other is not None:
+        c = out["compare"]
+        print(f"B = {args.compare}: real-time factor (CPU) {c['real_time_factor_cpu']:.4f} (net of the harness "
+              f"{c['real_time_factor_cpu_net_of_harness']:.4f}); blocks whose excursion differs from A's: "
+              f"{c['mismatched_blocks']} of {n}")
     return 0
 
 

@@ -29,6 +29,11 @@ fixed number of steps per call (12 for 1 ms blocks); any other number of whole f
 calls plus, for the rest, one call whose missing future frames are padding and whose state is not
 kept (the model is causal, so those outputs do not depend on the padding). The numbers equal the
 generic path exactly (tests/speaker/test_streaming.py).
+
+Both paths accept the channel-last layout of :mod:`edgesense.quant.tflite.state_layout` (4-D ``x``
+``(1, 1, steps, c*frame)``, ``y`` ``(1, 1, steps, frame)`` and states ``(1, 1, L, C)``, no layout operators
+in the graph): the states are opaque here, and ``x``/``y`` are written and read through views in
+either layout.
 """
 
 from __future__ import annotations
@@ -152,6 +157,12 @@ class ExcursionStreamer:
             ins[n].quantized and (n + "_out") in outs and (outs[n + "_out"].scale, outs[n + "_out"].zero_point)
             == (ins[n].scale, ins[n].zero_point) for n in self.state_names)
         self._x_spec, self._y_spec = ins[self.x_name], outs.get("y")
+        # channel-last I/O (edgesense.quant.tflite.state_layout): x (1, 1, steps, c*frame), y (1, 1, steps, frame)
+        self._x_last = self.streaming and len(self._x_spec.shape) == 4
+        self._y_last = self.streaming and self._y_spec is not None and len(self._y_spec.shape) == 4
+        # a streaming .tflite slices its new state at fixed offsets: Model.run must get exactly its built steps
+        self._fixed_steps = (int(self._x_spec.shape[2]) if self.streaming and getattr(self.model, "backend", None)
+                             == "litert" and isinstance(self._x_spec.shape[2], int) else None)
         self._direct: _DirectLiteRT | None = None
         if direct and _direct_capable(self.model, self._raw_state, self.state_names):
             try:
@@ -219,6 +230,11 @@ class ExcursionStreamer:
             xs = self._x_spec
             return direct.frames(quantize(x, xs.scale, xs.zero_point, xs.dtype)[0])
         if self.streaming:
+            if self._fixed_steps is not None and x.shape[2] != self._fixed_steps:
+                raise ModelError(f"{Path(self.model.path).name} runs {self._fixed_steps} frames per call on this path "
+                                 f"(got {x.shape[2]}): use direct=True for other block sizes")
+            if self._x_last:
+                x = np.ascontiguousarray(x.transpose(0, 2, 1)[:, None])
             if self._raw_state:
                 xs, ys = self._x_spec, self._y_spec
                 out = self.model.run({"x": quantize(x, xs.scale, xs.zero_point, xs.dtype), **self._states}, raw=True)
@@ -230,6 +246,8 @@ class ExcursionStreamer:
                 else:
                     out = self.model.run(feeds)
                 y = out["y"]
+            if self._y_last:
+                y = y[:, 0].transpose(0, 2, 1)
             self._states = {n_: out[n_ + "_out"] for n_ in self.state_names}
         else:
             full = np.concatenate([self._history, x], axis=2)
@@ -280,14 +298,19 @@ class _DirectLiteRT:
         self.interpreter = interp
         xs, ys = ins["x"], outs["y"]
         c, f = len(spec.inputs), spec.frame
-        self.steps = int(xs.shape[2])
+        self.steps = int(xs.shape[2])                               # (1, c*f, steps) or (1, 1, steps, c*f)
         self.channels, self.frame = c, f
-        self._x = interp.tensor(idx_in["x"])()                      # (1, c*f, steps) int8
-        self._x3 = self._x.reshape(c, f, self.steps)                # channel, sample in frame, step
-        self._x_framed = self._x3.transpose(0, 2, 1)                # channel, step, sample in frame
-        self._y = interp.tensor(idx_out["y"])()                     # (1, f, steps) int8
-        self._y_u8 = self._y.view(np.uint8)
-        self._y_index = self._y_u8[0].T                             # (steps, frame): time order
+        self._x = interp.tensor(idx_in["x"])()
+        self._y = interp.tensor(idx_out["y"])()
+        if self._x.ndim == 4:     # channel last (edgesense.quant.tflite.state_layout)
+            self._x_ncl = self._x[0, 0].T                           # (c*f, steps) view
+            self._x_framed = self._x[0, 0].reshape(self.steps, c, f).transpose(1, 0, 2)
+        else:
+            self._x_ncl = self._x[0]
+            self._x_framed = self._x[0].reshape(c, f, self.steps).transpose(0, 2, 1)
+        # _x_framed: channel, step, sample in frame; _y_ncl: (frame, steps); _y_index: (steps, frame), time order
+        self._y_ncl = self._y[0, 0].T if self._y.ndim == 4 else self._y[0]
+        self._y_index = self._y_ncl.view(np.uint8).T
         self._state_in = [interp.tensor(idx_in[n])() for n in state_names]
         self._pairs = [(a, interp.tensor(idx_out[n + "_out"])()) for a, n in zip(self._state_in, state_names)]
         self._state_zp = [ins[n].zero_point for n in state_names]
@@ -357,18 +380,18 @@ class _DirectLiteRT:
         outs = []
         full = (todo.shape[1] // k) * k
         for s in range(0, full, k):
-            self._x[0] = todo[:, s:s + k]
+            self._x_ncl[...] = todo[:, s:s + k]
             self._invoke()
             self._commit_state()
-            outs.append(self._y[0].copy())
+            outs.append(self._y_ncl.copy())
         rest = todo.shape[1] - full
         if rest:
             # causal model: outputs of the first `rest` steps ignore the padding after them;
             # the state after this call is not kept, the frames are run again once complete
-            self._x[0, :, :rest] = todo[:, full:]
-            self._x[0, :, rest:] = self._xzp
+            self._x_ncl[:, :rest] = todo[:, full:]
+            self._x_ncl[:, rest:] = self._xzp
             self._invoke()
-            outs.append(self._y[0, :, :rest].copy())
+            outs.append(self._y_ncl[:, :rest].copy())
         self._partial = np.ascontiguousarray(todo[:, full:])
         if not outs:
             return np.zeros(0, np.float32)
