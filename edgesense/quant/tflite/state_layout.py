@@ -143,8 +143,11 @@ def channel_last_states(data: bytes, which: str = "states") -> tuple[bytes, Layo
 
 def _compact(fb: ModelBuilder) -> ModelBuilder:
     """A copy with only the tensors (and buffers) that operators or the graph's I/O still refer to."""
-    used = sorted({t for op in fb.operators for t in (*op.inputs, *op.outputs) if t >= 0} | set(fb.inputs)
-                  | set(fb.outputs))
+    io = [*fb.inputs, *fb.outputs]
+    inner = sorted({t for op in fb.operators for t in (*op.inputs, *op.outputs) if t >= 0} - set(io))
+    # graph inputs first and outputs last, each in I/O order: LiteRT's arena then lays the state outputs out
+    # like the state inputs (ExcursionStreamer commits all states in one copy when it does)
+    used = [*fb.inputs, *inner, *fb.outputs]
     out = ModelBuilder(description=fb.description, signature_key=fb.signature_key)
     remap = {}
     for t in used:
