@@ -311,6 +311,8 @@ class _DirectLiteRT:
         # _x_framed: channel, step, sample in frame; _y_ncl: (frame, steps); _y_index: (steps, frame), time order
         self._y_ncl = self._y[0, 0].T if self._y.ndim == 4 else self._y[0]
         self._y_index = self._y_ncl.view(np.uint8).T
+        # channel-last y is already in time order: a flat contiguous index (a cheaper take, no reshape)
+        self._y_flat = self._y.view(np.uint8).reshape(-1) if self._y.ndim == 4 else None
         self._state_in = [interp.tensor(idx_in[n])() for n in state_names]
         self._pairs = [(a, interp.tensor(idx_out[n + "_out"])()) for a, n in zip(self._state_in, state_names)]
         self._state_zp = [ins[n].zero_point for n in state_names]
@@ -353,6 +355,8 @@ class _DirectLiteRT:
         self._quantize_into_x(self._w)
         self._invoke()
         self._commit_state()
+        if self._y_flat is not None:
+            return self._lut.take(self._y_flat)
         return self._lut.take(self._y_index).reshape(-1)
 
     def _commit_state(self) -> None:
