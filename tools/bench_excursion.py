@@ -29,8 +29,10 @@ split below times the three parts: ``_add_segment`` and ``_advance_segment``. Th
 profile's speaker (the ``sim://`` source's material), or ``--data`` (a speaker ``.esr`` recording).
 
 ``--compare OTHER`` runs a second model's ``everything``, ``network`` and ``invoke`` stages in the same
-process, interleaved chunk by chunk with the first model's (an A/B under the same load), and checks
-that both pipelines return the same excursion for every block.
+process, interleaved chunk by chunk with the first model's (an A/B under the same load), checks
+that both pipelines return the same excursion for every block, and times the two bare invokes alone
+side by side (``edgesense.quant.tflite.latency.interleaved``: 40 rounds of 500 calls each, order
+rotated per round; CPU median and p99).
 
     python tools/bench_excursion.py --model models/hybrid/hybrid_int8.tflite [--blocks 3000] [--repeat 3]
         [--data REC.esr] [--generic] [--no-tracker] [--compare OTHER.tflite] [--json]
@@ -203,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         sb = ExcursionStreamer(other, profile.speaker.bl, direct=direct)
         mismatched_blocks = sum(not np.array_equal(sa.process(vs[k], is_[k], tk[k]), sb.process(vs[k], is_[k], tk[k]))
                                 for k in range(n))
+        invoke_ab = None
+        if sa._direct is not None and sb._direct is not None:
+            from edgesense.quant.tflite.latency import interleaved
+
+            invoke_ab = interleaved({"A": sa._direct._invoke, "B": sb._direct._invoke}, rounds=40, calls=500,
+                                    warmup=500)
     for _ in range(args.repeat):
         everything, network, bare, streamer = model_steps(model)
 
@@ -258,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                           "real_time_factor_cpu": b["everything"]["cpu_rtf"],
                           "real_time_factor_cpu_net_of_harness": (b["everything"]["cpu_mean_us"] - harness) * 1e-6
                           / block_s,
-                          "streamer_overhead_us": b["network"]["cpu_mean_us"] - b["invoke"]["cpu_mean_us"]}
+                          "streamer_overhead_us": b["network"]["cpu_mean_us"] - b["invoke"]["cpu_mean_us"],
+                          "invoke_ab": invoke_ab}
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -282,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"B = {args.compare}: real-time factor (CPU) {c['real_time_factor_cpu']:.4f} (net of the harness "
               f"{c['real_time_factor_cpu_net_of_harness']:.4f}); blocks whose excursion differs from A's: "
               f"{c['mismatched_blocks']} of {n}")
+        if invoke_ab is not None:
+            print("bare invokes side by side (CPU, us): " + ", ".join(
+                f"{k} median {v['cpu_median_us']:.2f} p99 {v['cpu_p99_us']:.2f}" for k, v in invoke_ab.items()))
     return 0
 
 
