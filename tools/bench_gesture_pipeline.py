@@ -27,7 +27,13 @@ time per frame rises too (shared caches), so compare figures taken at similar lo
 Two models in one process: ``--versus OTHER_MODEL`` runs every pass on the model and then on OTHER_MODEL,
 alternating, so both see the same load (e.g. a ``.tflite`` exported with and without row pairs).
 
-Before/after: without ``--breakdown`` the tool also measures an older checkout of the package, e.g.
+Old code against new, same load: ``--against TREE`` loads ``edgesense/radar/rdi.py`` and ``pipeline.py`` of an
+older checkout (``mkdir /tmp/before && git archive COMMIT edgesense | tar -x -C /tmp/before``) next to the
+current ones in this process, builds the old pipeline on the same model, first checks frame by frame that
+both give the model the same input (the int8 window) and the same probabilities over every pass, then runs
+every pass on both, alternating which goes first.
+
+Before/after in separate processes: without ``--breakdown`` the tool also measures an older checkout of the package, e.g.
 ``git archive 26871f8 edgesense | tar -x -C /tmp/before`` then ``PYTHONPATH=/tmp/before python
 tools/bench_gesture_pipeline.py ...``; alternate the two runs, as the load changes.
 """
@@ -35,6 +41,7 @@ tools/bench_gesture_pipeline.py ...``; alternate the two runs, as the load chang
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -88,6 +95,35 @@ def _instrument(pipe, acc: dict[str, float]):
     return undo
 
 
+def _old_pipeline(tree: str, model: str):
+    """A ``GesturePipeline`` built from ``TREE/edgesense/radar/{rdi,pipeline}.py`` (the rest of the package is the current one)."""
+    mods = {}
+    for name in ("rdi", "pipeline"):
+        path = os.path.join(tree, "edgesense", "radar", f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"_before_radar_{name}", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod          # dataclasses look their module up here
+        spec.loader.exec_module(mod)
+        mods[name] = mod
+    pipe = mods["pipeline"].GesturePipeline(model, threads=1)
+    if hasattr(pipe.processor, "proc"):       # the CIR adapter: give it the old RDI code too
+        pipe.processor = type(pipe.processor)(mods["rdi"].RDIProcessor(pipe.profile))
+    return pipe
+
+
+def _same_outputs(a, b, passes) -> int:
+    """Frames of ``passes`` where pipelines ``a`` and ``b`` gave the model different inputs or gave different probabilities."""
+    bad = 0
+    for _, frames in passes:
+        a.reset()
+        b.reset()
+        for fr in frames:
+            a.process(fr)
+            b.process(fr)
+            bad += not (np.array_equal(a.model_input, b.model_input) and np.array_equal(a.last_probs, b.last_probs))
+    return bad
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model file (default: the shipped model edgesense demo uses)")
@@ -99,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="feed frames at HZ frames/s, as live (default 0: back to back)")
     ap.add_argument("--breakdown", action="store_true", help="also time each stage of the per-frame path")
     ap.add_argument("--versus", metavar="MODEL", help="also run every pass on this model, alternating (same load)")
+    ap.add_argument("--against", metavar="TREE", help="also run every pass on the radar code of an older checkout, "
+                    "alternating (after checking that it gives the same model inputs and probabilities)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
 
@@ -135,20 +173,27 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(max(0.0, due - time.perf_counter()))
             yield fr
 
-    other = GesturePipeline(args.versus, threads=1) if args.versus else None
+    if args.versus and args.against:
+        ap.error("--versus and --against are exclusive")
+    other, mismatches = None, None
+    if args.versus:
+        other = GesturePipeline(args.versus, threads=1)
+    elif args.against:
+        other = _old_pipeline(args.against, model)
+        mismatches = _same_outputs(pipe, other, passes)
     other_cpu, other_p99 = [], []
     load_start = os.getloadavg()
     cpu, wall, gap_flags, per_pass_p99 = [], [], [], []
-    for idx, frames in passes:
-        if other is not None:
-            other.reset()
+    for k, (idx, frames) in enumerate(passes):
+        for which in ((other, pipe) if k % 2 == 0 else (pipe, other)):   # alternate who goes first
+            if which is None:
+                continue
+            which.reset()
             for fr in paced(frames):
-                other.process(fr)
+                which.process(fr)
+        if other is not None:
             other_cpu.extend(other.stats.cpu_us)
             other_p99.append(float(np.percentile(other.stats.cpu_us, 99)))
-        pipe.reset()
-        for fr in paced(frames):
-            pipe.process(fr)
         cpu.extend(pipe.stats.cpu_us)      # the stats keep the last 4096 frames
         wall.extend(pipe.stats.wall_us)
         gap_flags.extend((np.diff(idx, prepend=idx[0] - 1) > 1)[-len(pipe.stats.cpu_us):])
@@ -199,8 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         out["stage_cpu_us"] = stages
     if other is not None:
         oc = np.asarray(other_cpu)
-        out["versus"] = {"model": args.versus, "cpu_us_per_frame": dist(oc), "cpu_us_steady_frames": dist(oc[~gaps]),
-                         "cpu_us_gap_frames": dist(oc[gaps]), "cpu_p99_per_pass": other_p99}
+        key = "versus" if args.versus else "against"
+        out[key] = {"model": args.versus, "tree": args.against, "mismatched_frames": mismatches,
+                    "cpu_us_per_frame": dist(oc), "cpu_us_steady_frames": dist(oc[~gaps]),
+                    "cpu_us_gap_frames": dist(oc[gaps]), "cpu_p99_per_pass": other_p99}
     if args.json:
         json.dump(out, sys.stdout, indent=2)
         print()
@@ -217,8 +264,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"mean {u['mean']:4.0f} us, max {u['max']:.0f} us")
     print("  CPU p99 per pass: " + ", ".join(f"{v:.0f}" for v in per_pass_p99) + " us")
     if other is not None:
-        v = out["versus"]
-        print(f"  versus {args.versus}, the same passes, alternating:")
+        v = out["versus" if args.versus else "against"]
+        if args.versus:
+            print(f"  versus {args.versus}, the same passes, alternating:")
+        else:
+            print(f"  against the radar code in {args.against}, the same passes, alternating "
+                  f"({v['mismatched_frames']} frames with other model inputs or probabilities):")
         for key, label in (("cpu_us_per_frame", "CPU  all frames"), ("cpu_us_steady_frames", "CPU  steady   "),
                            ("cpu_us_gap_frames", "CPU  gap frames")):
             u = v[key]

@@ -111,6 +111,7 @@ class RDIProcessor:
         self._alpha = np.float32(1.0 - math.exp(-profile.frame_period_s / config.background_tau_s))
         self._alpha_long = np.float32(1.0 - math.exp(-profile.frame_period_s / config.long_tau_s))
         self._background: tuple[np.ndarray, np.ndarray] | None = None
+        self._buf: _FrameBuffers | None = None
 
     @property
     def output_profile(self) -> RDIProfile:
@@ -151,33 +152,28 @@ class RDIProcessor:
     def process(self, payload: np.ndarray) -> np.ndarray:
         """RDI of one raw frame: float32 ``(channels, doppler, range)`` (a new array each call).
 
-        The streaming fast path: the same operations as :meth:`process_batch` on one frame, in the
-        same order and float32/complex64 types, so the result is bit-identical (tested), but written
-        into buffers kept between calls, so a frame costs few numpy calls and no temporaries.
+        The streaming fast path: the same elementwise operations as :meth:`process_batch` on one frame,
+        in the same float32/complex64 types, so the result is bit-identical (tested), but written into
+        buffers kept between calls, with the background modes stacked so that one multiply and one
+        subtraction serve all output channels (~17 numpy calls per frame).
         """
-        p = self.profile
         payload = np.asarray(payload)
-        if self._fmcw or payload.shape != p.payload_shape:
-            return self.process_batch(payload[None])[0]      # FMCW (range FFT first) and errors: the batch code
-        buf = self._buffers()
-        x = payload.astype(np.complex64, copy=False)
-        if p.num_rx == 1:
-            x = x[None]                                                    # (rx, P, N)
-        x = x[..., self._crop]
-        both = np.matmul(self._doppler, x, out=buf["both"])               # (rx, D+1, N)
-        spec_x, means = both[:, :-1, :], both[:, -1, :]
-        spec, tmp = buf["spec"], buf["tmp"]
-        for i, mode in enumerate(self.config.backgrounds):
-            out = spec[i * len(x):(i + 1) * len(x)]
-            if mode == "frame_mean":
-                np.multiply(buf["dc"], means[:, None, :], out=tmp)
-                np.subtract(spec_x, tmp, out=out)
-            elif mode == "ema":
-                np.multiply(buf["dc"], self._ema_step(means, buf)[:, None, :], out=tmp)
-                np.subtract(spec_x, tmp, out=out)
-            else:
-                out[...] = spec_x
-        return self._log_magnitude(spec)
+        buf = self._buf
+        if buf is None or payload.shape != self.profile.payload_shape:
+            if self._fmcw or payload.shape != self.profile.payload_shape:
+                return self.process_batch(payload[None])[0]   # FMCW (range FFT first) and errors: the batch code
+            buf = self._make_buffers()
+        x = payload.astype(np.complex64, copy=False).reshape(buf.x_shape)      # (rx, P, taps)
+        if buf.crop:
+            x = x[..., self._crop]
+        np.matmul(self._doppler, x, out=buf.both)                        # (rx, D+1, N): spectrum, mean
+        if buf.ema is not None:
+            self._ema_step(buf)
+        if buf.mean_row is not None:
+            np.copyto(buf.mean_row, buf.means)
+        np.multiply(buf.dc, buf.bgs, out=buf.tmp)                         # (modes, rx, D, N)
+        np.subtract(buf.spec_x, buf.tmp, out=buf.spec)
+        return self._log_magnitude(buf.spec_out)
 
     def _log_magnitude(self, spec: np.ndarray) -> np.ndarray:
         """Normalised log magnitude of complex spectra (one expression for the batch and one-frame paths)."""
@@ -188,47 +184,62 @@ class RDIProcessor:
         mag -= self._floor_scaled
         return mag
 
-    def _buffers(self) -> dict[str, np.ndarray]:
-        """Work arrays of the one-frame path, made on first use."""
-        buf = getattr(self, "_buf", None)
-        if buf is None:
-            p, n_rx = self.profile, self.profile.num_rx
-            n = self._crop.stop - self._crop.start
-            d = p.pulses_per_frame
-            c64 = np.complex64
-            buf = self._buf = {
-                "both": np.empty((n_rx, d + 1, n), c64), "tmp": np.empty((n_rx, d, n), c64),
-                "spec": np.empty((n_rx * len(self.config.backgrounds), d, n), c64),
-                "short": np.empty((n_rx, n), c64), "long": np.empty((n_rx, n), c64),
-                "t": np.empty((n_rx, n), c64), "d": np.empty((n_rx, n), c64),
-                "a1": np.empty((n_rx, n), np.float32), "a2": np.empty((n_rx, n), np.float32),
-                "empty": np.empty((n_rx, n), bool),
-                # the DC column repeated over range: same products as the broadcast column, ~3x faster
-                "dc": np.ascontiguousarray(np.broadcast_to(self._doppler_dc, (d, n)))}
-        return buf
+    def _make_buffers(self) -> "_FrameBuffers":
+        """Work arrays and views of the one-frame path (made on first use)."""
+        p, n_rx = self.profile, self.profile.num_rx
+        n = self._crop.stop - self._crop.start
+        d, c64 = p.pulses_per_frame, np.complex64
+        modes = self.config.backgrounds
+        b = _FrameBuffers()
+        b.x_shape = (n_rx, d, p.num_taps)
+        b.crop = n != p.num_taps
+        b.both = np.empty((n_rx, d + 1, n), c64)
+        b.spec_x, b.means = b.both[None, :, :-1, :], b.both[:, -1, :]
+        # one background row per output channel group, in output order (background-major); "none"
+        # stays zero (x - dc·0 == x up to the sign of a zero, which the magnitude ignores)
+        b.bgs = np.zeros((len(modes), n_rx, 1, n), c64)
+        b.mean_row = b.bgs[modes.index("frame_mean"), :, 0, :] if "frame_mean" in modes else None
+        b.ema = b.bgs[modes.index("ema"), :, 0, :] if "ema" in modes else None
+        b.tmp = np.empty((len(modes), n_rx, d, n), c64)
+        b.spec = np.empty((len(modes), n_rx, d, n), c64)
+        b.spec_out = b.spec.reshape(len(modes) * n_rx, d, n)
+        # the DC column repeated over range: same products as the broadcast column, ~3x faster
+        b.dc = np.ascontiguousarray(np.broadcast_to(self._doppler_dc, (d, n)))
+        # EMA state: short and long background stacked, so one subtraction and one multiply serve both
+        b.state = np.empty((2, n_rx, n), c64)
+        b.short, b.long = b.state[0], b.state[1]
+        b.alphas = np.array([self._alpha, self._alpha_long], c64)[:, None, None]
+        b.diff = np.empty((2, n_rx, n), c64)       # m − short (then m − short_new), m − long
+        b.step = np.empty((2, n_rx, n), c64)       # α·(m − short), α_l·(m − long)
+        b.mag = np.empty((2, n_rx, n), np.float32)
+        b.empty = np.empty((n_rx, n), bool)
+        self._buf = b
+        return b
 
-    def _ema_step(self, m: np.ndarray, buf: dict[str, np.ndarray]) -> np.ndarray:
-        """:meth:`_ema_background` for one frame's means ``(rx, N)``, in place in ``buf``; returns the background."""
-        short, long, t, d = buf["short"], buf["long"], buf["t"], buf["d"]
+    def _ema_step(self, b: "_FrameBuffers") -> None:
+        """:meth:`_ema_background` for one frame's means ``b.means`` ``(rx, N)``, in place; writes the background to ``b.ema``.
+
+        The same elementwise operations as the batch code (α·(m − s) with α cast to complex, as there).
+        """
+        m, short, long = b.means, b.short, b.long
         state = self._background
         if state is None:                                   # s_0 = l_0 = b_0 = m_0
             short[...] = m
             long[...] = m
-            bg = short
+            b.ema[...] = m
         else:
             if state[0] is not short:                      # the state came from process_batch: adopt it
                 short[...], long[...] = state
-            np.subtract(m, short, out=t)                    # short = short + α·(m − short)
-            np.multiply(self._alpha, t, out=t)
-            np.add(short, t, out=short)
-            np.subtract(m, long, out=d)                     # d_long = m − long
-            np.subtract(m, short, out=t)
-            empty = np.less_equal(np.abs(d, out=buf["a1"]), np.abs(t, out=buf["a2"]), out=buf["empty"])
-            np.multiply(self._alpha_long, d, out=d)         # long = where(empty, long + α_l·d_long, long)
-            np.add(long, d, out=long, where=empty)
-            bg = np.where(empty, long, short)
+            np.subtract(m, b.state, out=b.diff)              # m − short, d_long = m − long
+            np.multiply(b.alphas, b.diff, out=b.step)        # α·(m − short), α_l·d_long
+            np.add(short, b.step[0], out=short)              # short = short + α·(m − short)
+            np.subtract(m, short, out=b.diff[0])             # m − short (new)
+            np.abs(b.diff, out=b.mag)
+            empty = np.less_equal(b.mag[1], b.mag[0], out=b.empty)
+            np.add(long, b.step[1], out=long, where=empty)  # long = where(empty, long + α_l·d_long, long)
+            np.copyto(b.ema, short)                          # bg = where(empty, long, short)
+            np.copyto(b.ema, long, where=empty)
         self._background = (short, long)
-        return bg
 
     def process_batch(self, payloads: np.ndarray) -> np.ndarray:
         """RDIs of consecutive raw frames ``(frames, *payload_shape)``: float32 ``(frames, C, D, R)``."""
@@ -255,3 +266,10 @@ class RDIProcessor:
             else:
                 out[...] = spec_x
         return self._log_magnitude(spec)
+
+
+class _FrameBuffers:
+    """Arrays and views kept between :meth:`RDIProcessor.process` calls (attributes, no per-call lookups)."""
+
+    __slots__ = ("x_shape", "crop", "both", "spec_x", "means", "bgs", "mean_row", "ema", "tmp", "spec",
+                 "spec_out", "dc", "state", "short", "long", "alphas", "diff", "step", "mag", "empty")
