@@ -261,3 +261,22 @@ def channel_last_file(src: str | os.PathLike, dst: str | os.PathLike | None = No
     tmp.write_bytes(new)
     os.replace(tmp, out)
     return change
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m edgesense.quant.tflite.state_layout MODEL.tflite...``: make each file channel last in place
+    (x, y and states; checked bit for bit against the file as it was)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m edgesense.quant.tflite.state_layout", description=main.__doc__)
+    p.add_argument("models", nargs="+", help="streaming INT8 .tflite files, rewritten in place")
+    args = p.parse_args(argv)
+    for path in args.models:
+        change = channel_last_file(path, which="all")
+        print(f"{path}: {change.removed_ops} layout operators removed, "
+              f"{len(change.inputs)} inputs and {len(change.outputs)} outputs channel last")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -241,3 +241,16 @@ def test_channel_last_file_matches_integer_sim(tmp_path):
         qstate, istate = s.copy(), enc.dequantize(sc)
     d = np.concatenate(diffs)
     assert d.max() <= 1 and (d == 0).mean() >= 0.99
+
+
+def test_command_rewrites_in_place_once(tmp_path, capsys):
+    from edgesense.quant.tflite.state_layout import main
+
+    path = _ncl_export(tmp_path, "convnet")
+    old = path.read_bytes()
+    assert main([str(path)]) == 0
+    assert path.read_bytes() == channel_last_states(old, which="all")[0] != old
+    assert "28 layout operators removed" in capsys.readouterr().out
+    assert main([str(path)]) == 0 and "0 layout operators removed" in capsys.readouterr().out
+    with pytest.raises(ModelError, match="not found"):
+        main([str(tmp_path / "missing.tflite")])
