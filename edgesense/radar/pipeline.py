@@ -311,6 +311,14 @@ class GesturePipeline:
         # values as the model sees them: normalised 0 (padding) and the validity flags, quantized if it wants integers
         self._zero = self._encode(np.float32(0.0))
         self._valid_value = {v: self._encode(np.float32(v)) for v in (0.0, 1.0)}
+        self._valid1 = self._valid_value[1.0]
+        # an integer-input model's newest column, validity row included (always "received" here):
+        # the quantization's last step writes into it, and one copy puts it into the window
+        self._new_col = None
+        if q is not None:
+            self._new_col = np.empty(info.input_shape[1:3], self._valid1.dtype)
+            if info.validity:
+                self._new_col[c] = self._valid1
         self._gap_valids: dict[int, np.ndarray] = {}
         self.reset()
 
@@ -328,6 +336,7 @@ class GesturePipeline:
         # the model input, kept up to date in place in the model's input type: normalised profiles
         # (+ validity), newest frame last; all zero (in model units) at the start
         self._x = np.full(info.input_shape, self._zero, dtype=self._zero.dtype)
+        self._flat = self._x.reshape(-1)       # the same memory, for the one-memmove shift
         self._index = -1   # stream frame index (counts missing frames too) of the newest frame
 
     # -- the one code path -------------------------------------------------------------------
@@ -352,7 +361,7 @@ class GesturePipeline:
             missing = step - 1 if 0 < step < (1 << 31) else 0
         self._last_seq = seq
         rdi = np.asarray(rdi, dtype=np.float32)
-        new, valid = rdi[None], self._valid_value[1.0]     # the columns to shift in, and their validity
+        new, valid = rdi[None], self._valid1               # the columns to shift in, and their validity
         if missing:
             self.stats.gaps += 1
             if not self.restore:
@@ -422,8 +431,21 @@ class GesturePipeline:
             np.rint(cols, out=cols)
             np.add(cols, zp, out=cols)
             np.maximum(cols, lo, out=cols)
+            if n == 1 and valid is self._valid1:
+                # the steady state: the clamp writes the integers (exact casts) into the kept column,
+                # whose validity row already says "received", and the window takes it in one copy
+                np.minimum(cols[0], hi, out=self._new_col[:c], casting="unsafe")
+                self._shift_in_one(self._new_col)
+                return
             np.minimum(cols, hi, out=cols)
         self._shift_in(cols.transpose(1, 2, 0), valid)
+
+    def _shift_in_one(self, col: np.ndarray) -> None:
+        """:meth:`_shift_in` of one whole column ``(C[+1], D+R)`` in model units, validity included."""
+        flat = self._flat
+        flat[:-1] = flat[1:]                # see _shift_in
+        self._x[0, :, :, -1] = col
+        self._index += 1
 
     def _pad(self, n: int) -> None:
         """Shift ``n`` invalid all-zero frames into the model input."""
@@ -443,7 +465,7 @@ class GesturePipeline:
             # The window as one flat array moved n elements on (one contiguous memmove; a strided
             # x[..., :-n] = x[..., n:] costs ~5x more): every element lands n frames earlier in its row,
             # and only the last n columns receive wrong values (from the next row) -- overwritten here.
-            flat = self._x.reshape(-1)
+            flat = self._flat
             flat[:-n] = flat[n:]
             x[:c, :, -n:] = cols
             if self.info.validity:

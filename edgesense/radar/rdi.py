@@ -171,8 +171,8 @@ class RDIProcessor:
             self._ema_step(buf)
         if buf.mean_row is not None:
             np.copyto(buf.mean_row, buf.means)
-        np.multiply(buf.dc, buf.bgs, out=buf.tmp)                         # (modes, rx, D, N)
-        np.subtract(buf.spec_x, buf.tmp, out=buf.spec)
+        np.multiply(buf.dc, buf.bgs, out=buf.spec)                        # (modes, rx, D, N): dc·background
+        np.subtract(buf.spec_x, buf.spec, out=buf.spec)                   # spectrum − dc·background
         return self._log_magnitude(buf.spec_out)
 
     def _log_magnitude(self, spec: np.ndarray) -> np.ndarray:
@@ -200,7 +200,6 @@ class RDIProcessor:
         b.bgs = np.zeros((len(modes), n_rx, 1, n), c64)
         b.mean_row = b.bgs[modes.index("frame_mean"), :, 0, :] if "frame_mean" in modes else None
         b.ema = b.bgs[modes.index("ema"), :, 0, :] if "ema" in modes else None
-        b.tmp = np.empty((len(modes), n_rx, d, n), c64)
         b.spec = np.empty((len(modes), n_rx, d, n), c64)
         b.spec_out = b.spec.reshape(len(modes) * n_rx, d, n)
         # the DC column repeated over range: same products as the broadcast column, ~3x faster
@@ -271,5 +270,5 @@ class RDIProcessor:
 class _FrameBuffers:
     """Arrays and views kept between :meth:`RDIProcessor.process` calls (attributes, no per-call lookups)."""
 
-    __slots__ = ("x_shape", "crop", "both", "spec_x", "means", "bgs", "mean_row", "ema", "tmp", "spec",
+    __slots__ = ("x_shape", "crop", "both", "spec_x", "means", "bgs", "mean_row", "ema", "spec",
                  "spec_out", "dc", "state", "short", "long", "alphas", "diff", "step", "mag", "empty")
