@@ -260,7 +260,7 @@ class ExcursionTask:
         # blocks after their end, which a causal model never sees)
         chunk = 48_000
         if path.suffix == ".tflite":
-            chunk = 4 * int(next(s for s in model.input_specs if s.name == "x").shape[-1])
+            chunk = 4 * int(next(s for s in model.input_specs if s.name == "x").shape[2])  # steps, either layout
         preds = []
         for k, (sig, _) in enumerate(streams):
             bl = sig.speaker.bl
@@ -576,6 +576,9 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
     parity = {"litert_vs_ort": litert_parity(int8_onnx, int8_tflite, samples),
               "ort_vs_integer_sim": integer_sim_parity(graph, int8_onnx, samples, io_names=io),
               "litert_vs_integer_sim": integer_sim_parity(graph, int8_tflite, samples, add="xnnpack", io_names=io)}
+    if stream:      # ship channel-last state I/O (no layout ops); checked bit for bit against the file just compared
+        from edgesense.quant.tflite.state_layout import channel_last_file
+        channel_last_file(int8_tflite, which="all")
 
     # (3) task metrics on the test set
     _log(f"{name}: test metrics")
