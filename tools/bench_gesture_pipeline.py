@@ -30,8 +30,9 @@ alternating, so both see the same load (e.g. a ``.tflite`` exported with and wit
 Old code against new, same load: ``--against TREE`` loads ``edgesense/radar/rdi.py`` and ``pipeline.py`` of an
 older checkout (``mkdir /tmp/before && git archive COMMIT edgesense | tar -x -C /tmp/before``) next to the
 current ones in this process, builds the old pipeline on the same model, first checks frame by frame that
-both give the model the same input (the int8 window) and the same probabilities over every pass, then runs
-every pass on both, alternating which goes first.
+both give the model the same input (the int8 window) and the same probabilities over every pass, then feeds
+every frame to both, alternating which goes first (so both see the same load and cache state; paced, one
+frame's pair is what a 25 ms gap separates).
 
 Before/after in separate processes: without ``--breakdown`` the tool also measures an older checkout of the package, e.g.
 ``git archive 26871f8 edgesense | tar -x -C /tmp/before`` then ``PYTHONPATH=/tmp/before python
@@ -185,12 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     cpu, wall, gap_flags, per_pass_p99 = [], [], [], []
     for k, (idx, frames) in enumerate(passes):
-        for which in ((other, pipe) if k % 2 == 0 else (pipe, other)):   # alternate who goes first
-            if which is None:
-                continue
-            which.reset()
-            for fr in paced(frames):
-                which.process(fr)
+        if args.against:     # old and new code take turns frame by frame, alternating who goes first
+            pipe.reset()
+            other.reset()
+            for i, fr in enumerate(paced(frames)):
+                for which in ((other, pipe) if (i + k) % 2 == 0 else (pipe, other)):
+                    which.process(fr)
+        else:                # whole passes, alternating who goes first
+            for which in ((other, pipe) if k % 2 == 0 else (pipe, other)):
+                if which is None:
+                    continue
+                which.reset()
+                for fr in paced(frames):
+                    which.process(fr)
         if other is not None:
             other_cpu.extend(other.stats.cpu_us)
             other_p99.append(float(np.percentile(other.stats.cpu_us, 99)))

@@ -246,6 +246,46 @@ class PipelineStats:
         return out
 
 
+def _float_order(v: np.ndarray) -> np.ndarray:
+    """float32 -> int64 keys in the same order (±0 share a key; finite values only)."""
+    i = np.asarray(v, np.float32).view(np.int32).astype(np.int64)
+    return np.where(i < 0, -(1 << 31) - i, i)
+
+
+def _from_float_order(k: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_float_order` (key 0 -> +0.0)."""
+    k = np.asarray(k, np.int64)
+    return np.where(k < 0, -(1 << 31) - k, k).astype(np.int32).view(np.float32)
+
+
+def _level_thresholds(encode, channels: int, lo: int, hi: int) -> np.ndarray | None:
+    """Per channel, the smallest float32 ``v`` with ``encode(v) >= k`` for every level ``k = lo+1 .. hi``.
+
+    ``encode`` maps float32 values ``(channels, n)`` to integer levels in ``[lo, hi]`` in place. When it
+    is a chain of monotone steps (subtract, divide by positive constants, rint, add, clamp: each
+    correctly rounded IEEE operation is monotone), ``encode(v) = lo + #{k: t_k <= v}``, i.e.
+    ``searchsorted(t, v, side="right")`` gives every value's level without the arithmetic. Found by
+    bisection over the ordered float32 values and verified on both sides of every threshold; None
+    where that check fails (then the caller keeps the arithmetic).
+    """
+    levels = np.arange(lo + 1, hi + 1, dtype=np.float32)
+    shape = (channels, levels.size)
+    a = np.full(shape, _float_order(np.float32(-np.finfo(np.float32).max)))
+    b = np.full(shape, _float_order(np.float32(np.finfo(np.float32).max)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        def level(key: np.ndarray) -> np.ndarray:
+            return encode(_from_float_order(key).copy())
+
+        if not (np.all(level(a) < levels) and np.all(level(b) >= levels)):
+            return None
+        while np.any(a < b):                          # invariant: level(b) >= k > level(a - 1)
+            mid = (a + b) // 2
+            up = level(mid) >= levels
+            a, b = np.where(up, a, mid + 1), np.where(up, mid, b)
+        exact = np.all(level(b) >= levels) and np.all(level(b - 1) < levels) and np.all(np.diff(b, axis=1) >= 0)
+    return np.ascontiguousarray(_from_float_order(b)) if exact else None
+
+
 def _fits(shape: tuple[int | None, ...], want: tuple[int, ...]) -> bool:
     return len(shape) == len(want) and all(d is None or d == w for d, w in zip(shape, want))
 
@@ -314,11 +354,14 @@ class GesturePipeline:
         self._valid1 = self._valid_value[1.0]
         # an integer-input model's newest column, validity row included (always "received" here):
         # the quantization's last step writes into it, and one copy puts it into the window
-        self._new_col = None
+        self._new_col = self._thresholds = None
         if q is not None:
             self._new_col = np.empty(info.input_shape[1:3], self._valid1.dtype)
             if info.validity:
                 self._new_col[c] = self._valid1
+            if np.dtype(q.dtype).itemsize == 1 and np.all(self._std2 > 0) and q.scale > 0:
+                self._thresholds = _level_thresholds(self._normalise, c, int(lim.min), int(lim.max))
+                self._levels = np.arange(lim.min, lim.max + 1, dtype=np.int64).astype(q.dtype)
         self._gap_valids: dict[int, np.ndarray] = {}
         self.reset()
 
@@ -423,6 +466,21 @@ class GesturePipeline:
         cols = self._col if n == 1 else np.empty((n, c, d + r), np.float32)
         np.maximum.reduce(rdis, axis=-1, out=cols[..., :d])
         np.maximum.reduce(rdis, axis=-2, out=cols[..., d:])
+        if self._thresholds is not None and n == 1 and valid is self._valid1:
+            # the steady state of an 8-bit model: each profile value's level straight from the
+            # channel's level thresholds (_level_thresholds: exactly the arithmetic below), written
+            # into the kept column, whose validity row already says "received"; one copy into the window
+            new, levels = self._new_col, self._levels
+            for ch, thresholds in enumerate(self._thresholds):
+                levels.take(thresholds.searchsorted(cols[0, ch], side="right"), out=new[ch], mode="clip")
+            self._shift_in_one(new)
+            return
+        self._shift_in(self._normalise(cols).transpose(1, 2, 0), valid)
+
+    def _normalise(self, cols: np.ndarray) -> np.ndarray:
+        """Profile values ``(..., C, D+R)`` -> model units, in place: normalisation, then for an
+        integer-input model ``clamp(rint(v / scale) + zero_point)`` in float32 (integer values; the
+        window's cast to int8 is exact)."""
         np.subtract(cols, self._mean2, out=cols)
         np.divide(cols, self._std2, out=cols)
         if self._qin is not None:
@@ -431,14 +489,8 @@ class GesturePipeline:
             np.rint(cols, out=cols)
             np.add(cols, zp, out=cols)
             np.maximum(cols, lo, out=cols)
-            if n == 1 and valid is self._valid1:
-                # the steady state: the clamp writes the integers (exact casts) into the kept column,
-                # whose validity row already says "received", and the window takes it in one copy
-                np.minimum(cols[0], hi, out=self._new_col[:c], casting="unsafe")
-                self._shift_in_one(self._new_col)
-                return
             np.minimum(cols, hi, out=cols)
-        self._shift_in(cols.transpose(1, 2, 0), valid)
+        return cols
 
     def _shift_in_one(self, col: np.ndarray) -> None:
         """:meth:`_shift_in` of one whole column ``(C[+1], D+R)`` in model units, validity included."""

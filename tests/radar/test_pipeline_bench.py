@@ -24,3 +24,22 @@ def test_versus_runs_the_same_frames_on_both_models():
     assert v["cpu_us_per_frame"]["n"] == d["cpu_us_per_frame"]["n"] == d["frames"] > 0
     assert v["cpu_us_steady_frames"]["n"] + v["cpu_us_gap_frames"]["n"] == d["frames"]
     assert len(v["cpu_p99_per_pass"]) == len(d["cpu_p99_per_pass"]) == 2
+
+
+def test_against_an_older_tree_checks_equal_outputs_and_times_both(tmp_path):
+    model = ROOT / "models" / "gesture_cnn" / "gesture_cnn_int8.tflite"
+    if not model.is_file():
+        pytest.skip("gesture_cnn INT8 model not shipped")
+    radar = tmp_path / "edgesense" / "radar"
+    radar.mkdir(parents=True)
+    for name in ("rdi.py", "pipeline.py"):       # the current code as the "old" tree: outputs must agree
+        (radar / name).write_text((ROOT / "edgesense" / "radar" / name).read_text())
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_gesture_pipeline.py"), "--model", str(model),
+                           "--against", str(tmp_path), "--seconds", "2", "--repeats", "2", "--json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    d = json.loads(proc.stdout)
+    a = d["against"]
+    assert a["tree"] == str(tmp_path) and a["mismatched_frames"] == 0
+    assert a["cpu_us_per_frame"]["n"] == d["cpu_us_per_frame"]["n"] == d["frames"] > 0
+    assert len(a["cpu_p99_per_pass"]) == 2
