@@ -308,8 +308,8 @@ class _Batch:
         return bx * self.b4, bx * self.b3, bx * self.b2, bx * self.b1, bx, self.l0 + r, 2 * r - self.gamma
 
 
-def _output_array(shape: tuple[int, int]) -> np.ndarray:
-    """An uninitialised float32 array in its own anonymous memory map (ordinary 4 KB pages).
+def _output_array(shape: tuple[int, int], dtype: type = np.float32) -> np.ndarray:
+    """An uninitialised array (float32 unless ``dtype``) in its own anonymous memory map (ordinary 4 KB pages).
 
     numpy asks for transparent huge pages on large arrays; on a host short of free memory the
     first touch of each huge page can stall in compaction (3-4x the CPU time of 4 KB faults was
@@ -317,8 +317,8 @@ def _output_array(shape: tuple[int, int]) -> np.ndarray:
     """
     count = int(np.prod(shape))
     if count == 0:
-        return np.empty(shape, dtype=np.float32)
-    return np.frombuffer(mmap.mmap(-1, count * 4), dtype=np.float32).reshape(shape)
+        return np.empty(shape, dtype=dtype)
+    return np.frombuffer(mmap.mmap(-1, count * np.dtype(dtype).itemsize), dtype=dtype).reshape(shape)
 
 
 _BLOCK = 256  # time steps gathered and scattered at once (keeps transposes cache-friendly)
@@ -528,17 +528,36 @@ class SenseConfig:
     i_noise: float = 0.1e-3
 
 
-def _quantize(x: np.ndarray, full_scale: float, bits: int) -> np.ndarray:
+def _sense_channel(x: np.ndarray, noise: float, full_scale: float, bits: int, rng: np.random.Generator,
+                   out: np.ndarray | None, scratch: np.ndarray | None) -> np.ndarray:
+    """round((x + noise * N(0, 1)) / lsb), clipped to the converter's codes, times lsb -- in place in
+    one float64 buffer (the same operations in the same order as separate array expressions)."""
     lsb = 2 * full_scale / (1 << bits)
     top = (1 << (bits - 1)) - 1
-    return np.clip(np.round(x / lsb), -top - 1, top) * lsb
+    buf = rng.standard_normal(x.shape) if scratch is None else rng.standard_normal(out=scratch)
+    buf *= noise
+    buf += x
+    buf /= lsb
+    np.round(buf, out=buf)
+    np.clip(buf, -top - 1, top, out=buf)
+    buf *= lsb
+    if out is None:
+        return buf
+    out[...] = buf
+    return out
 
 
-def sense(u: np.ndarray, i: np.ndarray, rng: np.random.Generator,
-          config: SenseConfig = SenseConfig()) -> tuple[np.ndarray, np.ndarray]:
-    """The sensed voltage and current: noise added, then 16-bit quantisation with clipping."""
-    vs = _quantize(u + config.v_noise * rng.standard_normal(u.shape), config.v_range, config.bits)
-    is_ = _quantize(i + config.i_noise * rng.standard_normal(i.shape), config.i_range, config.bits)
+def sense(u: np.ndarray, i: np.ndarray, rng: np.random.Generator, config: SenseConfig = SenseConfig(),
+          out_v: np.ndarray | None = None, out_i: np.ndarray | None = None,
+          scratch: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The sensed voltage and current: noise added, then 16-bit quantisation with clipping.
+
+    ``out_v`` / ``out_i`` (optional, e.g. float32 columns of a payload) receive the results; with
+    both given, ``scratch`` (float64, the signals' shape) is the working buffer."""
+    if scratch is not None and (out_v is None or out_i is None):
+        raise ValueError("sense: scratch needs out_v and out_i")
+    vs = _sense_channel(u, config.v_noise, config.v_range, config.bits, rng, out_v, scratch)
+    is_ = _sense_channel(i, config.i_noise, config.i_range, config.bits, rng, out_i, scratch)
     return vs, is_
 
 
