@@ -246,46 +246,6 @@ class PipelineStats:
         return out
 
 
-def _float_order(v: np.ndarray) -> np.ndarray:
-    """float32 -> int64 keys in the same order (±0 share a key; finite values only)."""
-    i = np.asarray(v, np.float32).view(np.int32).astype(np.int64)
-    return np.where(i < 0, -(1 << 31) - i, i)
-
-
-def _from_float_order(k: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_float_order` (key 0 -> +0.0)."""
-    k = np.asarray(k, np.int64)
-    return np.where(k < 0, -(1 << 31) - k, k).astype(np.int32).view(np.float32)
-
-
-def _level_thresholds(encode, channels: int, lo: int, hi: int) -> np.ndarray | None:
-    """Per channel, the smallest float32 ``v`` with ``encode(v) >= k`` for every level ``k = lo+1 .. hi``.
-
-    ``encode`` maps float32 values ``(channels, n)`` to integer levels in ``[lo, hi]`` in place. When it
-    is a chain of monotone steps (subtract, divide by positive constants, rint, add, clamp: each
-    correctly rounded IEEE operation is monotone), ``encode(v) = lo + #{k: t_k <= v}``, i.e.
-    ``searchsorted(t, v, side="right")`` gives every value's level without the arithmetic. Found by
-    bisection over the ordered float32 values and verified on both sides of every threshold; None
-    where that check fails (then the caller keeps the arithmetic).
-    """
-    levels = np.arange(lo + 1, hi + 1, dtype=np.float32)
-    shape = (channels, levels.size)
-    a = np.full(shape, _float_order(np.float32(-np.finfo(np.float32).max)))
-    b = np.full(shape, _float_order(np.float32(np.finfo(np.float32).max)))
-    with np.errstate(over="ignore", invalid="ignore"):
-        def level(key: np.ndarray) -> np.ndarray:
-            return encode(_from_float_order(key).copy())
-
-        if not (np.all(level(a) < levels) and np.all(level(b) >= levels)):
-            return None
-        while np.any(a < b):                          # invariant: level(b) >= k > level(a - 1)
-            mid = (a + b) // 2
-            up = level(mid) >= levels
-            a, b = np.where(up, a, mid + 1), np.where(up, mid, b)
-        exact = np.all(level(b) >= levels) and np.all(level(b - 1) < levels) and np.all(np.diff(b, axis=1) >= 0)
-    return np.ascontiguousarray(_from_float_order(b)) if exact else None
-
-
 def _fits(shape: tuple[int | None, ...], want: tuple[int, ...]) -> bool:
     return len(shape) == len(want) and all(d is None or d == w for d, w in zip(shape, want))
 
@@ -344,6 +304,7 @@ class GesturePipeline:
         self._std = np.asarray(info.std or [1.0] * c, np.float32)[:, None, None]
         self._mean2, self._std2 = self._mean[:, :, 0], self._std[:, :, 0]
         self._col = np.empty((1, c, info.rows), np.float32)      # the newest frame's profile column
+        self._col_doppler, self._col_range = self._col[..., :info.rdi_shape[1]], self._col[..., info.rdi_shape[1]:]
         q = self._qin
         if q is not None:   # quantize()'s constants, for the in-place quantization of new columns
             lim = np.iinfo(q.dtype)
@@ -354,14 +315,12 @@ class GesturePipeline:
         self._valid1 = self._valid_value[1.0]
         # an integer-input model's newest column, validity row included (always "received" here):
         # the quantization's last step writes into it, and one copy puts it into the window
-        self._new_col = self._thresholds = None
+        self._new_col = None
         if q is not None:
             self._new_col = np.empty(info.input_shape[1:3], self._valid1.dtype)
+            self._new_col_values = self._new_col[:c]
             if info.validity:
                 self._new_col[c] = self._valid1
-            if np.dtype(q.dtype).itemsize == 1 and np.all(self._std2 > 0) and q.scale > 0:
-                self._thresholds = _level_thresholds(self._normalise, c, int(lim.min), int(lim.max))
-                self._levels = np.arange(lim.min, lim.max + 1, dtype=np.int64).astype(q.dtype)
         self._gap_valids: dict[int, np.ndarray] = {}
         self.reset()
 
@@ -463,24 +422,31 @@ class GesturePipeline:
         c, d, r = self.info.rdi_shape
         if rdis.shape[1:] != (c, d, r):
             raise ProfileError(f"RDIs of shape {list(rdis.shape[1:])} reach a model built for {list(self.info.rdi_shape)}")
-        cols = self._col if n == 1 else np.empty((n, c, d + r), np.float32)
-        np.maximum.reduce(rdis, axis=-1, out=cols[..., :d])
-        np.maximum.reduce(rdis, axis=-2, out=cols[..., d:])
-        if self._thresholds is not None and n == 1 and valid is self._valid1:
-            # the steady state of an 8-bit model: each profile value's level straight from the
-            # channel's level thresholds (_level_thresholds: exactly the arithmetic below), written
-            # into the kept column, whose validity row already says "received"; one copy into the window
-            new, levels = self._new_col, self._levels
-            for ch, thresholds in enumerate(self._thresholds):
-                levels.take(thresholds.searchsorted(cols[0, ch], side="right"), out=new[ch], mode="clip")
-            self._shift_in_one(new)
-            return
+        if n == 1:
+            cols = self._col
+            np.maximum.reduce(rdis, axis=-1, out=self._col_doppler)
+            np.maximum.reduce(rdis, axis=-2, out=self._col_range)
+            if valid is self._valid1 and self._new_col is not None:
+                # the steady state of an integer-input model: the quantization's last step writes the
+                # integers (exact casts) into the kept column, whose validity row already says
+                # "received", and the window takes the whole column in one copy
+                self._normalise(cols, self._new_col_values)
+                self._shift_in_one(self._new_col)
+                return
+        else:
+            cols = np.empty((n, c, d + r), np.float32)
+            np.maximum.reduce(rdis, axis=-1, out=cols[..., :d])
+            np.maximum.reduce(rdis, axis=-2, out=cols[..., d:])
         self._shift_in(self._normalise(cols).transpose(1, 2, 0), valid)
 
-    def _normalise(self, cols: np.ndarray) -> np.ndarray:
+    def _normalise(self, cols: np.ndarray, int_out: np.ndarray | None = None) -> np.ndarray:
         """Profile values ``(..., C, D+R)`` -> model units, in place: normalisation, then for an
-        integer-input model ``clamp(rint(v / scale) + zero_point)`` in float32 (integer values; the
-        window's cast to int8 is exact)."""
+        integer-input model ``clamp(rint(v / scale) + zero_point)`` in float32 (integer values).
+
+        ``int_out`` (an integer-input model's kept newest column, validity row already "received"):
+        the clamp's last step writes the integers there instead (exact casts) and the column goes
+        into the window in one copy; returns None then.
+        """
         np.subtract(cols, self._mean2, out=cols)
         np.divide(cols, self._std2, out=cols)
         if self._qin is not None:
@@ -489,6 +455,9 @@ class GesturePipeline:
             np.rint(cols, out=cols)
             np.add(cols, zp, out=cols)
             np.maximum(cols, lo, out=cols)
+            if int_out is not None:
+                np.minimum(cols[0], hi, out=int_out, casting="unsafe")
+                return None
             np.minimum(cols, hi, out=cols)
         return cols
 
