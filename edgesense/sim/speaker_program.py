@@ -23,6 +23,12 @@ __all__ = ["SEGMENT_KINDS", "program"]
 SEGMENT_KINDS = ("music", "speech", "noise", "sweep", "transients", "silence")
 _WEIGHTS = {"music": 0.34, "speech": 0.2, "noise": 0.1, "sweep": 0.1, "transients": 0.1, "silence": 0.16}
 _WEIGHTS_LOUD = {"music": 0.55, "speech": 0.15, "noise": 0.15, "sweep": 0.1, "transients": 0.05, "silence": 0.0}
+# choices as arrays built once (rng.choice converts a list on every call; the draws are the same)
+_NOTE_BEATS = np.array([0.5, 1, 1, 2])
+_BASS_BEATS = np.array([0.5, 1])
+_ONE_TWO = np.array([1, 2])
+_EQ_KINDS = np.array(["peak", "lowshelf", "highshelf"])
+_SIGNS = np.array([-1.0, 1.0])
 
 
 def _biquad(kind: str, f0: float, fs: float, q: float = 0.7, gain_db: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -49,18 +55,43 @@ def _biquad(kind: str, f0: float, fs: float, q: float = 0.7, gain_db: float = 0.
     return np.array(b) / a[0], np.array(a) / a[0]
 
 
+def _ramp(start: float, stop: float, num: int) -> np.ndarray:
+    """``np.linspace(start, stop, num)`` for float scalars, the same arithmetic without its
+    per-call overhead (a few thousand short ramps per minute of program)."""
+    y = np.arange(num, dtype=np.float64)
+    if num > 1:
+        div = num - 1
+        step = (stop - start) / div
+        if step == 0:
+            y /= div
+            y *= stop - start
+        else:
+            y *= step
+        y += start
+        y[-1] = stop
+    else:
+        y += start
+    return y
+
+
+def _biquads(sections: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    """x through cascaded biquads (b, a) in one ``sosfilt`` pass (the same recursions as chained
+    ``lfilter`` calls, equal to float64 rounding, about 3x faster)."""
+    return signal.sosfilt(np.array([np.concatenate([b, a]) for b, a in sections]), x)
+
+
 def _adsr(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
     att = max(1, int(fs * rng.uniform(0.002, 0.05)))
     dec = max(1, int(fs * rng.uniform(0.02, 0.3)))
     sus = rng.uniform(0.3, 0.9)
     rel = max(1, int(fs * rng.uniform(0.02, 0.3)))
     env = np.full(n, sus)
-    env[:min(att, n)] = np.linspace(0, 1, att)[:n]
+    env[:min(att, n)] = _ramp(0, 1, att)[:n]
     d_end = min(n, att + dec)
     if d_end > att:
-        env[att:d_end] = np.linspace(1, sus, dec)[:d_end - att]
+        env[att:d_end] = _ramp(1, sus, dec)[:d_end - att]
     r0 = max(0, n - rel)
-    env[r0:] *= np.linspace(1, 0, n - r0)
+    env[r0:] *= _ramp(1, 0, n - r0)
     return env
 
 
@@ -118,7 +149,7 @@ def _music(n: int, fs: float, rng: np.random.Generator, loud: bool) -> np.ndarra
     two_pi_fs = 2 * np.pi / fs
     pos = 0.0
     while pos < n / fs:                      # chords / melody notes
-        dur = beat * rng.choice([0.5, 1, 1, 2])
+        dur = beat * rng.choice(_NOTE_BEATS)
         lo, hi = int(pos * fs), min(n, int((pos + dur) * fs))
         for _ in range(rng.integers(1, 4)):
             f = root * 2 ** (rng.choice(scale) / 12 + rng.integers(0, 3))
@@ -132,9 +163,9 @@ def _music(n: int, fs: float, rng: np.random.Generator, loud: bool) -> np.ndarra
         pos += dur
     pos = 0.0
     while pos < n / fs:                      # bass line
-        dur = beat * rng.choice([0.5, 1])
+        dur = beat * rng.choice(_BASS_BEATS)
         lo, hi = int(pos * fs), min(n, int((pos + dur) * fs))
-        f = root / 2 * 2 ** (rng.choice(scale[:5]) / 12) / rng.choice([1, 2])
+        f = root / 2 * 2 ** (rng.choice(scale[:5]) / 12) / rng.choice(_ONE_TWO)
         tone = _partials(hi - lo, [two_pi_fs * f, 2 * two_pi_fs * f], [0.0, 0.0], [1.0, 0.3])
         tone *= rng.uniform(0.5, 1.2)
         tone *= _adsr(hi - lo, fs, rng)
@@ -157,17 +188,31 @@ def _music(n: int, fs: float, rng: np.random.Generator, loud: bool) -> np.ndarra
             hat = 0.3 * rng.standard_normal(mh)
             hat *= hat_env[:mh]
             out[hlo:hlo + mh] += hat
-    b, a = _biquad("highshelf", 3000, fs, gain_db=-6)   # soften the hat noise
-    out = signal.lfilter(b, a, out)
+    sections = [_biquad("highshelf", 3000, fs, gain_db=-6)]   # soften the hat noise
     for _ in range(rng.integers(1, 4)):                  # random EQ
-        kind = rng.choice(["peak", "lowshelf", "highshelf"])
+        kind = rng.choice(_EQ_KINDS)
         f0 = float(np.exp(rng.uniform(np.log(60), np.log(8000))))
-        b, a = _biquad(kind, f0, fs, q=rng.uniform(0.5, 2.0), gain_db=rng.uniform(-9, 9))
-        out = signal.lfilter(b, a, out)
+        sections.append(_biquad(kind, f0, fs, q=rng.uniform(0.5, 2.0), gain_db=rng.uniform(-9, 9)))
+    out = _biquads(sections, out)                        # the cascade in one pass
     if loud:                                             # dynamic-range compression (soft clip)
         drive = rng.uniform(2.0, 5.0)
-        out = np.tanh(drive * out / (np.max(np.abs(out)) + 1e-12))
+        peak = max(np.max(out), -np.min(out))                    # max |out|
+        out = drive * out
+        out /= peak + 1e-12
+        _tanh(out)
     return out
+
+
+def _tanh(y: np.ndarray) -> None:
+    """tanh in place as sign(y) (1 - e) / (1 + e), e = exp(-2 |y|): within 3e-16 of ``np.tanh``
+    (absolute; 1 - e is exact for e >= 1/2) at less than half its cost here."""
+    e = np.abs(y)
+    e *= -2.0
+    np.exp(e, out=e)
+    num = 1.0 - e
+    e += 1.0
+    num /= e
+    np.copysign(num, y, out=y)
 
 
 def _speech(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
@@ -218,8 +263,8 @@ def _noise(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
         ramp = min(m // 2, int(0.005 * fs))
         env = np.ones(m)
         if ramp:
-            env[:ramp] = np.linspace(0, 1, ramp)
-            env[m - ramp:] = np.linspace(1, 0, ramp)
+            env[:ramp] = _ramp(0, 1, ramp)
+            env[m - ramp:] = _ramp(1, 0, ramp)
         out[pos:pos + m] = burst * env * rng.uniform(0.3, 1.0)
         pos += m + int(fs * rng.uniform(0.02, 0.4))
     return out
@@ -247,7 +292,7 @@ def _transients(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
                 * np.exp(-tt / rng.uniform(0.002, 0.03))
         else:                                            # click (a few samples)
             m = min(n - lo, int(rng.integers(1, 6)))
-            out[lo:lo + m] += rng.choice((-1.0, 1.0)) * rng.uniform(0.5, 1.0)
+            out[lo:lo + m] += rng.choice(_SIGNS) * rng.uniform(0.5, 1.0)
     return out
 
 
@@ -258,7 +303,7 @@ def program(seconds: float, rng: np.random.Generator, fs: float = 48_000.0, max_
     out = np.zeros(n)
     segments: list[tuple[str, int, int]] = []
     weights = _WEIGHTS_LOUD if loud else _WEIGHTS
-    kinds = list(weights)
+    kinds = np.array(list(weights))
     p = np.array([weights[k] for k in kinds])
     p /= p.sum()
     lo_v = min(min_volts, max_volts)
@@ -285,8 +330,8 @@ def program(seconds: float, rng: np.random.Generator, fs: float = 48_000.0, max_
             np.multiply(seg, level / peak, out=dst)
             fade = min(m // 4, int(0.005 * fs))
             if fade and kind != "transients":
-                dst[:fade] *= np.linspace(0, 1, fade)
-                dst[m - fade:] *= np.linspace(1, 0, fade)
+                dst[:fade] *= _ramp(0, 1, fade)
+                dst[m - fade:] *= _ramp(1, 0, fade)
         else:
             out[pos:pos + m] = seg
         segments.append((kind, pos, pos + m))
