@@ -304,7 +304,7 @@ class GesturePipeline:
         self._std = np.asarray(info.std or [1.0] * c, np.float32)[:, None, None]
         self._mean2, self._std2 = self._mean[:, :, 0], self._std[:, :, 0]
         self._col = np.empty((1, c, info.rows), np.float32)      # the newest frame's profile column
-        self._col_doppler, self._col_range = self._col[..., :info.rdi_shape[1]], self._col[..., info.rdi_shape[1]:]
+        self._col_doppler, self._col_range = self._col[0, :, :info.rdi_shape[1]], self._col[0, :, info.rdi_shape[1]:]
         q = self._qin
         if q is not None:   # quantize()'s constants, for the in-place quantization of new columns
             lim = np.iinfo(q.dtype)
@@ -346,14 +346,15 @@ class GesturePipeline:
     def process(self, frame: Frame) -> list[GestureEvent]:
         """Feed one received frame; returns the events confirmed at this frame."""
         t0 = (time.perf_counter(), time.thread_time())
-        rdi = self.processor(frame.payload)
-        events = self.push_rdi(frame.seq, rdi, _t0=t0)
-        return events
+        return self._push(frame.seq, self.processor(frame.payload), True, t0)   # the processors give float32 arrays
 
-    def push_rdi(self, seq: int, rdi: np.ndarray, infer: bool = True,
-                 _t0: tuple[float, float] | None = None) -> list[GestureEvent]:
+    def push_rdi(self, seq: int, rdi: np.ndarray, infer: bool = True) -> list[GestureEvent]:
         """Feed the RDI of frame ``seq`` (already computed); the batch path calls this directly."""
-        t0 = (time.perf_counter(), time.thread_time()) if _t0 is None else _t0
+        t0 = (time.perf_counter(), time.thread_time())
+        return self._push(seq, np.asarray(rdi, dtype=np.float32), infer, t0)
+
+    def _push(self, seq: int, rdi: np.ndarray, infer: bool, t0: tuple[float, float]) -> list[GestureEvent]:
+        """:meth:`push_rdi` of a float32 RDI ``(C, D, R)``, timed from ``t0`` (perf_counter, thread_time)."""
         self.stats.frames += 1
         missing = 0
         if self._last_seq is None:
@@ -362,8 +363,7 @@ class GesturePipeline:
             step = seq_distance(self._last_seq, seq)
             missing = step - 1 if 0 < step < (1 << 31) else 0
         self._last_seq = seq
-        rdi = np.asarray(rdi, dtype=np.float32)
-        new, valid = rdi[None], self._valid1               # the columns to shift in, and their validity
+        new, valid = rdi, self._valid1     # the RDI(s) to shift in ((C, D, R) or (n, C, D, R)), their validity
         if missing:
             self.stats.gaps += 1
             if not self.restore:
@@ -411,18 +411,19 @@ class GesturePipeline:
         return v
 
     def _push_rdis(self, rdis: np.ndarray, valid: np.ndarray) -> None:
-        """Shift the columns of RDIs ``(n, C, D, R)`` into the model input, with validity ``valid``
-        (model units, one value or one per column).
+        """Shift the columns of RDIs ``(n, C, D, R)`` (or of one RDI ``(C, D, R)``) into the model input,
+        with validity ``valid`` (model units, one value or one per column).
 
         The numbers of :func:`gesture_map` on the window (then ``quantize`` for an integer-input
         model), computed for the new columns only, in place: profiles (max is exact), normalisation,
         ``clamp(rint(v / scale) + zero_point)`` in float32, the cast of those integers to int8.
         """
-        n = rdis.shape[0]
+        one = rdis.ndim == 3
+        n = 1 if one else rdis.shape[0]
         c, d, r = self.info.rdi_shape
-        if rdis.shape[1:] != (c, d, r):
-            raise ProfileError(f"RDIs of shape {list(rdis.shape[1:])} reach a model built for {list(self.info.rdi_shape)}")
-        if n == 1:
+        if rdis.shape[-3:] != (c, d, r) or not 3 <= rdis.ndim <= 4:
+            raise ProfileError(f"RDIs of shape {list(rdis.shape[-3:])} reach a model built for {list(self.info.rdi_shape)}")
+        if one:
             cols = self._col
             np.maximum.reduce(rdis, axis=-1, out=self._col_doppler)
             np.maximum.reduce(rdis, axis=-2, out=self._col_range)
