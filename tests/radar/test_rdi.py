@@ -36,7 +36,7 @@ def test_stream_and_batch_give_identical_results_in_any_chunking():
 
 
 @pytest.mark.parametrize("config", [RDIConfig(backgrounds=("none", "ema")), RDIConfig(backgrounds=("frame_mean",)),
-                                    RDIConfig(range_crop=(2, 30))])
+                                    RDIConfig(backgrounds=("frame_mean", "none", "ema")), RDIConfig(range_crop=(2, 30))])
 def test_one_frame_path_equals_batch_for_every_background_and_crop_even_interleaved(config):
     user = make_users(1)[0]
     frames = simulate_clip(AD60, "pull_push", user, make_session(user, 0), seed=2).payloads
