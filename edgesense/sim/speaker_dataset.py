@@ -110,7 +110,8 @@ def write_speaker_dataset(out: str | Path, speakers: str = "ref,lite4", scenario
         t0 = time.process_time()
         for r, st in enumerate(batch):
             rng = np.random.default_rng(list(st.seed))
-            u[r], s = program(n / FS, rng, FS, max_volts=max_drive_volts(st.speaker.re), loud=st.scenario.loud)
+            _, s = program(n / FS, rng, FS, max_volts=max_drive_volts(st.speaker.re), loud=st.scenario.loud,
+                           out=u[r])
             segs.append(s)
             models.append(st.scenario.apply(st.speaker))
         t1 = time.process_time()

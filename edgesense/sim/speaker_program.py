@@ -297,8 +297,12 @@ def _transients(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def program(seconds: float, rng: np.random.Generator, fs: float = 48_000.0, max_volts: float = 8.0,
-            min_volts: float = 2.0, loud: bool = False) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
-    """A program of ``seconds`` (volts) and its segments as (kind, start sample, end sample)."""
+            min_volts: float = 2.0, loud: bool = False,
+            out: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+    """A program of ``seconds`` (volts) and its segments as (kind, start sample, end sample).
+
+    ``out`` (optional, float64, one row of a batch) receives the program, which is then returned."""
+    dst_row = out
     n = int(round(seconds * fs))
     out = np.zeros(n)
     segments: list[tuple[str, int, int]] = []
@@ -338,5 +342,7 @@ def program(seconds: float, rng: np.random.Generator, fs: float = 48_000.0, max_
         pos += m
     sos = signal.butter(2, 20.0, "highpass", fs=fs, output="sos")
     out = signal.sosfilt(sos, out)
-    np.clip(out, -max_volts, max_volts, out=out)
-    return out, segments
+    if dst_row is None:
+        dst_row = out
+    np.clip(out, -max_volts, max_volts, out=dst_row)
+    return dst_row, segments
