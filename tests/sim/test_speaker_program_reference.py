@@ -118,4 +118,5 @@ def test_written_dataset_matches_stored_clips(tmp_path):
     for stream, clip, *want in DATASET:
         g = got[(stream, clip)]
         assert g[:4] == tuple(want[:4]) and g[6:] == tuple(want[6:]), (stream, clip)
-        assert g[4] == pytest.approx(want[4], rel=1e-6, abs=1e-12) and g[5] == pytest.approx(want[5], rel=1e-6, abs=1e-12)
+        assert g[4] == pytest.approx(want[4], rel=1e-6, abs=1e-12)
+        assert g[5] == pytest.approx(want[5], rel=1e-6, abs=1e-12)
