@@ -102,7 +102,7 @@ _GEMM_SINGLE_THREAD = 4 * 65536
 
 def _block_len(n: int) -> int:
     """Block length of :func:`_partials` for ``n`` samples: a power of two near sqrt(n), 32-512."""
-    return int(min(512, max(32, 1 << int(round(math.log2(max(n, 1)) / 2)))))
+    return min(512, max(32, 1 << round(math.log2(max(n, 1)) / 2)))
 
 
 def _partials(n: int, omegas: list[float], phases: list[float], gains: list[float]) -> np.ndarray:

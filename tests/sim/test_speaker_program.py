@@ -9,7 +9,7 @@ from edgesense.sim.speaker_program import _biquad, _biquads, _partials, _ramp, _
 
 def test_ramp_is_bitwise_linspace():
     rng = np.random.default_rng(0)
-    cases = [(0, 1, n) for n in range(0, 400)] + [(1, 0, n) for n in range(0, 400)]
+    cases = [(0, 1, n) for n in range(400)] + [(1, 0, n) for n in range(400)]
     cases += [(1, float(s), int(n)) for s, n in zip(rng.uniform(0.3, 0.9, 300), rng.integers(0, 20000, 300))]
     cases += [(0.5, 0.5, 7), (2.0, -3.0, 1)]
     for a, b, n in cases:
