@@ -612,6 +612,7 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
             rows += aimet_peer_rows(name, float_onnx, calib, work, opts.aimet_python, task)
 
     # (4) latency
+    load = os.getloadavg()[0]
     bench = run_bench(out_dir, opts.bench_runs) if opts.bench else []
     blocks = (block_latency([float_onnx, int8_onnx, int8_tflite], opts.bench_runs, BLOCK_FRAMES if stream else 1)
               if opts.bench else [])
@@ -624,7 +625,7 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
         "validation": {"float": val_float, **{m: candidates[m]["val"] for m in candidates}},
         "quantize_summary": {k: v for k, v in candidates[chosen]["summary"].items()
                              if k not in ("int8_onnx", "float_folded_onnx", "encodings")},
-        "parity": parity, "test": rows, "bench": bench, "block_latency": blocks, **size,
+        "parity": parity, "test": rows, "bench": bench, "block_latency": blocks, "bench_load_average": load, **size,
         "files": {p.name: p.stat().st_size for p in (float_onnx, int8_onnx, int8_tflite)},
         "io": io_quantization(int8_tflite),
         "data": {"calibration": str(calib_src), "sizes": opts.sizes},
@@ -808,8 +809,8 @@ def card_section(report: dict) -> str:
         shapes = ("; streaming ONNX models at their dynamic block length = 1 frame, the .tflite at its fixed 1 ms "
                   "block" if kind == "excursion" else "")
         L += ["", f"Latency, `edgesense bench` (batch 1, one thread, each backend in a fresh process{shapes}; "
-              "measured on the shared, loaded 2-core build machine: medians are upper bounds, p99 is dominated by "
-              "other jobs):", "", "| backend | file | median µs | p99 µs | inferences/s | peak memory MB |",
+              "measured on the shared 2-core build machine" + (f" at load average {report['bench_load_average']:.1f}"
+              if "bench_load_average" in report else "") + ": other jobs inflate medians and dominate p99):", "", "| backend | file | median µs | p99 µs | inferences/s | peak memory MB |",
               "|---|---|---|---|---|---|"]
         L += [f"| {r['backend']} | `{Path(r['path']).name}` | {r['median_us']:.1f} | {r['p99_us']:.1f} | "
               f"{r['throughput_per_s']:.0f} | {r['peak_memory_mb'] if r['peak_memory_mb'] is not None else '-'} |"
@@ -915,9 +916,38 @@ def reuse_built(name: str, float_onnx: Path, opts: ZooOptions, reuse_dir: Path) 
         shutil.copyfile(src / f"{name}_int8{suffix}", float_onnx.parent / f"{name}_int8{suffix}")
     return rep
 
-def build(opts: ZooOptions, names: list[str] | None = None, reuse_dir: Path | None = None) -> list[dict]:
+def refresh_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions) -> dict:
+    """Re-measure a shipped model's INT8 I/O table, file sizes and latency (nothing re-quantized, no metric
+    re-scored): for an exact re-export of the same INT8 model (e.g. a graph pass) or a quieter machine. Refuses
+    when the shipped report was made from a different float model."""
+    from edgesense.errors import EdgesenseError
+
+    d = float_onnx.parent
+    rep_path = d / f"{name}_int8.report.json"
+    if not rep_path.is_file():
+        raise EdgesenseError(f"{name}: no {rep_path.name} to refresh; build it first")
+    rep = json.loads(rep_path.read_text())
+    if rep.get("float_sha256") != sha256(float_onnx):
+        raise EdgesenseError(f"{name}: {float_onnx.name} changed since {rep_path.name} was made; rebuild it")
+    t_start = time.time()
+    paths = [float_onnx, d / f"{name}_int8.onnx", d / f"{name}_int8.tflite"]
+    if opts.bench:
+        rep["bench_load_average"] = os.getloadavg()[0]
+        rep["bench"] = run_bench(d, opts.bench_runs)
+        rep["block_latency"] = block_latency(paths, opts.bench_runs, BLOCK_FRAMES if kind == "excursion" else 1)
+    rep["files"] = {p.name: p.stat().st_size for p in paths}
+    rep["io"] = io_quantization(paths[2])
+    rep["targets"] = targets(rep)
+    rep["refreshed_seconds"] = round(time.time() - t_start, 1)
+    rep_path.write_text(json.dumps(rep, indent=1, default=float) + "\n")
+    return rep
+
+
+def build(opts: ZooOptions, names: list[str] | None = None, reuse_dir: Path | None = None,
+          refresh: bool = False) -> list[dict]:
     """Build the zoo for ``names`` (default: every shipped model); returns the reports. With ``reuse_dir``,
-    models whose float ONNX is unchanged since a run there are copied from it instead of rebuilt."""
+    models whose float ONNX is unchanged since a run there are copied from it instead of rebuilt; with
+    ``refresh``, only the shipped files' I/O table, sizes and latency are re-measured (:func:`refresh_model`)."""
     import torch
 
     torch.manual_seed(opts.seed)
@@ -926,7 +956,10 @@ def build(opts: ZooOptions, names: list[str] | None = None, reuse_dir: Path | No
     reports = []
     for name, kind, float_onnx in discover(opts.models_dir, names):
         rep = reuse_built(name, float_onnx, opts, reuse_dir) if reuse_dir else None
-        if rep is not None:
+        if refresh:
+            rep = refresh_model(name, kind, float_onnx, opts)
+            _log(f"{name}: latency, sizes and I/O re-measured in {rep['refreshed_seconds']:.0f} s")
+        elif rep is not None:
             _log(f"{name}: float model unchanged since the run in {reuse_dir}: its INT8 files reused")
         else:
             with tempfile.TemporaryDirectory(prefix=f"zoo_{name}_") as tmp:
@@ -960,6 +993,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-aimet", action="store_true", help="skip the aimet-onnx peer even where it is installed")
     p.add_argument("--reuse", type=Path, default=None, help="a models directory of an earlier run: models whose "
                    "float ONNX is byte-identical to the one quantized there are copied from it, not rebuilt")
+    p.add_argument("--refresh", action="store_true", help="re-measure the shipped INT8 files' latency, sizes and "
+                   "I/O table and rewrite the cards (no re-quantization, no re-scoring; float model must be unchanged)")
     a = p.parse_args(argv)
     from edgesense.errors import EdgesenseError
 
@@ -969,7 +1004,7 @@ def main(argv=None) -> int:
                       aimet_python=None if a.no_aimet else a.aimet_python)
     names = [n.strip() for m in a.models for n in m.split(",") if n.strip()] if a.models else None
     try:
-        reports = build(opts, names, a.reuse)
+        reports = build(opts, names, a.reuse, refresh=a.refresh)
     except EdgesenseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -134,3 +134,26 @@ def test_quantize_command_calibrates_from_a_gesture_dataset(zoo, tmp_path):
     rep = json.loads((tmp_path / "gesture_cnn_int8.report.json").read_text())
     assert rep["calibration_samples"] + rep["holdout_samples"] == len(x)
     assert rep["output_sqnr_db"] > 15
+
+
+def test_refresh_remeasures_without_requantizing_and_refuses_a_changed_float_model(zoo):
+    tool, opts, rep, d, _ = zoo
+    from edgesense.errors import EdgesenseError
+
+    before = json.loads((d / "gesture_cnn_int8.report.json").read_text())
+    tflite = d / "gesture_cnn_int8.tflite"
+    stamp = tflite.read_bytes()
+    (refreshed,) = tool.build(opts, ["gesture_cnn"], refresh=True)
+    after = json.loads((d / "gesture_cnn_int8.report.json").read_text())
+    assert tflite.read_bytes() == stamp                          # nothing re-exported
+    assert after["test"] == before["test"] and after["parity"] == before["parity"]
+    assert after["io"] == tool.io_quantization(tflite) and after["files"]["gesture_cnn_int8.tflite"] == len(stamp)
+    assert "refreshed_seconds" in after and refreshed["targets"] == tool.targets(after)
+    float_onnx = d / "gesture_cnn.onnx"
+    original = float_onnx.read_bytes()
+    try:
+        float_onnx.write_bytes(original + b"\0")
+        with pytest.raises(EdgesenseError, match="changed since"):
+            tool.build(opts, ["gesture_cnn"], refresh=True)
+    finally:
+        float_onnx.write_bytes(original)
