@@ -741,7 +741,10 @@ def card_section(report: dict) -> str:
     L += ["| file | size |", "|---|---|"] + [f"| `{k}` | {v / 1024:.1f} KiB |" for k, v in report["files"].items()]
     per = f" per {BLOCK_FRAMES}-frame (1 ms) block" if kind == "excursion" else " per inference"
     L += ["", f"Parameters: {report['parameters']:,}; MACs{per}: {report['macs']:,}.", "",
-          "Inputs and outputs of the INT8 models (int8; real value = scale · (q − zero point)):", "",
+          "Inputs and outputs of the INT8 models (int8; real value = scale · (q − zero point)); shapes as the "
+          ".tflite declares them" + (" -- channel-last, without layout ops (`edgesense.quant.tflite.state_layout`); "
+                                     "the INT8 ONNX keeps the float ONNX's (1, channels, steps) layout"
+                                     if report["kind"] == "excursion" else "") + ":", "",
           "| | name | shape | dtype | scale | zero point |", "|---|---|---|---|---|---|"]
     L += [f"| {r['kind']} | `{r['name']}` | {r['shape']} | {r['dtype']} | {r['scale']:.6g} | {r['zero_point']} |"
           for r in report["io"]]
