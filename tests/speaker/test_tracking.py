@@ -20,18 +20,23 @@ def _run(sp, seconds=2.0, level=1.0, seed=0):
     return v, i, res.x[0] * 1e3
 
 
+def _in_random_blocks(tracker, v, i, seed, longest):
+    """Feed v/i to ``tracker`` in random block sizes 1..longest-1; the concatenated predictions."""
+    rng = np.random.default_rng(seed)
+    parts, pos = [], 0
+    while pos < len(v):
+        n = int(rng.integers(1, longest))
+        parts.append(tracker.process(v[pos:pos + n], i[pos:pos + n]))
+        pos += n
+    return np.concatenate(parts)
+
+
 def test_streaming_in_any_blocks_equals_batch():
     v, i, _ = _run(REF, seconds=1.2)
     whole = track(v, i, REF.true_params())
     assert len(whole.history) >= 2
     tracker = ImpedanceTracker(REF.true_params())
-    rng = np.random.default_rng(1)
-    parts, pos = [], 0
-    while pos < len(v):
-        n = int(rng.integers(1, 700))
-        parts.append(tracker.process(v[pos:pos + n], i[pos:pos + n]))
-        pos += n
-    assert np.array_equal(np.concatenate(parts), whole.x_mm)
+    assert np.array_equal(_in_random_blocks(tracker, v, i, seed=1, longest=700), whole.x_mm)
     assert tracker.segments <= tracker.window_segments and tracker._svv.shape[0] == tracker.window_segments  # bounded
 
 
@@ -156,13 +161,7 @@ def test_delayed_refit_is_spread_over_calls_applied_later_and_block_size_invaria
     if delay >= 48 * 40:   # room for every step: the evaluations ran one per call before the refit took effect
         assert sum(per_call) >= 4 * len(later.history)
     tracker = ImpedanceTracker(params, config=cfg)
-    rng = np.random.default_rng(4)
-    parts, pos = [], 0
-    while pos < len(v):
-        n = int(rng.integers(1, 900))
-        parts.append(tracker.process(v[pos:pos + n], i[pos:pos + n]))
-        pos += n
-    assert np.array_equal(np.concatenate(parts), later.x_mm)
+    assert np.array_equal(_in_random_blocks(tracker, v, i, seed=4, longest=900), later.x_mm)
     for bad in (-1, every):
         with pytest.raises(ProfileError):
             ImpedanceTracker(params, config=TrackerConfig(refit_delay=bad))
