@@ -71,6 +71,17 @@ def _selected(name: str, which: str) -> bool:
     return which == "all"
 
 
+def _retarget(fb, io: list[int], pos: int, cur: int, chain: list[int], dead_ops: set[int], record: dict) -> None:
+    """Make tensor ``cur`` the graph I/O at ``io[pos]`` under the old tensor's name, the ``chain`` of layout ops
+    between them marked dead; records (old shape, new shape) under the name."""
+    name = fb.tensors[io[pos]].name
+    record[name] = (fb.tensors[io[pos]].shape, fb.tensors[cur].shape)
+    dead_ops.update(chain)
+    io[pos] = cur
+    fb.tensors[cur].signature = None
+    fb.rename(cur, name)
+
+
 def channel_last_states(data: bytes, which: str = "states") -> tuple[bytes, LayoutChange]:
     """The model with the RESHAPE/TRANSPOSE chains at its state inputs and outputs removed (see module doc).
 
@@ -99,14 +110,8 @@ def channel_last_states(data: bytes, which: str = "states") -> tuple[bytes, Layo
                 break
             chain.append(k)
             cur = nxt
-        if not chain:
-            continue
-        old_shape = fb.tensors[t].shape
-        dead_ops.update(chain)
-        fb.inputs[pos] = cur
-        fb.tensors[cur].signature = None
-        fb.rename(cur, name)
-        change.inputs[name] = (old_shape, fb.tensors[cur].shape)
+        if chain:
+            _retarget(fb, fb.inputs, pos, cur, chain, dead_ops, change.inputs)
 
     producers = _producers(fb)
     for pos, t in enumerate(list(fb.outputs)):
@@ -125,14 +130,8 @@ def channel_last_states(data: bytes, which: str = "states") -> tuple[bytes, Layo
             cur = prev
             if len(users.get(cur, [])) != 1:    # feeds other operators too: it becomes the output here
                 break
-        if not chain:
-            continue
-        old_shape = fb.tensors[t].shape
-        dead_ops.update(chain)
-        fb.outputs[pos] = cur
-        fb.tensors[cur].signature = None
-        fb.rename(cur, name)
-        change.outputs[name] = (old_shape, fb.tensors[cur].shape)
+        if chain:
+            _retarget(fb, fb.outputs, pos, cur, chain, dead_ops, change.outputs)
 
     change.removed_ops = len(dead_ops)
     if not dead_ops:
