@@ -100,12 +100,17 @@ class LiteRTModel(Model):
 
     def _resize(self, name: str, index: int, shape: tuple[int, ...]) -> None:
         interp = self.interpreter
+        built = next(s for n, s, _ in self._feeds if n == name)
+        if any(n.startswith("state") for n, _, _ in self._feeds):
+            # a streaming graph's state slices are fixed at export for its block: resized, it would run and
+            # return wrong states, so refuse (re-export the ONNX with another block via input_shapes instead)
+            raise ModelError(f"{self.path.name}: streaming model with state inputs is built for input {name!r} "
+                             f"of shape {list(built)}; cannot run it with {list(shape)} (export another block length)")
         try:
             interp.resize_tensor_input(index, list(shape))
             interp.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            built = next(s for n, s, _ in self._feeds if n == name)
             raise ModelError(f"{self.path.name}: cannot run input {name!r} with shape "
                              f"{list(shape)} (built for {list(built)}): {first}") from None
         self._in = interp.get_input_details()

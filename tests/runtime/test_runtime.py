@@ -151,3 +151,21 @@ def test_tflite_run_resizes_back_and_forth(tmp_path):
         y = model.run(x)
         assert y.shape == (batch, 6)
         np.testing.assert_allclose(y, x + c, rtol=1e-6)
+
+
+def test_tflite_streaming_model_refuses_another_block_length():
+    """A streaming .tflite's state slices are fixed for its block: a resized run would return wrong states."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "models" / "hybrid" / "hybrid_int8.tflite"
+    if not path.is_file():
+        pytest.skip("models/hybrid is not shipped")
+    model = load_model(path, warmup=0)
+    feeds = {s.name: np.full([int(d) for d in s.shape], s.zero_point, s.dtype) for s in model.input_specs}
+    out = model.run(feeds, raw=True)                              # the built block runs
+    assert set(out) >= {"y"} | {f"{n}_out" for n in feeds if n.startswith("state")}
+    x = next(s for s in model.input_specs if s.name == "x")
+    longer = list(feeds["x"].shape)
+    longer[2] *= 2                                                # twice the steps (axis 2 in either layout)
+    with pytest.raises(ModelError, match="built for input 'x'"):
+        model.run({**feeds, "x": np.full(longer, x.zero_point, x.dtype)}, raw=True)
