@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import helper as h
 
-from tflite_export_helpers import float_model, quantize_qdq, rand
+from tflite_export_helpers import float_model, quantize_qdq, rand, tflite_ops
 from edgesense.quant.tflite.convert import convert_qdq_model
 from edgesense.quant.tflite.parity import tflite_interpreter
 
@@ -32,16 +32,6 @@ def _tensor_ranks(data: bytes, op_name: str) -> list[int]:
         if model.OperatorCodes(op.OpcodeIndex()).BuiltinCode() == code:
             ranks.append(sub.Tensors(op.Inputs(0)).ShapeLength())
     return ranks
-
-
-def _ops(data: bytes) -> list[str]:
-    import tflite
-
-    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-    model = tflite.Model.GetRootAs(data, 0)
-    sub = model.Subgraphs(0)
-    return [names[model.OperatorCodes(sub.Operators(i).OpcodeIndex()).BuiltinCode()]
-            for i in range(sub.OperatorsLength())]
 
 
 def _run_all(data: bytes, xs: list[np.ndarray], xnnpack: bool) -> list[np.ndarray]:
@@ -97,7 +87,7 @@ def test_stride1_conv_then_row_pool_is_packed_and_identical(tmp_path, c, kernel,
     shape = (1, c, 16, 10)
     plain, packed = _both(tmp_path, _conv_pool(c, 16, 10, kernel, pads, pool), shape)
     assert 5 in _tensor_ranks(packed, "TRANSPOSE") and 5 not in _tensor_ranks(plain, "TRANSPOSE")
-    assert _ops(packed).count("CONV_2D") == 1 and _ops(packed).count("MAX_POOL_2D") == 1
+    assert tflite_ops(packed).count("CONV_2D") == 1 and tflite_ops(packed).count("MAX_POOL_2D") == 1
     _assert_identical(plain, packed, shape, batches=(1, 3))
 
 
@@ -120,7 +110,7 @@ def test_stride2_conv_is_packed_and_identical(tmp_path, c, kernel, pads, dw):
     plain, packed = _both(tmp_path, m, shape)
     assert 5 in _tensor_ranks(packed, "TRANSPOSE")
     if pads == [2, 0, 2, 0]:
-        assert "PAD" not in _ops(packed) and "PAD" in _ops(plain)
+        assert "PAD" not in tflite_ops(packed) and "PAD" in tflite_ops(plain)
     _assert_identical(plain, packed, shape, batches=(1, 2))
 
 
@@ -179,7 +169,7 @@ def test_read_model_round_trip_and_per_op_timing(tmp_path):
     assert read_model(again).serialize() == again
     _assert_identical(packed, again, shape, n=3)
     rows = op_latency(packed, rounds=1, calls=3)
-    assert [r["op"] for r in rows] == _ops(packed) + ["whole model"]
+    assert [r["op"] for r in rows] == tflite_ops(packed) + ["whole model"]
     assert rows[-1]["inputs"] == [list(shape)] and all(r["cpu_median_us"] > 0 for r in rows)
 
 

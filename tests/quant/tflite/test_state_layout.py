@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tflite_export_helpers import tflite_ops
+
 from edgesense.errors import ModelError
 from edgesense.quant.tflite import export_tflite
 from edgesense.quant.tflite.flatbuffer import read_model
@@ -30,17 +32,6 @@ def _ncl_export(tmp_path, name, steps=12):
 
     ch = onnx.load(str(qdq)).graph.input[0].type.tensor_type.shape.dim[1].dim_value
     return export_tflite(qdq, tmp_path / f"{name}_ncl_{steps}.tflite", input_shapes={"x": (1, ch, steps)})
-
-
-def tflite_ops(data: bytes) -> list[str]:
-    """Builtin operator names of a .tflite flatbuffer, in execution order."""
-    import tflite
-
-    names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-    model = tflite.Model.GetRootAs(data, 0)
-    sub = model.Subgraphs(0)
-    return [names[model.OperatorCodes(sub.Operators(i).OpcodeIndex()).BuiltinCode()]
-            for i in range(sub.OperatorsLength())]
 
 
 def _io(data):

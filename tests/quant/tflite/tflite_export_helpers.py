@@ -60,12 +60,13 @@ def samples(shape: tuple, n: int = 40, seed: int = 1, scale: float = 1.0) -> lis
     return [(rng.normal(size=shape) * scale).astype(np.float32) for _ in range(n)]
 
 
-def tflite_ops(path: Path) -> list[str]:
-    """Builtin operator names of a .tflite file, in execution order (read with the schema package)."""
+def tflite_ops(model: Path | bytes) -> list[str]:
+    """Builtin operator names of a .tflite file or flatbuffer, in execution order (read with the schema package)."""
     import tflite
 
     names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-    model = tflite.Model.GetRootAs(Path(path).read_bytes(), 0)
+    data = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+    model = tflite.Model.GetRootAs(data, 0)
     sub = model.Subgraphs(0)
     return [names[model.OperatorCodes(sub.Operators(i).OpcodeIndex()).BuiltinCode()]
             for i in range(sub.OperatorsLength())]
