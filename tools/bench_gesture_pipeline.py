@@ -26,6 +26,9 @@ time per frame rises too (shared caches), so compare figures taken at similar lo
 
 Two models in one process: ``--versus OTHER_MODEL`` runs every pass on the model and then on OTHER_MODEL,
 alternating, so both see the same load (e.g. a ``.tflite`` exported with and without row pairs).
+``--versus-whole`` does the same with the model itself run as one graph (``GesturePipeline(split=False)``)
+against the streaming split (docs/radar-pipeline.md), after checking that both give the same probabilities
+on every frame of every pass. ``--no-split`` runs the model as one graph throughout.
 
 Old code against new, same load: ``--against TREE`` loads ``edgesense/radar/rdi.py`` and ``pipeline.py`` of an
 older checkout (``mkdir /tmp/before && git archive COMMIT edgesense | tar -x -C /tmp/before``) next to the
@@ -136,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="feed frames at HZ frames/s, as live (default 0: back to back)")
     ap.add_argument("--breakdown", action="store_true", help="also time each stage of the per-frame path")
     ap.add_argument("--versus", metavar="MODEL", help="also run every pass on this model, alternating (same load)")
+    ap.add_argument("--versus-whole", action="store_true",
+                    help="also run every pass on the same model as one graph (no streaming split), alternating")
+    ap.add_argument("--no-split", action="store_true", help="run the model as one graph (no streaming split)")
     ap.add_argument("--against", metavar="TREE", help="also run every pass on the radar code of an older checkout, "
                     "alternating (after checking that it gives the same model inputs and probabilities)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -152,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgesense.stream.frame import Frame
 
     model = args.model or str(find_model("gesture_cnn"))
-    pipe = GesturePipeline(model, threads=1)
+    pipe = GesturePipeline(model, threads=1, **({"split": False} if args.no_split else {}))
     profile = pipe.profile
     user = make_users(1, seed=args.seed)[0]
     stream = simulate_stream(profile, user, make_session(user, 0, seed=args.seed), args.seconds, seed=args.seed)
@@ -174,11 +180,16 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(max(0.0, due - time.perf_counter()))
             yield fr
 
-    if args.versus and args.against:
-        ap.error("--versus and --against are exclusive")
+    if sum(map(bool, (args.versus, args.against, args.versus_whole))) > 1:
+        ap.error("--versus, --versus-whole and --against are exclusive")
     other, mismatches = None, None
     if args.versus:
         other = GesturePipeline(args.versus, threads=1)
+    elif args.versus_whole:
+        if pipe.split is None:
+            ap.error(f"--versus-whole: the model runs as one graph already ({pipe.split_reason})")
+        other = GesturePipeline(model, threads=1, split=False)
+        mismatches = _same_outputs(pipe, other, passes)
     elif args.against:
         other = _old_pipeline(args.against, model)
         mismatches = _same_outputs(pipe, other, passes)
@@ -237,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         for k in STAGES:
             stages[k]["when_run"] = dist(ran[k])
 
+    split = getattr(pipe, "split", None)     # (an older checkout has no split)
     out = {"model": model, "backend": getattr(pipe.model, "backend", type(pipe.model).__name__),
+           "split": None if split is None else {"column_graphs": split.graphs, "plan": str(split.plan)},
+           "split_reason": getattr(pipe, "split_reason", "n/a"),
            # (getattr: the headline loop also runs on an older checkout, for before/after comparisons)
            "model_input_dtype": str(getattr(getattr(pipe, "model_input", None), "dtype", "n/a")), "frames": len(cpu), "stream_seconds": args.seconds,
            "repeats": args.repeats, "drop_rate": args.drop_rate, "pace_hz": args.pace, "gap_frames": int(gaps.sum()),
@@ -252,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         out["stage_cpu_us"] = stages
     if other is not None:
         oc = np.asarray(other_cpu)
-        key = "versus" if args.versus else "against"
-        out[key] = {"model": args.versus, "tree": args.against, "mismatched_frames": mismatches,
+        key = "against" if args.against else "versus"
+        out[key] = {"model": "whole graph" if args.versus_whole else args.versus, "tree": args.against,
+                    "mismatched_frames": mismatches,
                     "cpu_us_per_frame": dist(oc), "cpu_us_steady_frames": dist(oc[~gaps]),
                     "cpu_us_gap_frames": dist(oc[gaps]), "cpu_p99_per_pass": other_p99}
     if args.json:
@@ -261,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
         return 0
     la, lb = out["load_average_start"][0], out["load_average_end"][0]
-    print(f"{model} ({out['backend']}, input {out['model_input_dtype']}): {out['frames']} frames, "
+    how = "streaming split" if split is not None else f"one graph: {out['split_reason']}"
+    print(f"{model} ({out['backend']}, input {out['model_input_dtype']}, {how}): {out['frames']} frames, "
           f"{args.drop_rate:.0%} drops ({out['gap_frames']} gap frames), "
           f"{f'paced at {args.pace:g} frames/s' if args.pace > 0 else 'back to back'}, load average {la:.1f} -> {lb:.1f}")
     for key, label in (("cpu_us_per_frame", "CPU  all frames"), ("cpu_us_steady_frames", "CPU  steady   "),
@@ -272,8 +288,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"mean {u['mean']:4.0f} us, max {u['max']:.0f} us")
     print("  CPU p99 per pass: " + ", ".join(f"{v:.0f}" for v in per_pass_p99) + " us")
     if other is not None:
-        v = out["versus" if args.versus else "against"]
-        if args.versus:
+        v = out["against" if args.against else "versus"]
+        if args.versus_whole:
+            print(f"  versus the whole graph, the same passes, alternating ({v['mismatched_frames']} frames with "
+                  "other model inputs or probabilities):")
+        elif args.versus:
             print(f"  versus {args.versus}, the same passes, alternating:")
         else:
             print(f"  against the radar code in {args.against}, the same passes, alternating "

@@ -24,6 +24,12 @@ elementwise-identical to quantizing the whole float window and calling ``model.r
 probabilities, same events (``tests/radar/test_pipeline.py`` checks it against a straightforward
 reference on a simulated stream with drops). Costs per stage: docs/radar-pipeline.md.
 
+**Streaming split.** An INT8 ``.tflite`` model whose first convolution reads the window's columns is
+run as :class:`edgesense.quant.tflite.split.SplitModel`: its int8 first-convolution output is kept
+between frames and only the columns the new frame(s) change are computed, then the rest of the
+graph; outputs are bit-identical to the whole graph's (tested on streams with drops). Any other
+model (ONNX, the CRNN, no ``flatbuffers``/``tflite`` installed) runs whole; ``split_reason`` says why.
+
 **Restoration** happens as soon as the frame after a gap arrives (zero added latency): missing RDIs
 are filled from :mod:`edgesense.radar.restore`; gaps longer than ``max_restore`` frames are not
 invented but padded as invalid frames, and the spotter is reset.
@@ -246,6 +252,24 @@ class PipelineStats:
         return out
 
 
+def _split_model(model: Any, info: GestureModelInfo, threads: int, max_new: int) -> tuple[Any, str | None]:
+    """``(SplitModel, None)`` for an INT8 LiteRT window model that splits at its first convolution,
+    else ``(None, why not)``."""
+    if not isinstance(model, Model) or getattr(model, "backend", None) != "litert":
+        return None, f"not a LiteRT .tflite model ({getattr(model, 'backend', type(model).__name__)})"
+    spec = model.input_specs[0]
+    if len(model.input_specs) != 1 or spec.dtype != np.int8 or not _fits(spec.shape, info.input_shape):
+        return None, "not a one-input int8 window model"
+    try:
+        from edgesense.quant.tflite.split import SplitModel
+    except ImportError as exc:
+        return None, f"cutting the graph needs the flatbuffers and tflite packages ({exc.name} is missing)"
+    try:
+        return SplitModel(Path(model.path).read_bytes(), threads=threads, max_new=max_new), None
+    except (ModelError, OSError) as exc:
+        return None, str(exc)
+
+
 def _fits(shape: tuple[int | None, ...], want: tuple[int, ...]) -> bool:
     return len(shape) == len(want) and all(d is None or d == w for d, w in zip(shape, want))
 
@@ -271,12 +295,13 @@ class GesturePipeline:
     ``model`` is a model file (run by :func:`edgesense.runtime.load_model`) or an object with
     ``.run(ndarray) -> ndarray`` (then pass ``info``). ``restore=False`` makes a naive pipeline that
     ignores gaps (the window is simply the last T frames received), for comparison.
-    ``profile`` defaults to the model's training profile.
+    ``profile`` defaults to the model's training profile. ``split=False`` runs an INT8 ``.tflite`` model
+    as one graph instead of the streaming split (same outputs; for comparison).
     """
 
     def __init__(self, model: Any, *, info: GestureModelInfo | None = None, profile: SensorProfile | None = None,
                  restore: bool = True, max_restore: int = 8, spotter: SpotterConfig | None = None,
-                 threads: int = 1) -> None:
+                 threads: int = 1, split: bool = True) -> None:
         if isinstance(model, (str, Path)):
             from edgesense.runtime import load_model
 
@@ -294,6 +319,11 @@ class GesturePipeline:
         self.max_restore = max_restore
         self.spotter = GestureSpotter(info.classes, spotter or info.spotter_config())
         self._call, self._qin, self._qout = _model_call(model, info)
+        #: the streaming split the model runs as (None: the whole graph, for the reason in ``split_reason``)
+        self.split, self.split_reason = (_split_model(model, info, threads, max_restore + 1) if split
+                                         else (None, "split=False"))
+        if self.split is not None:
+            self._call = self.split     # called with the window and the columns new since the last call
         self._lut = None
         if self._qout is not None and np.dtype(self._qout.dtype).itemsize == 1:
             # indexed by the output's bytes read as uint8
@@ -340,6 +370,7 @@ class GesturePipeline:
         self._x = np.full(info.input_shape, self._zero, dtype=self._zero.dtype)
         self._flat = self._x.reshape(-1)       # the same memory, for the one-memmove shift
         self._index = -1   # stream frame index (counts missing frames too) of the newest frame
+        self._fresh = info.frames   # columns shifted in since the last inference (the split recomputes those)
 
     # -- the one code path -------------------------------------------------------------------
 
@@ -468,6 +499,7 @@ class GesturePipeline:
         flat[:-1] = flat[1:]                # see _shift_in
         self._x[0, :, :, -1] = col
         self._index += 1
+        self._fresh += 1
 
     def _pad(self, n: int) -> None:
         """Shift ``n`` invalid all-zero frames into the model input."""
@@ -493,9 +525,14 @@ class GesturePipeline:
             if self.info.validity:
                 x[c, :, -n:] = valid
         self._index += n
+        self._fresh += n
 
     def _infer(self) -> np.ndarray:
-        out = self._call(self._x)
+        if self.split is not None:
+            out = self._call(self._x, self._fresh)
+            self._fresh = 0
+        else:
+            out = self._call(self._x)
         self.stats.inferences += 1
         if self._lut is not None:     # 8-bit output: dequantize() of every possible value, looked up
             return self._lut.take(out.view(np.uint8)).reshape(-1)

@@ -43,3 +43,18 @@ def test_against_an_older_tree_checks_equal_outputs_and_times_both(tmp_path):
     assert a["tree"] == str(tmp_path) and a["mismatched_frames"] == 0
     assert a["cpu_us_per_frame"]["n"] == d["cpu_us_per_frame"]["n"] == d["frames"] > 0
     assert len(a["cpu_p99_per_pass"]) == 2
+
+
+def test_versus_whole_checks_the_split_against_the_whole_graph():
+    model = ROOT / "models" / "gesture_cnn" / "gesture_cnn_int8.tflite"
+    if not model.is_file():
+        pytest.skip("gesture_cnn INT8 model not shipped")
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_gesture_pipeline.py"), "--model", str(model),
+                           "--versus-whole", "--seconds", "2", "--repeats", "2", "--json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    d = json.loads(proc.stdout)
+    assert d["split"]["column_graphs"] >= 2 and d["split_reason"] is None
+    v = d["versus"]
+    assert v["model"] == "whole graph" and v["mismatched_frames"] == 0
+    assert v["cpu_us_per_frame"]["n"] == d["cpu_us_per_frame"]["n"] == d["frames"] > 0

@@ -1,0 +1,298 @@
+"""Streaming split of an INT8 ``.tflite`` window model at its first convolution's output.
+
+A gesture model sees a window ``(1, C, H, T)`` of the last ``T`` frames, time on the last axis, and
+the window moves on by whole columns: the columns already in it never change. Its first convolution
+(stride 1 and no dilation along time, ``kw`` columns wide, ``PL`` / ``PR`` columns of padding left
+and right) therefore needs only a few output columns recomputed when ``n`` new columns arrive: the
+``PL`` leftmost ones (they lost a left neighbour to the padding) and the ``n + PR`` rightmost ones;
+every other output column is the previous frame's, ``n`` places further left.
+
+:func:`plan_split` finds that structure in a model read by
+:func:`~edgesense.quant.tflite.flatbuffer.read_model` (input -> PAD / RESHAPE / TRANSPOSE chain ->
+CONV_2D -> rest, as the exporter writes both the plain and the row-pair-packed first convolution)
+and writes two graphs with the :class:`~edgesense.quant.tflite.flatbuffer.ModelBuilder`:
+
+* a **column graph** per number of new columns: the same chain and convolution on a slab of the
+  window's columns, without padding along time (the slab carries the input zero point where the
+  whole graph pads -- the value TFLite's padding stands for), so its outputs are the changed
+  columns;
+* a **rest graph** from the convolution's int8 output (same shape, same scale and zero point) to the
+  model's outputs.
+
+:class:`SplitModel` keeps the rolling int8 conv output, computes only the changed columns per call
+and runs the rest. The split point is an int8 tensor on the whole graph's own grid, the convolution
+sums the same integers with the same weights and requantizes them alike, so the outputs are
+bit-identical to the whole graph's (``tests/quant/tflite/test_split.py``). A model that does not fit
+the pattern raises :class:`SplitUnsupported` with the reason, and callers run the whole graph.
+
+Needs ``flatbuffers`` and ``tflite`` (the ``train`` extra) to cut the graph, ``ai-edge-litert`` to run it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgesense.errors import ModelError
+from edgesense.quant.tflite.flatbuffer import ModelBuilder, QuantParams, read_model
+
+__all__ = ["SplitUnsupported", "SplitPlan", "plan_split", "column_graph", "rest_graph", "SplitModel"]
+
+# builtin operator codes of the TFLite schema
+_CONV_2D, _PAD, _RESHAPE, _TRANSPOSE = 3, 34, 22, 39
+_CHAIN_OPS = {_PAD: "PAD", _RESHAPE: "RESHAPE", _TRANSPOSE: "TRANSPOSE"}
+_SAME, _VALID = 0, 1   # Padding enum
+
+
+class SplitUnsupported(ModelError):
+    """The model does not have the shape a streaming split needs (the message says why)."""
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Where and how a model splits (indices into the :class:`ModelBuilder` it was planned on)."""
+
+    conv: int                    # operator index of the first CONV_2D
+    time: int                    # T, columns of the window (input's last axis)
+    kernel: int                  # kw, the convolution's width along time
+    left: int                    # PL, padding columns before the window (PAD ops and SAME together)
+    right: int                   # PR, after it
+    rows_pad: tuple[int, int]    # the convolution's own SAME padding of its rows (top, bottom)
+    time_axes: tuple[int, ...]   # the time axis of each chain operator's output
+
+    @property
+    def pad(self) -> int:
+        """Zero-point columns between the right and the left slab (shared by both)."""
+        return max(self.left, self.right)
+
+    def width(self, new: int) -> int:
+        """Column-graph input width for ``new`` new columns (``new >= time``: the whole window padded)."""
+        k = self.kernel - 1
+        if new >= self.full_from:
+            return self.time + k
+        return new + 2 * k + self.pad
+
+    @property
+    def full_from(self) -> int:
+        """The number of new columns from which the whole window is recomputed (one padded slab)."""
+        k = self.kernel - 1
+        return max(1, self.time + k - 2 * k - self.pad)
+
+
+def _const(fb: ModelBuilder, index: int) -> np.ndarray | None:
+    t = fb.tensors[index]
+    if not t.buffer:
+        return None
+    return np.frombuffer(fb.buffers[t.buffer], t.dtype).reshape(t.shape)
+
+
+def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TFLite's SAME padding (before, after) of one axis."""
+    eff = (kernel - 1) * dilation + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + eff - size, 0)
+    return total // 2, total - total // 2
+
+
+def plan_split(fb: ModelBuilder) -> SplitPlan:
+    """The split of ``fb`` at its first convolution, or :class:`SplitUnsupported` saying why not."""
+    if len(fb.inputs) != 1:
+        raise SplitUnsupported(f"{len(fb.inputs)} inputs (a split needs one window input)")
+    x = fb.tensors[fb.inputs[0]]
+    if x.dtype != np.int8 or x.quant is None or len(x.shape) != 4 or x.shape[0] != 1:
+        raise SplitUnsupported(f"input {x.name!r} is {x.dtype} {list(x.shape)}, not an int8 (1, C, H, T) window")
+    time = x.shape[3]
+    conv = next((k for k, op in enumerate(fb.operators) if op.opcode == _CONV_2D), None)
+    if conv is None:
+        raise SplitUnsupported("no CONV_2D operator")
+    chain = [fb.inputs[0]]        # tensors from the input to the convolution's input
+    axis, size, left, right, axes = 3, time, 0, 0, []
+    for k in range(conv):
+        op = fb.operators[k]
+        if op.opcode not in _CHAIN_OPS:
+            raise SplitUnsupported(f"operator {k} before the first convolution is not PAD/RESHAPE/TRANSPOSE")
+        if op.inputs[0] != chain[-1] or any(_const(fb, i) is None for i in op.inputs[1:]) or len(op.outputs) != 1:
+            raise SplitUnsupported(f"operator {k} before the first convolution is not a single chain from the input")
+        src, out = fb.tensors[op.inputs[0]], fb.tensors[op.outputs[0]]
+        if op.opcode == _PAD:
+            pads = _const(fb, op.inputs[1])
+            left, right = left + int(pads[axis, 0]), right + int(pads[axis, 1])
+            size += int(pads[axis].sum())
+        elif op.opcode == _TRANSPOSE:
+            axis = list(int(p) for p in _const(fb, op.inputs[1])).index(axis)
+        else:   # RESHAPE: the time axis must survive as one axis with the same elements inside and outside it
+            inner = int(np.prod(src.shape[axis + 1:]))
+            cands = [a for a in range(len(out.shape)) if out.shape[a] == size
+                     and int(np.prod(out.shape[a + 1:])) == inner]
+            if len(cands) != 1:
+                raise SplitUnsupported(f"RESHAPE {list(src.shape)} -> {list(out.shape)} does not keep the time axis")
+            axis = cands[0]
+        if out.shape[axis] != size:
+            raise SplitUnsupported(f"operator {k} changes the time axis ({out.shape[axis]} != {size})")
+        axes.append(axis)
+        chain.append(op.outputs[0])
+    op = fb.operators[conv]
+    o = op.options
+    xin, w, y = fb.tensors[op.inputs[0]], fb.tensors[op.inputs[1]], fb.tensors[op.outputs[0]]
+    if op.inputs[0] != chain[-1] or axis != 2 or len(xin.shape) != 4:
+        raise SplitUnsupported("the first convolution does not read the window's columns along its width")
+    if o.get("StrideW", 1) != 1 or o.get("DilationWFactor", 1) != 1:
+        raise SplitUnsupported("the first convolution strides or dilates along time")
+    if w.buffer == 0 or y.dtype != np.int8 or y.quant is None or not y.quant.per_tensor:
+        raise SplitUnsupported("the first convolution's output is not a per-tensor int8 tensor with constant weights")
+    kh, kw = w.shape[1], w.shape[2]
+    rows_pad = (0, 0)
+    if o.get("Padding", _SAME) == _SAME:
+        pl, pr = _same_pads(size, kw, 1, 1)
+        left, right = left + pl, right + pr
+        rows_pad = _same_pads(xin.shape[1], kh, o.get("StrideH", 1), o.get("DilationHFactor", 1))
+    if y.shape[2] != time or left + right != kw - 1:
+        raise SplitUnsupported(f"the first convolution gives {y.shape[2]} columns for a window of {time}")
+    chain_set = set(chain)
+    for k in range(conv + 1, len(fb.operators)):
+        if chain_set.intersection(fb.operators[k].inputs):
+            raise SplitUnsupported(f"operator {k} after the first convolution reads the window or its chain")
+    if chain_set.intersection(fb.outputs) or op.outputs[0] in fb.outputs:
+        raise SplitUnsupported("a model output lies before the split")
+    return SplitPlan(conv, time, kw, left, right, rows_pad, tuple(axes))
+
+
+def _copy(dst: ModelBuilder, fb: ModelBuilder, index: int, shape: tuple[int, ...] | None = None) -> int:
+    """Tensor ``index`` of ``fb`` (constant data included) added to ``dst``; ``shape`` replaces its shape."""
+    t = fb.tensors[index]
+    return dst.add_tensor(t.name, shape or t.shape, t.dtype, t.quant, _const(fb, index))
+
+
+def column_graph(fb: ModelBuilder, plan: SplitPlan, width: int) -> bytes:
+    """The chain and the first convolution on a slab of ``width`` window columns, no padding along time:
+    ``(1, C, H, width)`` int8 in, the convolution's ``width - kw + 1`` output columns out."""
+    g = ModelBuilder(description="edgesense split: column graph")
+    x = fb.tensors[fb.inputs[0]]
+    cur = g.add_tensor("columns", (*x.shape[:3], width), np.int8, x.quant)
+    g.inputs = [cur]
+    size = width
+    for k, axis in zip(range(plan.conv), plan.time_axes):
+        op = fb.operators[k]
+        out = fb.tensors[op.outputs[0]]
+        shape = list(out.shape)
+        shape[axis] = size
+        if op.opcode == _PAD:
+            pads = _const(fb, op.inputs[1]).copy()
+            pads[axis] = 0
+            if not pads.any():
+                continue
+            shape = [d + int(p.sum()) for d, p in zip(g.shape(cur), pads)]
+            shape[axis] = size
+            extra = [g.add_tensor(fb.tensors[op.inputs[1]].name, pads.shape, pads.dtype, None, pads)]
+        elif op.opcode == _RESHAPE:
+            extra = [g.add_tensor(fb.tensors[op.inputs[1]].name, (len(shape),), np.int32, None,
+                                  np.asarray(shape, np.int32))]
+        else:
+            extra = [_copy(g, fb, i) for i in op.inputs[1:]]
+        nxt = g.add_tensor(out.name, tuple(shape), out.dtype, out.quant)
+        g.add_operator(op.opcode, [cur, *extra], [nxt], op.options_name, fb.opcodes[op.opcode], **op.options)
+        cur = nxt
+    op = fb.operators[plan.conv]
+    if any(plan.rows_pad):   # the convolution's SAME rows, made explicit: time is VALID now
+        shape = list(g.shape(cur))
+        shape[1] += sum(plan.rows_pad)
+        pads = np.array([[0, 0], list(plan.rows_pad), [0, 0], [0, 0]], np.int32)
+        nxt = g.add_tensor("rows_padded", tuple(shape), np.int8, g.quant(cur))
+        g.add_operator(_PAD, [cur, g.add_tensor("rows_padded/paddings", pads.shape, np.int32, None, pads)], [nxt],
+                       version=max(2, fb.opcodes.get(_PAD, 2)))
+        cur = nxt
+    y = fb.tensors[op.outputs[0]]
+    out = g.add_tensor(y.name, (y.shape[0], y.shape[1], width - plan.kernel + 1, y.shape[3]), y.dtype, y.quant)
+    g.add_operator(_CONV_2D, [cur, *(_copy(g, fb, i) for i in op.inputs[1:])], [out], op.options_name,
+                   fb.opcodes[_CONV_2D], **{**op.options, "Padding": _VALID})
+    g.outputs = [out]
+    return g.serialize()
+
+
+def rest_graph(fb: ModelBuilder, plan: SplitPlan) -> bytes:
+    """Everything after the first convolution, from its int8 output (same shape and grid) to the model's outputs."""
+    g = ModelBuilder(description="edgesense split: rest graph")
+    start = fb.operators[plan.conv].outputs[0]
+    index = {start: _copy(g, fb, start)}
+    g.inputs = [index[start]]
+    for op in fb.operators[plan.conv + 1:]:
+        for i in (*op.inputs, *op.outputs):
+            if i >= 0 and i not in index:
+                index[i] = _copy(g, fb, i)
+        g.add_operator(op.opcode, [index.get(i, i) for i in op.inputs], [index[i] for i in op.outputs],
+                       op.options_name, fb.opcodes[op.opcode], **op.options)
+    g.outputs = [index[i] for i in fb.outputs]
+    return g.serialize()
+
+
+class SplitModel:
+    """A window model run as column graphs plus rest graph, with the int8 conv output kept between calls.
+
+    ``model(x, new)``: ``x`` is the whole int8 window ``(1, C, H, T)``, moved on by ``new`` columns since
+    the previous call (``new >= T``, e.g. after a reset: everything recomputed); returns the model's
+    first output as the whole graph would. Column graphs are built for ``new`` in ``1..max_new``; more
+    new columns than that recompute the whole window (one padded slab).
+    """
+
+    def __init__(self, data: bytes, threads: int = 1, max_new: int = 1) -> None:
+        from edgesense.runtime.litert_backend import interpreter_class
+
+        fb = read_model(data)
+        self.plan = plan = plan_split(fb)
+        interpreter = interpreter_class()
+
+        def load(content: bytes):
+            it = interpreter(model_content=content, num_threads=threads)
+            it.allocate_tensors()
+            return it
+
+        x = fb.tensors[fb.inputs[0]]
+        zp = np.int8(x.quant.zero_point[0])
+        self._zp = zp
+        self.rest = load(rest_graph(fb, plan))
+        self._rest_in = self.rest.get_input_details()[0]["index"]
+        self._rest_out = self.rest.get_output_details()[0]["index"]
+        y = fb.tensors[fb.operators[plan.conv].outputs[0]]
+        self._buf = np.zeros(y.shape, np.int8)
+        self._flat = self._buf.reshape(-1)
+        self._col = self._buf.shape[3]           # elements per conv output column and row
+        self._graphs: dict[int, tuple] = {}
+        for new in (*range(1, min(max_new, plan.full_from - 1) + 1), plan.full_from):
+            it = load(column_graph(fb, plan, plan.width(new)))
+            slab = np.full((*x.shape[:3], plan.width(new)), zp, np.int8)
+            self._graphs[new] = (it.set_tensor, it.invoke, it.get_tensor, it.get_input_details()[0]["index"],
+                                 it.get_output_details()[0]["index"], slab)
+        self._full = self._graphs[plan.full_from]
+        self.graphs = len(self._graphs)
+
+    def __call__(self, x: np.ndarray, new: int) -> np.ndarray:
+        p = self.plan
+        t, left, right = p.time, p.left, p.right
+        g = self._graphs.get(new)
+        if new == 0:
+            pass                                 # the same window again: only the rest runs
+        elif g is None or new >= p.full_from:
+            set_tensor, invoke, get_tensor, i, o, slab = self._full
+            slab[..., left:left + t] = x
+            set_tensor(i, slab)
+            invoke()
+            self._buf[...] = get_tensor(o)
+        else:
+            set_tensor, invoke, get_tensor, i, o, slab = g
+            k = p.kernel - 1
+            a = new + k                          # right slab: the last new + PR + PL window columns
+            slab[..., :a] = x[..., t - a:]
+            slab[..., a + p.pad:] = x[..., :k]   # left slab after the zero-point columns: the first PL + PR
+            set_tensor(i, slab)
+            invoke()
+            cols = get_tensor(o)
+            flat, n = self._flat, new * self._col
+            flat[:-n] = flat[n:]                 # every kept column n places left (the last n get overwritten)
+            buf = self._buf
+            buf[:, :, t - new - right:] = cols[:, :, :new + right]
+            if left:
+                buf[:, :, :left] = cols[:, :, -left:]
+        self.rest.set_tensor(self._rest_in, self._buf)
+        self.rest.invoke()
+        return self.rest.get_tensor(self._rest_out)

@@ -1,0 +1,101 @@
+"""GesturePipeline on the streaming split of an INT8 .tflite (edgesense.quant.tflite.split) against the whole
+graph: identical probabilities on every frame and identical events on a stream with drops and an outage, for the
+plain and the row-pair export and the CRNN; batch runs that skip inferences; the fallbacks and their reasons."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgesense.radar.pipeline import GesturePipeline
+from edgesense.stream.frame import Frame
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def _model(name: str) -> Path:
+    path = MODELS / name / f"{name}_int8.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} not shipped")
+    return path
+
+
+@pytest.fixture(scope="module")
+def stream():
+    """A 12 s simulated ad60 stream, 25 % random+bursty drops and one 14-frame outage (padded, spotter reset)."""
+    from edgesense.profiles import load_profile
+    from edgesense.sim.radar_gestures import make_session, make_users, simulate_stream
+    from edgesense.stream.faults import random_plus_bursty
+
+    ad60 = load_profile("ad60")
+    user = make_users(1, seed=11)[0]
+    s = simulate_stream(ad60, user, make_session(user, 0, seed=11), 12.0, seed=11)
+    keep = ~random_plus_bursty(0.25).mask(len(s.payloads), np.random.default_rng(4))
+    keep[0] = True
+    keep[200:214] = False
+    received = np.flatnonzero(keep)
+    return received, s.payloads[received]
+
+
+def _row_pair_model(tmp_path: Path) -> Path:
+    pytest.importorskip("onnx")
+    from edgesense.quant.tflite import export_tflite
+
+    src = MODELS / "gesture_cnn"
+    out = export_tflite(src / "gesture_cnn_int8.onnx", tmp_path / "gesture_cnn_int8.tflite", pair_rows=True)
+    shutil.copy(src / "gesture_cnn_int8.json", tmp_path / "gesture_cnn_int8.json")
+    return out
+
+
+def _events(pipe):
+    return [(e.label, e.start, e.onset, e.end, e.confidence) for e in pipe.finish()]
+
+
+@pytest.mark.parametrize("which", ["gesture_cnn", "gesture_cnn row pairs", "gesture_crnn"])
+def test_split_pipeline_equals_the_whole_graph_on_a_stream_with_drops(stream, tmp_path, which):
+    path = _row_pair_model(tmp_path) if which == "gesture_cnn row pairs" else _model(which.split()[0])
+    received, payloads = stream
+    split, whole = GesturePipeline(path), GesturePipeline(path, split=False)
+    assert split.split is not None and split.split_reason is None
+    assert whole.split is None and whole.split_reason == "split=False"
+    for k, payload in zip(received, payloads):
+        fr = Frame("radar_cir", int(k), 0, 0.0, payload)
+        split.process(fr)
+        whole.process(fr)
+        np.testing.assert_array_equal(split.model_input, whole.model_input)
+        np.testing.assert_array_equal(split.last_probs, whole.last_probs)
+    assert split.stats.frames_restored > 20 and split.stats.frames_padded >= 14
+    assert _events(split) == _events(whole)
+
+
+def test_batch_with_sparse_inferences_and_a_reset_between_runs(stream):
+    """Inference only every 7th frame (columns pile up between calls), twice on one pipeline (reset in between)."""
+    path = _model("gesture_cnn")
+    received, payloads = stream
+    seq = received.astype(np.uint32)
+    split, whole = GesturePipeline(path), GesturePipeline(path, split=False)
+    for start in (0, 3):
+        at = range(start, len(seq), 7)
+        ev_s, p_s = split.run_batch(payloads, seq, infer_at=at)
+        ev_w, p_w = whole.run_batch(payloads, seq, infer_at=at)
+        assert np.isfinite(p_s[list(at)]).all()
+        np.testing.assert_array_equal(p_s, p_w)
+        assert [(e.label, e.start) for e in ev_s] == [(e.label, e.start) for e in ev_w]
+
+
+def test_models_that_cannot_split_run_whole_with_a_reason(monkeypatch):
+    onnx_model = MODELS / "gesture_cnn" / "gesture_cnn.onnx"
+    if not onnx_model.is_file():
+        pytest.skip("gesture_cnn.onnx not shipped")
+    pipe = GesturePipeline(onnx_model)
+    assert pipe.split is None and "not a LiteRT" in pipe.split_reason
+    # a run-time-only install (no flatbuffers / tflite packages): the whole graph, and the reason says so
+    monkeypatch.setitem(sys.modules, "edgesense.quant.tflite.split", None)
+    pipe = GesturePipeline(_model("gesture_cnn"))
+    assert pipe.split is None and "flatbuffers and tflite" in pipe.split_reason
+    pipe.push_rdi(0, np.zeros(pipe.info.rdi_shape, np.float32))
+    assert pipe.last_probs.shape == (len(pipe.info.classes),)
