@@ -25,7 +25,7 @@ import numpy as np
 from edgesense.errors import FormatError, ProfileError
 from edgesense.profiles import SpeakerIVProfile, SpeakerParams
 from edgesense.speaker.streaming import ExcursionStreamer
-from edgesense.stream.frame import Frame, seq_distance
+from edgesense.stream.frame import SEQ_MODULUS, Frame
 
 __all__ = ["SpeakerSignal", "ExcursionBlock", "ExcursionPipeline", "load_signals", "make_tracker",
            "tracked_prediction"]
@@ -162,7 +162,7 @@ class ExcursionPipeline:
     def process(self, frame: Frame) -> ExcursionBlock:
         """Predict the excursion of one frame."""
         seq, last = frame.seq, self._last_seq
-        gap = last is not None and seq_distance(last, seq) != 1
+        gap = last is not None and (seq - last) % SEQ_MODULUS != 1      # seq_distance(last, seq) != 1
         if gap:
             self.streamer.reset()
             self.resets += 1
@@ -172,8 +172,8 @@ class ExcursionPipeline:
         i = payload[:, self._iv1]
         # the tracker's float64 output goes to the streamer as is: it converts to float32 itself
         tracker = self.tracker
-        track = None if tracker is None else tracker.process(v, i)
-        return ExcursionBlock(seq, frame.device_time_us, self.streamer.process(v, i, track), gap)
+        x = self.streamer.process(v, i, None if tracker is None else tracker.process(v, i))
+        return ExcursionBlock(seq, frame.device_time_us, x, gap)
 
     def run(self, frames: Iterable[Frame]) -> Iterator[ExcursionBlock]:
         """Predict every frame of ``frames`` (a Source or any iterable)."""

@@ -39,6 +39,7 @@ either layout.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,13 @@ from edgesense.runtime.model import dequantize, quantize
 
 __all__ = ["SPEC_METADATA_KEY", "ExcursionModelSpec", "ExcursionStreamer", "frame_inputs", "unframe",
            "load_spec", "predict_signal"]
+
+_F32 = np.dtype(np.float32)
+# numpy's clip ufunc (one call; ``np.clip`` wraps it with argument checks costing more than the clip)
+try:
+    from numpy._core.umath import clip as _clip
+except ImportError:  # pragma: no cover - numpy < 2
+    from numpy.core.umath import clip as _clip
 
 #: ONNX metadata key (and sidecar ``<model>.json`` content) describing an excursion model.
 SPEC_METADATA_KEY = "edgesense.excursion"
@@ -178,6 +186,8 @@ class ExcursionStreamer:
         c = len(self.spec.inputs)
         self._pending = np.zeros((c, 0), np.float32)
         self._f = f
+        # True while a call of exactly one direct-path block can skip the general path
+        self._clean = self._direct is not None
         if self._direct is not None:
             self._direct.reset()
         elif self.streaming:
@@ -205,18 +215,27 @@ class ExcursionStreamer:
 
     def process(self, v: np.ndarray, i: np.ndarray, track: np.ndarray | None = None) -> np.ndarray:
         """Excursion (mm) for the samples completed by this block."""
+        if self._clean:
+            # hot path (direct INT8 LiteRT, nothing pending): a whole call's samples go straight in
+            blk = self._block
+            if len(v) == blk and len(i) == blk:
+                if not self._needs_tracker:
+                    return self._direct.block(v, i, None)
+                if track is not None and len(track) == blk:
+                    return self._direct.block(v, i, track)
+        out = self._process_any(v, i, track)
+        direct = self._direct
+        self._clean = direct is not None and not self._pending.shape[1] and not direct._partial.shape[1]
+        return out
+
+    def _process_any(self, v: np.ndarray, i: np.ndarray, track: np.ndarray | None) -> np.ndarray:
+        """Any number of samples on any path (pending partial frames and calls kept for the next block)."""
         if self._needs_tracker:
             if track is None:
                 raise ModelError("this excursion model is a hybrid: pass track= (the tracked linear prediction)")
         else:
             track = None
         direct = self._direct
-        if direct is not None:
-            blk = self._block
-            # hot path: a whole call's samples with nothing pending (no partial frame, no partial call)
-            if (len(v) == blk and len(i) == blk and (track is None or len(track) == blk)
-                    and not self._pending.shape[1] and not direct._partial.shape[1]):
-                return direct.block(v, i, track)
         rows = [np.asarray(v, np.float32), np.asarray(i, np.float32)]
         if track is not None:
             rows.append(np.asarray(track, np.float32))
@@ -324,16 +343,29 @@ class _DirectLiteRT:
         self._v_div = np.array(spec.v_scale, np.float32)
         self._i_div = np.array(spec.i_scale, np.float32)
         self._track_mul = np.array(bl / spec.x_scale, np.float32)
-        self._xscale = np.array(xs.scale, np.float32)
-        self._xzp = xs.zero_point
-        self._xzp_f = np.array(xs.zero_point, np.float32)
-        info = np.iinfo(xs.dtype)
-        self._lo, self._hi = np.array(info.min, np.float32), np.array(info.max, np.float32)
+        low = 0 if sys.byteorder == "little" else 3      # the byte of a float32 holding its low 8 bits
+        self._w_codes = self._w.view(np.int8).reshape(c, self.steps, f, 4)[..., low]   # (c, steps, f) view
+        self.set_input_grid(xs.scale, xs.zero_point)
         # output: every int8 value -> mm exactly as dequantize() + unframe() compute it
         q = np.arange(-128, 128).astype(np.int8)
         lut = (dequantize(q, ys.scale, ys.zero_point) * (spec.x_scale / bl)).astype(np.float32)
         self._lut = np.ascontiguousarray(np.roll(lut, -128))        # indexed by the uint8 view of q
         self.reset()
+
+    def set_input_grid(self, scale: float, zero_point: int) -> None:
+        """The int8 grid of x that :meth:`block` quantizes to (the model's; tests try others).
+
+        Rounding and the int8 cast are done without numpy's float -> int8 cast loop (see
+        :meth:`_quantize_into_x`): adding 1.5 * 2**23 rounds to an integer half to even (as np.rint)
+        and leaves that integer in the low bits of the float32.
+        """
+        magic = 1.5 * 2 ** 23
+        self._xscale = np.array(scale, np.float32)
+        self._xzp = int(zero_point)
+        self._xzp_f = np.array(zero_point, np.float32)
+        self._magic = np.array(magic, np.float32)
+        self._magic_lo = np.array(magic - 128 - zero_point, np.float32)
+        self._magic_hi = np.array(magic + 127 - zero_point, np.float32)
 
     def reset(self) -> None:
         for a, zp in zip(self._state_in, self._state_zp):
@@ -347,11 +379,21 @@ class _DirectLiteRT:
     def block(self, v: np.ndarray, i: np.ndarray, track: np.ndarray | None) -> np.ndarray:
         """Hot path: exactly ``steps`` frames of samples, nothing pending (1 ms blocks)."""
         w0, w1, w2 = self._rows
-        # float32(v) / v_scale etc. in float32 (dtype= casts other inputs to float32 first)
-        np.divide(v, self._v_div, out=w0, dtype=np.float32)
-        np.divide(i, self._i_div, out=w1, dtype=np.float32)
+        # float32(v) / v_scale etc. in float32: float32 arrays go straight in (positional out: no
+        # keyword parsing), anything else is cast to float32 by the assignment first
+        if type(v) is np.ndarray and v.dtype is _F32:
+            np.divide(v, self._v_div, w0)
+        else:
+            w0[...] = v
+            np.divide(w0, self._v_div, w0)
+        if type(i) is np.ndarray and i.dtype is _F32:
+            np.divide(i, self._i_div, w1)
+        else:
+            w1[...] = i
+            np.divide(w1, self._i_div, w1)
         if track is not None:
-            np.multiply(track, self._track_mul, out=w2, dtype=np.float32)
+            w2[...] = track
+            np.multiply(w2, self._track_mul, w2)
         self._quantize_into_x(self._w)
         self._invoke()
         self._commit_state()
@@ -368,13 +410,23 @@ class _DirectLiteRT:
                 a[...] = b
 
     def _quantize_into_x(self, w: np.ndarray) -> None:
-        np.divide(w, self._xscale, out=w)
-        np.rint(w, out=w)
+        """``quantize(w, scale, zero_point, int8)`` written framed into x: the same codes, four cheap
+        float32 ufunc calls and one int8 copy.
+
+        ``w / scale + 1.5 * 2**23`` is rounded once, to the nearest integer R, ties to even (the
+        float32 spacing there is 1 and 1.5 * 2**23 is even), so R = 1.5 * 2**23 + rint(w / scale) for
+        |w / scale| < 2**22; outside that, rounding is still monotonic and the clamp below takes such
+        values to its bounds, as ``quantize`` does. Clamping R to the int8 range shifted by the zero
+        point and adding the zero point (exact: small integers) leaves the int8 code in R's low byte
+        (the float32's low mantissa bits; the bits above are the same for every value in range),
+        which is copied into x. NaN inputs (no defined code either way) give some code.
+        """
+        np.divide(w, self._xscale, w)
+        np.add(w, self._magic, w)
+        _clip(w, self._magic_lo, self._magic_hi, w)
         if self._xzp:
-            np.add(w, self._xzp_f, out=w)
-        np.maximum(w, self._lo, out=w)
-        # the last clamp writes the int8 codes straight into x, framed (integral values: exact cast)
-        np.minimum(w.reshape(self._x_framed.shape), self._hi, out=self._x_framed, casting="unsafe")
+            np.add(w, self._xzp_f, w)
+        self._x_framed[...] = self._w_codes
 
     def frames(self, xq: np.ndarray) -> np.ndarray:
         """Any number of quantized frames ``(c*frame, n)`` -> outputs (mm) of those n frames."""

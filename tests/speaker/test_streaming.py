@@ -227,3 +227,33 @@ def test_int8_tflite_state_commit_in_one_copy_equals_tensor_by_tensor():
     span[0][...] = span[1]
     assert np.array_equal(dst[:100], src[:100])
     assert _state_span([(dst[0:64], src[0:64]), (dst[64:84], src[80:100])]) is None
+
+
+@pytest.mark.parametrize("zero_point", [-3, 0, 6, -128, 127])
+def test_int8_tflite_direct_quantizer_equals_quantize_at_ties_and_range_ends(zero_point):
+    """The hot path's rounding (1.5 * 2**23 added in float32) and int8 cast (the float's low byte) give
+    quantize()'s codes: exact halves round to even, values far beyond the range (up to inf) clamp, also
+    around 2**22 steps where the added constant no longer rounds to integers, and for odd zero points."""
+    from edgesense.runtime.model import quantize
+
+    d = ExcursionStreamer(_shipped_int8("hybrid"), bl=0.8)._direct
+    scale = np.float32(0.0063020577)
+    d.set_input_grid(scale, zero_point)
+    halves = (np.arange(-300, 300) + 0.5).astype(np.float32)
+    w_half = halves * scale
+    w_half = w_half[w_half / scale == halves]                # exact ties after the division
+    assert w_half.size > 100
+    steps = np.float32(scale) * np.array([2.0 ** 22 - 1, 2.0 ** 22, 2.0 ** 22 + 3, 2.0 ** 23, 2.0 ** 24, 1e30],
+                                         np.float32)
+    special = np.array([0.0, -0.0, np.inf, -np.inf], np.float32)
+    rng = np.random.default_rng(4)
+    values = np.concatenate([w_half, steps, -steps, special, (rng.standard_normal(2000) * scale * 90),
+                             rng.uniform(-200, 200, 2000).astype(np.float32) * scale]).astype(np.float32)
+    n = d._w.size
+    values = np.concatenate([values, np.zeros(-values.size % n, np.float32)])
+    for k in range(0, values.size, n):
+        chunk = values[k:k + n].reshape(d._w.shape)
+        d._w[...] = chunk
+        d._quantize_into_x(d._w)
+        ref = quantize(chunk, scale, zero_point, np.int8).reshape(d._x_framed.shape)
+        np.testing.assert_array_equal(d._x_framed, ref)
