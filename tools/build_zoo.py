@@ -85,7 +85,7 @@ class ZooOptions:
             return {"calib": 32, "val_clips": 10, "test_clips": 15, "calib_signals": 2, "val_streams": 1,
                     "test_streams": 1, "parity": 20, "clip_seconds": 3.0, "qat_steps": min(self.qat_steps, 8),
                     "qat_lrs": self.qat_lrs[:1]}
-        return {"calib": 512, "val_clips": 250, "test_clips": None, "calib_signals": 12, "val_streams": 6,
+        return {"calib": 512, "val_clips": None, "test_clips": None, "calib_signals": 12, "val_streams": 6,
                 "test_streams": 6, "parity": 200, "clip_seconds": None, "qat_steps": self.qat_steps,
                 "qat_lrs": self.qat_lrs}
 
@@ -224,15 +224,17 @@ class ExcursionTask:
 
         self.opts = opts
         s = opts.sizes
-        self.val = self._streams("val", s["val_streams"])
+        self.val = self._streams("val", s["val_streams"], every_clip=True)
         self.test = self._streams("test", s["test_streams"])
         self.calib = excursion_calibration_signals(opts.excursion_data, float_onnx,
                                                    max_signals=s["calib_signals"], seed=opts.seed)
         self.skip_ms = 500.0
         self.tracks: dict[tuple[str, int], np.ndarray] = {}
 
-    def _streams(self, split: str, limit: int):
-        """Streams of ``split`` cut after their first scored clip (so a stream runs up to it, no further)."""
+    def _streams(self, split: str, limit: int, every_clip: bool = False):
+        """Streams of ``split`` cut after their first scored clip (``every_clip``: after their last, all of the
+        split's clips scored; validation uses every clip, twice the data of the first alone), so a stream runs up
+        to what is scored, no further. Returns (signal, [(start, end), ...]) per stream."""
         import dataclasses
 
         from edgesense.cli.cmd_eval_excursion import load_streams
@@ -244,10 +246,12 @@ class ExcursionTask:
             if self.opts.sizes["clip_seconds"]:          # quick: a short piece of the clip, run from rest
                 n = int(self.opts.sizes["clip_seconds"] * sig.fs)
                 sig = dataclasses.replace(sig, v=sig.v[a:a + n], i=sig.i[a:a + n], x=sig.x[a:a + n])
-                out.append((sig, (0, len(sig.x))))
+                out.append((sig, [(0, len(sig.x))]))
             else:
-                sig = dataclasses.replace(sig, v=sig.v[:b], i=sig.i[:b], x=sig.x[:b])
-                out.append((sig, (a, b)))
+                spans = list(segs) if every_clip else [(a, b)]
+                end = spans[-1][1]
+                sig = dataclasses.replace(sig, v=sig.v[:end], i=sig.i[:end], x=sig.x[:end])
+                out.append((sig, spans))
         return out
 
     def _predict(self, path: Path, streams, split: str) -> list[np.ndarray]:
@@ -286,7 +290,7 @@ class ExcursionTask:
 
         sig, _ = self.test[0]
         n = int(seconds * sig.fs)
-        piece = [(dataclasses.replace(sig, v=sig.v[:n], i=sig.i[:n], x=sig.x[:n]), (0, n))]
+        piece = [(dataclasses.replace(sig, v=sig.v[:n], i=sig.i[:n], x=sig.x[:n]), [(0, n)])]
         a = self._predict(block_1ms, piece, "equivalence")[0]
         b = self._predict(block_1s, piece, "equivalence")[0]
         return float(np.max(np.abs(a - b)))
@@ -299,10 +303,11 @@ class ExcursionTask:
         fs = streams[0][0].fs
         skip = int(round(self.skip_ms * fs / 1000))
         pairs = []
-        for (sig, (a, b)), p in zip(streams, preds):
-            a = max(a, skip)
+        for (sig, spans), p in zip(streams, preds):
             p = np.asarray(p, np.float32)[:len(sig.x)]
-            pairs.append((sig.x[a:b], p[a:b]))
+            for a, b in spans:
+                a = max(a, skip)
+                pairs.append((sig.x[a:b], p[a:b]))
         m = combined_metrics(pairs, fs).to_dict()
         return {"nrmse": m["nrmse"], "rmse_mm": m["rmse_mm"], "peak_error_mm": m["peak_error_mm"],
                 "loud_within_0_02": m["loud_within_0_02"], "streams": len(streams),
@@ -762,7 +767,8 @@ def card_section(report: dict) -> str:
     else:
         vtxt = ", ".join(f"{m} {val[m]['nrmse'] * 100:.2f} % / {val[m]['peak_error_mm']:.4f} mm"
                          for m in val if m != "float")
-        L += ["", f"Method chosen on validation clips (NRMSE / peak error; float "
+        L += ["", f"Method chosen on validation clips (every validation clip of {val['float'].get('streams', '?')} "
+              f"streams, {val['float'].get('scored_seconds', float('nan')):.0f} s scored; NRMSE / peak error; float "
               f"{val['float']['nrmse'] * 100:.2f} % / {val['float']['peak_error_mm']:.4f} mm): {vtxt} → "
               f"**{report['chosen_method']}** (candidates meeting both INT8 targets on validation first, then the "
               "lowest NRMSE)."]

@@ -215,3 +215,36 @@ def test_label_free_qat_moves_the_int8_output_towards_float():
         after = float(((sim(x) - ref) ** 2).mean())
     assert len(hist) == 1 and np.isfinite(hist[0]) and after < before
     assert not sim.training
+
+
+def test_output_aware_range_refinement_raises_output_sqnr_and_keeps_export_exact(tmp_path):
+    """refine_activation_ranges: a deliberately bad range (x4 too wide) is narrowed, the output SQNR never drops,
+    and the refined sim still exports to a QDQ model that ORT runs exactly as IntegerSim predicts."""
+    from edgesense.quant.ptq import refine_activation_ranges
+    from edgesense.quant.quantizers import ActQuantizerPerTensorAsym
+
+    m = conv1d_net(0)
+    x = _x((8, 32), 64)
+    sim = quantize_ptq(m, x[:1], x.split(32), target="ort-cpu")
+    name, q = next((n, q) for n, q in sim.quantizers() if isinstance(q, ActQuantizerPerTensorAsym) and n != "x")
+    with torch.no_grad():
+        s, z = q.scale_zero_point()
+        q.set_range(float((q.qmin - z) * s) * 8, float((q.qmax - z) * s) * 8)
+        ref = m(x)
+
+    def score():
+        return sqnr_db(ref, sim(x))
+
+    with torch.no_grad():
+        start = score()
+    r = refine_activation_ranges(sim, score, max_tensors=3)
+    with torch.no_grad():
+        assert r.score_before == pytest.approx(start) and r.score_after == pytest.approx(score())
+    assert r.score_after > start + 1.0 and name in r.changed
+    (lo0, hi0), (lo1, hi1) = r.changed[name]
+    assert hi1 - lo1 < hi0 - lo0
+    assert not sim.training
+    path = export_qdq_onnx(sim, tmp_path / "refined.onnx")
+    codes, enc = IntegerSim(sim.lower()).outputs([x[:4].numpy()])[0]
+    y = np.asarray(load_model(path, threads=1).run(x[:4].numpy()), np.float32)
+    assert np.abs(enc.quantize(y).astype(int) - codes.astype(int)).max() <= 1
