@@ -254,14 +254,16 @@ def evaluate_gesture_dataset(model: str | Path, data: str | Path, split: str | N
 
 def tune_spotter(model: str | Path, data: str | Path, split: str | None = "val", tolerance_s: float = 0.5,
                  max_false_triggers_per_min: float = 0.8, max_latency_p95_s: float = 0.075,
-                 threads: int = 1) -> tuple[dict, dict]:
+                 threads: int = 1, refractory_s: Sequence[float] = (0.0, 0.6, 0.8, 1.0, 1.2, 1.4)
+                 ) -> tuple[dict, dict]:
     """Pick spotter thresholds on a stream dataset split (``None``/``"all"``: every stream; never the test split).
 
     Runs the model once over every stream, then scores a grid of
     :class:`~edgesense.radar.spotting.SpotterConfig` values offline (k-of-n with k >= 2, so one confident
     frame never triggers): the highest event F1 among the
     settings with at most ``max_false_triggers_per_min`` and a p95 latency of at most
-    ``max_latency_p95_s`` (margins under the issue's 1/min and 100 ms), fewer false triggers on ties;
+    ``max_latency_p95_s`` (margins under the issue's 1/min and 100 ms), fewer false triggers on ties,
+    then the shortest refractory period (``refractory_s``, seconds, rounded to frames);
     if none meets both, the highest ``F1 - 0.02 * false triggers/min``. Returns (best config as a dict, its scores).
     """
     import itertools
@@ -285,10 +287,12 @@ def tune_spotter(model: str | Path, data: str | Path, split: str | None = "val",
         runs.append((probs, truth))
     if not runs:
         return {}, {}
+    refractory_grid = sorted({int(round(r * info.frame_rate_hz)) for r in refractory_s})
     scored = []
-    for on, (k, n), release in itertools.product((0.5, 0.6, 0.7, 0.8, 0.9), ((2, 2), (2, 3), (3, 4)),
-                                                  (2, 3)):
-        cfg = {"on_threshold": on, "off_threshold": min(0.4, on), "k": k, "n": n, "release_frames": release}
+    for on, (k, n), release, refractory in itertools.product((0.5, 0.6, 0.7, 0.8, 0.9), ((2, 2), (2, 3), (3, 4)),
+                                                              (2, 3), refractory_grid):
+        cfg = {"on_threshold": on, "off_threshold": min(0.4, on), "k": k, "n": n, "release_frames": release,
+               "refractory_frames": refractory}
         streams = [(truth, spot(probs, info.classes, SpotterConfig(**cfg, noise_label=info.noise_label)), len(probs))
                    for probs, truth in runs]
         m = event_metrics(streams, info.frame_rate_hz, tolerance_s, info.noise_label)
@@ -296,7 +300,7 @@ def tune_spotter(model: str | Path, data: str | Path, split: str | None = "val",
         ok = m.false_triggers_per_min <= max_false_triggers_per_min and p95 <= max_latency_p95_s
         scores = {"f1": m.f1, "false_triggers_per_min": m.false_triggers_per_min, "latency_p95_s": p95,
                   "split": split or "all", "streams": len(runs), "events": m.true_events}
-        key = (ok, m.f1 if ok else m.f1 - 0.02 * m.false_triggers_per_min, -m.false_triggers_per_min)
+        key = (ok, m.f1 if ok else m.f1 - 0.02 * m.false_triggers_per_min, -m.false_triggers_per_min, -refractory)
         scored.append((key, cfg, scores))
     best = max(scored, key=lambda item: item[0])
     return best[1], best[2]

@@ -11,6 +11,11 @@ shows up as a short burst of confident frames. The spotter turns bursts into eve
   class's probability stays below ``off_threshold`` for ``release_frames`` frames. Between two
   repetitions of the same gesture the model returns to ``noise``, so repeats each give an event.
 * the ``noise`` class (and any class listed in ``ignore``) is never reported.
+* **refractory period** (``refractory_frames``, 0 = off): an onset confirmed within that many frames
+  of the previous emitted onset is taken as the same gesture seen again (e.g. a held palm read first as
+  ``palm_hold``, then as ``finger_slide``): it is absorbed — not emitted, but held active until
+  released like any event, so it cannot fire at the end of the period either. Real gestures are
+  separated by the gesture itself plus an idle gap, so a period shorter than that costs no recall.
 
 An event is emitted as soon as its onset is confirmed (``end`` is filled in when it is released),
 so detection latency is the time from the gesture's end to the onset frame.
@@ -35,6 +40,7 @@ class SpotterConfig:
     k: int = 2
     n: int = 3
     release_frames: int = 3
+    refractory_frames: int = 0
     noise_label: str = "noise"
     ignore: tuple[str, ...] = ()
 
@@ -45,6 +51,8 @@ class SpotterConfig:
             raise ValueError("need 0 <= off_threshold <= on_threshold <= 1")
         if self.release_frames < 1:
             raise ValueError("release_frames must be >= 1")
+        if self.refractory_frames < 0:
+            raise ValueError("refractory_frames must be >= 0")
 
 
 @dataclass
@@ -79,11 +87,13 @@ class GestureSpotter:
         self._active: GestureEvent | None = None
         self._active_cls = -1
         self._below = 0
+        self._absorbed = False
+        self._last_onset: int | None = None
 
     @property
     def active(self) -> GestureEvent | None:
-        """The event currently in progress, if any."""
-        return self._active
+        """The event currently in progress, if any (an absorbed onset is not an event)."""
+        return None if self._absorbed else self._active
 
     def update(self, frame: int, probs: np.ndarray) -> list[GestureEvent]:
         """Consume the probabilities for ``frame``; returns events whose onset is this frame (0 or 1)."""
@@ -112,6 +122,11 @@ class GestureSpotter:
         event = GestureEvent(self.classes[vote], start=agree[0][0], onset=frame,
                              confidence=float(np.mean([q for _, q in agree])))
         self._active, self._active_cls, self._below = event, vote, 0
+        self._absorbed = (self._last_onset is not None and cfg.refractory_frames > 0
+                          and frame - self._last_onset < cfg.refractory_frames)
+        if self._absorbed:
+            return []
+        self._last_onset = frame
         return [event]
 
     def finish(self, frame: int) -> None:

@@ -66,3 +66,50 @@ def test_bad_config_rejected():
         SpotterConfig(k=4, n=3)
     with pytest.raises(ValueError):
         SpotterConfig(on_threshold=0.3, off_threshold=0.5)
+
+
+def test_refractory_absorbs_a_second_reading_of_the_same_gesture():
+    # a swipe burst, released, then 4 frames later a pull_push burst (the same gesture read again)
+    labels = ["noise"] * 5 + ["swipe"] * 4 + ["noise"] * 4 + ["pull_push"] * 12 + ["noise"] * 30 + ["pull_push"] * 4
+    labels += ["noise"] * 5
+    plain = spot(probs_for(labels), CLASSES)
+    assert [e.label for e in plain] == ["swipe", "pull_push", "pull_push"]
+    cfg = SpotterConfig(refractory_frames=20)
+    events = spot(probs_for(labels), CLASSES, cfg)
+    # the second burst starts inside the period (onset 14 - 6 < 20) and is held until released, so it
+    # neither fires at frame 26 when the period ends nor blocks the real gesture at frame 55
+    assert [(e.label, e.onset) for e in events] == [("swipe", 6), ("pull_push", 56)]
+
+
+def test_refractory_keeps_repeats_spaced_beyond_it_and_resets():
+    labels = (["noise"] * 10 + ["swipe"] * 5) * 4 + ["noise"] * 5
+    events = spot(probs_for(labels), CLASSES, SpotterConfig(refractory_frames=15))
+    assert [e.onset for e in events] == [11, 26, 41, 56]     # onsets 15 frames apart: none absorbed
+    events = spot(probs_for(labels), CLASSES, SpotterConfig(refractory_frames=16))
+    assert [e.onset for e in events] == [11, 41]             # every second one falls inside 16 frames
+    sp = GestureSpotter(CLASSES, SpotterConfig(refractory_frames=100))
+    probs = probs_for(["noise", "swipe", "swipe", "noise", "noise", "noise"])
+    assert [e.onset for i, row in enumerate(probs) for e in sp.update(i, row)] == [2]
+    sp.reset()                                               # a new stream forgets the last onset
+    assert [e.onset for i, row in enumerate(probs) for e in sp.update(10 + i, row)] == [12]
+    assert sp.active is None
+
+
+def test_refractory_streaming_equals_batch_and_is_read_from_the_description():
+    from edgesense.radar.pipeline import GestureModelInfo
+
+    rng = np.random.default_rng(1)
+    labels = list(rng.choice(CLASSES, size=400, p=[0.6, 0.2, 0.2]))
+    probs = probs_for(labels)
+    cfg = SpotterConfig(refractory_frames=12)
+    batch = spot(probs, CLASSES, cfg)
+    sp = GestureSpotter(CLASSES, cfg)
+    streamed = [e for i, row in enumerate(probs) for e in sp.update(i, row)]
+    sp.finish(len(probs))
+    assert [(e.label, e.onset) for e in streamed] == [(e.label, e.onset) for e in batch]
+    assert 5 < len(batch) < len(spot(probs, CLASSES))
+    assert all(b.onset - a.onset >= 12 for a, b in zip(batch, batch[1:]))
+    info = GestureModelInfo(name="m", classes=CLASSES, frames=40, rdi_shape=(2, 32, 32), spotter={"refractory_frames": 12})
+    assert info.spotter_config().refractory_frames == 12
+    with pytest.raises(ValueError):
+        SpotterConfig(refractory_frames=-1)
