@@ -48,7 +48,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("minmax", "percentile", "mse")
+REFINE = "-refine"         # "<method>-refine": the range method, then output-aware range refinement (build_zoo only)
+METHODS = ("minmax", "percentile", "mse", "mse" + REFINE)
 PEERS = (("MinMax", False), ("Entropy", False), ("Percentile", False),
          ("MinMax", True), ("Entropy", True), ("Percentile", True))
 BLOCK_FRAMES = 12          # streaming excursion models: 1 ms blocks = 12 frames of 4 samples at 48 kHz
@@ -84,10 +85,10 @@ class ZooOptions:
         if self.quick:
             return {"calib": 32, "val_clips": 10, "test_clips": 15, "calib_signals": 2, "val_streams": 1,
                     "test_streams": 1, "parity": 20, "clip_seconds": 3.0, "qat_steps": min(self.qat_steps, 8),
-                    "qat_lrs": self.qat_lrs[:1]}
+                    "qat_lrs": self.qat_lrs[:1], "task_clips": 10, "gesture_task_qat": False}
         return {"calib": 512, "val_clips": None, "test_clips": None, "calib_signals": 12, "val_streams": 6,
                 "test_streams": 6, "parity": 200, "clip_seconds": None, "qat_steps": self.qat_steps,
-                "qat_lrs": self.qat_lrs}
+                "qat_lrs": self.qat_lrs, "task_clips": 1050, "gesture_task_qat": True}
 
 
 def _log(msg: str) -> None:
@@ -117,8 +118,8 @@ def discover(models_dir: Path, names: list[str] | None) -> list[tuple[str, str, 
 
 def split_method(method: str) -> tuple[str, bool]:
     """``"qat-mse"`` / ``"qat-task-mse@3e-05"`` -> ("mse", True): the PTQ range method and whether a QAT fine-tune
-    follows (``qat-task-``: excursion QAT on the task loss alone, ``qat-``: the default objective; ``@LR``: its
-    learning rate when not the first of ``ZooOptions.qat_lrs``)."""
+    follows (``qat-task-``: excursion QAT on the task loss alone, gesture QAT on labels; ``qat-``: the default
+    objective; ``@LR``: its learning rate when not the first of ``ZooOptions.qat_lrs``)."""
     method = method.split("@")[0]
     for prefix in ("qat-task-", "qat-"):
         if method.startswith(prefix):
@@ -137,9 +138,14 @@ def _method_args(method: str, opts: ZooOptions) -> list[str]:
 
 def _quantize(float_onnx: Path, calib: Path, out: Path, method: str, opts: ZooOptions, stream: bool):
     """``edgesense quantize`` of ``float_onnx`` with ``method`` (a range method, or ``qat-<range method>``);
-    returns (sim, graph, summary)."""
+    returns (sim, graph, summary). Methods ``edgesense quantize`` has no flag for -- ``<range>-refine`` (output-aware
+    range refinement after calibration) and, for gesture models, ``qat-task-<range>`` (QAT on labelled training
+    windows) -- run here: :func:`_quantize_extended`."""
     from edgesense.cli import cmd_quantize
 
+    ptq, qat = split_method(method)
+    if ptq.endswith(REFINE) or (qat and not stream and method.startswith("qat-task-")):
+        return _quantize_extended(float_onnx, calib, out, method, opts, stream)
     p = argparse.ArgumentParser()
     cmd_quantize.configure(p)
     argv = ["--model", str(float_onnx), "--calib", str(calib), "--out", str(out), *_method_args(method, opts),
@@ -150,7 +156,113 @@ def _quantize(float_onnx: Path, calib: Path, out: Path, method: str, opts: ZooOp
     return cmd_quantize.quantize(p.parse_args(argv))
 
 
+def _quantize_extended(float_onnx: Path, calib: Path, out: Path, method: str, opts: ZooOptions, stream: bool):
+    """The range method by ``edgesense quantize`` (no QAT), then, for ``-refine``, the output-aware range search
+    (:func:`edgesense.quant.ptq.refine_activation_ranges`: output SQNR against the float model on the calibration
+    data, train split), then the QAT fine-tune (excursion: ``edgesense quantize``'s own; gesture ``qat-task-``:
+    cross-entropy on labelled train windows plus MSE to the float model's probabilities); exported like
+    ``edgesense quantize`` exports (QDQ ONNX with the sim's lowered graph)."""
+    import torch
+
+    from edgesense.cli import cmd_quantize
+    from edgesense.quant import export_qdq_onnx
+    from edgesense.quant.ptq import refine_activation_ranges
+    from edgesense.quant.sensitivity import sqnr_db
+
+    ptq, qat = split_method(method)
+    base = ptq[:-len(REFINE)] if ptq.endswith(REFINE) else ptq
+    sim, _, summary = _quantize(float_onnx, calib, out, base, opts, stream)
+    if stream:
+        from edgesense.quant.model_io import excursion_calibration_signals
+
+        x = torch.from_numpy(excursion_calibration_signals(calib, float_onnx, max_signals=opts.sizes["calib_signals"],
+                                                           seed=opts.seed))
+        hold = x[:max(1, len(x) // 5)]
+        x = x[len(hold):]
+
+        def outputs(data):
+            return cmd_quantize._stream_outputs(sim, data, CALIB_BLOCK)
+    else:
+        x = torch.from_numpy(cmd_quantize.gesture_calibration_windows(calib, float_onnx, "train", opts.sizes["calib"],
+                                                                      opts.seed))
+        hold = x[:max(1, len(x) // 5)]      # edgesense quantize's split: hold-out first, calibration after it
+        x = x[len(hold):]
+
+        def outputs(data):
+            with torch.no_grad():
+                return sim.float_model()(data), sim(data)
+    summary = {**summary, "method": method}
+    if ptq.endswith(REFINE):
+        ref_f = outputs(x)[0]
+        if stream:
+            score = lambda: sqnr_db(ref_f, outputs(x)[1])        # noqa: E731
+        else:
+            score = lambda: sqnr_db(ref_f, sim(x))                # noqa: E731
+        r = refine_activation_ranges(sim, score)
+        summary["refinement"] = {"output_sqnr_db_before": r.score_before, "output_sqnr_db_after": r.score_after,
+                                 "evaluations": r.evaluations, "samples": int(len(x)),
+                                 "changed": {k: [list(a), list(b)] for k, (a, b) in r.changed.items()}}
+    if qat:
+        steps = opts.sizes["qat_steps"]
+        lr = float(method.split("@")[1]) if "@" in method else opts.qat_lrs[0]
+        torch.manual_seed(opts.seed)
+        if stream:
+            objective = "task" if method.startswith("qat-task-") else "task+float"
+            hist = cmd_quantize.excursion_qat(sim, calib, float_onnx, steps, lr, 24, opts.seed, objective=objective)
+            summary["qat"] = {"steps": steps, "lr": lr, "loss": hist, "objective": objective, "signals": 24}
+        elif method.startswith("qat-task-"):
+            hist = gesture_task_qat(sim, calib, float_onnx, steps, lr, opts)
+            summary["qat"] = {"steps": steps, "lr": lr, "loss": hist, "objective": "labels+float",
+                              "clips": opts.sizes["task_clips"]}
+        else:
+            from edgesense.quant.qat import train_qat_distill
+
+            hist = train_qat_distill(sim, x, steps, lr, seed=opts.seed)
+            summary["qat"] = {"steps": steps, "lr": lr, "loss": hist, "objective": "float outputs"}
+    sim.eval()
+    y_f, y_q = outputs(hold)
+    summary["output_sqnr_db"] = sqnr_db(y_f, y_q)
+    if not stream:
+        summary["argmax_agreement"] = float((y_f.argmax(1) == y_q.argmax(1)).float().mean())
+    summary["sensitivity"] = []          # edgesense quantize's report is of the range method before this step
+    graph = sim.lower()
+    export_qdq_onnx(sim, Path(out) / f"{float_onnx.stem}_int8.onnx", graph)
+    return sim, graph, summary
+
+
+def gesture_task_qat(sim, data: Path, float_onnx: Path, steps: int, lr: float, opts: ZooOptions) -> list[float]:
+    """QAT of a calibrated gesture sim on labelled training windows (the classified window of ``task_clips``
+    class-stratified train-split clips, seeded): cross-entropy of the INT8 simulation's probabilities against the
+    clip labels plus MSE to the float model's probabilities (keeps it near the float model it started from);
+    batches of 32, Adam. Returns the mean loss."""
+    import torch
+
+    from edgesense.cli.cmd_quantize import gesture_windows
+    from edgesense.quant.qat import QATConfig, train_qat
+
+    x, y = gesture_windows(data, float_onnx, "train", opts.sizes["task_clips"], seed=opts.seed)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    with torch.no_grad():
+        teacher = torch.cat([sim.float_model()(b) for b in x.split(256)])
+    gen = torch.Generator().manual_seed(opts.seed)
+    idx = torch.randint(0, len(x), (steps, min(32, len(x))), generator=gen)
+    batches = [(x[i], (y[i], teacher[i])) for i in idx]
+
+    def loss_fn(p, target):
+        labels, soft = target
+        nll = -torch.log(p.gather(1, labels[:, None]).clamp(min=1e-6)).mean()
+        return nll + torch.mean((p - soft) ** 2)
+
+    return train_qat(sim, batches, loss_fn, QATConfig(epochs=1, lr=lr))
+
+
 def _command_quantize(name: str, kind: str, method: str, opts: ZooOptions) -> str:
+    ptq, qat = split_method(method)
+    if ptq.endswith(REFINE) or (qat and kind == "gesture" and method.startswith("qat-task-")):
+        base = ptq[:-len(REFINE)] if ptq.endswith(REFINE) else ptq
+        return (f"# {method}: {base} ranges by `edgesense quantize --method {base}`, then tools/build_zoo.py's own "
+                f"step{'s' if qat and ptq.endswith(REFINE) else ''} (_quantize_extended); reproduced by the zoo "
+                f"command above")
     data = opts.gesture_data if kind == "gesture" else opts.excursion_data
     n = opts.sizes["calib"] if kind == "gesture" else opts.sizes["calib_signals"]
     extra = f" --stream-block {CALIB_BLOCK}" if kind == "excursion" else ""
@@ -553,7 +665,8 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
         methods = []
         for k, lr in enumerate(opts.sizes["qat_lrs"]):
             suffix = "" if k == 0 else f"@{lr:g}"
-            methods += ([f"qat-{start}{suffix}", f"qat-task-{start}{suffix}"] if stream else [f"qat-{start}{suffix}"])
+            methods += ([f"qat-{start}{suffix}", f"qat-task-{start}{suffix}"]
+                        if stream or opts.sizes["gesture_task_qat"] else [f"qat-{start}{suffix}"])
         for method in methods:
             add_candidate(method, f"{method}, {opts.sizes['qat_steps']} steps")
     chosen = best()
@@ -779,8 +892,23 @@ def card_section(report: dict) -> str:
                 f"`edgesense eval excursion`; every model in 1 s calls (LiteRT: the same INT8 model converted for "
                 f"1 s blocks; it matches the shipped 1 ms-block `.tflite` to "
                 f"{report['parity'].get('litert_1ms_vs_1s_block_max_abs_mm', float('nan')):.3g} mm).")
-    qat = report.get("quantize_summary", {}).get("qat")
-    if qat and str(qat.get("objective", "")).startswith("task"):
+    qsum = report.get("quantize_summary", {})
+    qat = qsum.get("qat")
+    ref = qsum.get("refinement")
+    if ref:
+        L += ["", f"`{split_method(report['chosen_method'])[0]}`: {split_method(report['chosen_method'])[0][:-len(REFINE)]} "
+              f"ranges, then output-aware range refinement (`edgesense.quant.ptq.refine_activation_ranges`): the "
+              f"activation ranges that cost the output most re-scaled greedily for the best output SQNR against the "
+              f"float model on {ref['samples']} calibration {'signals' if kind == 'excursion' else 'windows'} "
+              f"(train split), {ref['output_sqnr_db_before']:.2f} → {ref['output_sqnr_db_after']:.2f} dB, "
+              f"{len(ref['changed'])} range(s) changed."]
+    if qat and qat.get("objective") == "labels+float":
+        L += ["", f"`{report['chosen_method']}`: then a quantization-aware fine-tune on labels (tools/build_zoo.py "
+              f"`gesture_task_qat`) of {qat['steps']} steps: batches of 32 of the classified windows of "
+              f"{qat['clips']} train-split clips, cross-entropy against the clip labels plus MSE to the float model's "
+              f"probabilities, Adam lr {qat['lr']:g}, learnable min/max ranges. It keeps training on the task, so the "
+              "INT8 model can score better than the float one it started from; the peers are post-training only."]
+    elif qat and str(qat.get("objective", "")).startswith("task"):
         L += ["", f"`{report['chosen_method']}`: {split_method(report['chosen_method'])[0]} ranges, then a "
               f"quantization-aware fine-tune (edgesense's QAT, `edgesense quantize --qat-steps`) of {qat['steps']} "
               f"steps: batches of 8 crops of 256 frames from the first {qat['signals']} train-split recordings, "
