@@ -19,7 +19,9 @@ inside the pipeline:
 Frames go back to back by default (warm caches: the cost of the code itself). ``--pace 40`` feeds
 them at the sensor's real rate instead, as live: between two frames other processes (or idle states)
 cool the caches, so each frame costs more CPU time -- on a loaded machine about 2x (measured, see
-docs/radar-pipeline.md). The load average at the start and end is reported: on a loaded machine CPU
+docs/radar-pipeline.md). ``--evict MB`` streams through an MB-sized buffer before every frame (outside
+the frame's timing): with more than the last-level cache (64 MiB here) it reproduces the paced cost
+back to back, so the paced extra is the frame's code and data coming back from DRAM. The load average at the start and end is reported: on a loaded machine CPU
 time per frame rises too (shared caches), so compare figures taken at similar load.
 
     python tools/bench_gesture_pipeline.py --model models/gesture_cnn/gesture_cnn_int8.tflite --breakdown [--json]
@@ -138,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pace", type=float, default=0.0, metavar="HZ",
                     help="feed frames at HZ frames/s, as live (default 0: back to back)")
     ap.add_argument("--breakdown", action="store_true", help="also time each stage of the per-frame path")
+    ap.add_argument("--evict", type=float, default=0.0, metavar="MB",
+                    help="before every frame (untimed), read and write a buffer of MB MiB, as other processes "
+                         "between two live frames would (64: more than this host's 32 MiB L3)")
     ap.add_argument("--versus", metavar="MODEL", help="also run every pass on this model, alternating (same load)")
     ap.add_argument("--versus-whole", action="store_true",
                     help="also run every pass on the same model as one graph (no streaming split), alternating")
@@ -171,13 +176,17 @@ def main(argv: list[str] | None = None) -> int:
         idx = np.flatnonzero(keep)
         passes.append((idx, [Frame(profile.kind, int(k), int(k * 25_000), 0.0, stream.payloads[k]) for k in idx]))
 
+    evict = np.zeros(int(args.evict * 2**20) // 8) if args.evict > 0 else None
+
     def paced(frames):
-        """``frames``, released at ``args.pace`` frames/s (all at once without pacing)."""
+        """``frames``, released at ``args.pace`` frames/s (all at once without pacing), each after ``--evict``."""
         due = time.perf_counter()
         for fr in frames:
             if args.pace > 0:
                 due += 1.0 / args.pace
                 time.sleep(max(0.0, due - time.perf_counter()))
+            if evict is not None:       # outside the frame: the pipeline times itself from process() on
+                np.add(evict, 1.0, out=evict)
             yield fr
 
     if sum(map(bool, (args.versus, args.against, args.versus_whole))) > 1:
@@ -254,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
            "split_reason": getattr(pipe, "split_reason", "n/a"),
            # (getattr: the headline loop also runs on an older checkout, for before/after comparisons)
            "model_input_dtype": str(getattr(getattr(pipe, "model_input", None), "dtype", "n/a")), "frames": len(cpu), "stream_seconds": args.seconds,
-           "repeats": args.repeats, "drop_rate": args.drop_rate, "pace_hz": args.pace, "gap_frames": int(gaps.sum()),
+           "repeats": args.repeats, "drop_rate": args.drop_rate, "pace_hz": args.pace, "evict_mib": args.evict, "gap_frames": int(gaps.sum()),
            "restored_last_pass": restored,
            "cpu_us_per_frame": dist(cpu_a), "cpu_us_steady_frames": dist(cpu_a[~gaps]),
            "cpu_us_gap_frames": dist(cpu_a[gaps]), "cpu_p99_per_pass": per_pass_p99,
@@ -279,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     how = "streaming split" if split is not None else f"one graph: {out['split_reason']}"
     print(f"{model} ({out['backend']}, input {out['model_input_dtype']}, {how}): {out['frames']} frames, "
           f"{args.drop_rate:.0%} drops ({out['gap_frames']} gap frames), "
-          f"{f'paced at {args.pace:g} frames/s' if args.pace > 0 else 'back to back'}, load average {la:.1f} -> {lb:.1f}")
+          f"{f'paced at {args.pace:g} frames/s' if args.pace > 0 else 'back to back'}"
+          f"{f', {args.evict:g} MiB evicted before each frame' if args.evict > 0 else ''}, load average {la:.1f} -> {lb:.1f}")
     for key, label in (("cpu_us_per_frame", "CPU  all frames"), ("cpu_us_steady_frames", "CPU  steady   "),
                        ("cpu_us_gap_frames", "CPU  gap frames"), ("wall_us_per_frame", "wall all frames")):
         u = out[key]
