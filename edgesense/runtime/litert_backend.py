@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -13,8 +14,24 @@ import numpy as np
 
 from edgesense.errors import ModelError
 from edgesense.runtime.model import Model, TensorSpec
+from edgesense.runtime.tflite_metadata import read_metadata
 
-__all__ = ["LiteRTModel", "interpreter_class"]
+__all__ = ["LiteRTModel", "interpreter_class", "INPUT_LAYOUT_METADATA", "input_perms"]
+
+#: ``.tflite`` metadata key written by ``edgesense.quant.tflite`` (``input_layout="nwhc"``): JSON
+#: ``{input name: perm}``, the model's input array is the ONNX-layout array transposed by ``perm``
+INPUT_LAYOUT_METADATA = "edgesense.input_layout"
+
+
+def input_perms(data: bytes) -> dict[str, tuple[int, ...]]:
+    """``{input name: perm}`` of the inputs a ``.tflite`` takes in another layout than its ONNX model."""
+    raw = read_metadata(data).get(INPUT_LAYOUT_METADATA)
+    if raw is None:
+        return {}
+    try:
+        return {str(k): tuple(int(p) for p in v) for k, v in json.loads(raw).items()}
+    except (ValueError, TypeError, AttributeError):
+        raise ModelError(f"malformed {INPUT_LAYOUT_METADATA} metadata") from None
 
 
 def interpreter_class():
@@ -45,7 +62,12 @@ class LiteRTModel(Model):
             raise ModelError(f"{path}: not a loadable TFLite model ({first[:200]})") from None
         self._in = self.interpreter.get_input_details()
         self._out = self.interpreter.get_output_details()
-        super().__init__(path, [self._spec(d) for d in self._in], [self._spec(d) for d in self._out])
+        try:
+            perms = input_perms(Path(path).read_bytes())
+        except ModelError as exc:
+            raise ModelError(f"{path}: {exc}") from None
+        super().__init__(path, [self._spec(d, perms.get(d["name"])) for d in self._in],
+                         [self._spec(d) for d in self._out])
         self._plan()
 
     def _plan(self) -> None:
@@ -56,14 +78,14 @@ class LiteRTModel(Model):
         self._fetches = [d["index"] for d in self._out]
 
     @staticmethod
-    def _spec(d: dict) -> TensorSpec:
+    def _spec(d: dict, perm: tuple[int, ...] | None = None) -> TensorSpec:
         dtype = np.dtype(d["dtype"])
         scale, zp = d.get("quantization", (0.0, 0))
         sig = d.get("shape_signature")
         shape = tuple(None if s < 0 else int(s) for s in (sig if sig is not None and len(sig) else d["shape"]))
         if np.issubdtype(dtype, np.integer) and scale:
-            return TensorSpec(d["name"], shape, dtype, float(scale), int(zp))
-        return TensorSpec(d["name"], shape, dtype)
+            return TensorSpec(d["name"], shape, dtype, float(scale), int(zp), perm)
+        return TensorSpec(d["name"], shape, dtype, perm=perm)
 
     def invoker(self) -> Callable[[np.ndarray], np.ndarray]:
         """:meth:`Model.invoker` on the interpreter's public calls: copy in, invoke, copy the first output out.

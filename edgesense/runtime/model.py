@@ -9,6 +9,12 @@ int8-I/O model see the same integers) and dequantizes outputs with ``(q - zp) * 
 Streaming loops that call a one-input model many times a second can take :meth:`Model.invoker`: a
 call on an input already in the model's type and shape, without ``run``'s per-call checks and
 conversions (opt-in; ``run`` is unchanged).
+
+An input may be laid out differently from the ONNX model it was exported from (a ``.tflite`` exported
+with ``input_layout="nwhc"`` takes an ``(N, C, H, W)`` image as ``(N, W, H, C)``): its spec then has the
+model's own shape and ``perm`` (model array = ONNX array ``.transpose(perm)``). ``run`` accepts either
+layout -- an array that fits only the ONNX shape is transposed -- so the same arrays go into every
+backend; :meth:`Model.invoker` takes the model's own layout, as it takes everything else.
 """
 
 from __future__ import annotations
@@ -34,6 +40,15 @@ class TensorSpec:
     dtype: np.dtype
     scale: float | None = None
     zero_point: int | None = None
+    #: None: the ONNX layout; else the model takes the ONNX-layout array transposed by ``perm``
+    perm: tuple[int, ...] | None = None
+
+    @property
+    def onnx_shape(self) -> tuple[int | None, ...]:
+        """The shape in the ONNX model's layout (``shape`` itself unless ``perm`` is set)."""
+        if self.perm is None:
+            return self.shape
+        return tuple(self.shape[self.perm.index(i)] for i in range(len(self.shape)))
 
     @property
     def quantized(self) -> bool:
@@ -43,6 +58,11 @@ class TensorSpec:
     def concrete_shape(self, batch: int = 1) -> tuple[int, ...]:
         """The shape with dynamic axes replaced by ``batch`` (first axis) or 1."""
         return tuple((batch if i == 0 else 1) if d is None else int(d) for i, d in enumerate(self.shape))
+
+
+def _fits(want: tuple[int | None, ...], shape: tuple[int, ...]) -> bool:
+    """``shape`` matches ``want`` past the batch axis (``None`` matches anything)."""
+    return all(d is None or d == n for d, n in zip(want[1:], shape[1:]))
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
@@ -125,6 +145,9 @@ class Model:
 
     def _prepare(self, spec: TensorSpec, value: np.ndarray, raw: bool) -> np.ndarray:
         arr = np.asarray(value)
+        if spec.perm is not None and arr.ndim == len(spec.shape) and not _fits(spec.shape, arr.shape) \
+                and _fits(spec.onnx_shape, arr.shape):
+            arr = np.ascontiguousarray(arr.transpose(spec.perm))  # an array in the ONNX model's layout
         if len(spec.shape) != arr.ndim or (not self.resizable_inputs and any(
                 d is not None and i > 0 and d != n for i, (d, n) in enumerate(zip(spec.shape, arr.shape)))):
             raise ModelError(f"{self.path.name}: input {spec.name!r} expects shape {list(spec.shape)}, "

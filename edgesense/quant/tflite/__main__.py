@@ -30,11 +30,16 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=int, default=2000, help="timed runs per backend for --bench (default 2000)")
     p.add_argument("--no-pair-rows", action="store_true",
                    help="do not pack row pairs of a first convolution on few channels (same outputs, slower on XNNPACK)")
+    p.add_argument("--input-layout", default="onnx", choices=["onnx", "nwhc"],
+                   help="onnx (default): the .tflite takes the ONNX input shapes; nwhc: a rank-4 (N, C, H, W) input "
+                        "is taken as (N, W, H, C), without its TRANSPOSE (recorded in the model's metadata)")
     p.add_argument("--per-op", action="store_true", help="CPU time of every .tflite operator alone (one thread)")
     p.add_argument("--versus", metavar="FLOAT_ONNX",
-                   help="time, interleaved, ORT float (this model), ORT INT8 and LiteRT INT8 with and without row "
-                        "pairs, all through edgesense.runtime (Model.run), one thread, batch 1")
-    p.add_argument("--rounds", type=int, default=20, help="rounds of 100 calls per case for --per-op/--versus")
+                   help="time, interleaved, ORT float (this model), ORT INT8 and LiteRT INT8 as exported and without "
+                        "row pairs (with --input-layout nwhc: also with the ONNX layout), all through "
+                        "edgesense.runtime (Model.run), one thread, batch 1")
+    p.add_argument("--rounds", type=int, default=20, help="rounds of --calls calls per case for --per-op/--versus")
+    p.add_argument("--calls", type=int, default=100, help="calls per case and round for --versus (default 100)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
 
 
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise EdgesenseError(f"--input-shape {item!r}: expected NAME=D0,D1,... with integer dims") from None
     out = export_tflite(args.model, args.out, io_dtype=args.io_dtype, input_shapes=shapes or None,
-                        pair_rows=not args.no_pair_rows)
+                        pair_rows=not args.no_pair_rows, input_layout=args.input_layout)
     result: dict = {"tflite": str(out), "bytes": out.stat().st_size}
     status = 0
     if args.check or args.inputs:
@@ -75,8 +80,14 @@ def run(args: argparse.Namespace) -> int:
             from edgesense.quant.tflite.parity import tflite_interpreter
 
             rng = np.random.default_rng(0)
-            details = tflite_interpreter(out).get_input_details()  # static shapes, ONNX layout
-            xs = [{d["name"]: rng.normal(size=d["shape"]).astype(np.float32) for d in details}
+            from edgesense.runtime.litert_backend import input_perms
+
+            details = tflite_interpreter(out).get_input_details()  # static shapes
+            perms = input_perms(out.read_bytes())
+            shapes_onnx = {d["name"]: (list(d["shape"]) if d["name"] not in perms else
+                                       [int(d["shape"][perms[d["name"]].index(i)]) for i in range(len(d["shape"]))])
+                           for d in details}
+            xs = [{name: rng.normal(size=shape).astype(np.float32) for name, shape in shapes_onnx.items()}
                   for _ in range(args.check)]
         rep = compare_with_onnx(args.model, out, xs)
         result["parity"] = {"samples": rep.samples, "outputs": [vars(o) for o in rep.outputs], "passes": rep.passes()}
@@ -112,8 +123,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _versus(args: argparse.Namespace, packed, shapes) -> dict:
-    """ORT float vs ORT INT8 vs LiteRT INT8 (row pairs and plain), interleaved, as ``edgesense.runtime`` runs
-    them: ``Model.run`` on the float input for the ONNX models, on its int8 quantization for LiteRT."""
+    """ORT float vs ORT INT8 vs LiteRT INT8 (as exported, without row pairs and, for ``--input-layout nwhc``,
+    with the ONNX layout), interleaved, as ``edgesense.runtime`` runs them: ``Model.run`` on the float input
+    for the ONNX models, on its int8 quantization in each model's own layout for LiteRT."""
     import os
     import tempfile
     from pathlib import Path
@@ -123,25 +135,33 @@ def _versus(args: argparse.Namespace, packed, shapes) -> dict:
     from edgesense.runtime import load_model
     from edgesense.runtime.model import quantize
 
+    nwhc = args.input_layout != "onnx"
     with tempfile.TemporaryDirectory() as tmp:
+        models = {"ORT float": load_model(args.versus, threads=1), "ORT INT8": load_model(args.model, threads=1),
+                  f"LiteRT INT8 ({args.input_layout} input)" if nwhc else "LiteRT INT8 (row pairs)":
+                      load_model(packed, threads=1)}
+        if nwhc:
+            onnx_layout = export_tflite(args.model, Path(tmp) / "onnx.tflite", io_dtype=args.io_dtype,
+                                        input_shapes=shapes, pair_rows=not args.no_pair_rows)
+            models["LiteRT INT8 (onnx input)"] = load_model(onnx_layout, threads=1)
         plain = export_tflite(args.model, Path(tmp) / "plain.tflite", io_dtype=args.io_dtype, input_shapes=shapes,
                               pair_rows=False)
-        models = {"ORT float": load_model(args.versus, threads=1), "ORT INT8": load_model(args.model, threads=1),
-                  "LiteRT INT8 (row pairs)": load_model(packed, threads=1),
-                  "LiteRT INT8 (plain)": load_model(plain, threads=1)}
-    lite = models["LiteRT INT8 (row pairs)"]
+        models["LiteRT INT8 (plain)"] = load_model(plain, threads=1)
     rng = np.random.default_rng(0)
-    feeds = {s.name: rng.standard_normal(s.concrete_shape()).astype(np.float32) for s in lite.input_specs}
-    raw = {s.name: quantize(feeds[s.name], s.scale, s.zero_point, s.dtype) if s.quantized else feeds[s.name]
-           for s in lite.input_specs}
+    feeds = {s.name: rng.standard_normal(s.concrete_shape()).astype(np.float32) for s in models["ORT float"].input_specs}
     cases = {}
     for name, m in models.items():
         if m.backend == "litert":
-            cases[name] = (lambda m=m: m.run(raw, raw=True))
+            # the int8 input in the model's own layout (what a caller keeping its data in that layout passes)
+            raw = {}
+            for s in m.input_specs:
+                x = feeds[s.name] if s.perm is None else np.ascontiguousarray(feeds[s.name].transpose(s.perm))
+                raw[s.name] = quantize(x, s.scale, s.zero_point, s.dtype) if s.quantized else x
+            cases[name] = (lambda m=m, raw=raw: m.run(raw, raw=True))
         else:
             cases[name] = (lambda m=m: m.run(feeds))
-    return {"rounds": args.rounds, "calls": 100, "load_average": [round(v, 2) for v in os.getloadavg()],
-            "cases": interleaved(cases, rounds=args.rounds, calls=100)}
+    return {"rounds": args.rounds, "calls": args.calls, "load_average": [round(v, 2) for v in os.getloadavg()],
+            "cases": interleaved(cases, rounds=args.rounds, calls=args.calls)}
 
 
 if __name__ == "__main__":

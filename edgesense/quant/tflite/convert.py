@@ -22,6 +22,7 @@ keep the ONNX shapes, so a ``.tflite`` and its ``.onnx`` take and return the sam
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -33,8 +34,13 @@ from tflite import ActivationFunctionType as Act_, BuiltinOperator as Op, Paddin
 
 from edgesense.errors import ModelError
 from edgesense.quant.tflite.flatbuffer import ModelBuilder, QuantParams
+from edgesense.runtime.litert_backend import INPUT_LAYOUT_METADATA
 
-__all__ = ["convert_qdq_model", "SUPPORTED_OPS"]
+__all__ = ["convert_qdq_model", "SUPPORTED_OPS", "INPUT_LAYOUTS", "INPUT_LAYOUT_METADATA"]
+
+#: ``input_layout`` choices: "onnx" (the .tflite takes the ONNX shapes) or "nwhc" (a rank-4 NCHW input is taken
+#: as (N, W, H, C), each column of the image contiguous; see ``_Converter._cols_conv``)
+INPUT_LAYOUTS = ("onnx", "nwhc")
 
 SOFTMAX_QP = QuantParams.make(1.0 / 256.0, -128)
 LOGISTIC_QP = QuantParams.make(1.0 / 256.0, -128)
@@ -56,7 +62,8 @@ class _Act:
     qp: QuantParams
     shape: tuple[int, ...]  # the ONNX shape
     # "plain" (as ONNX), "nhwc" (rank 3/4 stored NHWC), "flat" (NHWC flattened), "hpair" (rank 4 stored
-    # NHWC with each pair of rows side by side in the channels: (N, H/2, W, 2*C), see _Converter._row_pair_conv)
+    # NHWC with each pair of rows side by side in the channels: (N, H/2, W, 2*C), see _Converter._row_pair_conv),
+    # "cols" (rank 4 stored (N, W, H, C): column by column, see _Converter._cols_conv)
     layout: str
     src4: tuple[int, ...] | None = None  # for "flat": the NCHW shape that was flattened
 
@@ -85,6 +92,9 @@ def _stored_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
     if layout == "hpair":
         n, c, h, w = shape
         return (n, h // 2, w, 2 * c)
+    if layout == "cols":
+        n, c, h, w = shape
+        return (n, w, h, c)
     return tuple(shape)
 
 
@@ -107,8 +117,10 @@ def _attrs(node: onnx.NodeProto) -> dict:
 
 class _Converter:
     def __init__(self, model: onnx.ModelProto, io_dtype: str, input_shapes: dict | None = None,
-                 precise_requantize: bool = True, pair_rows: bool = True) -> None:
+                 precise_requantize: bool = True, pair_rows: bool = True, input_layout: str = "onnx") -> None:
         self.io_dtype = io_dtype
+        self.input_layout = input_layout
+        self.input_perms: dict[str, list[int]] = {}
         self.precise_requantize = precise_requantize
         self.pair_rows = pair_rows
         # a symbolic batch stays resizable: shape constants then say -1 where the batch leads
@@ -161,6 +173,8 @@ class _Converter:
         self.fb.inputs = [order[i.name] for i in self.graph.input if i.name in order]  # ONNX input order
         for out in self.graph.output:
             self.fb.outputs.append(self._graph_output(out.name))
+        if self.input_perms:
+            self.fb.metadata[INPUT_LAYOUT_METADATA] = json.dumps(self.input_perms, sort_keys=True).encode()
         return self.fb.serialize()
 
     def _is_shape_arithmetic(self, node: onnx.NodeProto) -> bool:
@@ -246,6 +260,13 @@ class _Converter:
             return a
         if a.layout == "hpair":  # only the max pool that _row_pair_plan checked reads row pairs
             raise ModelError(f"internal: {self.fb.tensors[a.index].name!r} holds row pairs; only a row max pool reads them")
+        if a.layout == "cols":
+            key = (a.index, "nhwc")
+            if key not in self.views:
+                name = self.fb.tensors[a.index].name + "/nhwc"
+                index = self._permute(a.index, self.fb.shape(a.index), (0, 2, 1, 3), a.qp, name)
+                self.views[key] = _Act(index, a.qp, a.shape, "nhwc")
+            return self.views[key]
         a = self._plain(a)
         key = (a.index, "nhwc")
         if key not in self.views:
@@ -265,6 +286,10 @@ class _Converter:
         if a.layout == "hpair":
             self._nhwc(a)  # raises
         key = (a.index, "plain")
+        if key not in self.views and a.layout == "cols":
+            index = self._permute(a.index, self.fb.shape(a.index), (0, 3, 2, 1), a.qp,
+                                  self.fb.tensors[a.index].name + "/nchw")
+            self.views[key] = _Act(index, a.qp, a.shape, "plain")
         if key not in self.views:
             name = self.fb.tensors[a.index].name + "/nchw"
             n, c, h, w = _nchw4(a.shape) if a.layout == "nhwc" else a.src4
@@ -371,12 +396,18 @@ class _Converter:
 
     def _graph_input(self, name: str, qp: QuantParams, q_name: str) -> _Act:
         shape = self._shape(name)
+        layout = "plain"
+        if self.input_layout == "nwhc":
+            if len(shape) != 4:
+                raise ModelError(f"input_layout 'nwhc' needs rank-4 (N, C, H, W) inputs; {name!r} has shape {list(shape)}")
+            layout = "cols"
+            self.input_perms[name] = [0, 3, 2, 1]
         if self.io_dtype == "float32":
-            fi = self.fb.add_tensor(name, shape, np.float32)
-            act = self._new_act(q_name, shape, "plain", qp)
+            fi = self.fb.add_tensor(name, _stored_shape(shape, layout), np.float32)
+            act = self._new_act(q_name, shape, layout, qp)
             self.fb.add_operator(Op.QUANTIZE, [fi], [act.index], version=2)
         else:
-            act = self._new_act(name, shape, "plain", qp)
+            act = self._new_act(name, shape, layout, qp)
             fi = act.index
         self._mark_dynamic_batch(fi)
         self.fb.inputs.append(fi)
@@ -464,6 +495,10 @@ class _Converter:
             explicit_pads = _same_pads((h, wd), (kh, kw), strides, dil)
         else:
             explicit_pads = list(explicit) if explicit is not None else [0, 0, 0, 0]
+        if x.layout == "cols" and group == 1 and kw == 1 and strides[1] == 1 and not explicit_pads[1] \
+                and not explicit_pads[3]:
+            self._cols_conv(node, x, W, w, strides, dil, explicit_pads)
+            return
         plan = self._row_pair_plan(node, x, W, group, strides, dil, explicit_pads)
         if plan is not None:
             self._row_pair_conv(node, x, W, w, strides, dil[1], explicit_pads, plan)
@@ -508,7 +543,9 @@ class _Converter:
         position (``m = 2``, 2*O output channels), which only pays when a 2x2-style max pool with stride 2
         down the rows follows and can read the pairs directly (_pool); otherwise None.
         """
-        if not self.pair_rows or x.layout != "plain" or len(x.shape) != 4 or (x.index, "nhwc") in self.views:
+        if not self.pair_rows or x.layout not in ("plain", "cols") or len(x.shape) != 4:
+            return None
+        if x.layout == "plain" and (x.index, "nhwc") in self.views:
             return None
         n, c, h, wd = x.shape
         O, _, kh, kw = W.shape
@@ -516,7 +553,7 @@ class _Converter:
             return None
         if strides[0] == 2:
             m = 1
-        elif strides[0] == 1 and self._pair_pool_follows(node):
+        elif strides[0] == 1 and x.layout == "plain" and self._pair_pool_follows(node):
             m = 2
         else:
             return None
@@ -598,14 +635,7 @@ class _Converter:
         src = self._reshape(src, (n, c, hq, g, wd), x.qp, name + "/pairs5d")
         src = self._permute(src, (n, c, hq, g, wd), (0, 2, 4, 3, 1), x.qp, name + "/pairs")
         xin = self._reshape(src, (n, hq, wd, g * c), x.qp, name + "/paired")
-        packed = np.zeros((m, O, taps, kw, g, c), np.int8)
-        for t in range(m):
-            for a in range(taps):
-                for r in range(g):
-                    k = (a + tmin) * g + r + off - sh * t + pt
-                    if 0 <= k < kh:
-                        packed[t, :, a, :, r, :] = W[:, :, k, :].transpose(0, 2, 1)
-        packed = packed.reshape(m * O, taps, kw, g * c)
+        packed = _pack_row_pairs(W, plan, sh, pt)
         qp_out, fused, out_name = self._output_grid(node)
         self._check_weight(w, node)
         if w.qp.per_tensor:
@@ -622,6 +652,64 @@ class _Converter:
             Op.CONV_2D, [xin, wi, bi], [out.index], "Conv2DOptions", version=3,
             Padding=Padding.SAME if same else Padding.VALID, StrideW=strides[1], StrideH=1,
             DilationWFactor=dil_w, DilationHFactor=1, FusedActivationFunction=fused,
+        )
+        self.vals[out_name] = out
+
+    # ------------------------------------------------------------------ column-major input ("cols")
+
+    def _cols_conv(self, node: onnx.NodeProto, x: _Act, W: np.ndarray, w: _Const, strides: list[int],
+                   dil: list[int], pads: list[int]) -> None:
+        """A convolution along the rows only (kernel width 1, no stride or padding along the columns) of an
+        activation stored column by column, (N, W, H, C): the same convolution with the kernel turned to
+        (1, kh) along the stored width, so nothing is transposed. Three cases, each summing the same
+        integers with the same weights as the NHWC convolution (bit-identical outputs):
+
+        * a first convolution on at most 4 channels with stride 2 down the rows reads pairs of rows packed
+          into the channels (as ``_row_pair_conv``), here a free RESHAPE (N, W, H/2, 2*C);
+        * a convolution over the whole height (kh = H, no row padding) is a 1x1 convolution of the
+          RESHAPE (N, 1, W, H*C) -- one column's rows and channels are one contiguous vector -- and its
+          output (N, 1, W, O) is the NHWC tensor that later (time) layers read;
+        * otherwise a (1, kh) convolution, row padding along the stored width (SAME where it matches,
+          else PAD with the zero point).
+        """
+        n, c, h, wd = x.shape
+        O, _, kh, _ = W.shape
+        sh, dh, pt, pb = strides[0], dil[0], pads[0], pads[2]
+        name = node.name or node.output[0]
+        self._check_weight(w, node)
+        plan = self._row_pair_plan(node, x, W, 1, strides, dil, pads)
+        qp_out, fused, out_name = self._output_grid(node)
+        out_shape = self._shape(node.output[0])
+        wqp = QuantParams(w.qp.scale, w.qp.zero_point, 0)
+        bi = self._bias(node, 2, x.qp, w.qp, O)
+        src, layout = x.index, "cols"
+        if plan is not None:
+            top, bottom = plan["top"], plan["bottom"]
+            packed = _pack_row_pairs(W, plan, sh, pt)            # (O, taps, 1, 2C)
+            taps = plan["taps"]
+            same = top % 2 == 0 and bottom % 2 == 0 and _same_pads((wd, h // 2), (1, taps), [1, 1], [1, 1]) == [
+                0, top // 2, 0, bottom // 2]
+            hp = h if same else h + top + bottom
+            if not same and (top or bottom):
+                src = self._pad(x, [(0, 0), (0, 0), (top, bottom), (0, 0)], name, layout="cols").index
+            src = self._reshape(src, (n, wd, hp // 2, 2 * c), x.qp, name + "/paired")
+            Wt = packed.transpose(0, 2, 1, 3)                    # (O, 1, taps, 2C)
+            padding, sw, dw = (Padding.SAME if same else Padding.VALID), 1, 1
+        elif pt == pb == 0 and (kh - 1) * dh + 1 == h:            # the whole height: a 1x1 convolution
+            src = self._reshape(src, (n, 1, wd, h * c), x.qp, name + "/columns")
+            Wt = W[:, :, :, 0].transpose(0, 2, 1).reshape(O, 1, 1, kh * c)
+            padding, sw, dw, layout = Padding.VALID, 1, 1, "nhwc"
+        else:
+            padding, explicit = _padding_mode((wd, h), (1, kh), [1, sh], [1, dh], [0, pt, 0, pb], b"NOTSET")
+            if explicit is not None:
+                src = self._pad(x, [(0, 0), (0, 0), (explicit[1], explicit[3]), (0, 0)], name, layout="cols").index
+            Wt = W.transpose(0, 3, 2, 1)                         # (O, 1, kh, C)
+            sw, dw = sh, dh
+        wi = self.fb.add_tensor(w.name, Wt.shape, np.int8, wqp, np.ascontiguousarray(Wt, np.int8))
+        out = self._new_act(out_name, out_shape, layout, qp_out)
+        self.fb.add_operator(
+            Op.CONV_2D, [src, wi, bi], [out.index], "Conv2DOptions", version=3,
+            Padding=padding, StrideW=sw, StrideH=1, DilationWFactor=dw, DilationHFactor=1, FusedActivationFunction=fused,
         )
         self.vals[out_name] = out
 
@@ -795,7 +883,9 @@ class _Converter:
         qp_out, fused, out_name = self._output_grid(node)
         rank = len(out_shape)
         same = all(len(a.shape) == rank for a in acts)
-        if rank in (3, 4) and same and any(a.layout == "nhwc" for a in acts):
+        if rank == 4 and same and all(a.layout == "cols" for a in acts):
+            layout = "cols"
+        elif rank in (3, 4) and same and any(a.layout == "nhwc" for a in acts):
             layout = "nhwc"
         elif len(acts) == 2 and acts[0].layout == acts[1].layout == "flat" and acts[0].src4 == acts[1].src4:
             layout = "flat"
@@ -804,7 +894,7 @@ class _Converter:
         indices = []
         for v in vals:
             if isinstance(v, _Act):
-                a = self._nhwc(v) if layout == "nhwc" else (v if layout == "flat" else self._plain(v))
+                a = self._nhwc(v) if layout == "nhwc" else (v if layout in ("flat", "cols") else self._plain(v))
                 indices.append(a.index)
             else:
                 indices.append(self._operand_const(v, rank, layout, acts[0].src4))
@@ -819,6 +909,8 @@ class _Converter:
         q = q.reshape((1,) * (rank - q.ndim) + q.shape)
         if layout == "nhwc":
             q = q.reshape(_nchw4(q.shape)).transpose(0, 2, 3, 1)
+        elif layout == "cols":
+            q = q.transpose(0, 3, 2, 1)
         elif layout == "flat":
             q = np.broadcast_to(q, (q.shape[0], src4[1] * src4[2] * src4[3]))[:, _flat_perm(src4)]
         q = np.ascontiguousarray(q, dtype=np.int8)
@@ -921,10 +1013,14 @@ class _Converter:
         index = self._permute(x.index, x.shape, perm, x.qp, node.output[0])
         self.vals[node.output[0]] = _Act(index, x.qp, tuple(x.shape[p] for p in perm), "plain")
 
-    def _pad(self, x: _Act, stored_pads: list[tuple[int, int]], name: str) -> _Act:
+    def _pad(self, x: _Act, stored_pads: list[tuple[int, int]], name: str, layout: str = "nhwc") -> _Act:
+        """PAD of the stored tensor with the zero point; ``layout`` "nhwc" or "cols" (rank 4), as ``x`` is stored."""
         shape = tuple(d + a + b for d, (a, b) in zip(self.fb.shape(x.index), stored_pads))
         out = self.fb.add_tensor(name + "/pad", shape, np.int8, x.qp)
         self.fb.add_operator(Op.PAD, [x.index, self._int32_const(name + "/paddings", stored_pads)], [out], version=2)
+        if layout == "cols":
+            n, w, h, c = shape
+            return _Act(out, x.qp, (n, c, h, w), "cols")
         n, h, w, c = shape
         onnx_shape = (n, c, h, w) if len(x.shape) == 4 else (n, c, w)
         return _Act(out, x.qp, onnx_shape, "nhwc")
@@ -1012,6 +1108,22 @@ class _Converter:
         self.fb.add_operator(Op.CONCATENATION, [a.index for a in ins], [out.index], "ConcatenationOptions",
                              version=2, Axis=stored_axis, FusedActivationFunction=fused)
         self.vals[out_name] = out
+
+
+def _pack_row_pairs(W: np.ndarray, plan: dict, sh: int, pt: int) -> np.ndarray:
+    """Weights (m*O, taps, kw, 2*C) of a convolution ``W`` (O, C, kh, kw) on row pairs (see
+    ``_Converter._row_pair_conv``): tap ``a``, row ``r`` of the pair holds original row
+    ``k = (a + tmin)*2 + r + off - sh*t + pt`` for output row ``t`` of the ``m`` per pair, 0 outside the kernel."""
+    m, off, tmin, taps = plan["m"], plan["off"], plan["tmin"], plan["taps"]
+    O, c, kh, kw = W.shape
+    packed = np.zeros((m, O, taps, kw, 2, c), np.int8)
+    for t in range(m):
+        for a in range(taps):
+            for r in range(2):
+                k = (a + tmin) * 2 + r + off - sh * t + pt
+                if 0 <= k < kh:
+                    packed[t, :, a, :, r, :] = W[:, :, k, :].transpose(0, 2, 1)
+    return packed.reshape(m * O, taps, kw, 2 * c)
 
 
 def _bcast(qp: QuantParams, ndim: int, zp: bool = False) -> np.ndarray:
@@ -1138,7 +1250,8 @@ def _with_static_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[in
 
 
 def convert_qdq_model(model: onnx.ModelProto, io_dtype: str = "int8",
-                      input_shapes: dict[str, tuple[int, ...]] | None = None, pair_rows: bool = True) -> bytes:
+                      input_shapes: dict[str, tuple[int, ...]] | None = None, pair_rows: bool = True,
+                      input_layout: str = "onnx") -> bytes:
     """Translate a QDQ INT8 ONNX model into ``.tflite`` flatbuffer bytes (see module docstring).
 
     ``input_shapes`` fixes symbolic input dimensions (e.g. a streaming block length); the rest become 1.
@@ -1147,4 +1260,6 @@ def convert_qdq_model(model: onnx.ModelProto, io_dtype: str = "int8",
     """
     if io_dtype not in ("int8", "float32"):
         raise ModelError(f"io_dtype must be 'int8' or 'float32', got {io_dtype!r}")
-    return _Converter(model, io_dtype, input_shapes, pair_rows=pair_rows).run()
+    if input_layout not in INPUT_LAYOUTS:
+        raise ModelError(f"input_layout must be one of {', '.join(INPUT_LAYOUTS)}, got {input_layout!r}")
+    return _Converter(model, io_dtype, input_shapes, pair_rows=pair_rows, input_layout=input_layout).run()

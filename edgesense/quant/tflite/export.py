@@ -33,6 +33,7 @@ def export_tflite(
     input_shapes: dict[str, tuple[int, ...]] | None = None,
     pair_rows: bool = True,
     channel_last: bool = False,
+    input_layout: str = "onnx",
 ) -> Path:
     """Convert a QDQ INT8 ONNX model to a full-integer LiteRT/TFLite model at ``out_path``.
 
@@ -45,9 +46,14 @@ def export_tflite(
     channels (same outputs bit for bit, faster on XNNPACK; ``docs/tflite-export.md``).
     ``channel_last`` (streaming models) gives the inputs and outputs the graph's own (1, 1, L, C) layout and
     drops their RESHAPE/TRANSPOSE operators (same numbers; :mod:`edgesense.quant.tflite.state_layout`).
+    ``input_layout="nwhc"`` takes a rank-4 ONNX input ``(N, C, H, W)`` as ``(N, W, H, C)`` instead (the
+    ONNX array ``.transpose(0, 3, 2, 1)``, recorded in the model's metadata, which ``edgesense.runtime``
+    reads): no input TRANSPOSE, and convolutions along H only run column by column without one (same
+    outputs for the transposed input; ``docs/tflite-export.md`` §6).
     Raises :class:`~edgesense.errors.ModelError` for unsupported graphs.
     """
-    data = convert_qdq_model(_load(qdq_onnx), io_dtype=io_dtype, input_shapes=input_shapes, pair_rows=pair_rows)
+    data = convert_qdq_model(_load(qdq_onnx), io_dtype=io_dtype, input_shapes=input_shapes, pair_rows=pair_rows,
+                             input_layout=input_layout)
     if channel_last:
         from edgesense.quant.tflite.state_layout import channel_last_states
 

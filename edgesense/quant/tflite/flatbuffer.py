@@ -99,6 +99,8 @@ class ModelBuilder:
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
     signature_key: str = "serving_default"
+    #: model metadata (name -> bytes), written as the schema's ``Model.metadata`` entries
+    metadata: dict[str, bytes] = field(default_factory=dict)
     _names: set[str] = field(default_factory=set)
 
     def add_tensor(
@@ -164,7 +166,12 @@ class ModelBuilder:
     def serialize(self) -> bytes:
         """The complete model as flatbuffer bytes (file identifier ``TFL3``)."""
         b = flatbuffers.Builder(1024 + sum(len(x) for x in self.buffers))
-        buffer_offsets = [self._write_buffer(b, data) for data in self.buffers]
+        buffers = list(self.buffers)
+        meta_buffers = []
+        for value in self.metadata.values():
+            buffers.append(bytes(value))
+            meta_buffers.append(len(buffers) - 1)
+        buffer_offsets = [self._write_buffer(b, data) for data in buffers]
         tensor_offsets = [self._write_tensor(b, t) for t in self.tensors]
         code_list = sorted(self.opcodes)
         code_index = {c: i for i, c in enumerate(code_list)}
@@ -192,6 +199,14 @@ class ModelBuilder:
             code_offsets.append(tflite.OperatorCodeEnd(b))
 
         signature = self._write_signature(b)
+        meta_offsets = []
+        for key, buffer in zip(self.metadata, meta_buffers):
+            key_offset = b.CreateString(key)
+            tflite.MetadataStart(b)
+            tflite.MetadataAddName(b, key_offset)
+            tflite.MetadataAddBuffer(b, buffer)
+            meta_offsets.append(tflite.MetadataEnd(b))
+        meta_vec = self._vector_of_offsets(b, tflite.ModelStartMetadataVector, meta_offsets) if meta_offsets else None
 
         description = b.CreateString(self.description)
         codes_vec = self._vector_of_offsets(b, tflite.ModelStartOperatorCodesVector, code_offsets)
@@ -205,6 +220,8 @@ class ModelBuilder:
         tflite.ModelAddDescription(b, description)
         tflite.ModelAddBuffers(b, buffers_vec)
         tflite.ModelAddSignatureDefs(b, signatures_vec)
+        if meta_vec is not None:
+            tflite.ModelAddMetadata(b, meta_vec)
         model = tflite.ModelEnd(b)
         b.Finish(model, file_identifier=b"TFL3")
         return bytes(b.Output())
@@ -346,4 +363,8 @@ def read_model(data: bytes) -> ModelBuilder:
                         [int(k) for k in op.OutputsAsNumpy()], name, code.Version(), **options)
     fb.inputs = [int(k) for k in graph.InputsAsNumpy()]
     fb.outputs = [int(k) for k in graph.OutputsAsNumpy()]
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        buf = model.Buffers(entry.Buffer())
+        fb.metadata[entry.Name().decode()] = buf.DataAsNumpy().tobytes() if buf.DataLength() else b""
     return fb

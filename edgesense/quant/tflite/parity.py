@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -101,9 +102,14 @@ def compare_with_onnx(
     ort_level: str = "basic",
     xnnpack: bool = True,
 ) -> ParityReport:
-    """Run both models on every sample of ``inputs`` (float arrays in the ONNX input shapes)."""
+    """Run both models on every sample of ``inputs`` (float arrays in the ONNX input shapes; an input the
+    ``.tflite`` takes in another layout, ``input_layout="nwhc"``, is transposed for it)."""
+    from edgesense.runtime.litert_backend import input_perms
+
     sess = ort_session(qdq_onnx, level=ort_level)
     it = tflite_interpreter(tflite_model, xnnpack=xnnpack)
+    perms = input_perms(bytes(tflite_model) if isinstance(tflite_model, (bytes, bytearray))
+                        else Path(tflite_model).read_bytes())
     t_in = {d["name"]: d for d in it.get_input_details()}
     t_out = {d["name"]: d for d in it.get_output_details()}
     o_in = [i.name for i in sess.get_inputs()]
@@ -119,14 +125,16 @@ def compare_with_onnx(
         ort_feed = {}
         for name in o_in:
             d = t_in[name]
-            x = np.asarray(feed[name], np.float32).reshape(d["shape"])
+            perm = perms.get(name)
+            shape = list(d["shape"]) if perm is None else [int(d["shape"][perm.index(i)]) for i in range(len(perm))]
+            x = np.asarray(feed[name], np.float32).reshape(shape)
             if d["dtype"] == np.int8:
                 s, z = d["quantization"]
                 xq = _quantize(x, s, z)
-                it.set_tensor(d["index"], xq)
+                it.set_tensor(d["index"], xq if perm is None else np.ascontiguousarray(xq.transpose(perm)))
                 ort_feed[name] = ((xq.astype(np.float32) - z) * np.float32(s)).astype(np.float32)
             else:
-                it.set_tensor(d["index"], x)
+                it.set_tensor(d["index"], x if perm is None else np.ascontiguousarray(x.transpose(perm)))
                 ort_feed[name] = x
         it.invoke()
         ys = dict(zip(o_out, sess.run(o_out, ort_feed)))

@@ -85,3 +85,29 @@ def test_exported_per_tensor_params_use_dimension_0(tmp_path):
         else:
             per_channel += 1
     assert per_tensor > 5 and per_channel > 3
+
+
+def test_metadata_is_written_read_back_and_leaves_the_graph_alone():
+    """``ModelBuilder.metadata`` entries land in the schema's ``Model.metadata`` (read by the schema package, by
+    ``read_model`` and by the runtime's dependency-free reader); the graph runs as without them."""
+    from edgesense.quant.tflite.flatbuffer import read_model
+    from edgesense.runtime.tflite_metadata import read_metadata
+
+    plain, _, _ = _fc_model()
+    fb = read_model(plain)
+    assert fb.metadata == {} and read_metadata(plain) == {} and tflite.Model.GetRootAs(plain, 0).MetadataLength() == 0
+    fb.metadata = {"edgesense.a": b'{"x": [0, 1]}', "other": b"\x00\x01\x02", "empty": b""}
+    data = fb.serialize()
+    model = tflite.Model.GetRootAs(data, 0)
+    names = {model.Metadata(i).Name().decode(): model.Metadata(i).Buffer() for i in range(model.MetadataLength())}
+    assert sorted(names) == ["edgesense.a", "empty", "other"]
+    assert model.Buffers(names["other"]).DataAsNumpy().tobytes() == b"\x00\x01\x02"
+    assert read_model(data).metadata == fb.metadata == read_metadata(data)
+    x = np.array([[3, -7, 0, 12]], np.int8)
+    outs = []
+    for content in (plain, data):
+        it = tflite_interpreter(content)
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        outs.append(it.get_tensor(it.get_output_details()[0]["index"]))
+    np.testing.assert_array_equal(outs[0], outs[1])
