@@ -151,30 +151,11 @@ def _interpolation_filter(factor: int) -> np.ndarray:
     return signal.firwin(2 * _HALF_TAPS * factor + 1, 1.0 / factor, window=("kaiser", 5.0)) * factor
 
 
-def _fir_phase(src: np.ndarray, taps: np.ndarray, lo: int, width: int, acc: np.ndarray, tmp: np.ndarray) -> None:
-    """``acc[:, j] = sum_d taps[d + 10] * src[:, lo + j - d]`` for d = -10 .. 9 and j < width.
-
-    Symmetric taps (``taps[d] == taps[-1 - d]``, the middle phase) are applied to sums of sample pairs.
-    """
-    a = acc[:, :width]
-    t = tmp[:, :width]
-    half = len(taps) // 2
-    if np.array_equal(taps, taps[::-1]):
-        for d in range(half):                                 # taps[half + d] == taps[half - 1 - d]
-            np.add(src[:, lo - d:lo - d + width], src[:, lo + 1 + d:lo + 1 + d + width], out=t if d else a)
-            if d:
-                t *= taps[half + d]
-                a += t
-            else:
-                a *= taps[half]
-        return
-    for j, g in enumerate(taps):
-        d = j - half
-        if j == 0:
-            np.multiply(src[:, lo - d:lo - d + width], g, out=a)
-        else:
-            np.multiply(src[:, lo - d:lo - d + width], g, out=t)
-            a += t
+# OpenBLAS runs a matrix product m x k x n on one thread when m n k <= 4 * 65536; larger ones start
+# threads whose spinning costs more CPU time than the product itself on a 2-core host
+_GEMM_SINGLE_THREAD = 4 * 65536
+_SUB = 8      # outputs per Toeplitz sub-block of the drive's FIR (each reads _SUB + 19 window samples)
+_TILE = 128   # rows per tile of the drive's window gather (a tile's rows stay in cache for the transpose)
 
 
 class _Drive:
@@ -184,73 +165,98 @@ class _Drive:
     computed phase by phase (polyphase): phase 0 keeps the samples (times the centre tap; the other
     phase-0 taps are the sinc's zeros, below 4e-17, and are left out), phase p > 0 is a 20-tap FIR of
     the 48 kHz samples. The input is zero outside the signal (the interpolation's tails there are
-    dropped: the amplifier is silent). Nothing the size of the upsampled signal is stored: each
-    block is interpolated from the rows' windows of 48 kHz samples, a tile of rows at a time.
-    Row r is signal ``sig[r]`` from signal sample ``segi[r] * seg - warm`` for ``length`` samples.
+    dropped: the amplifier is silent). Nothing the size of the upsampled signal is stored: for each
+    block the rows' windows of 48 kHz samples are gathered time-major, (samples, rows), and each FIR
+    phase is one batched matrix product: every ``_SUB`` consecutive outputs are a (``_SUB`` x
+    ``_SUB`` + 19) Toeplitz matrix of taps times ``_SUB`` + 19 window samples of all rows. The
+    result is already time-major, as the integrator reads it. Row r is signal ``sig[r]`` from signal
+    sample ``segi[r] * seg - warm`` for ``length`` samples.
     """
 
     def __init__(self, u: np.ndarray, factor: int, a: float, sig: np.ndarray, segi: np.ndarray, seg: int,
                  warm: int, length: int) -> None:
         nb, n = u.shape
-        self.k, self.n = factor, n
+        self.k, self.n, self.rows = factor, n, len(sig)
+        self.e = e = _HALF_TAPS if factor > 1 else 0
         if factor > 1:
             h = _interpolation_filter(factor)
             self.centre = a * h[_HALF_TAPS * factor]
-            self.taps = [a * h[_HALF_TAPS * factor + p + factor * np.arange(-_HALF_TAPS, _HALF_TAPS)]
-                         for p in range(1, factor)]
-            e = _HALF_TAPS
+            taps = [a * h[_HALF_TAPS * factor + p + factor * np.arange(-_HALF_TAPS, _HALF_TAPS)]
+                    for p in range(1, factor)]
         else:
-            self.centre, self.taps, e = a, [], 1
-        self.e = e
+            self.centre, taps = a, []
+        # phase p output j is sum_d taps[d + 10] w[e + j - d] (d = -10 .. 9, w the window); outputs
+        # j = _SUB q + s read window samples _SUB q + 1 + c (c < _SUB + 19) with weights T[s, c]
+        kk = _SUB + 2 * _HALF_TAPS - 1
+        self.toeplitz = []
+        for tp in taps:
+            t = np.zeros((_SUB, kk))
+            for s in range(_SUB):
+                t[s, s:s + 2 * _HALF_TAPS] = tp[::-1]
+            self.toeplitz.append(t)
+        self.cols = max(1, _GEMM_SINGLE_THREAD // (_SUB * kk))      # columns per product: one BLAS thread
         start = segi * seg - warm
-        span = length + 2 * e + 1                          # a row's whole window of 48 kHz samples
-        edge = (start - e < 0) | (start - e + span > n)    # rows that reach past a signal's ends
-        self.sig, self.segi, self.edge = sig, segi, edge
-        self.edge_pos = np.cumsum(edge) - 1
-        # rows at the ends: their windows copied once, zero-padded, with the in-signal mask
-        q = start[edge, None] - e + np.arange(span)
-        self.inside = (q >= 0) & (q < n)
-        self.edge_win = np.where(self.inside, u[sig[edge, None], np.clip(q, 0, n - 1)], 0.0)
-        # the other rows: a (signal, segment, time) view of u itself from the first such segment
-        inner = segi[~edge]
-        self.s0 = int(inner.min()) if len(inner) else 0
-        off = self.s0 * seg - warm - e
-        flat = u.reshape(-1)
-        self.view = (np.lib.stride_tricks.as_strided(flat[off:], (nb, n // seg + 2, span),
-                                                     (n * flat.itemsize, seg * flat.itemsize, flat.itemsize),
-                                                     writeable=False) if len(inner) else None)
+        self.flat = u.reshape(-1)
+        first = sig * n + start - e                                   # flat index of each row's window start
+        edge = (start - e < 0) | (start - e + length + 2 * e + 1 > n)  # windows that reach past a signal's ends
+        self.first = np.clip(first, 0, None)
+        self.edge_cols = np.nonzero(edge)[0]
+        self.edge_first = first[edge]
+        self.edge_start = start[edge]
+        self._bufs: tuple[np.ndarray, ...] | None = None
+
+    def _buffers(self, wd: int, n_out: int) -> tuple[np.ndarray, ...]:
+        """Window, phase-0 and FIR output buffers, allocated once (the first block is the widest) and reused."""
+        if self._bufs is None or self._bufs[0].shape[0] < wd or self._bufs[1].shape[0] < n_out:
+            self._bufs = (np.empty((wd, self.rows)), np.empty((n_out, self.rows)),
+                          *(np.empty((n_out, self.rows)) for _ in self.toeplitz))
+        return self._bufs
+
+    def _inside(self, lo: int, count: int) -> np.ndarray:
+        """(count, edge rows): row samples lo .. lo + count - 1 of the edge rows that lie inside their signal."""
+        q = self.edge_start[None, :] + np.arange(lo, lo + count)[:, None]
+        return (q >= 0) & (q < self.n)
 
     def block(self, k0: int, k1: int, out: np.ndarray) -> None:
         """``out[(k - k0) * factor + p, r]`` = a (u + u') for row samples k in [k0, k1), phase p
         (``out`` is time-major, (k1 - k0) * factor rows)."""
-        k_, e = self.k, self.e
+        k_, e, rows = self.k, self.e, self.rows
         width = k1 - k0
-        wd = width + 2 * e + 1
-        rows = len(self.sig)
-        out3 = out.reshape(width, k_, rows)
+        n_sub = -(-(width + 1) // _SUB) if k_ > 1 else 0
+        wd = max(width + 1 + 2 * e, n_sub * _SUB + 2 * _HALF_TAPS if k_ > 1 else 0)
+        flat = self.flat
+        bufs = self._buffers(wd, max(width + 1, n_sub * _SUB))
+        # the rows' windows, time-major: row samples k0 - e .. k0 - e + wd - 1
+        win = bufs[0][:wd]
+        last = len(flat) - wd
+        rolling = np.lib.stride_tricks.as_strided(flat, (last + 1, wd), (flat.itemsize, flat.itemsize),
+                                                  writeable=False)
+        starts = np.minimum(self.first + k0, last)
         for r0 in range(0, rows, _TILE):
             r1 = min(rows, r0 + _TILE)
-            edge = self.edge[r0:r1]
-            sig, segi = self.sig[r0:r1], self.segi[r0:r1]
-            if not edge.any():
-                win = self.view[sig, segi - self.s0, k0:k0 + wd]
-            else:
-                win = np.empty((r1 - r0, wd))
-                win[edge] = self.edge_win[self.edge_pos[r0:r1][edge], k0:k0 + wd]
-                if not edge.all():
-                    win[~edge] = self.view[sig[~edge], segi[~edge] - self.s0, k0:k0 + wd]
-            phases = [np.multiply(win[:, e:e + width + 1], self.centre)]
-            flat = win.reshape(1, -1)                      # FIR over the tile as one contiguous signal:
-            for taps in self.taps:                         # only each row's inner columns are kept
-                acc = np.empty((1, flat.shape[1]))
-                _fir_phase(flat, taps, e, flat.shape[1] - 2 * e, acc, np.empty_like(acc))
-                ph = acc.reshape(r1 - r0, wd)[:, :width + 1]
-                if edge.any():
-                    ph[edge] *= self.inside[self.edge_pos[r0:r1][edge], k0 + e:k0 + e + width + 1]
-                phases.append(ph)
-            phases.append(phases[0][:, 1:])
-            for p in range(k_):
-                np.add(phases[p][:, :width].T, phases[p + 1][:, :width].T, out=out3[:, p, r0:r1])
+            win[:, r0:r1] = rolling[starts[r0:r1]].T
+        ec = self.edge_cols
+        if len(ec):                                                    # exact windows, zero outside the signal
+            idx = self.edge_first[None, :] + np.arange(k0, k0 + wd)[:, None]
+            win[:, ec] = np.where(self._inside(k0 - e, wd), np.take(flat, idx, mode="clip"), 0.0)
+        phases = [np.multiply(win[e:e + width + 1], self.centre, out=bufs[1][:width + 1])]
+        for t, buf in zip(self.toeplitz, bufs[2:]):
+            ph = buf[:n_sub * _SUB]
+            ph3 = ph.reshape(n_sub, _SUB, rows)
+            kk = t.shape[1]
+            st = win.strides
+            for c0 in range(0, rows, self.cols):                     # products small enough for one thread
+                c1 = min(rows, c0 + self.cols)
+                src = np.lib.stride_tricks.as_strided(win[1:, c0:c1], (n_sub, kk, c1 - c0),
+                                                      (_SUB * st[0], st[0], st[1]), writeable=False)
+                np.matmul(t, src, out=ph3[:, :, c0:c1])
+            if len(ec):
+                ph[:width + 1, ec] = np.where(self._inside(k0, width + 1), ph[:width + 1, ec], 0.0)
+            phases.append(ph)
+        phases.append(phases[0][1:])
+        out3 = out.reshape(width, k_, rows)
+        for p in range(k_):
+            np.add(phases[p][:width], phases[p + 1][:width], out=out3[:, p])
 
 
 class _Batch:
@@ -329,7 +335,6 @@ def _output_array(shape: tuple[int, int], dtype: type = np.float32) -> np.ndarra
 
 
 _BLOCK = 256  # time steps gathered and scattered at once (keeps transposes cache-friendly)
-_TILE = 64    # rows per tile of the drive's interpolation (a tile's window stays in cache)
 
 
 def _integrate(batch: _Batch, n: int, gather, scatter, oversample: int, desc: str | None = None) -> None:
@@ -389,6 +394,10 @@ def _steps(batch, k_start, k_stop, auu, coeffs, oversample, state, t, out_i, out
     C4, C3, C2, C1, C0, l0r, r2g = coeffs
     xs, xc, bt, lr, lam, eta, dd, ph, e, p = t
     b = batch
+    lo, hi, l0l1, l0l2, lam1, d0, d1, d2 = b.lo, b.hi, b.l0l1, b.l0l2, b.lam1, b.d0, b.d1, b.d2
+    f0, f1, f2, c2b, gz, m2 = b.f0, b.f1, b.f2, b.c2b, b.gz, b.m2
+    # ufuncs with positional outputs: the same operations, about 0.4 us less call overhead each
+    add, sub, mul, div, vmax, vmin = np.add, np.subtract, np.multiply, np.divide, np.maximum, np.minimum
     w, z, w_new = state[:3]
     scratch = state[3:5], state[5:7]
     last = oversample - 1
@@ -399,32 +408,32 @@ def _steps(batch, k_start, k_stop, auu, coeffs, oversample, state, t, out_i, out
                 i_new, xi_new = out_i[k + 1], out_x[k + 1]
             else:
                 i_new, xi_new = scratch[m % 2]
-            np.add(xi, w, out=xs)                                   # predicted mid-step xi, clipped
-            np.maximum(xs, b.lo, out=xc)
-            np.minimum(xc, b.hi, out=xc)
+            add(xi, w, xs)                                          # predicted mid-step xi, clipped
+            vmax(xs, lo, out=xc)
+            vmin(xc, hi, out=xc)
             # beta = Xmax Bl*, Lr = L* + R, lam = Xmax L'*, eta = beta + lam i
-            np.multiply(xc, C4, out=bt); bt += C3; bt *= xc; bt += C2; bt *= xc  # noqa: E702
-            bt += C1; bt *= xc; bt += C0  # noqa: E702
-            np.multiply(xc, b.l0l2, out=lr); lr += b.l0l1; lr *= xc; lr += l0r  # noqa: E702
-            np.multiply(xc, b.lam1, out=lam); lam += b.l0l1  # noqa: E702
-            np.multiply(lam, i, out=eta); eta += bt  # noqa: E702
+            mul(xc, C4, bt); add(bt, C3, bt); mul(bt, xc, bt); add(bt, C2, bt); mul(bt, xc, bt)  # noqa: E702
+            add(bt, C1, bt); mul(bt, xc, bt); add(bt, C0, bt)  # noqa: E702
+            mul(xc, l0l2, lr); add(lr, l0l1, lr); mul(lr, xc, lr); add(lr, l0r, lr)  # noqa: E702
+            mul(xc, lam1, lam); add(lam, l0l1, lam)  # noqa: E702
+            mul(lam, i, eta); add(eta, bt, eta)  # noqa: E702
             # D and phi at the step start
-            np.multiply(xi, b.d2, out=dd); dd += b.d1; dd *= xi; dd += b.d0  # noqa: E702
-            np.multiply(xi, b.f2, out=ph); ph += b.f1; ph *= xi; ph += b.f0; ph *= xi  # noqa: E702
+            mul(xi, d2, dd); add(dd, d1, dd); mul(dd, xi, dd); add(dd, d0, dd)  # noqa: E702
+            mul(xi, f2, ph); add(ph, f1, ph); mul(ph, xi, ph); add(ph, f0, ph); mul(ph, xi, ph)  # noqa: E702
             # A11 = Lr + lam w (in lam); b1 = (Lr - 2R + gamma) i + a (u + u') + z - beta w (in lr)
-            lam *= w; lam += lr  # noqa: E702
-            lr -= r2g; lr *= i; lr += auu[k * oversample + m]; lr += z  # noqa: E702
-            np.multiply(bt, w, out=p); lr -= p  # noqa: E702
+            mul(lam, w, lam); add(lam, lr, lam)  # noqa: E702
+            sub(lr, r2g, lr); mul(lr, i, lr); add(lr, auu[k * oversample + m], lr); add(lr, z, lr)  # noqa: E702
+            mul(bt, w, p); sub(lr, p, lr)  # noqa: E702
             # z' = c2b z + gamma (1 + c2b) i   (i is the step start's)
-            z *= b.c2b; np.multiply(i, b.gz, out=p); z += p  # noqa: E702
+            mul(z, c2b, z); mul(i, gz, p); add(z, p, z)  # noqa: E702
             # e = (2M Xmax^2/a^2 - D) w + beta i - phi
-            np.subtract(b.m2, dd, out=e); e *= w; bt *= i; e += bt; e -= ph  # noqa: E702
+            sub(m2, dd, e); mul(e, w, e); mul(bt, i, bt); add(e, bt, e); sub(e, ph, e)  # noqa: E702
             # elimination
-            np.divide(eta, dd, out=p)
-            np.multiply(eta, p, out=ph); lam += ph  # noqa: E702
-            np.multiply(p, e, out=ph); lr -= ph; np.divide(lr, lam, out=i_new)  # noqa: E702
-            np.multiply(eta, i_new, out=ph); e += ph; np.divide(e, dd, out=w_new)  # noqa: E702
-            np.add(xs, w_new, out=xi_new)                           # xi' = (xi + w) + w'
+            div(eta, dd, p)
+            mul(eta, p, ph); add(lam, ph, lam)  # noqa: E702
+            mul(p, e, ph); sub(lr, ph, lr); div(lr, lam, i_new)  # noqa: E702
+            mul(eta, i_new, ph); add(e, ph, e); div(e, dd, w_new)  # noqa: E702
+            add(xs, w_new, xi_new)                                  # xi' = (xi + w) + w'
             i, xi = i_new, xi_new
             w, w_new = w_new, w
     state[0], state[2] = w, w_new
@@ -535,23 +544,47 @@ class SenseConfig:
     i_noise: float = 0.1e-3
 
 
+_SENSE_CHUNK = 65536   # samples per pass of the sense model (its float64 buffer stays in the L2 cache)
+
+
 def _sense_channel(x: np.ndarray, noise: float, full_scale: float, bits: int, rng: np.random.Generator,
                    out: np.ndarray | None, scratch: np.ndarray | None) -> np.ndarray:
     """round((x + noise * N(0, 1)) / lsb), clipped to the converter's codes, times lsb -- in place in
-    one float64 buffer (the same operations in the same order as separate array expressions)."""
+    one float64 buffer (the same operations in the same order as separate array expressions).
+
+    With ``out`` given and one-dimensional signals the work runs in chunks of ``_SENSE_CHUNK``
+    samples: the normal draws are taken chunk after chunk, which is the same stream of values as
+    one draw of the whole signal, and each chunk stays in cache through its seven passes."""
     lsb = 2 * full_scale / (1 << bits)
     top = (1 << (bits - 1)) - 1
-    buf = rng.standard_normal(x.shape) if scratch is None else rng.standard_normal(out=scratch)
+    if out is None or x.ndim != 1:
+        buf = rng.standard_normal(x.shape) if scratch is None else rng.standard_normal(out=scratch)
+        _quantise(buf, x, noise, lsb, top)
+        if out is None:
+            return buf
+        out[...] = buf
+        return out
+    n = len(x)
+    work = scratch.reshape(-1) if scratch is not None else np.empty(min(n, _SENSE_CHUNK))
+    if len(work) < min(n, _SENSE_CHUNK):
+        raise ValueError(f"sense: scratch needs at least {min(n, _SENSE_CHUNK)} samples")
+    for c0 in range(0, n, _SENSE_CHUNK):
+        c1 = min(n, c0 + _SENSE_CHUNK)
+        buf = work[:c1 - c0]
+        rng.standard_normal(out=buf)
+        _quantise(buf, x[c0:c1], noise, lsb, top)
+        out[c0:c1] = buf
+    return out
+
+
+def _quantise(buf: np.ndarray, x: np.ndarray, noise: float, lsb: float, top: int) -> None:
+    """buf (standard normal draws) <- round((x + noise * buf) / lsb) clipped to [-top - 1, top], times lsb."""
     buf *= noise
     buf += x
     buf /= lsb
     np.round(buf, out=buf)
     np.clip(buf, -top - 1, top, out=buf)
     buf *= lsb
-    if out is None:
-        return buf
-    out[...] = buf
-    return out
 
 
 def sense(u: np.ndarray, i: np.ndarray, rng: np.random.Generator, config: SenseConfig = SenseConfig(),
@@ -560,7 +593,8 @@ def sense(u: np.ndarray, i: np.ndarray, rng: np.random.Generator, config: SenseC
     """The sensed voltage and current: noise added, then 16-bit quantisation with clipping.
 
     ``out_v`` / ``out_i`` (optional, e.g. float32 columns of a payload) receive the results; with
-    both given, ``scratch`` (float64, the signals' shape) is the working buffer."""
+    both given, ``scratch`` (float64: for one-dimensional signals at least min(samples, 65536) of
+    them, else the signals' shape) is the working buffer."""
     if scratch is not None and (out_v is None or out_i is None):
         raise ValueError("sense: scratch needs out_v and out_i")
     vs = _sense_channel(u, config.v_noise, config.v_range, config.bits, rng, out_v, scratch)

@@ -26,7 +26,7 @@ from edgesense.errors import EdgesenseError
 from edgesense.profiles import SpeakerIVProfile
 from edgesense.progress import progress
 from edgesense.recording import RecordingWriter, write_dataset_index
-from edgesense.sim.speaker import SenseConfig, _output_array, sense, simulate
+from edgesense.sim.speaker import _SENSE_CHUNK, SenseConfig, _output_array, sense, simulate
 from edgesense.sim.speaker_params import (NAMED_SPEAKERS, SCENARIOS, Scenario, SpeakerModel, max_drive_volts,
                                           parse_speaker_spec)
 from edgesense.sim.speaker_program import program
@@ -101,7 +101,7 @@ def write_speaker_dataset(out: str | Path, speakers: str = "ref,lite4", scenario
     streams_info = []
     batches = [streams[k:k + per_batch] for k in range(0, len(streams), per_batch)]
     frames = np.empty((n, 3), dtype=np.float32)       # one stream's v, i, x (mm): the payload, reused
-    scratch = np.empty(n)                             # the sense model's working buffer
+    scratch = np.empty(min(n, _SENSE_CHUNK))          # the sense model's working buffer (one chunk)
     for bi, batch in enumerate(progress(batches, desc="simulate speaker", unit="batch") if show_progress and
                                len(batches) > 1 else batches):
         u = _output_array((len(batch), n), np.float64)         # 4 KB pages: cheaper first touch
