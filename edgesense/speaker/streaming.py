@@ -396,7 +396,11 @@ class _DirectLiteRT:
             np.multiply(w2, self._track_mul, w2)
         self._quantize_into_x(self._w)
         self._invoke()
-        self._commit_state()
+        span = self._span
+        if span is not None:
+            span[0][...] = span[1]       # _commit_state(), inline
+        else:
+            self._commit_state()
         if self._y_flat is not None:
             return self._lut.take(self._y_flat)
         return self._lut.take(self._y_index).reshape(-1)

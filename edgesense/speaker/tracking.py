@@ -323,15 +323,20 @@ class ImpedanceTracker:
         self._pos = 0              # count % nperseg: where the next sample goes
         self._room = self.hop      # samples until the next hop boundary
         nb = len(self._band)     # segment spectra of the window: fixed rings, oldest overwritten
-        self._svv = np.zeros((self.window_segments, nb))
+        # auto-spectra of v and i in one ring (rows svv, sii per segment: one square and one add
+        # compute both), cross-spectra in another
+        self._auto = np.zeros((self.window_segments, 2, nb))
+        self._svv, self._sii = self._auto[:, 0], self._auto[:, 1]
         self._svi = np.zeros((self.window_segments, nb), complex)
-        self._sii = np.zeros((self.window_segments, nb))
         self.segments = 0        # segment spectra in the window (<= window_segments)
         self._slot = 0
         # a completed segment whose spectra are still to be computed (spread over the next blocks)
         self._seg = np.empty((2, n))                 # windowed samples of v and i
         self._spec = np.empty((2, n // 2 + 1), complex)
-        self._sq = np.empty(nb)
+        b0, b1 = self._band_slice
+        self._band_spec = self._spec[:, b0:b1]                      # (2, nb) views of the band
+        self._band_parts = self._band_spec.view(float).reshape(2, nb, 2)   # real, imaginary parts
+        self._sq = np.empty((2, nb, 2))
         self._cj = np.empty(nb, complex)
         self._pending = 0        # 0: nothing; 2: windowed, FFT due; 1: FFT done, spectra due
         self._pending_slot = 0
@@ -476,14 +481,12 @@ class ImpedanceTracker:
             _rfft(self._seg, self._spec)
             self._pending = 1
             return
-        b0, b1 = self._band_slice
-        V, I_ = self._spec[0, b0:b1], self._spec[1, b0:b1]
+        # |V|^2 = re^2 + im^2 and |I|^2 likewise (one square of both, one add), conj(V) * I
         k, sq = self._pending_slot, self._sq
-        np.square(V.real, out=self._svv[k])
-        np.add(self._svv[k], np.square(V.imag, out=sq), out=self._svv[k])
-        np.multiply(np.conjugate(V, out=self._cj), I_, out=self._svi[k])
-        np.square(I_.real, out=self._sii[k])
-        np.add(self._sii[k], np.square(I_.imag, out=sq), out=self._sii[k])
+        np.square(self._band_parts, sq)
+        np.add(sq[..., 0], sq[..., 1], self._auto[k])
+        V, I_ = self._band_spec
+        np.multiply(np.conjugate(V, self._cj), I_, self._svi[k])
         self._pending = 0
 
     def _finish_segment(self) -> None:
@@ -524,9 +527,8 @@ class ImpedanceTracker:
         if self.segments < max(4, self.window_segments // 2):
             return
         self._finish_segment()
-        svv = self._svv.sum(axis=0)     # unfilled rows are zero
+        svv, sii = self._auto.sum(axis=0)     # unfilled rows are zero; summed row by row in slot order
         svi = self._svi.sum(axis=0)
-        sii = self._sii.sum(axis=0)
         yield                           # (the window's spectra are summed: later segments may change them)
         cfg = self.config
         # excitation check: mean-square voltage in the band (Parseval with the Hann window's power)
