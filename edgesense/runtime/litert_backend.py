@@ -76,6 +76,7 @@ class LiteRTModel(Model):
         self._feeds = [(s.name, tuple(int(v) for v in by_name[s.name]["shape"]), by_name[s.name]["index"])
                        for s in self.input_specs]
         self._fetches = [d["index"] for d in self._out]
+        self._single = self._feeds[0] if len(self._feeds) == 1 and len(self._fetches) == 1 else None
 
     @staticmethod
     def _spec(d: dict, perm: tuple[int, ...] | None = None) -> TensorSpec:
@@ -107,6 +108,13 @@ class LiteRTModel(Model):
 
     def _invoke(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         interp = self.interpreter
+        if self._single is not None:                     # one input, one output, at the planned shape
+            name, shape, index = self._single
+            value = feeds[name]
+            if value.shape == shape:
+                interp.set_tensor(index, value)
+                interp.invoke()
+                return [interp.get_tensor(self._fetches[0])]
         for name, shape, index in self._feeds:
             value = feeds[name]
             if value.shape != shape:

@@ -20,9 +20,9 @@ backend; :meth:`Model.invoker` takes the model's own layout, as it takes everyth
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class TensorSpec:
     @property
     def quantized(self) -> bool:
         """True for an integer tensor with a known scale and zero point."""
-        return self.scale is not None and np.issubdtype(self.dtype, np.integer)
+        return self.scale is not None and np.dtype(self.dtype).kind in "iu"
 
     def concrete_shape(self, batch: int = 1) -> tuple[int, ...]:
         """The shape with dynamic axes replaced by ``batch`` (first axis) or 1."""
@@ -107,26 +107,28 @@ class Model:
 
     def run(self, x: np.ndarray | Mapping[str, np.ndarray], raw: bool = False) -> np.ndarray | dict:
         """Run the model; float in/out unless ``raw`` (then integer tensors pass through untouched)."""
-        if isinstance(x, Mapping):
-            names = {s.name for s in self.input_specs}
+        specs = self.input_specs
+        if isinstance(x, np.ndarray) or not isinstance(x, Mapping):   # one array: the common, cheap case
+            if len(specs) != 1:
+                raise ModelError(f"{self.path.name} has {len(specs)} inputs; pass a dict keyed by "
+                                 f"{[s.name for s in specs]}")
+            feeds = {specs[0].name: self._prepare(specs[0], x, raw)}
+            as_dict = len(self.output_specs) != 1
+        else:
+            names = {s.name for s in specs}
             unknown = set(x) - names
             missing = names - set(x)
             if unknown or missing:
                 raise ModelError(f"{self.path.name}: inputs must be named {sorted(names)}, "
                                  f"got {sorted(x)}")
-            given = dict(x)
+            feeds = {s.name: self._prepare(s, x[s.name], raw) for s in specs}
             as_dict = True
-        else:
-            if len(self.input_specs) != 1:
-                raise ModelError(f"{self.path.name} has {len(self.input_specs)} inputs; pass a dict keyed by "
-                                 f"{[s.name for s in self.input_specs]}")
-            given = {self.input_specs[0].name: x}
-            as_dict = len(self.output_specs) != 1
-        feeds = {s.name: self._prepare(s, given[s.name], raw) for s in self.input_specs}
         outs = self._run_batched(feeds)
-        results = {s.name: (o if raw or not s.quantized else dequantize(o, s.scale, s.zero_point))
-                   for s, o in zip(self.output_specs, outs)}
-        return results if as_dict else results[self.output_specs[0].name]
+        if not as_dict:
+            s, o = self.output_specs[0], outs[0]
+            return o if raw or not s.quantized else dequantize(o, s.scale, s.zero_point)
+        return {s.name: (o if raw or not s.quantized else dequantize(o, s.scale, s.zero_point))
+                for s, o in zip(self.output_specs, outs)}
 
     def invoker(self) -> Callable[[np.ndarray], np.ndarray]:
         """A lean call for a streaming loop: ``call(x)`` -> the first output, both raw.
@@ -164,9 +166,10 @@ class Model:
         return np.ascontiguousarray(arr, dtype=spec.dtype)
 
     def _run_batched(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        fixed_one = all(s.shape and s.shape[0] == 1 for s in self.input_specs) and not self.resizable_inputs
+        if self.resizable_inputs or not all(s.shape and s.shape[0] == 1 for s in self.input_specs):
+            return self._invoke(feeds)
         batch = {a.shape[0] for a in feeds.values() if a.ndim}
-        if fixed_one and len(batch) == 1 and (n := batch.pop()) > 1:
+        if len(batch) == 1 and (n := batch.pop()) > 1:
             parts = [self._invoke({k: v[i:i + 1] for k, v in feeds.items()}) for i in range(n)]
             return [np.concatenate([p[j] for p in parts], axis=0) for j in range(len(self.output_specs))]
         return self._invoke(feeds)

@@ -19,6 +19,7 @@ def test_onnx_float_model_matches_numpy(tmp_path):
     out = model.run({"x": x})
     assert set(out) == {"y"}
     np.testing.assert_allclose(out["y"], x @ w + b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(model.run(x.tolist()), model.run(x))   # any array-like, not only ndarray
 
 
 def test_fixed_batch_one_runs_larger_batches_sample_by_sample(tmp_path):
