@@ -13,6 +13,7 @@ AC-coupled amplifier would.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -301,10 +302,11 @@ def program(seconds: float, rng: np.random.Generator, fs: float = 48_000.0, max_
             out: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
     """A program of ``seconds`` (volts) and its segments as (kind, start sample, end sample).
 
-    ``out`` (optional, float64, one row of a batch) receives the program, which is then returned."""
-    dst_row = out
+    ``out`` (optional, float64, one row of a batch) receives the program, which is then returned
+    (written throughout: it need not be zeroed)."""
     n = int(round(seconds * fs))
-    out = np.zeros(n)
+    if out is None:
+        out = np.empty(n)                    # every sample is written below
     segments: list[tuple[str, int, int]] = []
     weights = _WEIGHTS_LOUD if loud else _WEIGHTS
     kinds = np.array(list(weights))
@@ -340,9 +342,21 @@ def program(seconds: float, rng: np.random.Generator, fs: float = 48_000.0, max_
             out[pos:pos + m] = seg
         segments.append((kind, pos, pos + m))
         pos += m
-    sos = signal.butter(2, 20.0, "highpass", fs=fs, output="sos")
-    out = signal.sosfilt(sos, out)
-    if dst_row is None:
-        dst_row = out
-    np.clip(out, -max_volts, max_volts, out=dst_row)
-    return dst_row, segments
+    sos = _highpass(fs)
+    zi = np.zeros((1, 2))
+    for c0 in range(0, n, _HIGHPASS_CHUNK):  # in place, chunk by chunk: no signal-sized temporaries
+        y, zi = signal.sosfilt(sos, out[c0:c0 + _HIGHPASS_CHUNK], zi=zi)
+        np.clip(y, -max_volts, max_volts, out=out[c0:c0 + _HIGHPASS_CHUNK])
+    return out, segments
+
+
+# The 20 Hz high-pass runs over chunks of this many samples with its state carried (the same
+# recursion as one call, bitwise): one call would copy the whole program twice into fresh memory,
+# whose first touch costs more than the filter on a host short of free pages.
+_HIGHPASS_CHUNK = 131072
+
+
+@functools.lru_cache(maxsize=4)
+def _highpass(fs: float) -> np.ndarray:
+    """The program's 20 Hz second-order Butterworth high-pass (AC coupling) as one biquad section."""
+    return signal.butter(2, 20.0, "highpass", fs=fs, output="sos")
