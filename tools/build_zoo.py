@@ -48,8 +48,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-REFINE = "-refine"         # "<method>-refine": the range method, then output-aware range refinement (build_zoo only)
-METHODS = ("minmax", "percentile", "mse", "mse" + REFINE)
+# "<range method>-<step>[-<step>]": the range method, then these steps in order (build_zoo only, _quantize_extended):
+# "adaround" learned weight rounding (edgesense.quant.adaround), "refine" output-aware activation range refinement
+STEPS = ("adaround", "refine")
+METHODS = ("minmax", "percentile", "mse", "mse-adaround", "mse-refine")
 PEERS = (("MinMax", False), ("Entropy", False), ("Percentile", False),
          ("MinMax", True), ("Entropy", True), ("Percentile", True))
 BLOCK_FRAMES = 12          # streaming excursion models: 1 ms blocks = 12 frames of 4 samples at 48 kHz
@@ -85,10 +87,12 @@ class ZooOptions:
         if self.quick:
             return {"calib": 32, "val_clips": 10, "test_clips": 15, "calib_signals": 2, "val_streams": 1,
                     "test_streams": 1, "parity": 20, "clip_seconds": 3.0, "qat_steps": min(self.qat_steps, 8),
-                    "qat_lrs": self.qat_lrs[:1], "task_clips": 10, "gesture_task_qat": False}
+                    "qat_lrs": self.qat_lrs[:1], "task_clips": 10, "gesture_task_qat": False,
+                    "adaround_iterations": 20}
         return {"calib": 512, "val_clips": None, "test_clips": None, "calib_signals": 12, "val_streams": 6,
                 "test_streams": 6, "parity": 200, "clip_seconds": None, "qat_steps": self.qat_steps,
-                "qat_lrs": self.qat_lrs, "task_clips": 1050, "gesture_task_qat": True}
+                "qat_lrs": self.qat_lrs, "task_clips": 1050, "gesture_task_qat": True,
+                "adaround_iterations": 500}
 
 
 def _log(msg: str) -> None:
@@ -144,7 +148,7 @@ def _quantize(float_onnx: Path, calib: Path, out: Path, method: str, opts: ZooOp
     from edgesense.cli import cmd_quantize
 
     ptq, qat = split_method(method)
-    if ptq.endswith(REFINE) or (qat and not stream and method.startswith("qat-task-")):
+    if _steps(ptq)[1] or (qat and not stream and method.startswith("qat-task-")):
         return _quantize_extended(float_onnx, calib, out, method, opts, stream)
     p = argparse.ArgumentParser()
     cmd_quantize.configure(p)
@@ -156,10 +160,21 @@ def _quantize(float_onnx: Path, calib: Path, out: Path, method: str, opts: ZooOp
     return cmd_quantize.quantize(p.parse_args(argv))
 
 
+def _steps(ptq: str) -> tuple[str, list[str]]:
+    """``"mse-adaround"`` -> ("mse", ["adaround"]): the range method and the steps after it."""
+    base, *steps = ptq.split("-")
+    unknown = [x for x in steps if x not in STEPS]
+    if unknown:
+        from edgesense.errors import EdgesenseError
+        raise EdgesenseError(f"unknown quantization step(s) {unknown} in {ptq!r}; known: {', '.join(STEPS)}")
+    return base, steps
+
+
 def _quantize_extended(float_onnx: Path, calib: Path, out: Path, method: str, opts: ZooOptions, stream: bool):
-    """The range method by ``edgesense quantize`` (no QAT), then, for ``-refine``, the output-aware range search
-    (:func:`edgesense.quant.ptq.refine_activation_ranges`: output SQNR against the float model on the calibration
-    data, train split), then the QAT fine-tune (excursion: ``edgesense quantize``'s own; gesture ``qat-task-``:
+    """The range method by ``edgesense quantize`` (no QAT), then its steps in order -- ``adaround``: learned weight
+    rounding (:func:`edgesense.quant.adaround.adaround`), ``refine``: the output-aware range search
+    (:func:`edgesense.quant.ptq.refine_activation_ranges`: output SQNR against the float model), both on the
+    calibration data (train split) --, then the QAT fine-tune (excursion: ``edgesense quantize``'s own; gesture ``qat-task-``:
     cross-entropy on labelled train windows plus MSE to the float model's probabilities); exported like
     ``edgesense quantize`` exports (QDQ ONNX with the sim's lowered graph)."""
     import torch
@@ -170,7 +185,7 @@ def _quantize_extended(float_onnx: Path, calib: Path, out: Path, method: str, op
     from edgesense.quant.sensitivity import sqnr_db
 
     ptq, qat = split_method(method)
-    base = ptq[:-len(REFINE)] if ptq.endswith(REFINE) else ptq
+    base, steps = _steps(ptq)
     sim, _, summary = _quantize(float_onnx, calib, out, base, opts, stream)
     if stream:
         from edgesense.quant.model_io import excursion_calibration_signals
@@ -192,16 +207,30 @@ def _quantize_extended(float_onnx: Path, calib: Path, out: Path, method: str, op
             with torch.no_grad():
                 return sim.float_model()(data), sim(data)
     summary = {**summary, "method": method}
-    if ptq.endswith(REFINE):
-        ref_f = outputs(x)[0]
-        if stream:
-            score = lambda: sqnr_db(ref_f, outputs(x)[1])        # noqa: E731
+    ref_f = outputs(x)[0]
+    def score() -> float:
+        with torch.no_grad():
+            return sqnr_db(ref_f, outputs(x)[1] if stream else sim(x))
+    for step in steps:
+        if step == "adaround":
+            from edgesense.quant.adaround import AdaRoundConfig, adaround
+
+            before = score()
+            if stream:
+                zeros = [torch.zeros((len(x), *shp[1:])) for shp in sim.input_shapes[1:]]
+                batches = [(x, *zeros)]
+            else:
+                batches = list(x.split(64))
+            layers = adaround(sim, batches, AdaRoundConfig(seed=opts.seed, iterations=opts.sizes["adaround_iterations"]))
+            summary["adaround"] = {"output_sqnr_db_before": before, "output_sqnr_db_after": score(),
+                                   "samples": int(len(x)), "iterations": opts.sizes["adaround_iterations"],
+                                   "flipped": sum(r["flipped"] for r in layers.values()),
+                                   "weights": sum(r["weights"] for r in layers.values()), "layers": layers}
         else:
-            score = lambda: sqnr_db(ref_f, sim(x))                # noqa: E731
-        r = refine_activation_ranges(sim, score)
-        summary["refinement"] = {"output_sqnr_db_before": r.score_before, "output_sqnr_db_after": r.score_after,
-                                 "evaluations": r.evaluations, "samples": int(len(x)),
-                                 "changed": {k: [list(a), list(b)] for k, (a, b) in r.changed.items()}}
+            r = refine_activation_ranges(sim, score)
+            summary["refinement"] = {"output_sqnr_db_before": r.score_before, "output_sqnr_db_after": r.score_after,
+                                     "evaluations": r.evaluations, "samples": int(len(x)),
+                                     "changed": {k: [list(a), list(b)] for k, (a, b) in r.changed.items()}}
     if qat:
         steps = opts.sizes["qat_steps"]
         lr = float(method.split("@")[1]) if "@" in method else opts.qat_lrs[0]
@@ -258,11 +287,10 @@ def gesture_task_qat(sim, data: Path, float_onnx: Path, steps: int, lr: float, o
 
 def _command_quantize(name: str, kind: str, method: str, opts: ZooOptions) -> str:
     ptq, qat = split_method(method)
-    if ptq.endswith(REFINE) or (qat and kind == "gesture" and method.startswith("qat-task-")):
-        base = ptq[:-len(REFINE)] if ptq.endswith(REFINE) else ptq
+    base, steps = _steps(ptq)
+    if steps or (qat and kind == "gesture" and method.startswith("qat-task-")):
         return (f"# {method}: {base} ranges by `edgesense quantize --method {base}`, then tools/build_zoo.py's own "
-                f"step{'s' if qat and ptq.endswith(REFINE) else ''} (_quantize_extended); reproduced by the zoo "
-                f"command above")
+                f"steps (_quantize_extended); reproduced by the zoo command above")
     data = opts.gesture_data if kind == "gesture" else opts.excursion_data
     n = opts.sizes["calib"] if kind == "gesture" else opts.sizes["calib_signals"]
     extra = f" --stream-block {CALIB_BLOCK}" if kind == "excursion" else ""
@@ -894,14 +922,20 @@ def card_section(report: dict) -> str:
                 f"{report['parity'].get('litert_1ms_vs_1s_block_max_abs_mm', float('nan')):.3g} mm).")
     qsum = report.get("quantize_summary", {})
     qat = qsum.get("qat")
-    ref = qsum.get("refinement")
+    ref, ada = qsum.get("refinement"), qsum.get("adaround")
+    what = f"calibration {'signals' if kind == 'excursion' else 'windows'} (train split)"
+    if ada:
+        L += ["", f"`{split_method(report['chosen_method'])[0]}`: {_steps(split_method(report['chosen_method'])[0])[0]} "
+              f"ranges, then AdaRound (`edgesense.quant.adaround`, learned rounding of the 7-bit weights, layer by "
+              f"layer, {ada['iterations']} iterations each) on {ada['samples']} {what}: {ada['flipped']:,} of "
+              f"{ada['weights']:,} weights rounded the other way, output SQNR against float "
+              f"{ada['output_sqnr_db_before']:.2f} → {ada['output_sqnr_db_after']:.2f} dB."]
     if ref:
-        L += ["", f"`{split_method(report['chosen_method'])[0]}`: {split_method(report['chosen_method'])[0][:-len(REFINE)]} "
+        L += ["", f"`{split_method(report['chosen_method'])[0]}`: {_steps(split_method(report['chosen_method'])[0])[0]} "
               f"ranges, then output-aware range refinement (`edgesense.quant.ptq.refine_activation_ranges`): the "
               f"activation ranges that cost the output most re-scaled greedily for the best output SQNR against the "
-              f"float model on {ref['samples']} calibration {'signals' if kind == 'excursion' else 'windows'} "
-              f"(train split), {ref['output_sqnr_db_before']:.2f} → {ref['output_sqnr_db_after']:.2f} dB, "
-              f"{len(ref['changed'])} range(s) changed."]
+              f"float model on {ref['samples']} {what}, {ref['output_sqnr_db_before']:.2f} → "
+              f"{ref['output_sqnr_db_after']:.2f} dB, {len(ref['changed'])} range(s) changed."]
     if qat and qat.get("objective") == "labels+float":
         L += ["", f"`{report['chosen_method']}`: then a quantization-aware fine-tune on labels (tools/build_zoo.py "
               f"`gesture_task_qat`) of {qat['steps']} steps: batches of 32 of the classified windows of "
