@@ -63,6 +63,11 @@ class SplitPlan:
     right: int                   # PR, after it
     rows_pad: tuple[int, int]    # the convolution's own SAME padding of its rows (top, bottom)
     time_axes: tuple[int, ...]   # the time axis of each chain operator's output
+    split: int = -1              # operator whose output is kept: the first CONV_2D or a column-local op after it
+
+    def __post_init__(self) -> None:
+        if self.split < 0:
+            object.__setattr__(self, "split", self.conv)
 
     @property
     def pad(self) -> int:
@@ -152,13 +157,38 @@ def plan_split(fb: ModelBuilder) -> SplitPlan:
         rows_pad = _same_pads(xin.shape[1], kh, o.get("StrideH", 1), o.get("DilationHFactor", 1))
     if y.shape[2] != time or left + right != kw - 1:
         raise SplitUnsupported(f"the first convolution gives {y.shape[2]} columns for a window of {time}")
-    chain_set = set(chain)
-    for k in range(conv + 1, len(fb.operators)):
+    chain.append(op.outputs[0])
+    split = conv
+    while split + 1 < len(fb.operators) and _column_local(fb, split + 1, chain[-1], time):
+        split += 1           # one column of its output depends on the same column of its input only
+        chain.append(fb.operators[split].outputs[0])
+    chain_set = set(chain[:-1])
+    for k in range(split + 1, len(fb.operators)):
         if chain_set.intersection(fb.operators[k].inputs):
-            raise SplitUnsupported(f"operator {k} after the first convolution reads the window or its chain")
-    if chain_set.intersection(fb.outputs) or op.outputs[0] in fb.outputs:
+            raise SplitUnsupported(f"operator {k} after the split reads the window or a tensor before the split")
+    if set(chain).intersection(fb.outputs):
         raise SplitUnsupported("a model output lies before the split")
-    return SplitPlan(conv, time, kw, left, right, rows_pad, tuple(axes))
+    return SplitPlan(conv, time, kw, left, right, rows_pad, tuple(axes), split)
+
+
+def _column_local(fb: ModelBuilder, k: int, src: int, time: int) -> bool:
+    """Whether operator ``k`` is the only reader of NHWC ``src`` and computes each output column from the
+    same input column alone, into a per-tensor int8 output of ``time`` columns: a PAD of rows or channels,
+    or a CONV_2D one column wide (so the split can move past it)."""
+    op = fb.operators[k]
+    if not op.inputs or op.inputs[0] != src or sum(src in o.inputs for o in fb.operators) != 1:
+        return False
+    y = fb.tensors[op.outputs[0]]
+    if len(op.outputs) != 1 or y.dtype != np.int8 or y.quant is None or not y.quant.per_tensor:
+        return False
+    if len(y.shape) != 4 or y.shape[2] != time or any(_const(fb, i) is None for i in op.inputs[1:]):
+        return False
+    if op.opcode == _PAD:
+        return not _const(fb, op.inputs[1])[2].any()
+    if op.opcode == _CONV_2D:
+        w = fb.tensors[op.inputs[1]]
+        return w.shape[2] == 1 and op.options.get("StrideW", 1) == 1
+    return False
 
 
 def _copy(dst: ModelBuilder, fb: ModelBuilder, index: int, shape: tuple[int, ...] | None = None) -> int:
@@ -204,12 +234,16 @@ def _column_builder(fb: ModelBuilder, plan: SplitPlan, width: int) -> ModelBuild
         g.add_operator(_PAD, [cur, g.add_tensor("rows_padded/paddings", pads.shape, np.int32, None, pads)], [nxt],
                        version=max(2, fb.opcodes.get(_PAD, 2)))
         cur = nxt
-    y = fb.tensors[op.outputs[0]]
-    out = g.add_tensor(y.name + "/columns", (y.shape[0], y.shape[1], width - plan.kernel + 1, y.shape[3]),
-                       y.dtype, y.quant)
-    g.add_operator(_CONV_2D, [cur, *(_copy(g, fb, i) for i in op.inputs[1:])], [out], op.options_name,
-                   fb.opcodes[_CONV_2D], **{**op.options, "Padding": _VALID})
-    g.outputs = [out]
+    width -= plan.kernel - 1
+    for k in range(plan.conv, plan.split + 1):   # the first convolution (VALID along time), then column-local ops
+        op = fb.operators[k]
+        y = fb.tensors[op.outputs[0]]
+        out = g.add_tensor(y.name + "/columns", (y.shape[0], y.shape[1], width, y.shape[3]), y.dtype, y.quant)
+        options = {**op.options, "Padding": _VALID} if k == plan.conv else op.options
+        g.add_operator(op.opcode, [cur, *(_copy(g, fb, i) for i in op.inputs[1:])], [out], op.options_name,
+                       fb.opcodes[op.opcode], **options)
+        cur = out
+    g.outputs = [cur]
     return g
 
 
@@ -230,7 +264,7 @@ def step_graph(fb: ModelBuilder, plan: SplitPlan, new: int) -> bytes:
     full = new >= plan.full_from
     g = _column_builder(fb, plan, plan.width(new))
     cols = g.outputs[0]
-    y = fb.tensors[fb.operators[plan.conv].outputs[0]]
+    y = fb.tensors[fb.operators[plan.split].outputs[0]]
     if full:
         conv_out = cols
         g.rename(cols, y.name)
@@ -254,8 +288,8 @@ def step_graph(fb: ModelBuilder, plan: SplitPlan, new: int) -> bytes:
         conv_out = g.add_tensor(y.name, y.shape, np.int8, y.quant)
         g.add_operator(_CONCATENATION, parts, [conv_out], "ConcatenationOptions", 1, Axis=2,
                        FusedActivationFunction=0)
-    index = {fb.operators[plan.conv].outputs[0]: conv_out}
-    for op in fb.operators[plan.conv + 1:]:
+    index = {fb.operators[plan.split].outputs[0]: conv_out}
+    for op in fb.operators[plan.split + 1:]:
         for i in (*op.inputs, *op.outputs):
             if i >= 0 and i not in index:
                 index[i] = _copy(g, fb, i)
@@ -285,8 +319,8 @@ class SplitModel:
         interpreter = interpreter_class()
         x = fb.tensors[fb.inputs[0]]
         zp = np.int8(x.quant.zero_point[0])
-        y = fb.tensors[fb.operators[plan.conv].outputs[0]]
-        #: the first convolution's int8 output for the window of the last call (as the whole graph computes it)
+        y = fb.tensors[fb.operators[plan.split].outputs[0]]
+        #: the int8 output at the split (the first convolution's, or of the column-local ops after it) for the window of the last call (as the whole graph computes it)
         self.kept = np.zeros(y.shape, np.int8)
         self._out: np.ndarray | None = None
         self._steps: dict[int, tuple] = {}

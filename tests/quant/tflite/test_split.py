@@ -64,7 +64,7 @@ def test_split_equals_the_whole_graph_bit_for_bit(variants, name):
     split = SplitModel(data, max_new=9)
     whole = tflite_interpreter(data)
     i, o = whole.get_input_details()[0], whole.get_output_details()[0]
-    head = tflite_interpreter(_truncated_at_conv(read_model(data), split.plan.conv))
+    head = tflite_interpreter(_truncated_at_conv(read_model(data), split.plan.split))
     hi, ho = head.get_input_details()[0]["index"], head.get_output_details()[0]["index"]
     changed = 0
     previous = None
@@ -90,6 +90,10 @@ def test_plans_of_the_plain_and_the_row_pair_graph(variants):
     assert paired.time_axes == (3, 4, 2, 2)
     crnn = plan_split(read_model(variants["crnn shipped"]))
     assert (crnn.kernel, crnn.left, crnn.right) == (1, 0, 0)
+    # past the first convolution: PAD of rows, the (5, 1)/2 and (16, 1) convolutions are one column wide too;
+    # the split stops before the TCN's first 3-column convolution
+    assert (crnn.conv, crnn.split) == (3, 6) and plain.split == plain.conv and paired.split == paired.conv
+    assert SplitModel(variants["crnn shipped"]).kept.shape == (1, 1, 40, 24)
     # one new column: 1 + 2*2 + 1 slab columns (3 right, 1 zero point, 2 left) -> 4 conv columns
     assert plain.width(1) == 6 and plain.full_from == 37 and plain.width(37) == 42
     assert crnn.width(1) == 1
