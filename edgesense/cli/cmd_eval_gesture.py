@@ -32,6 +32,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=positive_float, default=0.5,
                         help="event matching tolerance around a labelled gesture, seconds (default 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drop pattern")
+    parser.add_argument("--clip-latency", type=positive_float, default=0.1,
+                        help="a clip whose decision frame was lost is decided at the next received frame within "
+                             "this many seconds of the gesture's end, as the live pipeline would (default 0.1; "
+                             "0.025 = the last received frame before it, the rule before session 4)")
     parser.add_argument("--plot", type=Path, default=None, help="write the confusion matrix as a PNG here")
     parser.add_argument("--tune-spotter", action="store_true",
                         help="instead of evaluating, pick spotter thresholds on this split's streams (never 'test'): "
@@ -58,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.save_spotter:
         raise EdgesenseError("--save-spotter needs --tune-spotter")
     result = evaluate_gesture_dataset(model, args.data, args.split, drop_rate=args.drop_rate,
-                                      restore=not args.no_restore, seed=args.seed, tolerance_s=args.tolerance)
+                                      restore=not args.no_restore, seed=args.seed, tolerance_s=args.tolerance,
+                                      clip_latency_s=args.clip_latency)
     clips, streams = result.get("clips"), result.get("streams")
     if clips is None and streams is None:
         raise EdgesenseError(f"{args.data}: no recording in split {args.split!r} could be evaluated "

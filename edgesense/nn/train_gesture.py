@@ -56,7 +56,7 @@ from edgesense.errors import EdgesenseError, FormatError
 from edgesense.nn.layers import count_macs, count_params
 from edgesense.nn.registry import create_model
 from edgesense.progress import progress
-from edgesense.radar.metrics import clip_metrics, gesture_extents
+from edgesense.radar.metrics import clip_decision_row, clip_metrics, clip_wait_frames, gesture_extents
 from edgesense.radar.metrics import clip_window_end as _clip_window_end
 from edgesense.radar.pipeline import GestureModelInfo, gesture_map, make_rdi_processor, rdi_profiles, restore_sequence
 from edgesense.radar.restore import long_gap_mask
@@ -67,6 +67,7 @@ __all__ = ["TrainConfig", "TrainResult", "PreparedRecording", "prepare_recording
            "clip_window_end", "train_gesture", "export_onnx", "write_model_card"]
 
 IGNORE = -100
+CLIP_LATENCY_S = 0.1   # clip decisions on dropped validation copies: as `edgesense eval gesture --clip-latency`
 
 
 @dataclass
@@ -297,8 +298,10 @@ def clip_accuracy_torch(model: nn.Module, windows: _Windows, preps: list[Prepare
     if not clips:
         return {}
     ends = np.array([clip_window_end(preps[i]) for i in clips])
-    if variant:   # the pipeline classifies at the last received frame at or before the clip's window end
-        ends = np.array([np.flatnonzero(preps[i].valid[variant][:e + 1])[-1] for i, e in zip(clips, ends)])
+    if variant:   # decided at a received frame, as evaluate_gesture_dataset does (clip_decision_row)
+        wait = clip_wait_frames(CLIP_LATENCY_S, windows.info.frame_rate_hz)
+        received = [np.flatnonzero(preps[i].valid[variant]) for i in clips]
+        ends = np.array([r[clip_decision_row(r, e, wait)] for r, e in zip(received, ends)])
     x = windows.batch(np.array(clips), np.full(len(clips), variant), ends)
     pred = _predict(model, x).argmax(axis=1)
     return clip_metrics([preps[i].clip_class for i in clips], pred, classes).to_dict()

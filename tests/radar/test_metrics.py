@@ -3,7 +3,7 @@ from types import SimpleNamespace as E
 import numpy as np
 import pytest
 
-from edgesense.radar.metrics import clip_metrics, event_metrics, plot_confusion
+from edgesense.radar.metrics import clip_decision_row, clip_metrics, clip_wait_frames, event_metrics, plot_confusion
 
 
 def test_clip_metrics_balanced_accuracy_and_confusion():
@@ -40,6 +40,20 @@ def test_one_detection_matches_only_one_event():
     det = [E(label="swipe", onset=21)]
     m = event_metrics([(truth, det, 400)], 40.0, tolerance_s=0.5)
     assert m.true_positives == 1 and m.recall == pytest.approx(0.5)
+
+
+def test_clip_decision_waits_for_the_next_received_frame_within_the_latency_bound():
+    assert clip_wait_frames(0.1, 40.0) == 3          # decided at t + 3 ends 100 ms after the gesture
+    assert clip_wait_frames(0.025, 40.0) == 0 and clip_wait_frames(0.0, 40.0) == 0
+    assert clip_wait_frames(0.1, 100.0) == 9
+    rows = np.array([0, 1, 2, 6, 7, 12])             # frames 3-5 and 8-11 lost
+    assert rows[clip_decision_row(rows, 2, 3)] == 2  # t received: t itself, whatever the wait
+    assert rows[clip_decision_row(rows, 4, 0)] == 2  # no wait: the last received frame before t
+    assert rows[clip_decision_row(rows, 4, 1)] == 2  # the next one (6) is 2 frames late
+    assert rows[clip_decision_row(rows, 4, 2)] == 6
+    assert rows[clip_decision_row(rows, 8, 3)] == 7  # 12 is 4 frames late: fall back to 7
+    assert rows[clip_decision_row(rows, 9, 3)] == 12
+    assert rows[clip_decision_row(rows, 13, 3)] == 12   # past the last frame
 
 
 def test_plot_confusion_writes_png(tmp_path):
