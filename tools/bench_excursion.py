@@ -28,6 +28,11 @@ computed over the three blocks after a segment completes (windowing, FFT, cross-
 split below times the three parts: ``_add_segment`` and ``_advance_segment``. The input is simulated program material for the
 profile's speaker (the ``sim://`` source's material), or ``--data`` (a speaker ``.esr`` recording).
 
+``everything`` is also split by what the tracker did in each block (``plain``: filter and ring only;
+``window`` / ``fft`` / ``spectra``: the three Welch steps of a segment; ``refit``: an update boundary),
+found by replaying the tracker untimed over the same blocks: per kind the share of blocks, CPU mean,
+p50 and p99, and its part of the mean cost per block (the parts sum to the mean).
+
 ``--compare OTHER`` runs a second model's ``everything``, ``network`` and ``invoke`` stages in the same
 process, interleaved chunk by chunk with the first model's (an A/B under the same load), checks
 that both pipelines return the same excursion for every block, and times the two bare invokes alone
@@ -125,6 +130,57 @@ def _summary(cpu_runs: list[np.ndarray], wall_runs: list[np.ndarray], block_s: f
             "cpu_max_us": float(pooled.max()) * 1e6, "cpu_rtf": mean / block_s,
             "wall_mean_us": float(np.median([w.mean() for w in wall_runs])) * 1e6,
             "wall_p99_us": float(np.percentile(np.concatenate(wall_runs), 99)) * 1e6}
+
+
+KINDS = ("plain", "window", "fft", "spectra", "refit")
+
+
+def _block_kinds(profile, tcfg, vs: list, is_: list) -> np.ndarray:
+    """What the tracker did in each timed block of the ``everything`` pass (replayed untimed: the
+    tracker is deterministic and the pass feeds it WARMUP blocks, then blocks 0..n-1, never resetting it).
+
+    ``refit``: an update boundary (a refit runs, or with ``refit_delay`` one of its steps); ``window``:
+    a segment completed (windowed); ``fft`` / ``spectra``: the FFT / cross-spectra step of the pending
+    segment; ``plain``: only the filter and the ring buffer. A block doing several gets the first of
+    refit, window, fft, spectra.
+    """
+    from edgesense.speaker.pipeline import make_tracker
+
+    tracker = make_tracker(profile, tcfg)
+    n = len(vs)
+    for k in range(WARMUP):
+        tracker.process(vs[k % n], is_[k % n])
+    marks = {name: _Timed(tracker, name) for name in ("_add_segment", "_advance_segment", "_update", "_refit_step",
+                                                        "_finish_refit")}
+    kinds = np.zeros(n, np.int8)
+    for k in range(n):
+        before = {name: m.calls for name, m in marks.items()}
+        pending = tracker._pending
+        tracker.process(vs[k], is_[k])
+        did = {name for name, m in marks.items() if m.calls > before[name]}
+        if did & {"_update", "_refit_step", "_finish_refit"}:
+            kinds[k] = KINDS.index("refit")
+        elif "_add_segment" in did:
+            kinds[k] = KINDS.index("window")
+        elif "_advance_segment" in did:
+            kinds[k] = KINDS.index("fft" if pending == 2 else "spectra")
+    return kinds
+
+
+def _by_kind(cpu_runs: list[np.ndarray], kinds: np.ndarray) -> dict:
+    """CPU cost of the ``everything`` blocks by what the tracker did in them (pooled over repeats)."""
+    pooled = np.concatenate(cpu_runs)
+    kk = np.concatenate([kinds] * len(cpu_runs))
+    out = {}
+    for j, name in enumerate(KINDS):
+        c = pooled[kk == j]
+        if c.size:
+            out[name] = {"blocks": int(c.size // len(cpu_runs)), "share": float(c.size / pooled.size),
+                         "cpu_mean_us": float(c.mean()) * 1e6, "cpu_p50_us": float(np.median(c)) * 1e6,
+                         "cpu_p99_us": float(np.percentile(c, 99)) * 1e6,
+                         # this kind's part of the mean cost per block (the parts sum to the mean)
+                         "us_per_block": float(c.sum() / pooled.size) * 1e6}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         split["updates"].append(tracker.updates)
 
     stages = {k: _summary(c, w, block_s) for k, (c, w) in runs.items()}
+    by_kind = _by_kind(runs["everything"][0], _block_kinds(profile, tcfg, vs, is_)) if needs_tracker or extra_tracker \
+        else {}
     t_mean = stages["tracker"]["cpu_mean_us"]
     seg_us = float(np.median(split["segments"])) * 1e6
     refit_us = float(np.median(split["refits"])) * 1e6
@@ -258,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
            # tracker and the network evicting each other's cache lines when they alternate per block
            "pipeline_and_interleaving_us": stages["everything"]["cpu_mean_us"] - stages["network"]["cpu_mean_us"]
            - (t_mean if needs_tracker or extra_tracker else 0.0),
-           "stages": stages, "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
+           "stages": stages, "everything_by_block_kind": by_kind, "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
            "cpu_count": os.cpu_count()}
     if other is not None:
         b = {k[:-2]: stages[k] for k in stages if k.endswith("@B")}
@@ -281,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tracker split: bookkeeping {t['bookkeeping_us_per_block']:.1f} + Welch segments "
           f"{t['segments_us_per_block']:.1f} + refits {t['refits_us_per_block']:.1f} us per block "
           f"({t['refit_calls']} refit calls, {t['accepted_updates']} accepted)")
+    if by_kind:
+        print("everything by what the tracker did in the block (us of CPU):  " + "; ".join(
+            f"{k} {v['share'] * 100:.1f} % of blocks, mean {v['cpu_mean_us']:.1f} p50 {v['cpu_p50_us']:.1f} "
+            f"p99 {v['cpu_p99_us']:.0f} -> {v['us_per_block']:.1f} per block" for k, v in by_kind.items()))
     print(f"streamer overhead (network - invoke) {out['streamer_overhead_us']:.1f} us, pipeline + interleaving "
           f"(everything - tracker - network) {out['pipeline_and_interleaving_us']:.1f} us")
     print(f"real-time factor (CPU) {out['real_time_factor_cpu']:.4f} (net of the harness "
