@@ -135,11 +135,16 @@ def _partials(n: int, omegas: list[float], phases: list[float], gains: list[floa
     return out.reshape(-1)[:n]
 
 
+@functools.lru_cache(maxsize=4)
 def _kick_tables(fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """exp(-t / 20 ms), exp(-t / 80 ms) over the 0.25 s kick and exp(-t / 10 ms) over the 50 ms hat
-    (the same values every kick recomputed; shorter kicks at a segment's end use a prefix)."""
+    """1 + 2 exp(-t / 20 ms) (the kick's falling pitch) and exp(-t / 80 ms) over the 0.25 s kick, and
+    exp(-t / 10 ms) over the 50 ms hat: the same values for every kick, so computed once per sample
+    rate (read-only; shorter kicks at a segment's end use a prefix)."""
     tt = np.arange(int(0.25 * fs)) / fs
-    return np.exp(-tt / 0.02), np.exp(-tt / 0.08), np.exp(-np.arange(int(0.05 * fs)) / fs / 0.01)
+    tables = (1 + 2 * np.exp(-tt / 0.02), np.exp(-tt / 0.08), np.exp(-np.arange(int(0.05 * fs)) / fs / 0.01))
+    for t in tables:
+        t.setflags(write=False)
+    return tables
 
 
 def _music(n: int, fs: float, rng: np.random.Generator, loud: bool) -> np.ndarray:
@@ -172,14 +177,18 @@ def _music(n: int, fs: float, rng: np.random.Generator, loud: bool) -> np.ndarra
         tone *= _adsr(hi - lo, fs, rng)
         out[lo:hi] += tone
         pos += dur
-    kick_f, kick_env, hat_env = _kick_tables(fs)
+    kick_pitch, kick_env, hat_env = _kick_tables(fs)
     for k in range(int(n / fs / beat) + 1):  # kick and hat
         lo = int(k * beat * fs)
         if lo >= n:
             break
         m = min(n - lo, int(0.25 * fs))
-        f_k = rng.uniform(45, 90) * (1 + 2 * kick_f[:m])
-        kick = np.sin(2 * np.pi * np.cumsum(f_k) / fs)
+        kick = rng.uniform(45, 90) * kick_pitch[:m]     # instantaneous frequency (Hz)
+        np.cumsum(kick, out=kick)
+        kick /= fs                                       # phase in cycles, reduced to [-1/2, 1/2]:
+        kick -= np.rint(kick)                            # sin is cheaper there (same value to rounding)
+        kick *= 2 * np.pi
+        np.sin(kick, out=kick)
         kick *= rng.uniform(0.6, 1.5)
         kick *= kick_env[:m]
         out[lo:lo + m] += kick
