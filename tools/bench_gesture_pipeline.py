@@ -31,7 +31,7 @@ alternating, so both see the same load (e.g. a ``.tflite`` exported with and wit
 ``--versus-whole``: the model itself run as one graph (``GesturePipeline(split=False)``) against the
 streaming split (docs/radar-pipeline.md), after checking that both give the same model inputs and
 probabilities on every frame of every pass; back to back frame by frame, alternating which goes first (as
-``--against`` does), paced by whole passes (so that every frame of both starts cold). ``--no-split`` runs
+``--against`` does), paced or with ``--evict`` by whole passes (every frame of both starts cold). ``--no-split`` runs
 the model as one graph throughout.
 
 Old code against new, same load: ``--against TREE`` loads ``edgesense/radar/rdi.py`` and ``pipeline.py`` of an
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     cpu, wall, gap_flags, per_pass_p99 = [], [], [], []
     for k, (idx, frames) in enumerate(passes):
-        if args.against or (args.versus_whole and args.pace <= 0):   # turns frame by frame, alternating who goes first
+        if args.against or (args.versus_whole and args.pace <= 0 and args.evict <= 0):   # frame by frame, alternating
             pipe.reset()
             other.reset()
             for i, fr in enumerate(paced(frames)):

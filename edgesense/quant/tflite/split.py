@@ -46,6 +46,7 @@ __all__ = ["SplitUnsupported", "SplitPlan", "plan_split", "column_graph", "step_
 _CONCATENATION, _CONV_2D, _PAD, _RESHAPE, _SLICE, _TRANSPOSE = 2, 3, 34, 22, 65, 39
 _CHAIN_OPS = {_PAD: "PAD", _RESHAPE: "RESHAPE", _TRANSPOSE: "TRANSPOSE"}
 _SAME, _VALID = 0, 1   # Padding enum
+_EXACT = 2             # SplitModel: a step graph of its own for each number of new columns up to this
 
 
 class SplitUnsupported(ModelError):
@@ -253,14 +254,17 @@ def column_graph(fb: ModelBuilder, plan: SplitPlan, width: int) -> bytes:
     return _column_builder(fb, plan, width).serialize()
 
 
-def step_graph(fb: ModelBuilder, plan: SplitPlan, new: int) -> bytes:
+def step_graph(fb: ModelBuilder, plan: SplitPlan, new: int, shift: int | None = None) -> bytes:
     """One streaming step as one graph, for ``new`` new window columns (``new >= plan.full_from``: the whole window).
 
     Inputs ``columns`` (the slab, see :class:`SplitModel`) and, unless the whole window is recomputed,
     ``kept`` (the previous step's conv output); outputs: the model's outputs, then ``kept`` of this step.
-    The new conv output is the kept one moved ``new`` columns on, with the recomputed columns at both
-    ends: SLICEs and one CONCATENATION along time, then the rest of the model on it.
+    The new conv output is the kept one moved ``shift`` (default ``new``) columns on, with the recomputed
+    columns at both ends: SLICEs and one CONCATENATION along time, then the rest of the model on it.
+    ``shift=0``: ``kept`` comes already moved on, by any number of columns up to ``new`` (recomputing a
+    column that did not change gives it again), so one graph serves every step of up to ``new`` columns.
     """
+    shift = new if shift is None else shift
     full = new >= plan.full_from
     g = _column_builder(fb, plan, plan.width(new))
     cols = g.outputs[0]
@@ -283,7 +287,7 @@ def step_graph(fb: ModelBuilder, plan: SplitPlan, new: int) -> bytes:
             return out
 
         parts = [piece(cols, width - left, left, "left")] if left else []
-        parts.append(piece(kept, left + new, t - new - right - left, "kept/moved"))
+        parts.append(piece(kept, left + shift, t - new - right - left, "kept/moved"))
         parts.append(piece(cols, 0, new + right, "right"))
         conv_out = g.add_tensor(y.name, y.shape, np.int8, y.quant)
         g.add_operator(_CONCATENATION, parts, [conv_out], "ConcatenationOptions", 1, Axis=2,
@@ -304,8 +308,11 @@ class SplitModel:
 
     ``model(x, new)``: ``x`` is the whole int8 window ``(1, C, H, T)``, moved on by ``new`` columns since
     the previous call (``new >= T``, e.g. after a reset: everything recomputed); returns the model's
-    first output as the whole graph would. One step graph (:func:`step_graph`) per ``new`` in
-    ``1..max_new``, and one for the whole window, used for more new columns than that. The slab a step
+    first output as the whole graph would. Four step graphs (:func:`step_graph`): one each for one and
+    two new columns (the steady state; a one-frame gap), one for ``3..max_new`` new columns (the kept
+    output moved on in numpy first; one graph rather than one per gap length, so that it stays warm:
+    measured, per-length graphs made gap frames' p99 worse than the whole graph's), and one for the whole
+    window. The slab a step
     reads is the window's last ``new + PL + PR`` columns, ``max(PL, PR)`` columns of the input zero
     point, then its first ``PL + PR`` columns; the convolution over it without padding gives the
     ``new + PR`` rightmost and the ``PL`` leftmost output columns (the ones between are not used).
@@ -324,8 +331,11 @@ class SplitModel:
         self.kept = np.zeros(y.shape, np.int8)
         self._out: np.ndarray | None = None
         self._steps: dict[int, tuple] = {}
-        for new in (*range(1, min(max_new, plan.full_from - 1) + 1), plan.full_from):
-            it = interpreter(model_content=step_graph(fb, plan, new), num_threads=threads)
+        self._upto = min(max(max_new, 1), plan.full_from - 1)   # the shared graph's new columns
+        self._inner = int(np.prod(y.shape[3:]))                 # elements of one kept column in one row
+        for new in sorted({*range(1, min(_EXACT, self._upto) + 1), self._upto, plan.full_from}):
+            shift = 0 if _EXACT < new < plan.full_from else None
+            it = interpreter(model_content=step_graph(fb, plan, new, shift), num_threads=threads)
             it.allocate_tensors()
             ins = [d["index"] for d in it.get_input_details()]
             outs = {d["name"]: d["index"] for d in it.get_output_details()}
@@ -339,13 +349,17 @@ class SplitModel:
         if new == 0 and self._out is not None:
             return self._out.copy()              # the same window: the same outputs
         p = self.plan
-        step = self._steps.get(new)
-        if step is None or new >= p.full_from:
+        if new > self._upto:
             set_tensor, invoke, get_tensor, ins, out, kept, slab = self._full
             slab[..., p.left:p.left + p.time] = x
             set_tensor(ins[0], slab)
         else:
-            set_tensor, invoke, get_tensor, ins, out, kept, slab = step
+            if new > _EXACT:   # the shared graph: every kept column new places left here (one flat memmove; the
+                n = new * self._inner            # last columns of each row get the next row's, all recomputed)
+                flat = self.kept.reshape(-1)
+                flat[:-n] = flat[n:]
+                new = self._upto
+            set_tensor, invoke, get_tensor, ins, out, kept, slab = self._steps[new]
             a = new + p.kernel - 1               # the right part: the last new + PL + PR window columns
             slab[..., :a] = x[..., p.time - a:]
             slab[..., a + p.pad:] = x[..., :p.kernel - 1]   # after the zero-point columns: the first PL + PR
