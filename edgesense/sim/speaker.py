@@ -134,12 +134,30 @@ def thermal_trajectory(speakers: list[SpeakerModel], mean_sq_current: np.ndarray
     return coil, mag
 
 
-def _step_means(sq: np.ndarray) -> np.ndarray:
-    """(batch, n) -> (batch, ceil(n / THERMAL_STEP)) means over thermal steps (last step partial)."""
-    n = sq.shape[-1]
+_SQ_CHUNK = 256 * THERMAL_STEP   # samples per pass of the thermal pre-pass (whole thermal steps)
+
+
+def _step_mean_squares(x: np.ndarray, ba: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Mean of y^2 over each thermal step of the 1-D signal ``x`` (the last step partial), where y is
+    ``x`` or, with ``ba``, ``x`` through ``lfilter(b, a)`` from rest.
+
+    Runs over chunks of whole thermal steps with the filter's state carried: the same recursion and
+    the same per-step sums (``add.reduceat``) as over the whole signal, bitwise, without
+    signal-sized temporaries (their first touch costs more than the arithmetic on a busy host)."""
+    n = len(x)
+    sums = np.empty(-(-n // THERMAL_STEP), dtype=np.result_type(x.dtype, np.float64) if ba else x.dtype)
+    zi = None if ba is None else np.zeros(max(len(ba[0]), len(ba[1])) - 1)
+    for c0 in range(0, n, _SQ_CHUNK):
+        y = x[c0:c0 + _SQ_CHUNK]
+        if ba is None:
+            y = y * y
+        else:
+            y, zi = signal.lfilter(ba[0], ba[1], y, zi=zi)
+            y **= 2
+        sums[c0 // THERMAL_STEP:c0 // THERMAL_STEP + -(-len(y) // THERMAL_STEP)] = \
+            np.add.reduceat(y, np.arange(0, len(y), THERMAL_STEP))
     edges = np.arange(0, n, THERMAL_STEP)
-    counts = np.diff(np.append(edges, n)).astype(float)
-    return np.add.reduceat(sq, edges, axis=-1) / counts
+    return sums / np.diff(np.append(edges, n)).astype(float)
 
 
 _HALF_TAPS = 10   # scipy.signal.resample_poly's default filter: 2 * 10 * factor + 1 taps
@@ -457,7 +475,7 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     amb = np.broadcast_to(np.asarray(ambient_c, dtype=float), (nb,))
     dt_th = THERMAL_STEP / fs
     if thermal:
-        ms = np.stack([_step_means(signal.lfilter(*_linear_current_filter(sp, fs), u[r]) ** 2)
+        ms = np.stack([_step_mean_squares(u[r], _linear_current_filter(sp, fs))
                        for r, sp in enumerate(speakers)])
         coil, mag = thermal_trajectory(speakers, ms, amb, dt_th, start_c, current_scales_with_re=True)
     else:
@@ -526,7 +544,7 @@ def simulate(speakers: list[SpeakerModel], u: np.ndarray, fs: float = 48_000.0, 
     # temperatures recomputed from the simulated current, and their disagreement with the ones used
     mismatch = 0.0
     if thermal:
-        coil_sim, mag_sim = thermal_trajectory(speakers, np.stack([_step_means(r * r) for r in i_out]), amb,
+        coil_sim, mag_sim = thermal_trajectory(speakers, np.stack([_step_mean_squares(r) for r in i_out]), amb,
                                                dt_th, start_c)
         mismatch = float(np.max(np.abs(coil_sim - coil)))
         coil, mag = coil_sim, mag_sim

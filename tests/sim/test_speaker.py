@@ -129,6 +129,25 @@ def test_sense_in_chunks_equals_one_pass():
     assert gen.standard_normal() == np.random.default_rng(9).standard_normal(2 * n + 1)[-1]   # same draws used
 
 
+def test_thermal_mean_squares_in_chunks_equal_the_whole_signal():
+    """The thermal pre-pass filters and squares chunk by chunk (state carried): the same per-step means,
+    bitwise, as filtering the whole signal at once, for float64 input through the linear current
+    filter and for a float32 current."""
+    from scipy import signal
+
+    from edgesense.sim.speaker import _SQ_CHUNK, THERMAL_STEP, _linear_current_filter, _step_mean_squares
+
+    n = 2 * _SQ_CHUNK + 3 * THERMAL_STEP + 17                 # a partial last chunk and a partial last step
+    u = np.random.default_rng(4).standard_normal(n) * 3
+    edges = np.arange(0, n, THERMAL_STEP)
+    counts = np.diff(np.append(edges, n)).astype(float)
+    ba = _linear_current_filter(named_speaker("ref"), FS)
+    want = np.add.reduceat(signal.lfilter(*ba, u) ** 2, edges) / counts
+    assert np.array_equal(_step_mean_squares(u, ba), want)
+    i32 = (u / 8).astype(np.float32)
+    assert np.array_equal(_step_mean_squares(i32), np.add.reduceat(i32 * i32, edges) / counts)
+
+
 def test_program_levels_and_determinism():
     a, segs = program(6.0, np.random.default_rng(1), FS, max_volts=5.0)
     b, _ = program(6.0, np.random.default_rng(1), FS, max_volts=5.0)
