@@ -65,16 +65,27 @@ def _fits(want: tuple[int | None, ...], shape: tuple[int, ...]) -> bool:
     return all(d is None or d == n for d, n in zip(want[1:], shape[1:]))
 
 
+_IINFO = {np.dtype(t): np.iinfo(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32)}
+
+
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
     """Real values to integers: ``clamp(rint(x / scale) + zero_point)`` (half to even, saturating)."""
-    info = np.iinfo(dtype)
-    q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale)) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
+    info = _IINFO.get(np.dtype(dtype)) or np.iinfo(dtype)
+    q = np.asarray(x, dtype=np.float32) / np.float32(scale)
+    if not isinstance(q, np.ndarray):   # a scalar
+        return np.clip(np.rint(q) + zero_point, info.min, info.max).astype(dtype)
+    np.rint(q, out=q)
+    q += zero_point
+    # np.minimum/np.maximum: the same as np.clip, without its per-call overhead (~10 us on small arrays)
+    np.minimum(np.maximum(q, info.min, out=q), info.max, out=q)
+    return q.astype(dtype)
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """Integers to real values: ``(q - zero_point) * scale`` as float32."""
-    return ((q.astype(np.int32) - zero_point).astype(np.float32) * np.float32(scale)).astype(np.float32)
+    out = (q.astype(np.int32) - zero_point).astype(np.float32)
+    out *= np.float32(scale)
+    return out
 
 
 class Model:
