@@ -126,11 +126,8 @@ class Model:
             feeds = {specs[0].name: self._prepare(specs[0], x, raw)}
             as_dict = len(self.output_specs) != 1
         else:
-            names = {s.name for s in specs}
-            unknown = set(x) - names
-            missing = names - set(x)
-            if unknown or missing:
-                raise ModelError(f"{self.path.name}: inputs must be named {sorted(names)}, "
+            if len(x) != len(specs) or not all(s.name in x for s in specs):
+                raise ModelError(f"{self.path.name}: inputs must be named {sorted(s.name for s in specs)}, "
                                  f"got {sorted(x)}")
             feeds = {s.name: self._prepare(s, x[s.name], raw) for s in specs}
             as_dict = True
