@@ -1,13 +1,15 @@
 """Baseline excursion figures per speaker and scenario: zero predictor, datasheet linear X/I, impedance tracking.
 
-Usage: python tools/eval_speaker_baselines.py DATASET_DIR [--split test] [--json] [--oracle]
+Usage: python tools/eval_speaker_baselines.py DATASET_DIR [--split test] [--json] [--oracle] [--calibration DIR]
        python tools/eval_speaker_baselines.py DATASET_DIR --split val --bench-block 48 [--bench-clips 6]
 
 Each (speaker, scenario) stream is reassembled from its clips in order and both baselines run
 causally over the whole stream (they need no labels; deployment runs them continuously); metrics
 are computed on the clips of ``--split`` only (all clips with ``--split all``). ``--oracle`` adds the
 linear X/I model with the simulator's true small-signal parameters of the scenario (metadata
-``speaker_true``): what a perfectly identified *linear* model could do. ``--bench-block N`` instead
+``speaker_true``): what a perfectly identified *linear* model could do. ``--calibration DIR`` (or a
+.json file) adds the calibrated large-signal estimator (``edgesense.speaker.largesignal``) for the
+streams whose speaker profile has a calibration there. ``--bench-block N`` instead
 times the tracker (CPU time per call of N samples) over the first ``--bench-clips`` clips of the split.
 """
 
@@ -51,7 +53,7 @@ def bench(root: str, split: str, block: int, clips: int = 6, repeats: int = 2) -
     return out
 
 
-def evaluate(root: str, split: str = "test", oracle: bool = False) -> list[dict]:
+def evaluate(root: str, split: str = "test", oracle: bool = False, calibrations: dict | None = None) -> list[dict]:
     ds = Dataset.open(root)
     streams: dict[str, list] = defaultdict(list)
     for e in ds.entries:
@@ -80,6 +82,11 @@ def evaluate(root: str, split: str = "test", oracle: bool = False) -> list[dict]
         if oracle and isinstance(true, dict):
             truth = SpeakerParams(bl=true["bl"], mms=true["mms"], rms=true["rms"], kms=true["kms"])
             methods.append(("oracle", predict_linear(i, truth, prof.sample_rate_hz)))
+        if calibrations and prof.name in calibrations:
+            from edgesense.speaker.largesignal import predict_large_signal
+
+            methods.append(("largesig", predict_large_signal(v, i, calibrations[prof.name], prof.speaker,
+                                                             prof.sample_rate_hz)))
         for label, pred in methods:
             row[label] = combined_metrics([(x[a:b], pred[a:b]) for a, b in sel], prof.sample_rate_hz).to_dict()
         rows.append(row)
@@ -92,6 +99,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test", help="split to score (default test; 'all' for every clip)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--oracle", action="store_true", help="add the linear X/I model with the true scenario parameters")
+    ap.add_argument("--calibration", action="append", default=None,
+                    help="large-signal calibration .json or directory of them: adds the calibrated estimator")
     ap.add_argument("--bench-block", type=int, default=None, help="time the tracker per call of this many samples")
     ap.add_argument("--bench-clips", type=int, default=6, help="clips of the split to time (default 6)")
     args = ap.parse_args(argv)
@@ -102,7 +111,12 @@ def main(argv=None) -> int:
                   f"median {r['median_us']:.1f}, p99 {r['p99_us']:.0f}, p99.9 {r['p99_9_us']:.0f}, "
                   f"max {r['max_us']:.0f} us")
         return 0
-    rows = evaluate(args.dataset, args.split, args.oracle)
+    cals = None
+    if args.calibration:
+        from edgesense.cli.cmd_eval_excursion import load_calibrations
+
+        cals = load_calibrations(args.calibration)
+    rows = evaluate(args.dataset, args.split, args.oracle, cals)
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
         print()
@@ -110,7 +124,7 @@ def main(argv=None) -> int:
     print(f"{'stream':24s} {'method':9s} {'NRMSE%':>7s} {'peak mm':>8s} {'loud<.02':>8s} "
           f"{'<0.1mm':>8s} {'off<.01':>8s}")
     for r in rows:
-        for m in ("zero", "linear", "tracking", "oracle"):
+        for m in ("zero", "linear", "tracking", "oracle", "largesig"):
             if m not in r:
                 continue
             d = r[m]

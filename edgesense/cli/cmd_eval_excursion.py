@@ -33,6 +33,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="evaluate every recording on its own from rest (default: join clips of one simulated "
                              "stream and run every method over the whole stream, scoring the split's clips)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the linear and tracking baselines")
+    parser.add_argument("--calibration", action="append", default=None,
+                        help="large-signal calibration .json (or a directory of them) of known speakers: adds the "
+                             "calibrated large-signal estimator row (edgesense.speaker.largesignal); every evaluated "
+                             "speaker needs one (repeatable)")
     parser.add_argument("--plot", default=None, help="write trace plots and error histograms to this image file")
     add_json_flag(parser)
 
@@ -55,14 +59,46 @@ def run(args: argparse.Namespace) -> int:
         signals, segments = load_streams(args.data, split, args.limit)
     if not signals:
         raise EdgesenseError(f"{args.data}: no labelled (v, i, x) recordings in split {args.split!r}")
+    calibrations = load_calibrations(args.calibration) if args.calibration else None
     report = evaluate_excursion(signals, models, segments=segments, bl_error=args.bl_error, baselines=not args.no_baselines,
                                 adapt=args.adapt, adapt_mode=args.adapt_mode,
-                                adapt_batches=args.adapt_batches, skip_ms=args.skip_ms, plot=args.plot)
+                                adapt_batches=args.adapt_batches, skip_ms=args.skip_ms, plot=args.plot,
+                                calibrations=calibrations)
     if args.json:
         print_json(report)
     else:
         print(format_table(report))
     return 0
+
+
+LARGE_SIGNAL = "large-signal (calibrated)"
+
+
+def load_calibrations(paths) -> dict:
+    """Large-signal calibrations by speaker profile name from .json files or directories of them."""
+    from edgesense.errors import EdgesenseError
+    from edgesense.speaker.largesignal import load_calibration
+
+    out = {}
+    for p in map(Path, paths):
+        files = sorted(p.glob("*.json")) if p.is_dir() else [p]
+        for f in files:
+            cal = load_calibration(f)
+            if not cal.speaker:
+                raise EdgesenseError(f"{f}: calibration names no speaker profile")
+            out[cal.speaker] = cal
+    if not out:
+        raise EdgesenseError(f"no calibration files in {', '.join(map(str, paths))}")
+    return out
+
+
+def _large_signal(sig, bl: float, cal):
+    """The calibrated large-signal estimator's prediction (mm); its tracker gets datasheet Bl ``bl``."""
+    import dataclasses
+
+    from edgesense.speaker.largesignal import predict_large_signal
+
+    return predict_large_signal(sig.v, sig.i, cal, dataclasses.replace(sig.speaker, bl=bl), sig.fs)
 
 
 def _baselines(sig, bl: float) -> dict:
@@ -152,8 +188,10 @@ def _entry_split(path, sig) -> str | None:
 
 def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool = True, adapt: bool = False,
                        adapt_mode: str = "means", adapt_batches: int = 16, skip_ms: float = 0.0,
-                       plot: str | None = None, segments=None) -> dict:
+                       plot: str | None = None, segments=None, calibrations: dict | None = None) -> dict:
     """Predict every signal with every method; figures per scenario and overall, plus the guard log.
+
+    ``calibrations`` (speaker profile name -> LargeSignalParams) adds the calibrated large-signal row.
 
     ``segments[k]``: the (start, end) sample ranges of signal k to score (default: all of it). The
     first ``skip_ms`` of every signal are never scored (every method starts from rest there).
@@ -165,6 +203,12 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
     from edgesense.speaker.metrics import combined_metrics
     from edgesense.speaker.streaming import ExcursionStreamer, predict_signal
 
+    if calibrations is not None:
+        from edgesense.errors import EdgesenseError
+
+        missing = sorted({s.profile.name for s in signals} - set(calibrations))
+        if missing:
+            raise EdgesenseError(f"no large-signal calibration for speaker(s) {', '.join(missing)}")
     loaded = {Path(m).stem: load_model(m, threads=1) for m in models}
     preds: dict[str, list] = {"zero": []}
     adapt_log = []
@@ -179,6 +223,9 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
                 preds.setdefault(name, []).append(p)
                 if name == "impedance tracking":
                     track = p
+        if calibrations is not None:
+            preds.setdefault(LARGE_SIGNAL, []).append(
+                np.asarray(_large_signal(sig, bl, calibrations[sig.profile.name]), np.float32))
         for name, model in loaded.items():
             streamer = ExcursionStreamer(model, bl)
             if streamer.spec.needs_tracker and track is None:

@@ -317,7 +317,7 @@ def _regressors(x_m: np.ndarray, i: np.ndarray, fs: float, mms: float, xmax: flo
     return target, out
 
 
-def identify(clips, mms: float, xmax: float, fs: float = 48_000.0, bl_scales=None, band_hz: float | None = 3000.0,
+def identify(clips, mms: float, xmax: float, fs: float = 48_000.0, bl_scales=None, band_hz: float | None = 2000.0,
              source: str = "") -> LargeSignalParams:
     """Least-squares large-signal parameters from labelled clips ``[(x_mm, i_A), ...]``.
 
@@ -367,7 +367,7 @@ def _streams(signals) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
 
 
 def calibrate(signals, datasheet, fs: float = 48_000.0, band_hz: float = 2000.0, settle_s: float = 5.0,
-              source: str = "") -> LargeSignalParams:
+              speaker: str = "", source: str = "") -> LargeSignalParams:
     """Identify a known speaker's large-signal parameters from its labelled recordings.
 
     ``signals``: :class:`~edgesense.speaker.pipeline.SpeakerSignal` clips of one speaker (clips of
@@ -405,4 +405,4 @@ def calibrate(signals, datasheet, fs: float = 48_000.0, band_hz: float = 2000.0,
         clips.append((x[keep], i[keep]))
         scales.append((bl_t / ref["bl"])[keep])
     p = identify(clips, float(datasheet.mms), float(datasheet.xmax), fs, scales, band_hz, source)
-    return LargeSignalParams.from_dict(p.to_dict() | {"tracker_reference": ref})
+    return LargeSignalParams.from_dict(p.to_dict() | {"tracker_reference": ref, "speaker": speaker})

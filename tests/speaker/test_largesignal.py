@@ -156,3 +156,31 @@ def test_following_needs_a_reference_and_a_datasheet():
     with pytest.raises(EdgesenseError):
         LargeSignalEstimator(p, SpeakerParams(bl=1.0, re=8.0, mms=1.6e-4, rms=0.3, kms=4000.0), follow=True)
     assert not LargeSignalEstimator(p, None).follow
+
+
+def _signal(sp, u, i, x, name="sim-lite4"):
+    from edgesense.profiles import SpeakerIVProfile
+    from edgesense.speaker.pipeline import SpeakerSignal
+
+    prof = SpeakerIVProfile(name=name, channels=("v", "i", "x"), speaker=sp.true_params())
+    return SpeakerSignal("clip", u.astype(np.float32), i.astype(np.float32), x.astype(np.float32), prof,
+                         {"scenario": "nominal", "stream": "s", "clip_index": 0})
+
+
+def test_calibrate_from_signals_then_evaluate_row(loud_lite4, tmp_path):
+    """calibrate() on labelled clips gives a usable calibration; eval excursion adds its row."""
+    from edgesense.cli.cmd_eval_excursion import LARGE_SIGNAL, evaluate_excursion, load_calibrations
+    from edgesense.speaker.largesignal import calibrate
+
+    sp, u, i, x = loud_lite4
+    sig = _signal(sp, u, i, x)
+    cal = calibrate([sig], sig.speaker, settle_s=0.5, speaker="sim-lite4")
+    assert cal.speaker == "sim-lite4" and set(cal.tracker_reference) == {"bl", "kms_per_mms", "rms_per_mms"}
+    assert cal.bl == pytest.approx(sp.bl, rel=0.02)
+    save_calibration(cal, tmp_path / "lite4.json")
+    cals = load_calibrations([str(tmp_path)])
+    report = evaluate_excursion([sig], [], baselines=False, calibrations=cals, skip_ms=100)
+    rows = {r["method"]: r for r in report["rows"]}
+    assert rows[LARGE_SIGNAL]["nrmse"] < 0.1 * rows["zero"]["nrmse"]
+    with pytest.raises(EdgesenseError, match="no large-signal calibration"):
+        evaluate_excursion([_signal(sp, u, i, x, name="other")], [], baselines=False, calibrations=cals)
