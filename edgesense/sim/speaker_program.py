@@ -17,7 +17,7 @@ import functools
 import math
 
 import numpy as np
-from scipy import signal
+from scipy import fft, signal
 
 __all__ = ["SEGMENT_KINDS", "program"]
 
@@ -266,10 +266,10 @@ def _noise(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
         m = min(n - pos, int(fs * rng.uniform(0.05, 0.5)))
         burst = rng.standard_normal(m)
         if rng.random() < 0.5:                           # pink: 1/sqrt(f) amplitude shaping
-            spec = np.fft.rfft(burst)
+            spec = fft.rfft(burst)
             spec[1:] /= np.sqrt(np.arange(1, len(spec)))
             spec[0] = 0
-            burst = np.fft.irfft(spec, m)
+            burst = fft.irfft(spec, m)
         ramp = min(m // 2, int(0.005 * fs))
         env = np.ones(m)
         if ramp:
