@@ -45,5 +45,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {summary['recordings']} recordings ({summary['streams']} streams, "
               f"{summary['audio_seconds']:.0f} s of audio) to {summary['out']}; simulation ran "
               f"{summary['speedup_vs_realtime']}x faster than real time (CPU time; "
-              f"{summary['speedup_end_to_end']}x with program synthesis and writing)")
+              f"{summary['speedup_end_to_end']}x with program synthesis and writing; "
+              f"{summary['speedup_end_to_end_wall']}x in elapsed time)")
     return 0

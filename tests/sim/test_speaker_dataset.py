@@ -1,6 +1,7 @@
 """``edgesense simulate speaker`` writes recordings in the recording format with splits."""
 
 import numpy as np
+import pytest
 
 from edgesense.recording import Dataset
 from edgesense.sim.speaker_dataset import known_split, write_speaker_dataset
@@ -16,6 +17,8 @@ def test_writes_recordings_with_profile_metadata_and_splits(tmp_path):
     parts = [summary[k] for k in ("program_cpu_s", "sim_cpu_s", "sense_cpu_s", "write_cpu_s")]
     assert min(parts) >= 0 and sum(parts) <= summary["total_cpu_s"] + 0.03     # the split (rounded to 10 ms)
     assert summary["sim_wall_s"] > 0 and summary["speedup_wall"] > 0
+    assert summary["sim_wall_s"] <= summary["total_wall_s"]                     # elapsed: the whole includes the part
+    assert summary["speedup_end_to_end_wall"] == pytest.approx(3.0 / summary["total_wall_s"], rel=0.02, abs=0.1)
     ds = Dataset.open(tmp_path)
     assert len(ds.entries) == 30
     ref = [e for e in ds.entries if e.subject == "ref"]
