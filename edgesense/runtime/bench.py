@@ -60,8 +60,16 @@ def backend_label(path: str | Path, backend: str) -> str:
     if backend == "torch":
         return "torch float"
     if backend == "litert":
+        from edgesense.runtime.litert_backend import input_perms
+
         data = Path(path).read_bytes()
-        return "LiteRT INT8" if b"QUANTIZE" in data or _tflite_int8(path) else "LiteRT float"
+        label = "LiteRT INT8" if b"QUANTIZE" in data or _tflite_int8(path) else "LiteRT float"
+        try:
+            perms = input_perms(data)
+        except ModelError:
+            perms = {}
+        # an input in another layout than the ONNX model's (export input_layout="nwhc") is timed in that layout
+        return label + " (nwhc input)" if perms else label
     return "ORT INT8" if is_int8_onnx(path) else "ORT float"
 
 

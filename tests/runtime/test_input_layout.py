@@ -54,12 +54,18 @@ def test_spec_run_and_invoker_with_another_input_layout(tmp_path):
     np.testing.assert_array_equal(y3, model.run(np.ascontiguousarray(xf.transpose(PERM))))
     with pytest.raises(ModelError):
         model.run(np.zeros((1, 2, 3), np.float32))                 # wrong rank: refused as always
+    from edgesense.runtime.bench import backend_label
+
+    assert backend_label(tmp_path / "m.tflite", "litert") == "LiteRT INT8 (nwhc input)"
 
 
 def test_without_metadata_nothing_changes_and_bad_metadata_is_refused(tmp_path):
     _write(tmp_path / "plain.tflite", None)
     model = load_model(tmp_path / "plain.tflite")
     assert model.input_specs[0].perm is None and model.input_specs[0].onnx_shape == model.input_specs[0].shape
+    from edgesense.runtime.bench import backend_label
+
+    assert backend_label(tmp_path / "plain.tflite", "litert") == "LiteRT INT8"
     _write(tmp_path / "bad.tflite", b"[not json")
     with pytest.raises(ModelError, match="edgesense.input_layout"):
         load_model(tmp_path / "bad.tflite")
