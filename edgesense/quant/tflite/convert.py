@@ -17,7 +17,10 @@ Layout: ONNX is NCHW, TFLite is NHWC. Rank-4 activations are kept as NHWC and ra
 lazily where an operator needs another layout; a transpose that only moves unit dimensions is
 written as a RESHAPE. A flatten of an NHWC tensor feeding fully-connected layers is not transposed
 back: the FC weight columns are permuted to the NHWC order instead. The model's inputs and outputs
-keep the ONNX shapes, so a ``.tflite`` and its ``.onnx`` take and return the same arrays.
+keep the ONNX shapes, so a ``.tflite`` and its ``.onnx`` take and return the same arrays -- unless
+``input_layout="nwhc"``: then a rank-4 input is taken column by column, ``(N, W, H, C)`` (recorded in the
+model's metadata), and convolutions along the rows run in that layout without a transpose
+(``_Converter._cols_conv``).
 """
 
 from __future__ import annotations
@@ -1257,6 +1260,9 @@ def convert_qdq_model(model: onnx.ModelProto, io_dtype: str = "int8",
     ``input_shapes`` fixes symbolic input dimensions (e.g. a streaming block length); the rest become 1.
     ``pair_rows=False`` turns off the row-pair packing of a first convolution on few input channels
     (identical outputs either way; the packing is faster on XNNPACK, see ``docs/tflite-export.md``).
+    ``input_layout="nwhc"`` takes rank-4 ``(N, C, H, W)`` inputs as ``(N, W, H, C)`` (the ONNX array
+    ``.transpose(0, 3, 2, 1)``; metadata key :data:`INPUT_LAYOUT_METADATA`): the same outputs for the
+    transposed input, without the input TRANSPOSE.
     """
     if io_dtype not in ("int8", "float32"):
         raise ModelError(f"io_dtype must be 'int8' or 'float32', got {io_dtype!r}")
