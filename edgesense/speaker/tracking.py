@@ -226,14 +226,20 @@ class _ImpedanceFit:
     The same arithmetic as ``scale * (impedance_model(theta, s) - z)`` and ``scale *
     _impedance_jacobian(theta, s)`` (bit for bit), but the Jacobian reuses the subexpressions of the
     last model evaluation at the same theta (the solver always asks for the Jacobian where it last
-    evaluated the residuals), and the prior's rows are built once.
+    evaluated the residuals), the prior's rows are built once, and the Jacobian is written into one
+    kept array (each call overwrites the last one's).
     """
 
     def __init__(self, s: np.ndarray, z: np.ndarray, scale: np.ndarray, prior: np.ndarray,
                  theta_ds: np.ndarray) -> None:
         self.s, self.z, self.scale, self.prior, self.theta_ds = s, z, scale, prior, theta_ds
         self._scale_col = scale[:, None]
-        self._prior_rows = np.diag(prior)
+        nb = len(s)
+        # the Jacobian is written into these (one allocation per refit, not per evaluation): the
+        # complex columns, then their real and imaginary parts over the prior's fixed rows
+        self._jz = np.empty((nb, 7), complex)
+        self._jac = np.empty((2 * nb + 7, 7))
+        self._jac[2 * nb:] = np.diag(prior)
         self._key: bytes | None = None
         self._parts: tuple = ()
 
@@ -259,9 +265,18 @@ class _ImpedanceFit:
         s = self.s
         qq = q * q
         inv_d2 = 1.0 / (d * d)
-        jz = self._scale_col * np.stack([np.full_like(s, re), sle, l2 * s * r2 * r2 / qq, r2 * sl2 ** 2 / qq,
-                                         -s * cmes * inv_d2, inv_d2 / res, inv_d2 / slces], axis=1)
-        return np.concatenate((jz.real, jz.imag, self._prior_rows))
+        jz, jac, nb = self._jz, self._jac, len(s)
+        jz[:, 0] = re
+        jz[:, 1] = sle
+        np.divide(l2 * s * r2 * r2, qq, jz[:, 2])
+        np.divide(r2 * sl2 ** 2, qq, jz[:, 3])
+        np.multiply(-s * cmes, inv_d2, jz[:, 4])
+        np.divide(inv_d2, res, jz[:, 5])
+        np.divide(inv_d2, slces, jz[:, 6])
+        np.multiply(self._scale_col, jz, jz)
+        jac[:nb] = jz.real
+        jac[nb:2 * nb] = jz.imag
+        return jac     # (the same array every call: the solver uses it before asking again)
 
 
 class ImpedanceTracker:
