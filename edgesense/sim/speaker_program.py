@@ -207,7 +207,7 @@ def _music(n: int, fs: float, rng: np.random.Generator, loud: bool) -> np.ndarra
     if loud:                                             # dynamic-range compression (soft clip)
         drive = rng.uniform(2.0, 5.0)
         peak = max(np.max(out), -np.min(out))                    # max |out|
-        out = drive * out
+        out *= drive                                     # the filter's fresh output, scaled in place
         out /= peak + 1e-12
         _tanh(out)
     return out
@@ -248,7 +248,9 @@ def _speech(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
             acc = np.zeros(m)
             for lo, hi in ((300, 850), (850, 2300), (2300, 3200)):
                 b, a = _biquad("bandpass", rng.uniform(lo, hi), fs, q=rng.uniform(4, 10))
-                acc += signal.lfilter(b, a, seg) * rng.uniform(0.3, 1.0)
+                y = signal.lfilter(b, a, seg)
+                y *= rng.uniform(0.3, 1.0)
+                acc += y
             seg = acc
         win = _partials(m, [np.pi / m], [0.0], [1.0])              # sin(pi k / m)^2
         win *= win
@@ -271,11 +273,10 @@ def _noise(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
             spec[0] = 0
             burst = fft.irfft(spec, m)
         ramp = min(m // 2, int(0.005 * fs))
-        env = np.ones(m)
-        if ramp:
-            env[:ramp] = _ramp(0, 1, ramp)
-            env[m - ramp:] = _ramp(1, 0, ramp)
-        out[pos:pos + m] = burst * env * rng.uniform(0.3, 1.0)
+        if ramp:                                         # 5 ms fades (the envelope is 1 between them)
+            burst[:ramp] *= _ramp(0, 1, ramp)
+            burst[m - ramp:] *= _ramp(1, 0, ramp)
+        np.multiply(burst, rng.uniform(0.3, 1.0), out=out[pos:pos + m])
         pos += m + int(fs * rng.uniform(0.02, 0.4))
     return out
 
