@@ -207,10 +207,26 @@ def _quantize_extended(float_onnx: Path, calib: Path, out: Path, method: str, op
             with torch.no_grad():
                 return sim.float_model()(data), sim(data)
     summary = {**summary, "method": method}
-    ref_f = outputs(x)[0]
+    # what the steps maximise: the SQNR of the output against float on the calibration data -- of a classifier's
+    # logits (the softmax input): its probabilities saturate, so their SQNR hangs on a few uncertain windows
+    logits = next((nd.inputs[0] for nd in sim.nodes if nd.kind == "softmax"), None)
+
+    def signal(quantize: bool) -> torch.Tensor:
+        if stream:
+            return outputs(x)[int(quantize)]
+        old, sim.quantize = sim.quantize, quantize
+        try:
+            out, env = sim.forward_all(x)
+        finally:
+            sim.quantize = old
+        return env[logits] if logits else out[0]
+
+    with torch.no_grad():
+        ref_f = signal(False)
+
     def score() -> float:
         with torch.no_grad():
-            return sqnr_db(ref_f, outputs(x)[1] if stream else sim(x))
+            return sqnr_db(ref_f, signal(True))
     for step in steps:
         if step == "adaround":
             from edgesense.quant.adaround import AdaRoundConfig, adaround
@@ -259,6 +275,9 @@ def _quantize_extended(float_onnx: Path, calib: Path, out: Path, method: str, op
     return sim, graph, summary
 
 
+_TASK_WINDOWS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
 def gesture_task_qat(sim, data: Path, float_onnx: Path, steps: int, lr: float, opts: ZooOptions) -> list[float]:
     """QAT of a calibrated gesture sim on labelled training windows (the classified window of ``task_clips``
     class-stratified train-split clips, seeded): cross-entropy of the INT8 simulation's probabilities against the
@@ -269,8 +288,11 @@ def gesture_task_qat(sim, data: Path, float_onnx: Path, steps: int, lr: float, o
     from edgesense.cli.cmd_quantize import gesture_windows
     from edgesense.quant.qat import QATConfig, train_qat
 
-    x, y = gesture_windows(data, float_onnx, "train", opts.sizes["task_clips"], seed=opts.seed)
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    key = (str(data), str(float_onnx), opts.sizes["task_clips"], opts.seed)
+    if key not in _TASK_WINDOWS:        # built once per model (one QAT candidate per learning rate)
+        _TASK_WINDOWS.clear()
+        _TASK_WINDOWS[key] = gesture_windows(data, float_onnx, "train", opts.sizes["task_clips"], seed=opts.seed)
+    x, y = (torch.from_numpy(a) for a in _TASK_WINDOWS[key])
     with torch.no_grad():
         teacher = torch.cat([sim.float_model()(b) for b in x.split(256)])
     gen = torch.Generator().manual_seed(opts.seed)
