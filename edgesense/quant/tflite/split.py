@@ -44,7 +44,7 @@ __all__ = ["SplitUnsupported", "SplitPlan", "plan_split", "column_graph", "step_
 
 # builtin operator codes of the TFLite schema
 _CONCATENATION, _CONV_2D, _PAD, _RESHAPE, _SLICE, _TRANSPOSE = 2, 3, 34, 22, 65, 39
-_CHAIN_OPS = {_PAD: "PAD", _RESHAPE: "RESHAPE", _TRANSPOSE: "TRANSPOSE"}
+_CHAIN_OPS = {_PAD, _RESHAPE, _TRANSPOSE}
 _SAME, _VALID = 0, 1   # Padding enum
 _EXACT = 2             # SplitModel: a step graph of its own for each number of new columns up to this
 
@@ -58,17 +58,13 @@ class SplitPlan:
     """Where and how a model splits (indices into the :class:`ModelBuilder` it was planned on)."""
 
     conv: int                    # operator index of the first CONV_2D
+    split: int                   # operator whose output is kept: the first CONV_2D or a column-local op after it
     time: int                    # T, columns of the window (input's last axis)
     kernel: int                  # kw, the convolution's width along time
     left: int                    # PL, padding columns before the window (PAD ops and SAME together)
     right: int                   # PR, after it
     rows_pad: tuple[int, int]    # the convolution's own SAME padding of its rows (top, bottom)
     time_axes: tuple[int, ...]   # the time axis of each chain operator's output
-    split: int = -1              # operator whose output is kept: the first CONV_2D or a column-local op after it
-
-    def __post_init__(self) -> None:
-        if self.split < 0:
-            object.__setattr__(self, "split", self.conv)
 
     @property
     def pad(self) -> int:
@@ -76,7 +72,7 @@ class SplitPlan:
         return max(self.left, self.right)
 
     def width(self, new: int) -> int:
-        """Column-graph input width for ``new`` new columns (``new >= time``: the whole window padded)."""
+        """Slab width for ``new`` new columns (``new >= full_from``: the whole window, padded)."""
         k = self.kernel - 1
         if new >= self.full_from:
             return self.time + k
@@ -105,7 +101,8 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int,
 
 
 def plan_split(fb: ModelBuilder) -> SplitPlan:
-    """The split of ``fb`` at its first convolution, or :class:`SplitUnsupported` saying why not."""
+    """Where ``fb`` splits (its first convolution, or the last column-local operator after it), or
+    :class:`SplitUnsupported` saying why it does not."""
     if len(fb.inputs) != 1:
         raise SplitUnsupported(f"{len(fb.inputs)} inputs (a split needs one window input)")
     x = fb.tensors[fb.inputs[0]]
@@ -129,7 +126,7 @@ def plan_split(fb: ModelBuilder) -> SplitPlan:
             left, right = left + int(pads[axis, 0]), right + int(pads[axis, 1])
             size += int(pads[axis].sum())
         elif op.opcode == _TRANSPOSE:
-            axis = list(int(p) for p in _const(fb, op.inputs[1])).index(axis)
+            axis = [int(p) for p in _const(fb, op.inputs[1])].index(axis)
         else:   # RESHAPE: the time axis must survive as one axis with the same elements inside and outside it
             inner = int(np.prod(src.shape[axis + 1:]))
             cands = [a for a in range(len(out.shape)) if out.shape[a] == size
@@ -169,7 +166,7 @@ def plan_split(fb: ModelBuilder) -> SplitPlan:
             raise SplitUnsupported(f"operator {k} after the split reads the window or a tensor before the split")
     if set(chain).intersection(fb.outputs):
         raise SplitUnsupported("a model output lies before the split")
-    return SplitPlan(conv, time, kw, left, right, rows_pad, tuple(axes), split)
+    return SplitPlan(conv, split, time, kw, left, right, rows_pad, tuple(axes))
 
 
 def _column_local(fb: ModelBuilder, k: int, src: int, time: int) -> bool:

@@ -13,7 +13,12 @@ import pytest
 from edgesense.errors import ModelError
 from edgesense.quant.tflite.flatbuffer import ModelBuilder, read_model
 from edgesense.quant.tflite.parity import tflite_interpreter
-from edgesense.quant.tflite.split import SplitModel, SplitUnsupported, column_graph, plan_split
+from edgesense.quant.tflite.split import (
+    SplitModel,
+    SplitUnsupported,
+    column_graph,
+    plan_split,
+)
 
 MODELS = Path(__file__).resolve().parents[3] / "models"
 
