@@ -66,9 +66,9 @@ class _Act:
     shape: tuple[int, ...]  # the ONNX shape
     # "plain" (as ONNX), "nhwc" (rank 3/4 stored NHWC), "flat" (NHWC flattened), "hpair" (rank 4 stored
     # NHWC with each pair of rows side by side in the channels: (N, H/2, W, 2*C), see _Converter._row_pair_conv),
-    # "cols" (rank 4 stored (N, W, H, C): column by column, see _Converter._cols_conv)
+    # "cols" (rank 4 stored (N, W, H, C): column by column, see _Converter._cols_conv), "colsflat" ("cols" flattened)
     layout: str
-    src4: tuple[int, ...] | None = None  # for "flat": the NCHW shape that was flattened
+    src4: tuple[int, ...] | None = None  # for "flat"/"colsflat": the NCHW shape that was flattened
 
 
 @dataclass(frozen=True)
@@ -101,10 +101,11 @@ def _stored_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _flat_perm(src4: tuple[int, ...]) -> np.ndarray:
-    """perm[j] = ONNX (NCHW-flattened) feature index of stored (NHWC-flattened) feature j."""
+def _flat_perm(src4: tuple[int, ...], cols: bool = False) -> np.ndarray:
+    """perm[j] = ONNX (NCHW-flattened) feature index of stored (NHWC-, or with ``cols`` (N, W, H, C)-flattened)
+    feature j."""
     _, c, h, w = src4
-    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
+    return np.arange(c * h * w).reshape(c, h, w).transpose((2, 1, 0) if cols else (1, 2, 0)).ravel()
 
 
 def _nhwc_axis(axis: int, rank: int) -> int:
@@ -222,7 +223,7 @@ class _Converter:
 
     def _new_act(self, name: str, shape: tuple[int, ...], layout: str, qp: QuantParams,
                  src4: tuple[int, ...] | None = None) -> _Act:
-        stored = (shape[0], int(np.prod(shape[1:]))) if layout == "flat" else _stored_shape(shape, layout)
+        stored = (shape[0], int(np.prod(shape[1:]))) if layout in ("flat", "colsflat") else _stored_shape(shape, layout)
         index = self.fb.add_tensor(name, stored, np.int8, qp)
         return _Act(index, qp, tuple(shape), layout, src4)
 
@@ -298,6 +299,10 @@ class _Converter:
             n, c, h, w = _nchw4(a.shape) if a.layout == "nhwc" else a.src4
             if c == 1 or h * w == 1:  # same byte order: one RESHAPE
                 index = self._reshape(a.index, a.shape, a.qp, name)
+            elif a.layout == "colsflat":
+                src = self._reshape(a.index, (n, w, h, c), a.qp, name + "/4d")
+                index = self._reshape(self._permute(src, (n, w, h, c), (0, 3, 2, 1), a.qp, name), a.shape, a.qp,
+                                      name + "/r")
             else:
                 src = a.index
                 if a.layout == "flat":
@@ -498,9 +503,8 @@ class _Converter:
             explicit_pads = _same_pads((h, wd), (kh, kw), strides, dil)
         else:
             explicit_pads = list(explicit) if explicit is not None else [0, 0, 0, 0]
-        if x.layout == "cols" and group == 1 and kw == 1 and strides[1] == 1 and not explicit_pads[1] \
-                and not explicit_pads[3]:
-            self._cols_conv(node, x, W, w, strides, dil, explicit_pads)
+        if x.layout == "cols" and (group == 1 or (group == c and W.shape[1] == 1)):
+            self._cols_conv(node, x, W, w, strides, dil, explicit_pads, group)
             return
         plan = self._row_pair_plan(node, x, W, group, strides, dil, explicit_pads)
         if plan is not None:
@@ -556,8 +560,8 @@ class _Converter:
             return None
         if strides[0] == 2:
             m = 1
-        elif strides[0] == 1 and x.layout == "plain" and self._pair_pool_follows(node):
-            m = 2
+        elif strides[0] == 1 and (x.layout == "cols" or self._pair_pool_follows(node)):
+            m = 2   # in "cols" the two output rows per pair are already the (N, W, H, O) layout
         else:
             return None
         sh, g, pt = strides[0], 2, pads[0]
@@ -661,59 +665,82 @@ class _Converter:
     # ------------------------------------------------------------------ column-major input ("cols")
 
     def _cols_conv(self, node: onnx.NodeProto, x: _Act, W: np.ndarray, w: _Const, strides: list[int],
-                   dil: list[int], pads: list[int]) -> None:
-        """A convolution along the rows only (kernel width 1, no stride or padding along the columns) of an
-        activation stored column by column, (N, W, H, C): the same convolution with the kernel turned to
-        (1, kh) along the stored width, so nothing is transposed. Three cases, each summing the same
-        integers with the same weights as the NHWC convolution (bit-identical outputs):
+                   dil: list[int], pads: list[int], group: int = 1) -> None:
+        """A convolution of an activation stored column by column, (N, W, H, C): the same convolution with
+        its kernel, strides, dilations and padding turned (rows along the stored width), so nothing is
+        transposed. Each case sums the same integers with the same weights as the NHWC convolution
+        (bit-identical outputs):
 
-        * a first convolution on at most 4 channels with stride 2 down the rows reads pairs of rows packed
-          into the channels (as ``_row_pair_conv``), here a free RESHAPE (N, W, H/2, 2*C);
-        * a convolution over the whole height (kh = H, no row padding) is a 1x1 convolution of the
-          RESHAPE (N, 1, W, H*C) -- one column's rows and channels are one contiguous vector -- and its
-          output (N, 1, W, O) is the NHWC tensor that later (time) layers read;
-        * otherwise a (1, kh) convolution, row padding along the stored width (SAME where it matches,
-          else PAD with the zero point).
+        * a first convolution on at most 4 channels reads pairs of rows packed into the channels (the plan and
+          weights of ``_row_pair_conv``), here a free RESHAPE (N, W, H/2, 2*C); with stride 1 it computes two
+          output rows per pair, (N, W, H/2, 2*O), which is (N, W, H, O) byte for byte;
+        * a convolution along the rows over the whole height (kernel (H, 1), no row padding) is a 1x1
+          convolution of the RESHAPE (N, 1, W, H*C) -- one column's rows and channels are one contiguous
+          vector -- and its output (N, 1, W, O) is the NHWC tensor that later (time) layers read;
+        * otherwise the turned convolution (padding: SAME where it matches, else PAD with the zero point);
+          depthwise convolutions likewise.
         """
         n, c, h, wd = x.shape
-        O, _, kh, _ = W.shape
-        sh, dh, pt, pb = strides[0], dil[0], pads[0], pads[2]
+        O, _, kh, kw = W.shape
+        (sh, sw), (dh, dw) = strides, dil
+        pt, pl, pb, pr = pads
         name = node.name or node.output[0]
         self._check_weight(w, node)
-        plan = self._row_pair_plan(node, x, W, 1, strides, dil, pads)
+        plan = self._row_pair_plan(node, x, W, group, strides, dil, pads) if group == 1 else None
         qp_out, fused, out_name = self._output_grid(node)
         out_shape = self._shape(node.output[0])
-        wqp = QuantParams(w.qp.scale, w.qp.zero_point, 0)
-        bi = self._bias(node, 2, x.qp, w.qp, O)
-        src, layout = x.index, "cols"
+        m = plan["m"] if plan is not None else 1
+        if w.qp.per_tensor:
+            wqp = QuantParams.make(w.qp.scale[0], 0, 3 if group != 1 else 0)
+        else:
+            wqp = QuantParams(np.tile(w.qp.scale, m).astype(np.float32), np.zeros(m * O, np.int64),
+                              3 if group != 1 else 0)
+        bias, bias_qp = self._bias_values(node, 2, x.qp, w.qp, O)
+        bqp = bias_qp if bias_qp.per_tensor else QuantParams(np.tile(bias_qp.scale, m), np.zeros(m * O, np.int64), 0)
+        bi = self.fb.add_tensor(node.input[2] if len(node.input) > 2 and node.input[2] else name + "/bias",
+                                (m * O,), np.int32, bqp, np.tile(bias, m))
+        src, layout, opcode, options, extra = x.index, "cols", Op.CONV_2D, "Conv2DOptions", {}
         if plan is not None:
             top, bottom = plan["top"], plan["bottom"]
-            packed = _pack_row_pairs(W, plan, sh, pt)            # (O, taps, 1, 2C)
             taps = plan["taps"]
-            same = top % 2 == 0 and bottom % 2 == 0 and _same_pads((wd, h // 2), (1, taps), [1, 1], [1, 1]) == [
-                0, top // 2, 0, bottom // 2]
-            hp = h if same else h + top + bottom
-            if not same and (top or bottom):
-                src = self._pad(x, [(0, 0), (0, 0), (top, bottom), (0, 0)], name, layout="cols").index
-            src = self._reshape(src, (n, wd, hp // 2, 2 * c), x.qp, name + "/paired")
-            Wt = packed.transpose(0, 2, 1, 3)                    # (O, 1, taps, 2C)
-            padding, sw, dw = (Padding.SAME if same else Padding.VALID), 1, 1
-        elif pt == pb == 0 and (kh - 1) * dh + 1 == h:            # the whole height: a 1x1 convolution
-            src = self._reshape(src, (n, 1, wd, h * c), x.qp, name + "/columns")
+            # stored spatial dims: (columns, row pairs); SAME where both paddings are what SAME would add
+            same = top % 2 == 0 and bottom % 2 == 0 and _same_pads(
+                (wd, h // 2), (kw, taps), [sw, 1], [dw, 1]) == [pl, top // 2, pr, bottom // 2]
+            hp, wp = (h, wd) if same else (h + top + bottom, wd + pl + pr)
+            if not same and (top or bottom or pl or pr):
+                src = self._pad(x, [(0, 0), (pl, pr), (top, bottom), (0, 0)], name, layout="cols").index
+            src = self._reshape(src, (n, wp, hp // 2, 2 * c), x.qp, name + "/paired")
+            Wt = _pack_row_pairs(W, plan, sh, pt).transpose(0, 2, 1, 3)    # (m*O, kw, taps, 2C)
+            padding, strides_hw, dil_hw = (Padding.SAME if same else Padding.VALID), (sw, 1), (dw, 1)
+        elif kw == 1 and sw == 1 and not pl and not pr and pt == pb == 0 and (kh - 1) * dh + 1 == h and group == 1:
+            src = self._reshape(src, (n, 1, wd, h * c), x.qp, name + "/columns")  # the whole height: 1x1
             Wt = W[:, :, :, 0].transpose(0, 2, 1).reshape(O, 1, 1, kh * c)
-            padding, sw, dw, layout = Padding.VALID, 1, 1, "nhwc"
+            padding, strides_hw, dil_hw, layout = Padding.VALID, (1, 1), (1, 1), "nhwc"
         else:
-            padding, explicit = _padding_mode((wd, h), (1, kh), [1, sh], [1, dh], [0, pt, 0, pb], b"NOTSET")
+            padding, explicit = _padding_mode((wd, h), (kw, kh), [sw, sh], [dw, dh], [pl, pt, pr, pb], b"NOTSET")
             if explicit is not None:
-                src = self._pad(x, [(0, 0), (0, 0), (explicit[1], explicit[3]), (0, 0)], name, layout="cols").index
-            Wt = W.transpose(0, 3, 2, 1)                         # (O, 1, kh, C)
-            sw, dw = sh, dh
+                src = self._pad(x, [(0, 0), (explicit[0], explicit[2]), (explicit[1], explicit[3]), (0, 0)], name,
+                                layout="cols").index
+            if group == 1:
+                Wt = W.transpose(0, 3, 2, 1)                             # (O, kw, kh, C)
+            else:
+                Wt = W.transpose(1, 3, 2, 0)                             # (1, kw, kh, O)
+                opcode, options, extra = Op.DEPTHWISE_CONV_2D, "DepthwiseConv2DOptions", {"DepthMultiplier": O // c}
+            strides_hw, dil_hw = (sw, sh), (dw, dh)
         wi = self.fb.add_tensor(w.name, Wt.shape, np.int8, wqp, np.ascontiguousarray(Wt, np.int8))
         out = self._new_act(out_name, out_shape, layout, qp_out)
+        dst = out.index
+        if m == 2:   # two output rows per pair: (N, W, H/2, 2*O) is (N, W, H, O) byte for byte
+            _, co, ho, wo = out_shape
+            dst = self.fb.add_tensor(out_name + "/pairs", (n, wo, ho // 2, 2 * co), np.int8, qp_out)
         self.fb.add_operator(
-            Op.CONV_2D, [src, wi, bi], [out.index], "Conv2DOptions", version=3,
-            Padding=padding, StrideW=sw, StrideH=1, DilationWFactor=dw, DilationHFactor=1, FusedActivationFunction=fused,
+            opcode, [src, wi, bi], [dst], options, version=3, Padding=padding,
+            StrideH=strides_hw[0], StrideW=strides_hw[1], DilationHFactor=dil_hw[0], DilationWFactor=dil_hw[1],
+            FusedActivationFunction=fused, **extra,
         )
+        if dst != out.index:
+            self.fb.add_operator(Op.RESHAPE, [dst, self._shape_const(out_name + "/shape", self.fb.shape(out.index))],
+                                 [out.index])
         self.vals[out_name] = out
 
     def _check_weight(self, w: _Const, node: onnx.NodeProto) -> None:
@@ -756,6 +783,9 @@ class _Converter:
         qp_out, fused, out_name = self._output_grid(node)
         if x.layout == "flat":
             W = W[:, _flat_perm(x.src4)]
+            xin = x
+        elif x.layout == "colsflat":
+            W = W[:, _flat_perm(x.src4, cols=True)]
             xin = x
         else:
             xin = self._plain(x)
@@ -823,6 +853,9 @@ class _Converter:
                                  StrideW=2 * strides[1], StrideH=1, FilterWidth=2 * ks[1], FilterHeight=1)
             self.vals[node.output[0]] = out
             return
+        if x.layout == "cols":
+            self._cols_pool(node, x, opcode, ks, strides, pads, at.get("auto_pad", b"NOTSET"))
+            return
         xin = self._nhwc(x)
         if opcode == Op.AVERAGE_POOL_2D and at.get("count_include_pad", 0) and any(pads):
             # padded zeros count in the average: pad explicitly (with the zero point = real 0), then VALID
@@ -837,6 +870,27 @@ class _Converter:
             opcode, [xin.index], [out.index], "Pool2DOptions", version=2, Padding=padding,
             StrideW=strides[1], StrideH=strides[0], FilterWidth=ks[1], FilterHeight=ks[0],
         )
+        self.vals[node.output[0]] = out
+
+    def _cols_pool(self, node: onnx.NodeProto, x: _Act, opcode: int, ks: list[int], strides: list[int],
+                   pads: list[int], auto_pad) -> None:
+        """A pooling of a column-by-column activation: the same pooling with rows and columns swapped."""
+        at = _attrs(node)
+        n, c, h, w = x.shape
+        padding, explicit = _padding_mode((w, h), ks[::-1], strides[::-1], [1, 1], [pads[1], pads[0], pads[3], pads[2]],
+                                          auto_pad)
+        xin, (hs, ws) = x, (w, h)
+        if opcode == Op.AVERAGE_POOL_2D and at.get("count_include_pad", 0) and any(pads):
+            xin = self._pad(x, [(0, 0), (pads[1], pads[3]), (pads[0], pads[2]), (0, 0)], node.name, layout="cols")
+            padding, explicit, (hs, ws) = Padding.VALID, None, (w + pads[1] + pads[3], h + pads[0] + pads[2])
+        if explicit is not None:
+            raise ModelError(f"{node.op_type} {node.name!r}: padding {pads} has no TFLite equivalent (use 'same' or none)")
+        out_shape = self._shape(node.output[0])
+        if _nchw4(out_shape)[2:] != (_out_size(ws, ks[0], strides[0], padding), _out_size(hs, ks[1], strides[1], padding)):
+            raise ModelError(f"{node.op_type} {node.name!r}: ceil_mode output size has no TFLite equivalent")
+        out = self._new_act(node.output[0], out_shape, "cols", xin.qp)
+        self.fb.add_operator(opcode, [xin.index], [out.index], "Pool2DOptions", version=2, Padding=padding,
+                             StrideW=strides[0], StrideH=strides[1], FilterWidth=ks[0], FilterHeight=ks[1])
         self.vals[node.output[0]] = out
 
     def _op_MaxPool(self, node: onnx.NodeProto) -> None:
@@ -997,6 +1051,9 @@ class _Converter:
                 out = _Act(self._reshape(x.index, shape, x.qp, name), x.qp, shape, "plain")
             else:  # keep NHWC order; FC consumers permute their weights, others transpose lazily
                 out = _Act(self._reshape(x.index, shape, x.qp, name), x.qp, shape, "flat", (n, c, h, w))
+        elif x.layout == "cols" and len(shape) == 2 and shape == (x.shape[0], int(np.prod(x.shape[1:]))):
+            # keep the column-by-column order; FC consumers permute their weights, others transpose lazily
+            out = _Act(self._reshape(x.index, shape, x.qp, name), x.qp, shape, "colsflat", tuple(x.shape))
         elif (x.layout == "nhwc" and len(shape) in (3, 4) and shape[:2] == x.shape[:2]):
             # only spatial dimensions change: NHWC bytes stay in order
             out = _Act(self._reshape(x.index, _stored_shape(shape, "nhwc"), x.qp, name), x.qp, shape, "nhwc")
@@ -1017,10 +1074,21 @@ class _Converter:
         self.vals[node.output[0]] = _Act(index, x.qp, tuple(x.shape[p] for p in perm), "plain")
 
     def _pad(self, x: _Act, stored_pads: list[tuple[int, int]], name: str, layout: str = "nhwc") -> _Act:
-        """PAD of the stored tensor with the zero point; ``layout`` "nhwc" or "cols" (rank 4), as ``x`` is stored."""
+        """PAD of the stored tensor with the zero point; ``layout`` "nhwc" or "cols" (rank 4), as ``x`` is stored.
+        Column by column with pixels of fewer than 8 channels, the PAD works on the (N, W, H*C) view, whole
+        rows of bytes: XNNPACK's PAD of gesture_cnn's 3-channel input cost ~50 us per call as 4-D (measured;
+        with 16 channels the 4-D PAD is the cheaper, by ~1.5 us on gesture_crnn)."""
         shape = tuple(d + a + b for d, (a, b) in zip(self.fb.shape(x.index), stored_pads))
         out = self.fb.add_tensor(name + "/pad", shape, np.int8, x.qp)
-        self.fb.add_operator(Op.PAD, [x.index, self._int32_const(name + "/paddings", stored_pads)], [out], version=2)
+        if layout == "cols" and tuple(stored_pads[3]) == (0, 0) and tuple(stored_pads[0]) == (0, 0) and shape[3] < 8:
+            n, w, h, c = self.fb.shape(x.index)
+            flat = self._reshape(x.index, (n, w, h * c), x.qp, name + "/rows")
+            padded = self.fb.add_tensor(name + "/pad3", (n, shape[1], shape[2] * c), np.int8, x.qp)
+            pads3 = [(0, 0), tuple(stored_pads[1]), (stored_pads[2][0] * c, stored_pads[2][1] * c)]
+            self.fb.add_operator(Op.PAD, [flat, self._int32_const(name + "/paddings", pads3)], [padded], version=2)
+            self.fb.add_operator(Op.RESHAPE, [padded, self._shape_const(name + "/shape", shape)], [out])
+        else:
+            self.fb.add_operator(Op.PAD, [x.index, self._int32_const(name + "/paddings", stored_pads)], [out], version=2)
         if layout == "cols":
             n, w, h, c = shape
             return _Act(out, x.qp, (n, c, h, w), "cols")

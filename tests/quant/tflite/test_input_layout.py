@@ -1,8 +1,9 @@
 """``input_layout="nwhc"``: a rank-4 ONNX input ``(N, C, H, W)`` taken as ``(N, W, H, C)``. The export computes
 exactly what the ONNX-layout export computes on the transposed input (every int8 output bit-identical, on
-XNNPACK and on the builtin kernels, at batch 1 and at a resized batch): convolutions along the rows run
-column by column without a TRANSPOSE, row pairs are a free RESHAPE, a whole-height convolution is a 1x1
-convolution, and everything else reads an NHWC or NCHW view."""
+XNNPACK and on the builtin kernels, at batch 1 and at a resized batch): convolutions and pools run column by
+column without a TRANSPOSE (kernels turned), row pairs are a free RESHAPE, a whole-height convolution is a 1x1
+convolution, a flatten feeding a fully-connected layer permutes its weights, and everything else reads an NHWC
+or NCHW view."""
 
 from __future__ import annotations
 
@@ -94,7 +95,9 @@ def test_column_stack_needs_no_transpose_and_is_identical(tmp_path, pair_rows):
     (6, (3, 1), [2, 0, 2, 0], [1, 1], [2, 1]),   # dilated down the rows: SAME
     (6, (3, 1), [1, 0, 2, 0], [1, 1], [1, 1]),   # asymmetric padding: PAD along the stored width
     (5, (4, 1), [0, 0, 0, 0], [2, 1], [1, 1]),   # 5 channels: not paired, strided
-    (3, (3, 3), [1, 1, 1, 1], [1, 1], [1, 1]),   # not a column convolution: an NHWC view (TRANSPOSE) first
+    (3, (3, 3), [1, 1, 1, 1], [1, 1], [1, 1]),   # 2-D, stride 1: two output rows per row pair
+    (2, (3, 3), [1, 1, 1, 1], [2, 2], [1, 1]),   # 2-D, stride 2 both ways: pairs behind a PAD
+    (6, (3, 2), [1, 0, 1, 1], [1, 2], [1, 2]),   # 2-D turned: strides, dilation, asymmetric column padding
 ])
 def test_single_convolutions_are_identical(tmp_path, c, kernel, pads, strides, dil):
     rows, cols, o = 12, 7, 8
@@ -106,7 +109,7 @@ def test_single_convolutions_are_identical(tmp_path, c, kernel, pads, strides, d
                     {"w": rand(RNG, o, c, *kernel), "b": rand(RNG, o, scale=0.1)})
     shape = (1, c, rows, cols)
     ref, cols_ = _both(tmp_path, m, shape)
-    assert tflite_ops(cols_).count("TRANSPOSE") == (1 if kernel[1] == 1 else 2)   # + the output back to NCHW
+    assert tflite_ops(cols_).count("TRANSPOSE") == 1   # only the output, back to NCHW
     _assert_same_on_transposed_input(ref, cols_, shape)
 
 
@@ -131,6 +134,39 @@ def test_add_of_two_column_branches_and_float_io(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def _cnn(c: int, rows: int, cols: int) -> onnx.ModelProto:
+    """gesture_cnn in small: 3x3 conv + 2x2 max pool, depthwise 3x3, 2x2 average pool counting its padding,
+    flatten, Gemm, softmax."""
+    nodes = (_conv("x", "a", "w1", "b1", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+             + [h.make_node("MaxPool", ["a"], ["p"], kernel_shape=[2, 2], strides=[2, 2])]
+             + _conv("p", "d", "w2", "b2", kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=8)
+             + [h.make_node("AveragePool", ["d"], ["q"], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 0, 1, 0],
+                            count_include_pad=1),
+                h.make_node("Flatten", ["q"], ["f"]), h.make_node("Gemm", ["f", "wf", "bf"], ["g"], transB=1),
+                h.make_node("Softmax", ["g"], ["y"], axis=1)])
+    feats = 8 * (rows // 4 + 1) * (cols // 4)
+    return float_model(nodes, {"x": ("N", c, rows, cols)}, {"y": ("N", 5)},
+                       {"w1": rand(RNG, 8, c, 3, 3), "b1": rand(RNG, 8, scale=0.1),
+                        "w2": rand(RNG, 8, 1, 3, 3), "b2": rand(RNG, 8, scale=0.1),
+                        "wf": rand(RNG, 5, feats, scale=0.1), "bf": rand(RNG, 5, scale=0.1)})
+
+
+def test_cnn_runs_column_by_column_without_transpose(tmp_path):
+    shape = (1, 3, 16, 12)
+    ref, cols = _both(tmp_path, _cnn(3, 16, 12), shape)
+    ops = tflite_ops(cols)
+    assert "TRANSPOSE" not in ops and "TRANSPOSE" in tflite_ops(ref)
+    # (quantize_static's softmax grid 1/255 adds a requantizing 1x1 DEPTHWISE_CONV_2D to both)
+    assert ops.count("DEPTHWISE_CONV_2D") == tflite_ops(ref).count("DEPTHWISE_CONV_2D") == 2
+    assert ops.count("AVERAGE_POOL_2D") == 1
+    fb = read_model(cols)
+    conv = fb.operators[ops.index("CONV_2D")]
+    assert fb.shape(conv.inputs[0])[-1] == 6 and fb.shape(conv.outputs[0])[-1] == 16   # row pairs in, two rows out
+    pad = fb.operators[ops.index("PAD")]
+    assert fb.shape(pad.inputs[0]) == (1, 12, 16 * 3)          # 3-channel pixels padded as whole rows of bytes
+    _assert_same_on_transposed_input(ref, cols, shape)
+
+
 def test_only_rank4_inputs_and_known_layouts(tmp_path):
     m = float_model([h.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1])], {"x": (1, 4, 6)}, {"y": (1, 3, 6)},
                     {"w": rand(RNG, 3, 4, 3), "b": rand(RNG, 3, scale=0.1)})
@@ -141,15 +177,18 @@ def test_only_rank4_inputs_and_known_layouts(tmp_path):
         convert_qdq_model(qdq, input_layout="nhwc")
 
 
-def test_shipped_gesture_crnn_nwhc_is_the_shipped_graph_on_transposed_input():
-    """The zoo's gesture_crnn: one operator fewer (its input TRANSPOSE), its 16-row convolution a 1x1
-    convolution, outputs bit-identical to the shipped .tflite and exact against ORT on the QDQ model."""
-    qdq_path = ROOT / "models" / "gesture_crnn" / "gesture_crnn_int8.onnx"
+@pytest.mark.parametrize("name", ["gesture_crnn", "gesture_cnn"])
+def test_shipped_gesture_models_nwhc_are_the_shipped_graphs_on_transposed_input(name):
+    """The zoo's gesture models: no TRANSPOSE (gesture_crnn: its 16-row convolution a 1x1 convolution;
+    gesture_cnn: the pairing RESHAPEs too), outputs bit-identical to the default export and exact against
+    ORT on the QDQ model."""
+    qdq_path = ROOT / "models" / name / f"{name}_int8.onnx"
     if not qdq_path.is_file():
-        pytest.skip("models/gesture_crnn is not shipped")
+        pytest.skip(f"models/{name} is not shipped")
     qdq = onnx.load(str(qdq_path))
     ref, cols = convert_qdq_model(qdq), convert_qdq_model(qdq, input_layout="nwhc")
-    assert len(tflite_ops(cols)) == len(tflite_ops(ref)) - 1 and "TRANSPOSE" not in tflite_ops(cols)
+    # the same operators but the TRANSPOSE (RESHAPEs aside: free views of the same bytes)
+    assert [o for o in tflite_ops(cols) if o != "RESHAPE"] == [o for o in tflite_ops(ref) if o not in ("RESHAPE", "TRANSPOSE")]
     _assert_same_on_transposed_input(ref, cols, (1, 3, 64, 40), batches=(1,), n=8)
     rep = compare_with_onnx(qdq_path, cols, samples((1, 3, 64, 40), n=8))
     assert all(o.max_lsb == 0 for o in rep.outputs)
@@ -178,14 +217,15 @@ torch = pytest.importorskip("torch")
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
-def test_gesture_crnn_architecture_nwhc_matches_integer_sim(tmp_path):
-    """Untrained gesture_crnn through edgesense's own QDQ export: the nwhc .tflite gives IntegerSim's codes."""
+@pytest.mark.parametrize("name", ["gesture_crnn", "gesture_cnn"])
+def test_gesture_architecture_nwhc_matches_integer_sim(tmp_path, name):
+    """Untrained gesture models through edgesense's own QDQ export: the nwhc .tflite gives IntegerSim's codes."""
     from edgesense.nn import create_model
     from edgesense.quant import IntegerSim, QuantSim, calibrate, export_qdq_onnx
 
     torch.manual_seed(0)
     shape = (3, 64, 40)
-    model = create_model("gesture_crnn", in_channels=3).eval()
+    model = create_model(name, in_channels=3).eval()
     calib = torch.randn((16, *shape), generator=torch.Generator().manual_seed(0))
     sim = QuantSim(model, calib[:1], target="ort-cpu")
     calibrate(sim, calib.split(8))
