@@ -193,7 +193,7 @@ class _Drive:
 
     def __init__(self, u: np.ndarray, factor: int, a: float, sig: np.ndarray, segi: np.ndarray, seg: int,
                  warm: int, length: int) -> None:
-        nb, n = u.shape
+        n = u.shape[1]
         self.k, self.n, self.rows = factor, n, len(sig)
         self.e = e = _HALF_TAPS if factor > 1 else 0
         if factor > 1:
@@ -216,7 +216,9 @@ class _Drive:
         start = segi * seg - warm
         self.flat = u.reshape(-1)
         first = sig * n + start - e                                   # flat index of each row's window start
-        edge = (start - e < 0) | (start - e + length + 2 * e + 1 > n)  # windows that reach past a signal's ends
+        # windows that reach past a signal's ends (a block's last Toeplitz sub-block reads up to
+        # _SUB - 1 samples beyond the window proper: those rows are gathered exactly, masked)
+        edge = (start - e < 0) | (start - e + length + 2 * e + 1 + _SUB > n)
         self.first = np.clip(first, 0, None)
         self.edge_cols = np.nonzero(edge)[0]
         self.edge_first = first[edge]
