@@ -24,11 +24,13 @@ elementwise-identical to quantizing the whole float window and calling ``model.r
 probabilities, same events (``tests/radar/test_pipeline.py`` checks it against a straightforward
 reference on a simulated stream with drops). Costs per stage: docs/radar-pipeline.md.
 
-**Streaming split.** An INT8 ``.tflite`` model whose first convolution reads the window's columns is
-run as :class:`edgesense.quant.tflite.split.SplitModel`: its int8 first-convolution output is kept
-between frames and only the columns the new frame(s) change are computed, then the rest of the
-graph; outputs are bit-identical to the whole graph's (tested on streams with drops). Any other
-model (ONNX, the CRNN, no ``flatbuffers``/``tflite`` installed) runs whole; ``split_reason`` says why.
+**Streaming split.** An INT8 ``.tflite`` model whose first convolution reads the window's columns
+(gesture_cnn, plain or row-pair export; gesture_crnn) is run as
+:class:`edgesense.quant.tflite.split.SplitModel`: the int8 output of that convolution (and of the
+column-local operators after it) is kept between frames and only the columns the new frame(s) change
+are computed, then the rest of the graph; outputs are bit-identical to the whole graph's (tested on
+streams with drops). Any other model (ONNX, float, a graph that does not fit, or no
+``flatbuffers``/``tflite`` installed) runs whole; ``split_reason`` says why.
 
 **Restoration** happens as soon as the frame after a gap arrives (zero added latency): missing RDIs
 are filled from :mod:`edgesense.radar.restore`; gaps longer than ``max_restore`` frames are not
@@ -253,8 +255,8 @@ class PipelineStats:
 
 
 def _split_model(model: Any, info: GestureModelInfo, threads: int, max_new: int) -> tuple[Any, str | None]:
-    """``(SplitModel, None)`` for an INT8 LiteRT window model that splits at its first convolution,
-    else ``(None, why not)``."""
+    """``(SplitModel, None)`` for an INT8 LiteRT window model that splits (see
+    :func:`edgesense.quant.tflite.split.plan_split`), else ``(None, why not)``."""
     if not isinstance(model, Model) or getattr(model, "backend", None) != "litert":
         return None, f"not a LiteRT .tflite model ({getattr(model, 'backend', type(model).__name__)})"
     spec = model.input_specs[0]
