@@ -179,6 +179,15 @@ def _integrate(i: np.ndarray, state: list, p: tuple, out: np.ndarray) -> None:
     state[0], state[1], state[2] = x, v, g0
 
 
+WINDOW_UPDATES = 4   # tracker update intervals (4 x 0.256 s, about its 1 s analysis window) of level history
+
+
+def stiffening(params: LargeSignalParams, mean_xi2: float) -> float:
+    """log of the linear stiffness an impedance fit reads at mean square excursion ``mean_xi2`` (in Xmax^2),
+    relative to K0: Gaussian equivalent linearisation of K0 (1 + k2 xi^2) x gives K0 (1 + 3 k2 E[xi^2])."""
+    return math.log1p(max(-0.9, 3.0 * params.k_shape[1] * mean_xi2))
+
+
 class LargeSignalEstimator:
     """Causal excursion (mm) of a calibrated speaker from its sensed current: ``process(v, i) -> x``.
 
@@ -222,6 +231,9 @@ class LargeSignalEstimator:
         self.count = 0
         self.scales = (1.0, 1.0, 1.0)      # Bl, Kms, Rms relative to the calibration
         self._log_k = self._log_r = 0.0
+        self._sq = 0.0                      # sum of x^2 (m^2) in the current update interval
+        self._window: list[float] = []      # the last WINDOW_UPDATES intervals' sums
+        self._last_kpm = math.nan           # the tracker's Kms/Mms at the last boundary
         if self.tracker is not None:
             self.tracker.reset()
         self._set_params()
@@ -237,9 +249,17 @@ class LargeSignalEstimator:
         cur = self.tracker.current
         ref = self.params.tracker_reference
         w = self.smoothing
-        # stiffness and damping per unit mass: free of the tracker's Bl (its slowly averaged anchor)
-        self._log_k += w * (math.log(cur.kms / cur.mms / ref["kms_per_mms"]) - self._log_k)
-        self._log_r += w * (math.log(cur.rms / cur.mms / ref["rms_per_mms"]) - self._log_r)
+        self._window.append(self._sq)
+        self._sq = 0.0
+        del self._window[:-WINDOW_UPDATES]
+        kpm = cur.kms / cur.mms
+        if kpm != self._last_kpm:   # a refit (the tracker keeps its estimate when excitation is poor)
+            self._last_kpm = kpm
+            # stiffness and damping per unit mass: free of the tracker's Bl (its slowly averaged anchor);
+            # the stiffness reading corrected for the level it was identified at (equivalent linearisation)
+            ms = sum(self._window) / (len(self._window) * self._every * self.params.xmax ** 2)
+            self._log_k += w * (math.log(kpm / ref["kms_per_mms"]) - stiffening(self.params, ms) - self._log_k)
+            self._log_r += w * (math.log(cur.rms / cur.mms / ref["rms_per_mms"]) - self._log_r)
         self.scales = (cur.bl / ref["bl"], math.exp(self._log_k), math.exp(self._log_r))
         self._set_params()
 
@@ -259,7 +279,9 @@ class LargeSignalEstimator:
         pos = 0
         while pos < n:   # pieces that end at the tracker's update boundaries (fixed sample counts)
             take = min(n - pos, self._every - self.count % self._every)
-            _integrate(i[pos:pos + take], self._state, self._p, out[pos:pos + take])
+            piece = out[pos:pos + take]
+            _integrate(i[pos:pos + take], self._state, self._p, piece)
+            self._sq += float(np.dot(piece, piece))
             self.tracker.process(v[pos:pos + take], i[pos:pos + take])
             pos += take
             self.count += take
@@ -377,7 +399,7 @@ def calibrate(signals, datasheet, fs: float = 48_000.0, band_hz: float = 2000.0,
     ``tracker_reference`` that run time compares against. ``datasheet`` supplies Mms (the scale)
     and Xmax.
     """
-    from edgesense.speaker.tracking import track
+    from edgesense.speaker.tracking import TrackerConfig, track
 
     if datasheet.mms is None or datasheet.xmax is None:
         raise CalibrationError("calibration needs the datasheet Mms and Xmax")
@@ -392,10 +414,8 @@ def calibrate(signals, datasheet, fs: float = 48_000.0, band_hz: float = 2000.0,
     late = [k for k in range(len(hist)) if any(smp > settle for smp in hist[k][0])]
     if not late:
         raise CalibrationError(f"calibration recordings too short or too quiet for the tracker (> {settle_s} s)")
-    ref = {}
-    for j, key in ((1, "bl"), (2, "kms_per_mms"), (3, "rms_per_mms")):
-        vals = [val for k in late for smp, val in zip(hist[k][0], hist[k][j]) if smp > settle]
-        ref[key] = float(np.exp(np.mean(np.log(vals))))
+    ref = {"bl": float(np.exp(np.mean(np.log([b for k in late for smp, b in zip(hist[k][0], hist[k][1])
+                                                     if smp > settle]))))}
     clips, scales = [], []
     for (v, i, x), (smp, bl, _, _) in zip(streams, hist):
         keep = slice(settle, None)
@@ -405,4 +425,23 @@ def calibrate(signals, datasheet, fs: float = 48_000.0, band_hz: float = 2000.0,
         clips.append((x[keep], i[keep]))
         scales.append((bl_t / ref["bl"])[keep])
     p = identify(clips, float(datasheet.mms), float(datasheet.xmax), fs, scales, band_hz, source)
+    # Kms/Mms and Rms/Mms at each refit (as the estimator sees them), the stiffness corrected for the
+    # level of the window it was identified on (the laser's x here, the estimate at run time)
+    every = TrackerConfig().update_hops * TrackerConfig().nperseg // 2
+    logk, logr = [], []
+    for (_, _, x), (smp, _, kpm, rpm) in zip(streams, hist):
+        sq = np.concatenate([[0.0], np.cumsum((x * 1e-3) ** 2)])
+        last = math.nan
+        for s_, k_, r_ in zip(smp, kpm, rpm):
+            if k_ == last:
+                continue
+            last = k_
+            if s_ <= settle:
+                continue
+            lo = max(0, s_ - WINDOW_UPDATES * every)
+            ms = (sq[s_] - sq[lo]) / ((s_ - lo) * p.xmax ** 2)
+            logk.append(math.log(k_) - stiffening(p, ms))
+            logr.append(math.log(r_))
+    ref["kms_per_mms"] = float(np.exp(np.mean(logk)))
+    ref["rms_per_mms"] = float(np.exp(np.mean(logr)))
     return LargeSignalParams.from_dict(p.to_dict() | {"tracker_reference": ref, "speaker": speaker})
