@@ -248,13 +248,14 @@ class _Drive:
         bufs = self._buffers(wd, max(width + 1, n_sub * _SUB))
         # the rows' windows, time-major: row samples k0 - e .. k0 - e + wd - 1
         win = bufs[0][:wd]
-        last = len(flat) - wd
-        rolling = np.lib.stride_tricks.as_strided(flat, (last + 1, wd), (flat.itemsize, flat.itemsize),
-                                                  writeable=False)
-        starts = np.minimum(self.first + k0, last)
-        for r0 in range(0, rows, _TILE):
-            r1 = min(rows, r0 + _TILE)
-            win[:, r0:r1] = rolling[starts[r0:r1]].T
+        last = len(flat) - wd                        # < 0 only when every row is an edge row
+        if last >= 0:
+            rolling = np.lib.stride_tricks.as_strided(flat, (last + 1, wd), (flat.itemsize, flat.itemsize),
+                                                      writeable=False)
+            starts = np.minimum(self.first + k0, last)
+            for r0 in range(0, rows, _TILE):
+                r1 = min(rows, r0 + _TILE)
+                win[:, r0:r1] = rolling[starts[r0:r1]].T
         ec = self.edge_cols
         if len(ec):                                                    # exact windows, zero outside the signal
             idx = self.edge_first[None, :] + np.arange(k0, k0 + wd)[:, None]

@@ -139,13 +139,13 @@ def test_outputs_match_the_previous_implementation():
     assert res.coil_c[1, -1] > SCENARIOS["hot"].ambient_c + 1          # the thermal path is exercised
 
 
-@pytest.mark.parametrize("n", [700, 493])
+@pytest.mark.parametrize("n", [700, 493, 50])
 @pytest.mark.parametrize("factor", [1, 2, 3, 4])
 def test_drive_equals_resample_poly_interpolation(factor, n):
     """a (u(t) + u(t + h)) per integration step equals scipy's resample_poly upsampling (the former
     implementation), zero outside each signal, for rows that start before and end after it (n = 493:
     a row ends 13 samples before the last signal's end, inside the reach of the matrix product's
-    last sub-block)."""
+    last sub-block; n = 50: signals shorter than one block's window)."""
     rng = np.random.default_rng(factor)
     seg, warm = 240, 60
     u = rng.standard_normal((2, n)) * 4
