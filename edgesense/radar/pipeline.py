@@ -254,9 +254,15 @@ class PipelineStats:
         return out
 
 
-def _split_model(model: Any, info: GestureModelInfo, threads: int, max_new: int) -> tuple[Any, str | None]:
+def _split_model(model: Any, info: GestureModelInfo, threads: int, max_new: int,
+                 whole: Any) -> tuple[Any, str | None]:
     """``(SplitModel, None)`` for an INT8 LiteRT window model that splits (see
-    :func:`edgesense.quant.tflite.split.plan_split`), else ``(None, why not)``."""
+    :func:`edgesense.quant.tflite.split.plan_split`), else ``(None, why not)``.
+
+    The split is cut from the model's file, so it is checked against the loaded model (``whole``, its
+    call on the int8 window) on a few random windows moved on by 1, 2 and ``max_new`` columns first: any
+    difference (e.g. the file was replaced since the model was loaded) keeps the whole graph.
+    """
     if not isinstance(model, Model) or getattr(model, "backend", None) != "litert":
         return None, f"not a LiteRT .tflite model ({getattr(model, 'backend', type(model).__name__)})"
     spec = model.input_specs[0]
@@ -267,9 +273,17 @@ def _split_model(model: Any, info: GestureModelInfo, threads: int, max_new: int)
     except ImportError as exc:
         return None, f"cutting the graph needs the flatbuffers and tflite packages ({exc.name} is missing)"
     try:
-        return SplitModel(Path(model.path).read_bytes(), threads=threads, max_new=max_new), None
+        split = SplitModel(Path(model.path).read_bytes(), threads=threads, max_new=max_new)
     except (ModelError, OSError) as exc:
         return None, str(exc)
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, info.input_shape, dtype=np.int8)
+    for new in (info.frames, 1, 2, max_new, 1):
+        if new < info.frames:
+            x = np.concatenate([x[..., new:], rng.integers(-128, 128, (*x.shape[:3], new), dtype=np.int8)], axis=3)
+        if not np.array_equal(split(x, new), whole(x)):
+            return None, "the split's outputs differ from the loaded model's on a probe window"
+    return split, None
 
 
 def _fits(shape: tuple[int | None, ...], want: tuple[int, ...]) -> bool:
@@ -322,7 +336,7 @@ class GesturePipeline:
         self.spotter = GestureSpotter(info.classes, spotter or info.spotter_config())
         self._call, self._qin, self._qout = _model_call(model, info)
         #: the streaming split the model runs as (None: the whole graph, for the reason in ``split_reason``)
-        self.split, self.split_reason = (_split_model(model, info, threads, max_restore + 1) if split
+        self.split, self.split_reason = (_split_model(model, info, threads, max_restore + 1, self._call) if split
                                          else (None, "split=False"))
         if self.split is not None:
             self._call = self.split     # called with the window and the columns new since the last call

@@ -99,3 +99,14 @@ def test_models_that_cannot_split_run_whole_with_a_reason(monkeypatch):
     assert pipe.split is None and "flatbuffers and tflite" in pipe.split_reason
     pipe.push_rdi(0, np.zeros(pipe.info.rdi_shape, np.float32))
     assert pipe.last_probs.shape == (len(pipe.info.classes),)
+
+
+def test_a_split_that_disagrees_with_the_loaded_model_is_not_used(monkeypatch):
+    """The split is cut from the file; it is checked against the loaded model on probe windows first."""
+    from edgesense.quant.tflite import split as split_module
+
+    path = _model("gesture_cnn")
+    call = split_module.SplitModel.__call__
+    monkeypatch.setattr(split_module.SplitModel, "__call__", lambda self, x, new: call(self, x, new) + 1)
+    pipe = GesturePipeline(path)
+    assert pipe.split is None and "differ from the loaded model" in pipe.split_reason
