@@ -317,6 +317,8 @@ def program(seconds: float, rng: np.random.Generator, fs: float = 48_000.0, max_
     n = int(round(seconds * fs))
     if out is None:
         out = np.empty(n)                    # every sample is written below
+    elif out.shape != (n,) or out.dtype != np.float64:
+        raise ValueError(f"program: out must be float64 of shape ({n},), got {out.dtype}{list(out.shape)}")
     segments: list[tuple[str, int, int]] = []
     weights = _WEIGHTS_LOUD if loud else _WEIGHTS
     kinds = np.array(list(weights))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from edgesense.sim.speaker_program import _biquad, _biquads, _partials, _ramp, _tanh
+from edgesense.sim.speaker_program import _biquad, _biquads, _partials, _ramp, _tanh, program
 
 
 def test_ramp_is_bitwise_linspace():
@@ -49,3 +49,14 @@ def test_biquad_cascade_equals_chained_lfilter():
     for b, a in sections:
         want = signal.lfilter(b, a, want)
     assert np.max(np.abs(_biquads(sections, x) - want)) <= 1e-12 * np.max(np.abs(want))
+
+
+def test_program_into_a_row_equals_a_fresh_program():
+    """``out=`` (a row of a batch, not zeroed) receives exactly the program a fresh call returns."""
+    want, segs = program(3.0, np.random.default_rng(6), 48_000.0, max_volts=6.0, loud=True)
+    batch = np.full((2, len(want)), np.nan)
+    got, got_segs = program(3.0, np.random.default_rng(6), 48_000.0, max_volts=6.0, loud=True, out=batch[1])
+    assert np.shares_memory(got, batch[1])
+    assert np.array_equal(batch[1], want) and got_segs == segs
+    with pytest.raises(ValueError):
+        program(3.0, np.random.default_rng(6), 48_000.0, out=np.empty(len(want) - 1))
