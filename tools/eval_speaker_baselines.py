@@ -10,7 +10,8 @@ linear X/I model with the simulator's true small-signal parameters of the scenar
 ``speaker_true``): what a perfectly identified *linear* model could do. ``--calibration DIR`` (or a
 .json file) adds the calibrated large-signal estimator (``edgesense.speaker.largesignal``) for the
 streams whose speaker profile has a calibration there. ``--bench-block N`` instead
-times the tracker (CPU time per call of N samples) over the first ``--bench-clips`` clips of the split.
+times the tracker (CPU time per call of N samples) over the first ``--bench-clips`` clips of the split
+(with ``--calibration``: the calibrated large-signal estimator, its tracker included).
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from edgesense.speaker.metrics import combined_metrics, zero_predictor
 from edgesense.speaker.tracking import track
 
 
-def bench(root: str, split: str, block: int, clips: int = 6, repeats: int = 2) -> list[dict]:
-    """Tracker CPU time per ``block``-sample call (us): mean, median, p99, p99.9, max per repeat."""
+def bench(root: str, split: str, block: int, clips: int = 6, repeats: int = 2,
+          calibrations: dict | None = None) -> list[dict]:
+    """Tracker CPU time per ``block``-sample call (us): mean, median, p99, p99.9, max per repeat.
+
+    With ``calibrations``, the calibrated large-signal estimator (its tracker included) instead."""
     from edgesense.speaker.pipeline import load_signals
     from edgesense.speaker.tracking import ImpedanceTracker
 
@@ -40,7 +44,12 @@ def bench(root: str, split: str, block: int, clips: int = 6, repeats: int = 2) -
     for _ in range(repeats):
         per = []
         for s in sigs:
-            tracker = ImpedanceTracker(s.speaker, s.fs)
+            if calibrations:
+                from edgesense.speaker.largesignal import LargeSignalEstimator
+
+                tracker = LargeSignalEstimator(calibrations[s.profile.name], s.speaker, s.fs)
+            else:
+                tracker = ImpedanceTracker(s.speaker, s.fs)
             v, i = s.v.astype(np.float64), s.i.astype(np.float64)
             for k in range(0, len(v) - block + 1, block):
                 t0 = time.thread_time_ns()
@@ -104,18 +113,18 @@ def main(argv=None) -> int:
     ap.add_argument("--bench-block", type=int, default=None, help="time the tracker per call of this many samples")
     ap.add_argument("--bench-clips", type=int, default=6, help="clips of the split to time (default 6)")
     args = ap.parse_args(argv)
-    if args.bench_block:
-        for r in bench(args.dataset, args.split, args.bench_block, args.bench_clips):
-            print(json.dumps(r) if args.json else
-                  f"{r['blocks']} blocks of {args.bench_block}: mean {r['mean_us']:.1f} us, "
-                  f"median {r['median_us']:.1f}, p99 {r['p99_us']:.0f}, p99.9 {r['p99_9_us']:.0f}, "
-                  f"max {r['max_us']:.0f} us")
-        return 0
     cals = None
     if args.calibration:
         from edgesense.cli.cmd_eval_excursion import load_calibrations
 
         cals = load_calibrations(args.calibration)
+    if args.bench_block:
+        for r in bench(args.dataset, args.split, args.bench_block, args.bench_clips, calibrations=cals):
+            print(json.dumps(r) if args.json else
+                  f"{r['blocks']} blocks of {args.bench_block}: mean {r['mean_us']:.1f} us, "
+                  f"median {r['median_us']:.1f}, p99 {r['p99_us']:.0f}, p99.9 {r['p99_9_us']:.0f}, "
+                  f"max {r['max_us']:.0f} us")
+        return 0
     rows = evaluate(args.dataset, args.split, args.oracle, cals)
     if args.json:
         json.dump(rows, sys.stdout, indent=1)
