@@ -1,6 +1,7 @@
 """Calibrated large-signal excursion estimator: integration, identification, streaming, calibration files."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,3 +185,28 @@ def test_calibrate_from_signals_then_evaluate_row(loud_lite4, tmp_path):
     assert rows[LARGE_SIGNAL]["nrmse"] < 0.1 * rows["zero"]["nrmse"]
     with pytest.raises(EdgesenseError, match="no large-signal calibration"):
         evaluate_excursion([_signal(sp, u, i, x, name="other")], [], baselines=False, calibrations=cals)
+
+
+SHIPPED_CAL = Path(__file__).resolve().parents[2] / "models" / "hybrid" / "calibration"
+
+
+@pytest.mark.parametrize("name", ["ref", "lite4"])
+def test_shipped_calibrations_predict_their_simulated_speaker(name):
+    """The committed calibrations load and predict a fresh simulated signal of their speaker (coil at ambient)."""
+    cal = load_calibration(SHIPPED_CAL / f"{name}.json")
+    assert cal.speaker == f"sim-{name}" and set(cal.tracker_reference) == {"bl", "kms_per_mms", "rms_per_mms"}
+    sp = named_speaker(name)
+    u, _ = program(1.0, np.random.default_rng(11), FS, max_volts=max_drive_volts(sp.re), loud=True)
+    res = simulate([sp], u[None], FS, thermal=False)
+    x = res.x[0].astype(np.float64) * 1e3
+    est = predict_large_signal(None, res.i[0].astype(np.float64), cal, follow=False)
+    assert np.max(np.abs(est[480:] - x[480:])) < 0.02
+
+
+def test_calibrate_command_errors_are_one_line(tmp_path, capsys):
+    from edgesense.cli.main import main
+
+    rc = main(["calibrate", "speaker", "--data", str(tmp_path / "none"), "--speaker", "ref",
+               "--out", str(tmp_path / "ref.json")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "dataset not found" in err and "\n" not in err
