@@ -25,4 +25,6 @@ def test_wheel_contains_profiles_and_models(tmp_path):
     assert "edgesense/data/profiles/ad60.json" in names
     shipped = [p.relative_to(ROOT / "models").as_posix() for p in (ROOT / "models").glob("*/*.onnx")]
     assert shipped and all(f"edgesense/data/models/{s}" in names for s in shipped)
+    calibrations = [p.relative_to(ROOT / "models").as_posix() for p in (ROOT / "models").glob("speaker_calibration/*.json")]
+    assert calibrations and all(f"edgesense/data/models/{c}" in names for c in calibrations)
     assert not any(n.endswith(".pt") for n in names), "training checkpoints stay out of the wheel"

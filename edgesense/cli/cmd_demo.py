@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
         source_stats = source.stats.to_dict()
     pipe.finish()
     elapsed = time.monotonic() - start
-    summary = {"source": url, "model": str(model_path), "seconds": round(elapsed, 2), "seed": seed,
+    summary = {"source": url, "model": str(model_path), "streaming_split": pipe.split is not None,
+               "split_reason": pipe.split_reason, "seconds": round(elapsed, 2), "seed": seed,
                "events": rows, "pipeline": pipe.stats.to_dict(), "source_stats": source_stats}
     if truth:   # gestures performed: those that ended in the run, and any detected before its end
         ended = {i for i, t in enumerate(truth) if t[2] <= pipe.frame_index + 1}
@@ -185,9 +186,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _model_label(pipe) -> str:
-    """E.g. ``LiteRT, int8 input, 1 thread``."""
+    """E.g. ``LiteRT, int8 input, 1 thread, streaming split``."""
     backend = {"litert": "LiteRT", "onnxruntime": "ONNX Runtime"}.get(getattr(pipe.model, "backend", ""), "custom")
-    return f"{backend}, {pipe.model_input.dtype} input, 1 thread"
+    how = "streaming split" if pipe.split is not None else f"whole graph: {pipe.split_reason}"
+    return f"{backend}, {pipe.model_input.dtype} input, 1 thread, {how}"
 
 
 def _stats_line(pipe) -> str:

@@ -25,6 +25,7 @@ GROUP_HELP = {
     "train": "train models (needs the 'train' extra)",
     "eval": "evaluate models and baselines on a dataset",
     "export": "export models to on-device formats",
+    "calibrate": "identify a known device's parameters from labelled recordings",
 }
 
 
