@@ -130,20 +130,10 @@ SEQ0 = 2**32 - 100          # sequence numbers wrap inside the stream
 
 
 @pytest.fixture(scope="module")
-def radar_stream():
-    """A 15 s simulated ad60 stream with 5 gestures, 20 % random+bursty drops and one 12-frame outage."""
-    from edgesense.profiles import load_profile
-    from edgesense.sim.radar_gestures import make_session, make_users, simulate_stream
-    from edgesense.stream.faults import random_plus_bursty
-
-    ad60 = load_profile("ad60")
-    user = make_users(1, seed=5)[0]
-    stream = simulate_stream(ad60, user, make_session(user, 0, seed=5), 15.0, seed=5)
-    keep = ~random_plus_bursty(0.2).mask(len(stream.payloads), np.random.default_rng(1))
-    keep[0] = True
-    keep[300:312] = False                  # longer than max_restore (8): padded, spotter reset
-    received = np.flatnonzero(keep)
-    return ad60, received, stream.payloads[received]
+def radar_stream(dropped_ad60_stream):
+    """A 15 s simulated ad60 stream with 5 gestures, 20 % random+bursty drops and one 12-frame outage
+    (longer than max_restore (8): padded, spotter reset)."""
+    return dropped_ad60_stream(15.0, seed=5, drop_rate=0.2, mask_seed=1, outage=slice(300, 312))
 
 
 def _straightforward(model, info, rdis, received, max_restore=8):

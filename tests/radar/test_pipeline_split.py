@@ -17,28 +17,11 @@ from edgesense.stream.frame import Frame
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
-def _model(name: str) -> Path:
-    path = MODELS / name / f"{name}_int8.tflite"
-    if not path.is_file():
-        pytest.skip(f"{path} not shipped")
-    return path
-
-
 @pytest.fixture(scope="module")
-def stream():
+def stream(dropped_ad60_stream):
     """A 12 s simulated ad60 stream, 25 % random+bursty drops and one 14-frame outage (padded, spotter reset)."""
-    from edgesense.profiles import load_profile
-    from edgesense.sim.radar_gestures import make_session, make_users, simulate_stream
-    from edgesense.stream.faults import random_plus_bursty
-
-    ad60 = load_profile("ad60")
-    user = make_users(1, seed=11)[0]
-    s = simulate_stream(ad60, user, make_session(user, 0, seed=11), 12.0, seed=11)
-    keep = ~random_plus_bursty(0.25).mask(len(s.payloads), np.random.default_rng(4))
-    keep[0] = True
-    keep[200:214] = False
-    received = np.flatnonzero(keep)
-    return received, s.payloads[received]
+    _, received, payloads = dropped_ad60_stream(12.0, seed=11, drop_rate=0.25, mask_seed=4, outage=slice(200, 214))
+    return received, payloads
 
 
 def _row_pair_model(tmp_path: Path) -> Path:
@@ -56,8 +39,9 @@ def _events(pipe):
 
 
 @pytest.mark.parametrize("which", ["gesture_cnn", "gesture_cnn row pairs", "gesture_crnn"])
-def test_split_pipeline_equals_the_whole_graph_on_a_stream_with_drops(stream, tmp_path, which):
-    path = _row_pair_model(tmp_path) if which == "gesture_cnn row pairs" else _model(which.split()[0])
+def test_split_pipeline_equals_the_whole_graph_on_a_stream_with_drops(stream, tmp_path, which, shipped_int8_tflite):
+    path = (_row_pair_model(tmp_path) if which == "gesture_cnn row pairs"
+            else shipped_int8_tflite(which.split()[0]))
     received, payloads = stream
     split, whole = GesturePipeline(path), GesturePipeline(path, split=False)
     assert split.split is not None and split.split_reason is None
@@ -72,9 +56,9 @@ def test_split_pipeline_equals_the_whole_graph_on_a_stream_with_drops(stream, tm
     assert _events(split) == _events(whole)
 
 
-def test_batch_with_sparse_inferences_and_a_reset_between_runs(stream):
+def test_batch_with_sparse_inferences_and_a_reset_between_runs(stream, shipped_int8_tflite):
     """Inference only every 7th frame (columns pile up between calls), twice on one pipeline (reset in between)."""
-    path = _model("gesture_cnn")
+    path = shipped_int8_tflite("gesture_cnn")
     received, payloads = stream
     seq = received.astype(np.uint32)
     split, whole = GesturePipeline(path), GesturePipeline(path, split=False)
@@ -87,7 +71,7 @@ def test_batch_with_sparse_inferences_and_a_reset_between_runs(stream):
         assert [(e.label, e.start) for e in ev_s] == [(e.label, e.start) for e in ev_w]
 
 
-def test_models_that_cannot_split_run_whole_with_a_reason(monkeypatch):
+def test_models_that_cannot_split_run_whole_with_a_reason(monkeypatch, shipped_int8_tflite):
     onnx_model = MODELS / "gesture_cnn" / "gesture_cnn.onnx"
     if not onnx_model.is_file():
         pytest.skip("gesture_cnn.onnx not shipped")
@@ -95,17 +79,17 @@ def test_models_that_cannot_split_run_whole_with_a_reason(monkeypatch):
     assert pipe.split is None and "not a LiteRT" in pipe.split_reason
     # a run-time-only install (no flatbuffers / tflite packages): the whole graph, and the reason says so
     monkeypatch.setitem(sys.modules, "edgesense.quant.tflite.split", None)
-    pipe = GesturePipeline(_model("gesture_cnn"))
+    pipe = GesturePipeline(shipped_int8_tflite("gesture_cnn"))
     assert pipe.split is None and "flatbuffers and tflite" in pipe.split_reason
     pipe.push_rdi(0, np.zeros(pipe.info.rdi_shape, np.float32))
     assert pipe.last_probs.shape == (len(pipe.info.classes),)
 
 
-def test_a_split_that_disagrees_with_the_loaded_model_is_not_used(monkeypatch):
+def test_a_split_that_disagrees_with_the_loaded_model_is_not_used(monkeypatch, shipped_int8_tflite):
     """The split is cut from the file; it is checked against the loaded model on probe windows first."""
     from edgesense.quant.tflite import split as split_module
 
-    path = _model("gesture_cnn")
+    path = shipped_int8_tflite("gesture_cnn")
     call = split_module.SplitModel.__call__
     monkeypatch.setattr(split_module.SplitModel, "__call__", lambda self, x, new: call(self, x, new) + 1)
     pipe = GesturePipeline(path)

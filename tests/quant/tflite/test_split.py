@@ -23,19 +23,13 @@ from edgesense.quant.tflite.split import (
 MODELS = Path(__file__).resolve().parents[3] / "models"
 
 
-def _shipped(name: str) -> Path:
-    path = MODELS / name / f"{name}_int8.tflite"
-    if not path.is_file():
-        pytest.skip(f"{path} not shipped")
-    return path
-
-
 @pytest.fixture(scope="module")
-def variants(tmp_path_factory) -> dict[str, bytes]:
+def variants(tmp_path_factory, shipped_int8_tflite) -> dict[str, bytes]:
     """The shipped gesture .tflite files, and gesture_cnn exported again from its INT8 ONNX with and without row pairs."""
     from edgesense.quant.tflite import export_tflite
 
-    out = {"cnn shipped": _shipped("gesture_cnn").read_bytes(), "crnn shipped": _shipped("gesture_crnn").read_bytes()}
+    out = {"cnn shipped": shipped_int8_tflite("gesture_cnn").read_bytes(),
+           "crnn shipped": shipped_int8_tflite("gesture_crnn").read_bytes()}
     tmp = tmp_path_factory.mktemp("split")
     onnx_path = MODELS / "gesture_cnn" / "gesture_cnn_int8.onnx"
     for pair_rows in (True, False):
@@ -117,9 +111,9 @@ def test_column_graph_has_no_padding_along_time(variants):
 
 
 @pytest.mark.parametrize("name", ["hybrid", "fftnet"])
-def test_models_that_do_not_fit_are_refused_with_a_reason(name):
+def test_models_that_do_not_fit_are_refused_with_a_reason(name, shipped_int8_tflite):
     with pytest.raises(SplitUnsupported, match="inputs|window"):
-        SplitModel(_shipped(name).read_bytes())
+        SplitModel(shipped_int8_tflite(name).read_bytes())
 
 
 def test_a_convolution_striding_along_time_is_refused(variants):
