@@ -1,9 +1,6 @@
 """The zoo's quantization steps beyond `edgesense quantize` (tools/build_zoo.py ``_quantize_extended``): output-aware
 range refinement and gesture QAT on labels, on the shipped gesture_cnn and a tiny simulated radar clip dataset."""
 
-import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +14,11 @@ MODEL = ROOT / "models" / "gesture_cnn" / "gesture_cnn.onnx"
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_radar_clips, build_zoo_tool):
     if not MODEL.is_file():
         pytest.skip("models/gesture_cnn is not shipped")
-    tmp = tmp_path_factory.mktemp("zoo_methods")
-    data = tmp / "radar"
-    subprocess.run([sys.executable, "-m", "edgesense.cli.main", "simulate", "radar", "--out", str(data),
-                    "--mode", "clip", "--users", "4", "--clips-per-class", "1", "--frames", "60", "--seed", "3"],
-                   check=True, capture_output=True, cwd=ROOT)
-    spec = importlib.util.spec_from_file_location("build_zoo_methods", ROOT / "tools" / "build_zoo.py")
-    tool = importlib.util.module_from_spec(spec)
-    sys.modules["build_zoo_methods"] = tool
-    spec.loader.exec_module(tool)
-    opts = tool.ZooOptions(gesture_data=data, quick=True, bench=False)
-    return tool, opts, data, tmp
+    opts = build_zoo_tool.ZooOptions(gesture_data=tiny_radar_clips, quick=True, bench=False)
+    return build_zoo_tool, opts, tiny_radar_clips, tmp_path_factory.mktemp("zoo_methods")
 
 
 def _parity(graph, path, x):

@@ -1,10 +1,7 @@
 """tools/build_zoo.py on the shipped gesture_cnn and a tiny simulated radar clip dataset (--quick)."""
 
-import importlib.util
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,29 +14,18 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "gesture_cnn"
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("build_zoo", ROOT / "tools" / "build_zoo.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["build_zoo"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
-def zoo(tmp_path_factory):
+def zoo(tmp_path_factory, tiny_radar_clips, build_zoo_tool):
     if not (MODEL / "gesture_cnn.onnx").is_file():
         pytest.skip("models/gesture_cnn is not shipped")
     tmp = tmp_path_factory.mktemp("zoo")
-    data = tmp / "radar"
-    subprocess.run([sys.executable, "-m", "edgesense.cli.main", "simulate", "radar", "--out", str(data),
-                    "--mode", "clip", "--users", "4", "--clips-per-class", "1", "--frames", "60", "--seed", "3"],
-                   check=True, capture_output=True, cwd=ROOT)
+    data = tiny_radar_clips
     models = tmp / "models"
     (models / "gesture_cnn").mkdir(parents=True)
     for name in ("gesture_cnn.onnx", "gesture_cnn.json"):
         shutil.copyfile(MODEL / name, models / "gesture_cnn" / name)
     (models / "gesture_cnn" / "MODEL_CARD.md").write_text("# gesture_cnn\n\nwritten by its engineer\n")
-    tool = _load_tool()
+    tool = build_zoo_tool
     opts = tool.ZooOptions(models_dir=models, gesture_data=data, quick=True, bench=False, bench_runs=20)
     reports = tool.build(opts, ["gesture_cnn"])
     return tool, opts, reports[0], models / "gesture_cnn", data
