@@ -187,7 +187,7 @@ def test_calibrate_from_signals_then_evaluate_row(loud_lite4, tmp_path):
         evaluate_excursion([_signal(sp, u, i, x, name="other")], [], baselines=False, calibrations=cals)
 
 
-SHIPPED_CAL = Path(__file__).resolve().parents[2] / "models" / "hybrid" / "calibration"
+SHIPPED_CAL = Path(__file__).resolve().parents[2] / "models" / "speaker_calibration"
 
 
 @pytest.mark.parametrize("name", ["ref", "lite4"])
