@@ -134,11 +134,15 @@ class ExcursionBlock:
 class ExcursionPipeline:
     """Frames of a speaker I/V profile in, :class:`ExcursionBlock` out (one per frame).
 
-    ``model``: an excursion model file (``.onnx``/``.tflite``) or a loaded runtime model. ``bl``
+    ``model``: an excursion model file (``.onnx``/``.tflite``), a loaded runtime model, or a known
+    speaker's large-signal calibration (``.json`` written by ``edgesense calibrate speaker``, e.g.
+    ``models/speaker_calibration/ref.json``), which runs
+    :class:`~edgesense.speaker.largesignal.LargeSignalEstimator` instead of a network (no ``bl``:
+    the calibration holds it; the profile's datasheet runs its drift-following tracker). ``bl``
     defaults to the profile's datasheet Bl. ``direct`` is passed to
     :class:`~edgesense.speaker.streaming.ExcursionStreamer` (INT8 LiteRT direct path; same numbers).
-    ``tracker_config`` configures the hybrid's tracker (default: the one the shipped models were
-    trained with).
+    ``tracker_config`` configures the tracker (default: the one the shipped models were trained with).
+    A gap resets the network's history, or the estimator back to its calibration and to rest.
     """
 
     def __init__(self, profile: SpeakerIVProfile, model, bl: float | None = None, direct: bool = True,
@@ -148,13 +152,25 @@ class ExcursionPipeline:
         self.profile = profile
         self.iv = (profile.channel_index("v"), profile.channel_index("i"))
         self._iv0, self._iv1 = self.iv
-        self.streamer = ExcursionStreamer(model, profile.speaker.bl if bl is None else bl, direct=direct)
-        self.tracker = make_tracker(profile, tracker_config) if self.streamer.spec.needs_tracker else None
+        self.estimator = self.streamer = self.tracker = None
+        if isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".json":
+            from edgesense.speaker.largesignal import LargeSignalEstimator, load_calibration
+
+            if bl is not None:
+                raise ProfileError("a large-signal calibration carries its own Bl; do not pass bl with it")
+            self.estimator = LargeSignalEstimator(load_calibration(model), profile.speaker, profile.sample_rate_hz,
+                                                  tracker_config=tracker_config)
+        else:
+            self.streamer = ExcursionStreamer(model, profile.speaker.bl if bl is None else bl, direct=direct)
+            self.tracker = make_tracker(profile, tracker_config) if self.streamer.spec.needs_tracker else None
         self._last_seq: int | None = None
         self.resets = 0
 
     def reset(self) -> None:
-        self.streamer.reset()
+        if self.estimator is not None:
+            self.estimator.reset()
+        else:
+            self.streamer.reset()
         if self.tracker is not None:
             self.tracker.reset()
         self._last_seq = None
@@ -164,12 +180,14 @@ class ExcursionPipeline:
         seq, last = frame.seq, self._last_seq
         gap = last is not None and (seq - last) % SEQ_MODULUS != 1      # seq_distance(last, seq) != 1
         if gap:
-            self.streamer.reset()
+            (self.streamer if self.estimator is None else self.estimator).reset()
             self.resets += 1
         self._last_seq = seq
         payload = frame.payload
         v = payload[:, self._iv0]
         i = payload[:, self._iv1]
+        if self.estimator is not None:
+            return ExcursionBlock(seq, frame.device_time_us, self.estimator.process(v, i), gap)
         # the tracker's float64 output goes to the streamer as is: it converts to float32 itself
         tracker = self.tracker
         x = self.streamer.process(v, i, None if tracker is None else tracker.process(v, i))

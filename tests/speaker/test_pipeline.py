@@ -1,6 +1,8 @@
 """ExcursionPipeline: frames from a Source -> excursion blocks; gaps reset the model's history."""
 
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -151,3 +153,55 @@ def test_track_cache_is_keyed_by_the_tracker(tmp_path, monkeypatch):
     monkeypatch.setattr(sp, "make_tracker", lambda p: ImpedanceTracker(p.speaker, fs=p.sample_rate_hz, config=other))
     sp.tracked_prediction(v, i, profile)
     assert len(list(tmp_path.glob("*.npy"))) == 2                       # a new key for the other tracker
+
+
+CALIBRATION = Path(__file__).resolve().parents[2] / "models" / "speaker_calibration" / "ref.json"
+
+
+def _iv_source(n_frames, drop=None):
+    ref = load_profile("speaker-ref")
+    pay = _payloads(n_frames, seed=4)[:, :, :2].copy()     # v, i as the profile's channels
+    drops = None
+    if drop is not None:
+        class Drop:
+            def mask(self, n, rng):
+                m = np.zeros(n, bool)
+                m[drop] = True
+                return m
+        drops = Drop()
+    return ref, pay, SimulatedSource(ref, lambda k: pay[k], speed=None, max_frames=n_frames, drops=drops)
+
+
+def test_pipeline_runs_a_large_signal_calibration_like_the_whole_signal():
+    """A calibration .json in place of a network: the estimator, with its tracker, over frames of any
+    source equals the whole-signal prediction (across the tracker's 0.256 s update boundary)."""
+    from edgesense.speaker.largesignal import load_calibration, predict_large_signal
+
+    if not CALIBRATION.is_file():
+        pytest.skip("models/speaker_calibration not shipped")
+    ref, pay, src = _iv_source(300)
+    pipe = ExcursionPipeline(ref, CALIBRATION)
+    assert pipe.streamer is None and pipe.estimator.follow
+    with src:
+        blocks = list(pipe.run(src))
+    flat = pay.reshape(-1, 2).astype(np.float64)
+    whole = predict_large_signal(flat[:, 0], flat[:, 1], load_calibration(CALIBRATION), ref.speaker)
+    np.testing.assert_array_equal(np.concatenate([b.x for b in blocks]), whole)
+    assert np.max(np.abs(whole)) > 0.01
+    with pytest.raises(ProfileError, match="own Bl"):
+        ExcursionPipeline(ref, CALIBRATION, bl=1.0)
+
+
+def test_a_gap_resets_the_large_signal_estimator():
+    from edgesense.speaker.largesignal import load_calibration, predict_large_signal
+
+    if not CALIBRATION.is_file():
+        pytest.skip("models/speaker_calibration not shipped")
+    ref, pay, src = _iv_source(60, drop=20)
+    pipe = ExcursionPipeline(ref, CALIBRATION)
+    with src:
+        blocks = list(pipe.run(src))
+    assert blocks[20].seq == 21 and blocks[20].reset and pipe.resets == 1
+    after = pay[21:].reshape(-1, 2).astype(np.float64)
+    fresh = predict_large_signal(after[:, 0], after[:, 1], load_calibration(CALIBRATION), ref.speaker)
+    np.testing.assert_array_equal(np.concatenate([b.x for b in blocks[20:]]), fresh)
