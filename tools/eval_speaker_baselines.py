@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     cals = None
     if args.calibration:
-        from edgesense.cli.cmd_eval_excursion import load_calibrations
+        from edgesense.speaker.largesignal import load_calibrations
 
         cals = load_calibrations(args.calibration)
     if args.bench_block:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgesense.cli.common import add_json_flag, print_json
+from edgesense.cli.common import add_json_flag, positive_float, print_json
 
 COMMAND = ("calibrate", "speaker")
 HELP = "identify a known speaker's large-signal parameters (Bl(x), Kms(x), L'(x)) from laser-labelled V/I recordings"
@@ -19,7 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="train", help="dataset split to use (default train; 'all' for every clip)")
     parser.add_argument("--scenarios", default="nominal",
                         help="comma-separated recording scenarios to use (default nominal; 'all' for every one)")
-    parser.add_argument("--band-hz", type=float, default=2000.0,
+    parser.add_argument("--band-hz", type=positive_float, default=2000.0,
                         help="equations low-passed at this frequency before the least-squares fit (default 2000)")
     add_json_flag(parser)
 
@@ -34,8 +34,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         raise EdgesenseError(f"output directory does not exist: {out.parent}")
-    if not args.band_hz > 0:
-        raise EdgesenseError(f"--band-hz must be positive, got {args.band_hz}")
     scenarios = None if args.scenarios == "all" else set(args.scenarios.split(","))
     chosen = []
     for k, d in enumerate(args.data):

@@ -59,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
         signals, segments = load_streams(args.data, split, args.limit)
     if not signals:
         raise EdgesenseError(f"{args.data}: no labelled (v, i, x) recordings in split {args.split!r}")
-    calibrations = load_calibrations(args.calibration) if args.calibration else None
+    calibrations = None
+    if args.calibration:
+        from edgesense.speaker.largesignal import load_calibrations
+
+        calibrations = load_calibrations(args.calibration)
     report = evaluate_excursion(signals, models, segments=segments, bl_error=args.bl_error, baselines=not args.no_baselines,
                                 adapt=args.adapt, adapt_mode=args.adapt_mode,
                                 adapt_batches=args.adapt_batches, skip_ms=args.skip_ms, plot=args.plot,
@@ -72,24 +76,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 LARGE_SIGNAL = "large-signal (calibrated)"
-
-
-def load_calibrations(paths) -> dict:
-    """Large-signal calibrations by speaker profile name from .json files or directories of them."""
-    from edgesense.errors import EdgesenseError
-    from edgesense.speaker.largesignal import load_calibration
-
-    out = {}
-    for p in map(Path, paths):
-        files = sorted(p.glob("*.json")) if p.is_dir() else [p]
-        for f in files:
-            cal = load_calibration(f)
-            if not cal.speaker:
-                raise EdgesenseError(f"{f}: calibration names no speaker profile")
-            out[cal.speaker] = cal
-    if not out:
-        raise EdgesenseError(f"no calibration files in {', '.join(map(str, paths))}")
-    return out
 
 
 def _large_signal(sig, bl: float, cal):

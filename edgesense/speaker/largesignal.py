@@ -46,6 +46,7 @@ __all__ = [
     "LargeSignalParams",
     "identify",
     "load_calibration",
+    "load_calibrations",
     "predict_large_signal",
     "save_calibration",
 ]
@@ -129,6 +130,20 @@ def load_calibration(path: str | Path) -> LargeSignalParams:
     if not isinstance(data, dict) or "large_signal" not in data:
         raise CalibrationError(f"{p}: no 'large_signal' calibration in it")
     return LargeSignalParams.from_dict(data["large_signal"])
+
+
+def load_calibrations(paths) -> dict[str, LargeSignalParams]:
+    """Calibrations by speaker profile name from ``.json`` files or directories of them."""
+    out = {}
+    for p in map(Path, paths):
+        for f in sorted(p.glob("*.json")) if p.is_dir() else [p]:
+            cal = load_calibration(f)
+            if not cal.speaker:
+                raise CalibrationError(f"{f}: calibration names no speaker profile")
+            out[cal.speaker] = cal
+    if not out:
+        raise CalibrationError(f"no calibration files in {', '.join(map(str, paths))}")
+    return out
 
 
 # -- integration ---------------------------------------------------------------------------------
@@ -393,7 +408,9 @@ def calibrate(signals, datasheet, fs: float = 48_000.0, band_hz: float = 2000.0,
     """Identify a known speaker's large-signal parameters from its labelled recordings.
 
     ``signals``: :class:`~edgesense.speaker.pipeline.SpeakerSignal` clips of one speaker (clips of
-    one stream are joined in order). The impedance tracker runs over each stream; its identified
+    one stream are joined in order; when only one split's clips are given, the join skips the others,
+    so the tracker and the fit's derivatives see a jump at each such splice -- a few ms of outlier
+    equations per splice, left as the shipped calibrations were made). The impedance tracker runs over each stream; its identified
     force factor, relative to its mean after ``settle_s``, is the Bl drift the fit works around
     (the magnet warms during calibration too), and its mean Bl, Kms/Mms and Rms/Mms become the
     ``tracker_reference`` that run time compares against. ``datasheet`` supplies Mms (the scale)
@@ -427,7 +444,7 @@ def calibrate(signals, datasheet, fs: float = 48_000.0, band_hz: float = 2000.0,
     p = identify(clips, float(datasheet.mms), float(datasheet.xmax), fs, scales, band_hz, source)
     # Kms/Mms and Rms/Mms at each refit (as the estimator sees them), the stiffness corrected for the
     # level of the window it was identified on (the laser's x here, the estimate at run time)
-    every = TrackerConfig().update_hops * TrackerConfig().nperseg // 2
+    every = TrackerConfig().update_every
     logk, logr = [], []
     for (_, _, x), (smp, _, kpm, rpm) in zip(streams, hist):
         sq = np.concatenate([[0.0], np.cumsum((x * 1e-3) ** 2)])

@@ -115,6 +115,11 @@ class TrackerConfig:
     bl_smoothing: float = 0.05        # weight of each update in the running mean of log Cmes that sets Bl
     refit_delay: int = 0              # samples after an update boundary at which a refit takes effect
 
+    @property
+    def update_every(self) -> int:
+        """Samples between two updates (``update_hops`` hops of half a segment)."""
+        return self.update_hops * (self.nperseg // 2)
+
 
 @dataclass
 class TrackedParams:
@@ -297,7 +302,7 @@ class ImpedanceTracker:
         self.config = config
         self.keep_history = keep_history
         self.hop = config.nperseg // 2
-        self.update_every = config.update_hops * self.hop
+        self.update_every = config.update_every
         self.window_segments = max(4, int(round(config.window_s * fs / self.hop)) - 1)
         f = np.fft.rfftfreq(config.nperseg, 1.0 / fs)
         self._band = np.nonzero((f >= config.f_lo) & (f <= config.f_hi))[0]

@@ -170,8 +170,8 @@ def _signal(sp, u, i, x, name="sim-lite4"):
 
 def test_calibrate_from_signals_then_evaluate_row(loud_lite4, tmp_path):
     """calibrate() on labelled clips gives a usable calibration; eval excursion adds its row."""
-    from edgesense.cli.cmd_eval_excursion import LARGE_SIGNAL, evaluate_excursion, load_calibrations
-    from edgesense.speaker.largesignal import calibrate
+    from edgesense.cli.cmd_eval_excursion import LARGE_SIGNAL, evaluate_excursion
+    from edgesense.speaker.largesignal import calibrate, load_calibrations
 
     sp, u, i, x = loud_lite4
     sig = _signal(sp, u, i, x)
