@@ -51,6 +51,7 @@ from scipy import signal
 
 from edgesense.progress import progress
 from edgesense.sim.speaker_params import ALPHA_BL_MAGNET, ALPHA_CU, T_REF_C, XI_CLIP, SpeakerModel
+from edgesense.sim.speaker_program import _GEMM_SINGLE_THREAD
 
 __all__ = ["SimResult", "simulate", "thermal_trajectory", "linear_x_over_u", "linear_impedance",
            "SenseConfig", "sense"]
@@ -169,9 +170,6 @@ def _interpolation_filter(factor: int) -> np.ndarray:
     return signal.firwin(2 * _HALF_TAPS * factor + 1, 1.0 / factor, window=("kaiser", 5.0)) * factor
 
 
-# OpenBLAS runs a matrix product m x k x n on one thread when m n k <= 4 * 65536; larger ones start
-# threads whose spinning costs more CPU time than the product itself on a 2-core host
-_GEMM_SINGLE_THREAD = 4 * 65536
 _SUB = 8      # outputs per Toeplitz sub-block of the drive's FIR (each reads _SUB + 19 window samples)
 _TILE = 128   # rows per tile of the drive's window gather (a tile's rows stay in cache for the transpose)
 
