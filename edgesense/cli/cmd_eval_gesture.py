@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from edgesense.cli.common import add_json_flag, positive_float, print_json
+from edgesense.radar.metrics import CLIP_LATENCY_S
 
 COMMAND = ("eval", "gesture")
 HELP = "evaluate a gesture model on a dataset: clip accuracy, confusion matrix, event F1, false triggers, latency"
@@ -32,9 +33,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", type=positive_float, default=0.5,
                         help="event matching tolerance around a labelled gesture, seconds (default 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drop pattern")
-    parser.add_argument("--clip-latency", type=positive_float, default=0.1,
+    parser.add_argument("--clip-latency", type=positive_float, default=CLIP_LATENCY_S,
                         help="a clip whose decision frame was lost is decided at the next received frame within "
-                             "this many seconds of the gesture's end, as the live pipeline would (default 0.1; "
+                             f"this many seconds of the gesture's end, as the live pipeline would (default {CLIP_LATENCY_S:g}; "
                              "0.025 = the last received frame before it, the rule before session 4)")
     parser.add_argument("--plot", type=Path, default=None, help="write the confusion matrix as a PNG here")
     parser.add_argument("--tune-spotter", action="store_true",

@@ -56,7 +56,13 @@ from edgesense.errors import EdgesenseError, FormatError
 from edgesense.nn.layers import count_macs, count_params
 from edgesense.nn.registry import create_model
 from edgesense.progress import progress
-from edgesense.radar.metrics import clip_decision_row, clip_metrics, clip_wait_frames, gesture_extents
+from edgesense.radar.metrics import (
+    CLIP_LATENCY_S,
+    clip_decision_row,
+    clip_metrics,
+    clip_wait_frames,
+    gesture_extents,
+)
 from edgesense.radar.metrics import clip_window_end as _clip_window_end
 from edgesense.radar.pipeline import GestureModelInfo, gesture_map, make_rdi_processor, rdi_profiles, restore_sequence
 from edgesense.radar.restore import long_gap_mask
@@ -67,7 +73,6 @@ __all__ = ["TrainConfig", "TrainResult", "PreparedRecording", "prepare_recording
            "clip_window_end", "train_gesture", "export_onnx", "write_model_card"]
 
 IGNORE = -100
-CLIP_LATENCY_S = 0.1   # clip decisions on dropped validation copies: as `edgesense eval gesture --clip-latency`
 
 
 @dataclass
@@ -427,22 +432,16 @@ def _init_info(path: str, classes: list[str]) -> GestureModelInfo:
 
 def _teacher(path: str, info: GestureModelInfo):
     """A callable: student inputs (N, C, rows, T) -> the teacher model's probabilities (N, classes)."""
-    import json
+    from edgesense.runtime import load_model
 
-    import onnxruntime as ort
-
-    side = Path(path).with_suffix(".json")
-    if not Path(path).is_file() or not side.is_file() or Path(path).suffix != ".onnx":
+    if Path(path).suffix != ".onnx":
         raise EdgesenseError(f"{path}: the teacher must be a float .onnx gesture model with its .json beside it")
-    t_info = GestureModelInfo.from_dict(json.loads(side.read_text()))
+    t_info = GestureModelInfo.for_model(path)
     if list(t_info.classes) != list(info.classes) or t_info.input_shape[1:] != info.input_shape[1:] \
             or t_info.validity != info.validity:
         raise EdgesenseError(f"{path}: teacher classes or input {list(t_info.classes)} {list(t_info.input_shape)} "
                              f"differ from the student's {list(info.classes)} {list(info.input_shape)}")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
+    teacher = load_model(path, threads=1)
     c = info.rdi_shape[0]     # input channels: the RDI channels, then validity
     s_mean, s_std = np.asarray(info.mean, np.float32), np.asarray(info.std, np.float32)
     t_mean, t_std = np.asarray(t_info.mean, np.float32), np.asarray(t_info.std, np.float32)
@@ -452,7 +451,7 @@ def _teacher(path: str, info: GestureModelInfo):
     def run(x: np.ndarray) -> np.ndarray:
         y = np.array(x, dtype=np.float32)
         y[:, :c] = y[:, :c] * scale + shift
-        return sess.run(None, {name: y})[0]
+        return teacher.run(y)
 
     return run
 

@@ -22,6 +22,10 @@ import numpy as np
 
 __all__ = ["ClipMetrics", "EventMetrics", "clip_metrics", "event_metrics", "plot_confusion"]
 
+# a clip whose decision frame was lost is decided at the next received frame within this many seconds
+# of the gesture's end, as the live pipeline would (`edgesense eval gesture` and training's dropped validation)
+CLIP_LATENCY_S = 0.1
+
 
 @dataclass
 class ClipMetrics:
@@ -197,7 +201,7 @@ def clip_decision_row(rows: np.ndarray, t: int, wait: int = 0) -> int:
 
 def evaluate_gesture_dataset(model: str | Path, data: str | Path, split: str | None = "test", drop_rate: float = 0.0,
                              restore: bool = True, seed: int = 0, tolerance_s: float = 0.5, threads: int = 1,
-                             pipeline=None, progress_desc: str = "evaluate", clip_latency_s: float = 0.1) -> dict:
+                             pipeline=None, progress_desc: str = "evaluate", clip_latency_s: float = CLIP_LATENCY_S) -> dict:
     """Run the :class:`~edgesense.radar.pipeline.GesturePipeline` over a dataset split.
 
     Clip recordings (with a clip label; their event, if any, marks the gesture) give clip metrics, each
