@@ -192,28 +192,27 @@ def _quantize_extended(float_onnx: Path, calib: Path, out: Path, method: str, op
 
         x = torch.from_numpy(excursion_calibration_signals(calib, float_onnx, max_signals=opts.sizes["calib_signals"],
                                                            seed=opts.seed))
-        hold = x[:max(1, len(x) // 5)]
-        x = x[len(hold):]
 
         def outputs(data):
             return cmd_quantize._stream_outputs(sim, data, CALIB_BLOCK)
     else:
         x = torch.from_numpy(cmd_quantize.gesture_calibration_windows(calib, float_onnx, "train", opts.sizes["calib"],
                                                                       opts.seed))
-        hold = x[:max(1, len(x) // 5)]      # edgesense quantize's split: hold-out first, calibration after it
-        x = x[len(hold):]
 
         def outputs(data):
             with torch.no_grad():
                 return sim.float_model()(data), sim(data)
+    hold = x[:max(1, len(x) // 5)]      # edgesense quantize's split: hold-out first, calibration after it
+    x = x[len(hold):]
     summary = {**summary, "method": method}
     # what the steps maximise: the SQNR of the output against float on the calibration data -- of a classifier's
     # logits (the softmax input): its probabilities saturate, so their SQNR hangs on a few uncertain windows
     logits = next((nd.inputs[0] for nd in sim.nodes if nd.kind == "softmax"), None)
 
     def signal(quantize: bool) -> torch.Tensor:
-        if stream:
-            return outputs(x)[int(quantize)]
+        if stream:      # only the side asked for: the float stream is computed once, for ref_f
+            return cmd_quantize._stream_first(sim if quantize else sim.float_model(), x, CALIB_BLOCK,
+                                              sim.input_shapes[1:])
         old, sim.quantize = sim.quantize, quantize
         try:
             out, env = sim.forward_all(x)

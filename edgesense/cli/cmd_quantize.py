@@ -192,6 +192,7 @@ def excursion_qat(sim, dataset: Path, model_path: Path, steps: int, lr: float, s
     import numpy as np
     import torch
 
+    from edgesense.errors import EdgesenseError
     from edgesense.quant.model_io import excursion_training_data
     from edgesense.quant.qat import QATConfig, train_qat
     from edgesense.speaker.streaming import load_spec
@@ -230,24 +231,26 @@ def excursion_qat(sim, dataset: Path, model_path: Path, steps: int, lr: float, s
     return train_qat(sim, batches, loss_fn, QATConfig(epochs=1, lr=lr))
 
 
-def _stream_outputs(sim, signals, block: int):
-    """First outputs of the float and quantized simulations streamed over ``signals`` (N, C, T), concatenated."""
+def _stream_first(model, signals, block: int, state_shapes):
+    """First output of a streaming ``model`` over ``signals`` (N, C, T) in blocks from zero states, concatenated."""
     import torch
 
-    fm = sim.float_model()
-    ys_f, ys_q = [], []
+    ys = []
     with torch.no_grad():
         for sig in signals:
             sig = sig[None]
-            st_f = [torch.zeros((1, *shp[1:])) for shp in sim.input_shapes[1:]]
-            st_q = [s.clone() for s in st_f]
+            st = [torch.zeros((1, *shp[1:])) for shp in state_shapes]
             for t0 in range(0, sig.shape[-1] - block + 1, block):
-                blk = sig[..., t0:t0 + block]
-                of, oq = fm(blk, *st_f), sim(blk, *st_q)
-                st_f, st_q = list(of[1:1 + len(st_f)]), list(oq[1:1 + len(st_q)])
-                ys_f.append(of[0])
-                ys_q.append(oq[0])
-    return torch.cat(ys_f, dim=-1), torch.cat(ys_q, dim=-1)
+                out = model(sig[..., t0:t0 + block], *st)
+                st = list(out[1:1 + len(st)])
+                ys.append(out[0])
+    return torch.cat(ys, dim=-1)
+
+
+def _stream_outputs(sim, signals, block: int):
+    """First outputs of the float and quantized simulations streamed over ``signals`` (N, C, T), concatenated."""
+    shapes = sim.input_shapes[1:]
+    return _stream_first(sim.float_model(), signals, block, shapes), _stream_first(sim, signals, block, shapes)
 
 
 def is_gesture_model(model_path: Path) -> bool:
