@@ -31,6 +31,14 @@ from edgesense.errors import ModelError
 __all__ = ["TensorSpec", "Model", "quantize", "dequantize"]
 
 
+def onnx_shape(shape, perm) -> tuple:
+    """A runtime tensor's ``shape`` in its ONNX model's layout, given ``perm`` (ONNX axis ``perm[k]`` is runtime axis
+    ``k``; None: the same layout)."""
+    if perm is None:
+        return tuple(shape)
+    return tuple(shape[perm.index(i)] for i in range(len(shape)))
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """Name, shape (``None`` for a dynamic axis), dtype and, for integer tensors, quantization."""
@@ -46,9 +54,7 @@ class TensorSpec:
     @property
     def onnx_shape(self) -> tuple[int | None, ...]:
         """The shape in the ONNX model's layout (``shape`` itself unless ``perm`` is set)."""
-        if self.perm is None:
-            return self.shape
-        return tuple(self.shape[self.perm.index(i)] for i in range(len(self.shape)))
+        return onnx_shape(self.shape, self.perm)
 
     @property
     def quantized(self) -> bool:

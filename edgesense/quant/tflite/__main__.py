@@ -81,12 +81,11 @@ def run(args: argparse.Namespace) -> int:
 
             rng = np.random.default_rng(0)
             from edgesense.runtime.litert_backend import input_perms
+            from edgesense.runtime.model import onnx_shape
 
             details = tflite_interpreter(out).get_input_details()  # static shapes
             perms = input_perms(out.read_bytes())
-            shapes_onnx = {d["name"]: (list(d["shape"]) if d["name"] not in perms else
-                                       [int(d["shape"][perms[d["name"]].index(i)]) for i in range(len(d["shape"]))])
-                           for d in details}
+            shapes_onnx = {d["name"]: onnx_shape(d["shape"], perms.get(d["name"])) for d in details}
             xs = [{name: rng.normal(size=shape).astype(np.float32) for name, shape in shapes_onnx.items()}
                   for _ in range(args.check)]
         rep = compare_with_onnx(args.model, out, xs)

@@ -105,6 +105,7 @@ def compare_with_onnx(
     """Run both models on every sample of ``inputs`` (float arrays in the ONNX input shapes; an input the
     ``.tflite`` takes in another layout, ``input_layout="nwhc"``, is transposed for it)."""
     from edgesense.runtime.litert_backend import input_perms
+    from edgesense.runtime.model import onnx_shape
 
     sess = ort_session(qdq_onnx, level=ort_level)
     it = tflite_interpreter(tflite_model, xnnpack=xnnpack)
@@ -126,7 +127,7 @@ def compare_with_onnx(
         for name in o_in:
             d = t_in[name]
             perm = perms.get(name)
-            shape = list(d["shape"]) if perm is None else [int(d["shape"][perm.index(i)]) for i in range(len(perm))]
+            shape = onnx_shape(d["shape"], perm)
             x = np.asarray(feed[name], np.float32).reshape(shape)
             if d["dtype"] == np.int8:
                 s, z = d["quantization"]

@@ -147,7 +147,7 @@ def _compact(fb: ModelBuilder) -> ModelBuilder:
     # graph inputs first and outputs last, each in I/O order: LiteRT's arena then lays the state outputs out
     # like the state inputs (ExcursionStreamer commits all states in one copy when it does)
     used = [*fb.inputs, *inner, *fb.outputs]
-    out = ModelBuilder(description=fb.description, signature_key=fb.signature_key)
+    out = ModelBuilder(description=fb.description, signature_key=fb.signature_key, metadata=dict(fb.metadata))
     remap = {}
     for t in used:
         src = fb.tensors[t]
@@ -155,7 +155,6 @@ def _compact(fb: ModelBuilder) -> ModelBuilder:
         if src.buffer:
             data = np.frombuffer(fb.buffers[src.buffer], src.dtype).reshape(src.shape)
         remap[t] = out.add_tensor(src.name, src.shape, src.dtype, src.quant, data)
-        out.tensors[remap[t]].name = src.name       # names are unique already
         out.tensors[remap[t]].signature = src.signature
     for op in fb.operators:
         out.operators.append(type(op)(op.opcode, [remap[t] if t >= 0 else t for t in op.inputs],
