@@ -9,7 +9,7 @@ over the same frames:
 
 * ``everything`` -- ``ExcursionPipeline.process(frame)`` (plus the tracker for non-hybrid models);
 * ``tracker`` -- ``ImpedanceTracker.process`` alone, its CPU time split into Welch segment spectra
-  (``_add_segment``), LM refits (``_update``) and the per-block rest (filter and ring buffers);
+  (``_add_segments``), LM refits (``_update``) and the per-block rest (filter and buffer writes);
 * ``network`` -- ``ExcursionStreamer.process`` with the tracked prediction precomputed;
 * ``invoke`` -- the bare model call on the same inputs (interpreter invoke for the direct INT8
   LiteRT path, ``Model.run`` otherwise): ``network - invoke`` is the streamer's Python overhead;
@@ -23,13 +23,13 @@ do not see.
 Real-time factor = mean CPU time per block / block duration; target (issue 5): <= 0.05 at 1 ms
 blocks with the INT8 model, tracking included. It is reported as measured and net of the harness
 row (what a caller that does not time every block pays). Each pass runs ``--repeat`` times; means
-are the median over repeats, percentiles pool every block. The tracker's Welch spectra are
-computed over the three blocks after a segment completes (windowing, FFT, cross-spectra), so the
-split below times the three parts: ``_add_segment`` and ``_advance_segment``. The input is simulated program material for the
+are the median over repeats, percentiles pool every block. The tracker's Welch spectra of an update
+interval's segments are computed in one batch at the update boundary (``_add_segments``, timed as the
+Welch part), just before the refit. The input is simulated program material for the
 profile's speaker (the ``sim://`` source's material), or ``--data`` (a speaker ``.esr`` recording).
 
-``everything`` is also split by what the tracker did in each block (``plain``: filter and ring only;
-``window`` / ``fft`` / ``spectra``: the three Welch steps of a segment; ``refit``: an update boundary),
+``everything`` is also split by what the tracker did in each block (``plain``: filter and buffer only;
+``refit``: an update boundary, with the interval's Welch batch, or a step of a delayed refit),
 found by replaying the tracker untimed over the same blocks: per kind the share of blocks, CPU mean,
 p50 and p99, and its part of the mean cost per block (the parts sum to the mean).
 
@@ -132,17 +132,15 @@ def _summary(cpu_runs: list[np.ndarray], wall_runs: list[np.ndarray], block_s: f
             "wall_p99_us": float(np.percentile(np.concatenate(wall_runs), 99)) * 1e6}
 
 
-KINDS = ("plain", "window", "fft", "spectra", "refit")
+KINDS = ("plain", "refit")
 
 
 def _block_kinds(profile, tcfg, vs: list, is_: list) -> np.ndarray:
     """What the tracker did in each timed block of the ``everything`` pass (replayed untimed: the
     tracker is deterministic and the pass feeds it WARMUP blocks, then blocks 0..n-1, never resetting it).
 
-    ``refit``: an update boundary (a refit runs, or with ``refit_delay`` one of its steps); ``window``:
-    a segment completed (windowed); ``fft`` / ``spectra``: the FFT / cross-spectra step of the pending
-    segment; ``plain``: only the filter and the ring buffer. A block doing several gets the first of
-    refit, window, fft, spectra.
+    ``refit``: an update boundary (the interval's Welch spectra and a refit run, or with
+    ``refit_delay`` one of its steps); ``plain``: only the filter and the buffer writes.
     """
     from edgesense.speaker.pipeline import make_tracker
 
@@ -150,20 +148,13 @@ def _block_kinds(profile, tcfg, vs: list, is_: list) -> np.ndarray:
     n = len(vs)
     for k in range(WARMUP):
         tracker.process(vs[k % n], is_[k % n])
-    marks = {name: _Timed(tracker, name) for name in ("_add_segment", "_advance_segment", "_update", "_refit_step",
-                                                        "_finish_refit")}
+    marks = {name: _Timed(tracker, name) for name in ("_add_segments", "_update", "_refit_step", "_finish_refit")}
     kinds = np.zeros(n, np.int8)
     for k in range(n):
         before = {name: m.calls for name, m in marks.items()}
-        pending = tracker._pending
         tracker.process(vs[k], is_[k])
-        did = {name for name, m in marks.items() if m.calls > before[name]}
-        if did & {"_update", "_refit_step", "_finish_refit"}:
+        if any(m.calls > before[name] for name, m in marks.items()):
             kinds[k] = KINDS.index("refit")
-        elif "_add_segment" in did:
-            kinds[k] = KINDS.index("window")
-        elif "_advance_segment" in did:
-            kinds[k] = KINDS.index("fft" if pending == 2 else "spectra")
     return kinds
 
 
@@ -271,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         everything, network, bare, streamer = model_steps(model)
 
         tracker = make_tracker(profile, tcfg)
-        seg = _Timed(tracker, "_add_segment")
-        seg_steps = _Timed(tracker, "_advance_segment")
+        seg = _Timed(tracker, "_add_segments")
         upd = _Timed(tracker, "_update")
         refit_steps = _Timed(tracker, "_refit_step")          # refit_delay > 0: the spread steps
         refit_finish = _Timed(tracker, "_finish_refit")
@@ -287,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             runs[name][0].append(c)
             runs[name][1].append(w)
         calls = (WARMUP + n) / n          # the wrappers also saw the warm-up blocks
-        split["segments"].append((seg.total + seg_steps.total) / calls / n)
+        split["segments"].append(seg.total / calls / n)
         split["refits"].append((upd.total + refit_steps.total + refit_finish.total) / calls / n)
         split["refit_calls"].append(upd.calls)
         split["updates"].append(tracker.updates)

@@ -28,8 +28,11 @@ This is what smart amplifiers ship (reference notes section 1.7a) and the baseli
    identified Re also gives the coil temperature estimate. What a linear model cannot follow is
    the large-signal nonlinearity (Bl(x), Kms(x)) near Xmax: the hybrid network's job.
 
-State is bounded (one window of segment spectra, one segment of samples, the filter state), and
-updates happen at fixed sample counts, so :meth:`ImpedanceTracker.process` gives identical results
+State is bounded (one window of segment spectra, the samples of one update interval plus half a
+segment, the filter state). The Welch spectra are only read by the refit, so the segments of an
+update interval are windowed, transformed and reduced in one batch at its end, in the block where
+the refit runs (a few numpy calls for all 24 segments instead of three blocks of calls per
+segment). Updates happen at fixed sample counts, so :meth:`ImpedanceTracker.process` gives identical results
 for any block sizes; :func:`track` runs it over a whole recording.
 """
 
@@ -335,31 +338,37 @@ class ImpedanceTracker:
         self._log_cmes = float(self._theta_ds[4])   # running mean of log Cmes (sets Bl with the Mms anchor)
         self.count = 0
         self.updates = 0
-        n = self.config.nperseg
-        # the last segment's samples: rows v, i and the filter output y (float64, written in place;
-        # y only where a refit needs it: the last two outputs before each hop boundary)
-        self._ring = np.zeros((3, n))
-        self._rows = tuple(self._ring)
-        self._pos = 0              # count % nperseg: where the next sample goes
-        self._room = self.hop      # samples until the next hop boundary
+        cfg = self.config
+        n, hop, every = cfg.nperseg, self.hop, self.update_every
+        # the samples since the last update boundary plus the tail of the interval before that the
+        # first segment of this interval starts in: rows v, i and the filter output y (float64,
+        # written in place; y only where a refit needs it: the last two outputs before each event)
+        keep = n - hop
+        self._keep = keep
+        self._buf = np.zeros((3, every + keep))
+        self._rows = tuple(self._buf)
+        self._pos = keep           # where the next sample goes (offset ``keep`` = the last update boundary)
+        self._room = every         # samples until the next event (update boundary or delayed refit)
         nb = len(self._band)     # segment spectra of the window: fixed rings, oldest overwritten
         # auto-spectra of v and i in one ring (rows svv, sii per segment: one square and one add
         # compute both), cross-spectra in another
         self._auto = np.zeros((self.window_segments, 2, nb))
         self._svv, self._sii = self._auto[:, 0], self._auto[:, 1]
         self._svi = np.zeros((self.window_segments, nb), complex)
-        self.segments = 0        # segment spectra in the window (<= window_segments)
         self._slot = 0
-        # a completed segment whose spectra are still to be computed (spread over the next blocks)
-        self._seg = np.empty((2, n))                 # windowed samples of v and i
-        self._spec = np.empty((2, n // 2 + 1), complex)
+        # Welch work of one update interval, in one batch at its end: the interval's segments as
+        # (signal, segment, sample) views of the buffer, windowed, their spectra and band parts
+        hops = cfg.update_hops
+        b = self._buf
+        self._segs = np.lib.stride_tricks.as_strided(b, (2, hops, n), (b.strides[0], hop * b.strides[1], b.strides[1]),
+                                                     writeable=False)
+        self._seg = np.empty((2, hops, n))
+        self._spec = np.empty((2, hops, n // 2 + 1), complex)
         b0, b1 = self._band_slice
-        self._band_spec = self._spec[:, b0:b1]                      # (2, nb) views of the band
-        self._band_parts = self._band_spec.view(float).reshape(2, nb, 2)   # real, imaginary parts
-        self._sq = np.empty((2, nb, 2))
-        self._cj = np.empty(nb, complex)
-        self._pending = 0        # 0: nothing; 2: windowed, FFT due; 1: FFT done, spectra due
-        self._pending_slot = 0
+        self._band_spec = self._spec[..., b0:b1]                              # (2, hops, nb) views of the band
+        self._band_parts = self._band_spec.view(float).reshape(2, hops, nb, 2)   # real, imaginary parts
+        self._sq = np.empty((2, hops, nb, 2))
+        self._cj = np.empty((hops, nb), complex)
         self._refit = None       # a refit in progress (refit_delay > 0): its steps, run one per call
         self._refit_ready = False
         self._apply_at = -1      # the sample count at which it takes effect
@@ -396,23 +405,28 @@ class ImpedanceTracker:
         if initial:
             self._zi = np.zeros(2)
         else:  # direct-form-II-transposed state that continues the last two inputs and outputs
-            n = self.config.nperseg
-            ring = self._ring
-            k0, k1 = (self.count - 1) % n, (self.count - 2) % n      # most recent first
-            x0, x1 = float(ring[1, k0]), float(ring[1, k1])
-            y0, y1 = float(ring[2, k0]), float(ring[2, k1])
+            buf, k0, k1 = self._buf, self._pos - 1, self._pos - 2      # most recent first
+            x0, x1 = float(buf[1, k0]), float(buf[1, k1])
+            y0, y1 = float(buf[2, k0]), float(buf[2, k1])
             self._zi = np.array([b[1] * x0 + b[2] * x1 - a[1] * y0 - a[2] * y1, b[2] * x0 - a[2] * y0])
         self._b, self._a = b, a
+
+    @property
+    def segments(self) -> int:
+        """Segments in the analysis window (<= ``window_segments``): those completed so far (one per
+        hop from ``nperseg`` samples on). Their spectra are computed in batches at update boundaries."""
+        done = self.count - self.config.nperseg
+        return 0 if done < 0 else min(done // self.hop + 1, self.window_segments)
 
     # -- processing ----------------------------------------------------------------------------
 
     def process(self, v_block: np.ndarray, i_block: np.ndarray) -> np.ndarray:
         """Excursion (mm) for one block of sensed voltage (V) and current (A); any block size.
 
-        Per block: the samples go into the ring (as float64), the current is filtered in place
-        there; a completed segment's spectra are computed over the following blocks (windowing at
-        once, then the FFT, then the cross-spectra), an LM refit runs in the block where an update
-        boundary falls. The output is the same for any block sizes.
+        Per block: the samples go into the buffer (as float64), the current is filtered in place
+        there. Events happen at fixed sample counts: at an update boundary the Welch spectra of the
+        interval's segments are computed in one batch and an LM refit runs (delayed refits: one step
+        per call until the sample where they take effect). The output is the same for any block sizes.
         """
         v = v_block if type(v_block) is np.ndarray and v_block.ndim == 1 else np.asarray(v_block).reshape(-1)
         i = i_block if type(i_block) is np.ndarray and i_block.ndim == 1 else np.asarray(i_block).reshape(-1)
@@ -421,97 +435,91 @@ class ImpedanceTracker:
             raise ValueError(f"v and i blocks differ in length: {v.shape} vs {i.shape}")
         if not n:
             return np.zeros(0)
-        if self._pending:
-            self._advance_segment()
         if self._refit is not None and not self._refit_ready:
             self._refit_step()
         room = self._room
-        if n < room:   # fast path: no segment ends inside this block
-            ring_v, ring_i, ring_y = self._rows
+        if n < room:   # fast path: no event inside this block
+            buf_v, buf_i, buf_y = self._rows
             p = self._pos
             end = p + n
-            ring_v[p:end] = v
-            x = ring_i[p:end]
+            buf_v[p:end] = v
+            x = buf_i[p:end]
             x[...] = i
             y, self._zi = _filter(self._b, self._a, x, -1, self._zi)
             room -= n
-            if room == 1:   # the output before a hop boundary: a refit there continues the filter from it
-                ring_y[end - 1] = y[-1]
+            if room == 1:   # the output before an event: a refit there continues the filter from it
+                buf_y[end - 1] = y[-1]
             self._pos = end
             self._room = room
             self.count += n
             return y
         out = np.empty(n)
         pos = 0
-        nper = self.config.nperseg
+        buf = self._buf
         while pos < n:
             take = min(n - pos, self._room)
-            ring, p = self._ring, self._pos
+            p = self._pos
             end = p + take
-            ring[0, p:end] = v[pos:pos + take]
-            x = ring[1, p:end]
+            buf[0, p:end] = v[pos:pos + take]
+            x = buf[1, p:end]
             x[...] = i[pos:pos + take]
             y, self._zi = _filter(self._b, self._a, x, -1, self._zi)
-            ring[2, p:end] = y
+            buf[2, p:end] = y
             out[pos:pos + take] = y
             pos += take
             self.count += take
-            self._pos = end % nper
+            self._pos = end
             self._room -= take
             if not self._room:
                 self._event()
         return out
 
     def _event(self) -> None:
-        """A hop boundary or the sample where a delayed refit takes effect: do what is due there."""
-        count, hop = self.count, self.hop
-        if count % hop == 0 and count >= self.config.nperseg:
-            self._add_segment()
-            if count % self.update_every == 0:
+        """An update boundary or the sample where a delayed refit takes effect: do what is due there."""
+        count, every = self.count, self.update_every
+        if count % every == 0:
+            self._add_segments()
+            if count >= self.config.nperseg:
                 self._update()
+            # the next interval's first segment starts in this one's last nperseg - hop samples
+            buf, keep = self._buf, self._keep
+            buf[:, :keep] = buf[:, every:]
+            self._pos = keep
         if self._refit is not None and count == self._apply_at:
             self._finish_refit()
-        room = hop - count % hop
+        room = every - count % every
         if self._refit is not None:
             room = min(room, self._apply_at - count)
         self._room = room
 
-    def _add_segment(self) -> None:
-        """Window the segment that just completed; its spectra follow in the next blocks."""
-        if self._pending:
-            self._finish_segment()     # a block of more than a hop: the previous one first
-        p = self._pos                  # oldest sample of the segment sits at p
-        n = self.config.nperseg - p
-        ring, seg, win = self._ring, self._seg, self._win
-        np.multiply(ring[:2, p:], win[:n], out=seg[:, :n])
-        if p:
-            np.multiply(ring[:2, :p], win[n:], out=seg[:, n:])
-        self._pending_slot = self._slot
-        self._pending = 2
-        self._slot = (self._slot + 1) % self.window_segments
-        self.segments = min(self.segments + 1, self.window_segments)
-
-    def _advance_segment(self) -> None:
-        """The pending segment's next step, once per ``process`` call."""
-        self._segment_step()
-
-    def _segment_step(self) -> None:
-        """One step of the pending segment's spectra: the FFT of both signals, or the cross-spectra."""
-        if self._pending == 2:
-            _rfft(self._seg, self._spec)
-            self._pending = 1
+    def _add_segments(self) -> None:
+        """At an update boundary: the Welch spectra of the segments that completed in the interval
+        (one per hop, the last ending here), windowed, transformed and reduced in one batch each, into
+        the window's rings (slots in completion order). Segments before ``nperseg`` samples are skipped."""
+        count, hop, hops = self.count, self.hop, self.config.update_hops
+        # segment j (0..hops-1) ends at count - (hops - 1 - j) * hop; it is complete from nperseg on
+        first = max(0, hops - 1 - (count - self.config.nperseg) // hop) if count >= self.config.nperseg else hops
+        first = max(first, hops - self.window_segments)     # older ones would be overwritten in this batch
+        m = hops - first
+        if m <= 0:
             return
+        seg, spec = self._seg[:, first:], self._spec[:, first:]
+        np.multiply(self._segs[:, first:], self._win, out=seg)
+        _rfft(seg, spec)
         # |V|^2 = re^2 + im^2 and |I|^2 likewise (one square of both, one add), conj(V) * I
-        k, sq = self._pending_slot, self._sq
-        np.square(self._band_parts, sq)
-        np.add(sq[..., 0], sq[..., 1], self._auto[k])
-        V, I_ = self._band_spec
-        np.multiply(np.conjugate(V, self._cj), I_, self._svi[k])
-        self._pending = 0
-
-    def _finish_segment(self) -> None:
-        while self._pending:
-            self._segment_step()
+        sq = self._sq[:, first:]
+        np.square(self._band_parts[:, first:], sq)
+        cj = np.conjugate(self._band_spec[0, first:], self._cj[first:])
+        spec_i = self._band_spec[1, first:]
+        slot, w = self._slot, self.window_segments
+        j = 0
+        while j < m:                   # the slots are consecutive (at most one wrap-around)
+            k = min(m - j, w - slot)
+            np.add(sq[:, j:j + k, :, 0], sq[:, j:j + k, :, 1], self._auto[slot:slot + k].transpose(1, 0, 2))
+            np.multiply(cj[j:j + k], spec_i[j:j + k], self._svi[slot:slot + k])
+            j += k
+            slot = (slot + k) % w
+        self._slot = slot
 
     def _update(self) -> None:
         """An update boundary: refit now (``refit_delay`` 0), or start a refit that takes effect later."""
@@ -546,7 +554,6 @@ class ImpedanceTracker:
         when it is run to the end."""
         if self.segments < max(4, self.window_segments // 2):
             return
-        self._finish_segment()
         svv, sii = self._auto.sum(axis=0)     # unfilled rows are zero; summed row by row in slot order
         svi = self._svi.sum(axis=0)
         yield                           # (the window's spectra are summed: later segments may change them)
