@@ -71,10 +71,35 @@ def _filter_fallback(b: np.ndarray, a: np.ndarray, x: np.ndarray, axis: int, zi:
 
 _filter = _lfilter_core if _lfilter_core is not None else _filter_fallback
 
+# numpy's clip ufunc (``np.clip`` calls it after its argument handling: the same numbers)
+try:
+    from numpy._core.umath import clip as _clip
+except ImportError:  # pragma: no cover - numpy < 2
+    from numpy.core.umath import clip as _clip
+_sum = np.add.reduce   # what ndarray.sum / mean reduce with (mean = this sum / count)
+
 try:  # numpy's FFT kernel without its per-call argument handling (the same ufunc np.fft.rfft calls)
     from numpy.fft._pocketfft_umath import rfft_n_even as _rfft_core  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - other numpy versions
     _rfft_core = None
+
+
+try:  # the LAPACK gufunc np.linalg.solve calls, without its per-call argument checks (4 us instead of 10 us)
+    from numpy.linalg import _umath_linalg
+    from numpy.linalg._linalg import _raise_linalgerror_singular
+    _solve1 = _umath_linalg.solve1
+except (ImportError, AttributeError):  # pragma: no cover - other numpy versions
+    _solve1 = None
+
+
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.linalg.solve(a, b)`` for a float64 square ``a`` and vector ``b`` (same LAPACK call, same
+    error state: a singular ``a`` raises ``LinAlgError``)."""
+    if _solve1 is None:  # pragma: no cover
+        return np.linalg.solve(a, b)
+    with np.errstate(call=_raise_linalgerror_singular, invalid="call", over="ignore", divide="ignore",
+                     under="ignore"):
+        return _solve1(a, b, signature="dd->d")
 
 
 def _rfft(seg: np.ndarray, out: np.ndarray) -> None:
@@ -184,7 +209,7 @@ def levenberg_marquardt_steps(fun, jac, x0: np.ndarray, max_nfev: int, xtol: flo
     x = np.asarray(x0, float).copy()
     r = fun(x)
     yield
-    if not np.all(np.isfinite(r)):
+    if not np.isfinite(r).all():
         return None
     c = float(r @ r)
     lam = 1e-3
@@ -201,16 +226,16 @@ def levenberg_marquardt_steps(fun, jac, x0: np.ndarray, max_nfev: int, xtol: flo
         while nfev < max_nfev:
             np.multiply(lam, d, out=damp_diag)
             try:
-                step = np.linalg.solve(H + damp, -g)
+                step = _solve(H + damp, -g)
             except np.linalg.LinAlgError:
                 return None
-            if float(np.max(np.abs(step))) < xtol:
+            if float(np.abs(step).max()) < xtol:
                 return x, r              # converged: no step left worth taking
             x_new = x + step
             r_new = fun(x_new)
             yield
             nfev += 1
-            c_new = float(r_new @ r_new) if np.all(np.isfinite(r_new)) else math.inf
+            c_new = float(r_new @ r_new) if np.isfinite(r_new).all() else math.inf
             if c_new < c:
                 accepted = c - c_new > ftol * c
                 x, r, c = x_new, r_new, c_new
@@ -242,6 +267,7 @@ class _ImpedanceFit:
                  theta_ds: np.ndarray) -> None:
         self.s, self.z, self.scale, self.prior, self.theta_ds = s, z, scale, prior, theta_ds
         self._scale_col = scale[:, None]
+        self._neg_s = -s
         nb = len(s)
         # the Jacobian is written into these (one allocation per refit, not per evaluation): the
         # complex columns, then their real and imaginary parts over the prior's fixed rows
@@ -258,8 +284,9 @@ class _ImpedanceFit:
         sle, sl2, slces = s * le, s * l2, s * lces
         q = r2 + sl2
         d = s * cmes + 1.0 / res + 1.0 / slces
-        self._key, self._parts = theta.tobytes(), (p, sle, sl2, slces, q, d)
-        return re + sle + sl2 * r2 / q + 1.0 / d
+        sl2r2 = sl2 * r2
+        self._key, self._parts = theta.tobytes(), (p, sle, sl2, slces, q, d, sl2r2)
+        return re + sle + sl2r2 / q + 1.0 / d
 
     def residuals(self, theta: np.ndarray) -> np.ndarray:
         r = self.scale * (self._model(theta) - self.z)
@@ -268,17 +295,18 @@ class _ImpedanceFit:
     def jacobian(self, theta: np.ndarray) -> np.ndarray:
         if self._key != theta.tobytes():
             self._model(theta)
-        p, sle, sl2, slces, q, d = self._parts
-        re, _, l2, r2, cmes, res, _ = p
-        s = self.s
+        p, sle, sl2, slces, q, d, sl2r2 = self._parts
+        re, _, _, r2, cmes, res, _ = p
         qq = q * q
         inv_d2 = 1.0 / (d * d)
-        jz, jac, nb = self._jz, self._jac, len(s)
+        jz, jac, nb = self._jz, self._jac, len(sle)
         jz[:, 0] = re
         jz[:, 1] = sle
-        np.divide(l2 * s * r2 * r2, qq, jz[:, 2])
+        # l2 * s * r2 * r2 of _impedance_jacobian is sl2r2 * r2: s is purely imaginary, so l2 * s and
+        # s * l2 are the same complex products (the real parts exact zeros); -s * cmes is (-s) * cmes
+        np.divide(sl2r2 * r2, qq, jz[:, 2])
         np.divide(r2 * sl2 ** 2, qq, jz[:, 3])
-        np.multiply(-s * cmes, inv_d2, jz[:, 4])
+        np.multiply(self._neg_s * cmes, inv_d2, jz[:, 4])
         np.divide(inv_d2, res, jz[:, 5])
         np.divide(inv_d2, slces, jz[:, 6])
         np.multiply(self._scale_col, jz, jz)
@@ -387,6 +415,12 @@ class ImpedanceTracker:
         return TrackedParams(sample=sample, re=float(re), le=float(le), l2=float(l2), r2=float(r2),
                              mms=float(cmes * bl * bl), rms=float(bl * bl / res), kms=float(bl * bl / lces),
                              coil_c=float(coil), cost=cost, bl=float(bl))
+
+    def _resonance_hz(self) -> float:
+        """``self.current.resonance_hz`` (the same float operations) without building the parameter set."""
+        p = np.exp(self.theta)
+        bl = self.bl
+        return math.sqrt(float(bl * bl / p[6]) / float(p[4] * bl * bl)) / (2 * math.pi)
 
     @property
     def bl(self) -> float:
@@ -554,12 +588,12 @@ class ImpedanceTracker:
         when it is run to the end."""
         if self.segments < max(4, self.window_segments // 2):
             return
-        svv, sii = self._auto.sum(axis=0)     # unfilled rows are zero; summed row by row in slot order
-        svi = self._svi.sum(axis=0)
+        svv, sii = _sum(self._auto, 0)     # unfilled rows are zero; summed row by row in slot order
+        svi = _sum(self._svi, 0)
         yield                           # (the window's spectra are summed: later segments may change them)
         cfg = self.config
         # excitation check: mean-square voltage in the band (Parseval with the Hann window's power)
-        ms_v = float(svv.sum()) * 2 / (self.segments * self._win_power * self.config.nperseg)
+        ms_v = float(_sum(svv)) * 2 / (self.segments * self._win_power * self.config.nperseg)
         if ms_v < cfg.min_rms_volts ** 2:
             return
         good = (svv > 0) & (sii > 0)
@@ -569,20 +603,22 @@ class ImpedanceTracker:
         else:
             coh = np.zeros_like(svv)
             coh[good] = abs_svi[good] ** 2 / (svv[good] * sii[good])
-        if float(coh.mean()) < cfg.min_coherence or float((coh >= 0.9).mean()) < cfg.min_coverage:
+        # (means as sum / count, what ndarray.mean computes; boolean means as exact counts)
+        nb = coh.shape[0]
+        if float(_sum(coh)) / nb < cfg.min_coherence or np.count_nonzero(coh >= 0.9) / nb < cfg.min_coverage:
             return
         # the mechanical parameters are only identifiable when the resonance region is excited
-        f0 = self.current.resonance_hz
+        f0 = self._resonance_hz()
         near = (self._f >= f0 / 2) & (self._f <= f0 * 2)
-        if near.any() and float((coh[near] >= 0.9).mean()) < cfg.min_resonance_coverage:
+        n_near = np.count_nonzero(near)
+        if n_near and np.count_nonzero(coh[near] >= 0.9) / n_near < cfg.min_resonance_coverage:
             return
         yield
         y = np.where(abs_svi > 0, svi / np.where(svv > 0, svv, 1.0), 1.0)
         z = 1.0 / y
-        c = np.clip(coh, 0.0, 0.999)
+        c = _clip(coh, 0.0, 0.999)
         weight = np.sqrt(c / (1.0 - c))
-        weight = weight / np.sqrt((weight ** 2).mean())
-        nb = len(z)
+        weight = weight / np.sqrt(_sum(weight ** 2) / nb)
         theta_ds = self._theta_ds
         fitter = _ImpedanceFit(self._s, z, weight / np.abs(z), self._prior * math.sqrt(nb), theta_ds)
         yield
@@ -590,15 +626,15 @@ class ImpedanceTracker:
         if fit is None:
             return
         x, fun = fit
-        cost = float(np.sqrt(np.mean(fun[:2 * nb] ** 2)))
+        cost = math.sqrt(float(_sum(fun[:2 * nb] ** 2)) / (2 * nb))
         if cost > 0.2:    # a fit this poor (20 % relative misfit) is not trusted
             return
-        if np.any(np.abs(x - theta_ds) > math.log(cfg.max_ratio)):
+        if (np.abs(x - theta_ds) > math.log(cfg.max_ratio)).any():
             return        # implausibly far from the datasheet: a spurious minimum
         self._refit_ready = True
         yield             # (delayed refits wait here for their sample)
         # limit the change per update: one odd window cannot throw the model far
-        self.theta = self.theta + np.clip(x - self.theta, -cfg.max_step, cfg.max_step)
+        self.theta = self.theta + _clip(x - self.theta, -cfg.max_step, cfg.max_step)
         self._log_cmes += cfg.bl_smoothing * (float(self.theta[4]) - self._log_cmes)
         self.updates += 1
         self._set_filter()
