@@ -34,8 +34,8 @@ probabilities on every frame of every pass; back to back frame by frame, alterna
 ``--against`` does), paced or with ``--evict`` by whole passes (every frame of both starts cold). ``--no-split`` runs
 the model as one graph throughout.
 
-Old code against new, same load: ``--against TREE`` loads ``edgesense/radar/rdi.py`` and ``pipeline.py`` of an
-older checkout (``mkdir /tmp/before && git archive COMMIT edgesense | tar -x -C /tmp/before``) next to the
+Old code against new, same load: ``--against TREE`` loads ``edgesense/radar/rdi.py``, ``restore.py``,
+``spotting.py`` and ``pipeline.py`` of an older checkout (``mkdir /tmp/before && git archive COMMIT edgesense | tar -x -C /tmp/before``) next to the
 current ones in this process, builds the old pipeline on the same model, first checks frame by frame that
 both give the model the same input (the int8 window) and the same probabilities over every pass, then feeds
 every frame to both, alternating which goes first (so both see the same load and cache state; paced, one
@@ -88,34 +88,61 @@ class _Stopwatch:
 
 
 def _instrument(pipe, acc: dict[str, float]):
-    """Wrap the stages of ``pipe`` (this instance only) in stopwatches; returns an undo function."""
-    wrapped = {"_fill_gap": "restore", "_push_rdis": "window", "_pad": "window", "_call": "model"}
+    """Wrap the stages of ``pipe`` (this instance only) in stopwatches; returns an undo function.
+
+    The steady path of a CIR radar with an 8-bit-input model calls ``_magnitude`` (rdi) and ``_window``; the
+    general path the processor (rdi), ``_log_rdi`` (rdi: the RDIs made from kept magnitudes), ``_fill_gap``,
+    ``_push_rdis`` / ``_pad`` (window); both ``_call`` (model) and the spotter (``update`` / ``update_values``).
+    """
+    wrapped = {"_fill_gap": "restore", "_push_rdis": "window", "_pad": "window", "_call": "model",
+               "_window": "window", "_magnitude": "rdi", "_log_rdi": "rdi"}
+    wrapped = {k: v for k, v in wrapped.items() if hasattr(pipe, k)}      # (older checkouts lack some)
+    own = {k: pipe.__dict__[k] for k in wrapped if k in pipe.__dict__}    # instance attributes to put back
     for name, stage in wrapped.items():
         setattr(pipe, name, _Stopwatch(getattr(pipe, name), acc, stage))
     pipe.processor = _Stopwatch(pipe.processor, acc, "rdi")
-    pipe.spotter.update = _Stopwatch(pipe.spotter.update, acc, "spotting")
+    spot = ["update_values" if hasattr(pipe.spotter, "update_values") else "update"]   # (update calls update_values)
+    for name in spot:
+        setattr(pipe.spotter, name, _Stopwatch(getattr(pipe.spotter, name), acc, "spotting"))
 
     def undo() -> None:
         pipe.processor = pipe.processor.fn
         for name in wrapped:
-            del pipe.__dict__[name]
-        del pipe.spotter.__dict__["update"]
+            if name in own:
+                pipe.__dict__[name] = own[name]
+            else:
+                del pipe.__dict__[name]
+        for name in spot:
+            del pipe.spotter.__dict__[name]
     return undo
 
 
 def _old_pipeline(tree: str, model: str):
-    """A ``GesturePipeline`` built from ``TREE/edgesense/radar/{rdi,pipeline}.py`` (the rest of the package is the current one)."""
+    """A ``GesturePipeline`` built from ``TREE/edgesense/radar/{rdi,restore,spotting,pipeline}.py`` (those the tree
+    has; the rest of the package is the current one).
+
+    The older modules stand in for the current ones in ``sys.modules`` while the old pipeline module runs and
+    builds its pipeline, so its imports (module level and inside functions) get the older code.
+    """
     mods = {}
-    for name in ("rdi", "pipeline"):
-        path = os.path.join(tree, "edgesense", "radar", f"{name}.py")
-        spec = importlib.util.spec_from_file_location(f"_before_radar_{name}", path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod          # dataclasses look their module up here
-        spec.loader.exec_module(mod)
-        mods[name] = mod
-    pipe = mods["pipeline"].GesturePipeline(model, threads=1)
-    if hasattr(pipe.processor, "proc"):       # the CIR adapter: give it the old RDI code too
-        pipe.processor = type(pipe.processor)(mods["rdi"].RDIProcessor(pipe.profile))
+    names = [n for n in ("rdi", "restore", "spotting", "pipeline")
+             if os.path.isfile(os.path.join(tree, "edgesense", "radar", f"{n}.py"))]
+    saved = {n: sys.modules.get(f"edgesense.radar.{n}") for n in names}
+    try:
+        for name in names:
+            path = os.path.join(tree, "edgesense", "radar", f"{name}.py")
+            spec = importlib.util.spec_from_file_location(f"_before_radar_{name}", path)
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = mod          # dataclasses look their module up here
+            spec.loader.exec_module(mod)
+            mods[name] = sys.modules[f"edgesense.radar.{name}"] = mod
+        pipe = mods["pipeline"].GesturePipeline(model, threads=1)
+    finally:
+        for name, mod in saved.items():
+            if mod is None:
+                sys.modules.pop(f"edgesense.radar.{name}", None)
+            else:
+                sys.modules[f"edgesense.radar.{name}"] = mod
     return pipe
 
 

@@ -56,6 +56,7 @@ from edgesense.profiles import RadarCIRProfile, RDIProfile, SensorProfile, profi
 from edgesense.radar.restore import DEFAULT_LOOKAHEAD, fill_gap
 from edgesense.radar.spotting import GestureEvent, GestureSpotter, SpotterConfig
 from edgesense.runtime.model import Model, dequantize, quantize
+from edgesense.stream.frame import SEQ_MODULUS as _SEQ_MODULUS
 from edgesense.stream.frame import Frame, seq_distance
 
 __all__ = ["GestureModelInfo", "GesturePipeline", "PipelineStats", "rdi_profiles", "gesture_map",
@@ -368,7 +369,60 @@ class GesturePipeline:
             if info.validity:
                 self._new_col[c] = self._valid1
         self._gap_valids: dict[int, np.ndarray] = {}
+        self._levels = None
+        proc = getattr(self.processor, "proc", None)
+        if (proc is not None and self._new_col is not None and self._new_col.dtype.itemsize == 1
+                and self._lut is not None):
+            self._setup_levels(proc)
         self.reset()
+
+    def _setup_levels(self, proc: Any) -> None:
+        """The steady state of a CIR radar and an 8-bit-input model from linear magnitudes (see :meth:`process`).
+
+        Per RDI channel, the model's input integer of a profile value is a non-decreasing function of
+        its magnitude ``|Y|`` (log, scale, offset, normalisation, division by the scale, rint, + zero
+        point, clamp: each step is non-decreasing), so the maximum commutes with it and the whole chain
+        is a table of the smallest magnitude reaching each integer level. The table is found by bisection
+        over the float32 bit patterns, evaluating the chain with the very operations of the general path
+        (:meth:`RDIProcessor.log_rdi`, :meth:`_normalise`), so a looked-up integer is the computed one.
+        Non-negative float32 values order like their bit patterns as unsigned integers; channel ``c``'s
+        keys get ``c << 32`` added, so one sorted table serves all channels: entry ``256 c + j`` is
+        ``c << 32`` + the threshold of level ``lowest + 1 + j`` (``j < 255``), then a sentinel above every
+        key of the channel; ``searchsorted(..., "right")`` counts the levels reached, ``256 c + count``,
+        and the integer is ``lowest + count``, which the cast to the 8-bit type gives from ``index + lowest``.
+        """
+        out = proc.output_profile
+        if (out.channels, out.doppler_bins, out.range_bins) != tuple(self.info.rdi_shape):
+            return      # the general path says what does not fit
+        c = self.info.rdi_shape[0]
+        dtype = self._new_col.dtype
+        lowest = int(np.iinfo(dtype).min)
+        levels = np.arange(lowest + 1, lowest + 256, dtype=np.float32)           # the 255 levels above the lowest
+
+        def level(bits: np.ndarray) -> np.ndarray:    # (C, 255) uint32 -> (C, 255) integer-valued float32
+            cols = proc.log_rdi(bits.view(np.float32).copy())[None]
+            return self._normalise(cols)[0]
+
+        lo = np.zeros((c, 255), np.int64)
+        hi = np.full((c, 255), 0x7F800001, np.int64)    # past +inf: "never reached"
+        while (lo < hi).any():
+            mid = (lo + hi) // 2
+            reached = level(np.minimum(mid, 0x7F800000).astype(np.uint32)) >= levels
+            hi = np.where(reached & (lo < hi), mid, hi)
+            lo = np.where(~reached & (lo < hi), mid + 1, lo)
+        table = np.where(lo > 0x7F800000, 0xFFFFFFFF, lo).astype(np.uint64)
+        table = np.concatenate([table, np.full((c, 1), 0xFFFFFFFF, np.uint64)], axis=1)
+        table += (np.arange(c, dtype=np.uint64) << np.uint64(32))[:, None]
+        self._levels = table.reshape(-1)
+        self._lut_values = self._lut.tolist()     # the output's dequantized values, indexed by its bytes
+        self._lowest = lowest
+        self._chan = (np.arange(c, dtype=np.uint64) << np.uint64(32))[:, None]
+        self._keys = np.empty((c, self.info.rows), np.uint64)
+        self._col_bits = self._col[0].view(np.uint32)
+        self._mags = np.ones((2, *self.info.rdi_shape), np.float32)   # this frame's and the previous one's |Y|
+        self._slot = 0
+        self._magnitude = proc.process_magnitude
+        self._log_rdi = proc.log_rdi
 
     def reset(self) -> None:
         """Start a new stream: clear the window, background, spotter, events and statistics."""
@@ -377,7 +431,8 @@ class GesturePipeline:
         self.spotter.reset()
         self.stats = PipelineStats()
         self.events: list[GestureEvent] = []
-        self.last_probs: np.ndarray | None = None
+        self._last_probs: np.ndarray | None = None
+        self._last_values: list[float] | None = None
         self._first_seq: int | None = None
         self._last_seq: int | None = None
         self._last_rdi: np.ndarray | None = None
@@ -385,15 +440,63 @@ class GesturePipeline:
         # (+ validity), newest frame last; all zero (in model units) at the start
         self._x = np.full(info.input_shape, self._zero, dtype=self._zero.dtype)
         self._flat = self._x.reshape(-1)       # the same memory, for the one-memmove shift
+        self._flat_to, self._flat_from = self._flat[:-1], self._flat[1:]
+        self._x_newest = self._x[0, :, :, -1]
         self._index = -1   # stream frame index (counts missing frames too) of the newest frame
         self._fresh = info.frames   # columns shifted in since the last inference (the split recomputes those)
 
     # -- the one code path -------------------------------------------------------------------
 
     def process(self, frame: Frame) -> list[GestureEvent]:
-        """Feed one received frame; returns the events confirmed at this frame."""
+        """Feed one received frame; returns the events confirmed at this frame.
+
+        A CIR radar with an 8-bit-input model takes a short path for a frame that follows the previous
+        one: its magnitudes ``|Y|`` only, their profiles looked up as the model's integers
+        (:meth:`_setup_levels`), no log of the whole image; any other frame (the first, one after a gap,
+        a repeat) takes the general path with the RDIs of it and of the previous frame made from their
+        kept magnitudes. Identical model inputs either way (tested).
+        """
         t0 = (time.perf_counter(), time.thread_time())
-        return self._push(frame.seq, self.processor(frame.payload), True, t0)   # the processors give float32 arrays
+        if self._levels is None:
+            return self._push(frame.seq, self.processor(frame.payload), True, t0)   # the processors give float32 arrays
+        seq, last, slot = frame.seq, self._last_seq, self._slot
+        mags = self._mags
+        self._slot = 1 - slot
+        mag = self._magnitude(frame.payload, mags[slot])
+        if last is None or (seq - last) % _SEQ_MODULUS != 1:
+            rdis = self._log_rdi(mags.copy())        # this frame's RDI, and the previous frame's (restoration)
+            self._last_rdi = None if last is None else rdis[1 - slot]
+            return self._push(seq, rdis[slot], True, t0)
+        stats = self.stats
+        stats.frames += 1
+        self._last_seq = seq
+        self._window(mag)
+        if self.split is not None:
+            out = self._call(self._x, self._fresh)
+            self._fresh = 0
+        else:
+            out = self._call(self._x)
+        stats.inferences += 1
+        values = self._last_values = [self._lut_values[b] for b in out.tobytes()]    # dequantized, as floats
+        self._last_probs = None
+        events = self.spotter.update_values(self._index, values)
+        if events:
+            stats.events += len(events)
+            self.events.extend(events)
+        stats.wall_us.append((time.perf_counter() - t0[0]) * 1e6)
+        stats.cpu_us.append((time.thread_time() - t0[1]) * 1e6)
+        return events
+
+    def _window(self, mag: np.ndarray) -> None:
+        """Shift the column of one frame's magnitudes ``|Y|`` ``(C, D, R)`` into the window, as "received"."""
+        np.maximum.reduce(mag, -1, None, self._col_doppler)
+        np.maximum.reduce(mag, -2, None, self._col_range)
+        np.add(self._col_bits, self._chan, self._keys)
+        np.add(self._levels.searchsorted(self._keys, "right"), self._lowest, self._new_col_values, casting="unsafe")
+        np.copyto(self._flat_to, self._flat_from)      # see _shift_in
+        np.copyto(self._x_newest, self._new_col)
+        self._index += 1
+        self._fresh += 1
 
     def push_rdi(self, seq: int, rdi: np.ndarray, infer: bool = True) -> list[GestureEvent]:
         """Feed the RDI of frame ``seq`` (already computed); the batch path calls this directly."""
@@ -428,8 +531,7 @@ class GesturePipeline:
         self._push_rdis(new, valid)
         events: list[GestureEvent] = []
         if infer:
-            probs = self._infer()
-            self.last_probs = probs
+            probs = self._last_probs = self._infer()
             events = self.spotter.update(self._index, probs)
             self.stats.events += len(events)
             self.events.extend(events)
@@ -511,9 +613,8 @@ class GesturePipeline:
 
     def _shift_in_one(self, col: np.ndarray) -> None:
         """:meth:`_shift_in` of one whole column ``(C[+1], D+R)`` in model units, validity included."""
-        flat = self._flat
-        flat[:-1] = flat[1:]                # see _shift_in
-        self._x[0, :, :, -1] = col
+        np.copyto(self._flat_to, self._flat_from)      # see _shift_in
+        np.copyto(self._x_newest, col)
         self._index += 1
         self._fresh += 1
 
@@ -557,6 +658,13 @@ class GesturePipeline:
         if self._qout is not None:
             out = dequantize(out, self._qout.scale, self._qout.zero_point)
         return np.asarray(out, dtype=np.float32).reshape(-1)
+
+    @property
+    def last_probs(self) -> np.ndarray | None:
+        """The class probabilities of the newest inference (float32 ``(classes,)``), None before the first."""
+        if self._last_probs is None and self._last_values is not None:
+            self._last_probs = np.array(self._last_values, np.float32)     # exact: the values are float32 ones
+        return self._last_probs
 
     @property
     def model_input(self) -> np.ndarray:

@@ -157,32 +157,48 @@ class RDIProcessor:
         buffers kept between calls, with the background modes stacked so that one multiply and one
         subtraction serve all output channels (~21 numpy calls per frame).
         """
+        return self.log_rdi(self.process_magnitude(payload))
+
+    def process_magnitude(self, payload: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``|Y|`` of one raw frame (float32 ``(channels, doppler, range)``, before the log): the RDI is
+        :meth:`log_rdi` of it. Written into ``out`` when given (a new array otherwise); advances the background.
+
+        The log mapping is monotone, so the maximum of an RDI along an axis is :meth:`log_rdi` of the
+        maximum of this along it: a caller that needs only profiles can skip the log of the whole image.
+        """
         payload = np.asarray(payload)
         buf = self._buf
         if buf is None or payload.shape != self.profile.payload_shape:
             if self._fmcw or payload.shape != self.profile.payload_shape:
-                return self.process_batch(payload[None])[0]   # FMCW (range FFT first) and errors: the batch code
+                # FMCW (range FFT first) and errors: the batch code
+                return np.abs(self._spectra(payload[None])[0], out=out)
             buf = self._make_buffers()
         x = payload.astype(np.complex64, copy=False).reshape(buf.x_shape)      # (rx, P, taps)
         if buf.crop:
             x = x[..., self._crop]
-        np.matmul(self._doppler, x, out=buf.both)                        # (rx, D+1, N): spectrum, mean
+        np.matmul(self._doppler, x, buf.both)                            # (rx, D+1, N): spectrum, mean
         if buf.ema is not None:
             self._ema_step(buf)
         if buf.mean_row is not None:
             np.copyto(buf.mean_row, buf.means)
-        np.multiply(buf.dc, buf.bgs, out=buf.spec)                        # (modes, rx, D, N): dc·background
-        np.subtract(buf.spec_x, buf.spec, out=buf.spec)                   # spectrum − dc·background
-        return self._log_magnitude(buf.spec_out)
+        spec = buf.spec
+        np.multiply(buf.dc, buf.bgs, spec)                               # (modes, rx, D, N): dc·background
+        np.subtract(buf.spec_x, spec, spec)                              # spectrum − dc·background
+        return np.abs(buf.spec_out, out)
+
+    def log_rdi(self, mag: np.ndarray) -> np.ndarray:
+        """Float32 magnitudes ``|Y|`` -> the normalised log magnitude (the RDI), in place; returns ``mag``.
+
+        Each step is a correctly rounded float32 operation or the float32 log, all non-decreasing."""
+        np.add(mag, self._eps, mag)
+        np.log(mag, mag)
+        np.multiply(mag, self._db_scale, mag)
+        np.subtract(mag, self._floor_scaled, mag)
+        return mag
 
     def _log_magnitude(self, spec: np.ndarray) -> np.ndarray:
         """Normalised log magnitude of complex spectra (one expression for the batch and one-frame paths)."""
-        mag = np.abs(spec)
-        mag += self._eps
-        np.log(mag, out=mag)
-        mag *= self._db_scale
-        mag -= self._floor_scaled
-        return mag
+        return self.log_rdi(np.abs(spec))
 
     def _make_buffers(self) -> "_FrameBuffers":
         """Work arrays and views of the one-frame path (made on first use)."""
@@ -243,6 +259,10 @@ class RDIProcessor:
 
     def process_batch(self, payloads: np.ndarray) -> np.ndarray:
         """RDIs of consecutive raw frames ``(frames, *payload_shape)``: float32 ``(frames, C, D, R)``."""
+        return self._log_magnitude(self._spectra(payloads))
+
+    def _spectra(self, payloads: np.ndarray) -> np.ndarray:
+        """Background-removed complex spectra ``(frames, C, D, R)`` of raw frames (the batch code)."""
         p = self.profile
         payloads = np.asarray(payloads)
         if payloads.shape[1:] != p.payload_shape:
@@ -265,7 +285,7 @@ class RDIProcessor:
                 np.subtract(spec_x, self._doppler_dc * self._ema_background(means)[:, :, None, :], out=out)
             else:
                 out[...] = spec_x
-        return self._log_magnitude(spec)
+        return spec
 
 
 class _FrameBuffers:

@@ -78,7 +78,7 @@ class GestureSpotter:
         self.classes = tuple(classes)
         self.config = config or SpotterConfig()
         skip = {self.config.noise_label, *self.config.ignore}
-        self._reportable = np.array([c not in skip for c in self.classes])
+        self._reportable = [c not in skip for c in self.classes]
         self.reset()
 
     def reset(self) -> None:
@@ -96,11 +96,19 @@ class GestureSpotter:
         return None if self._absorbed else self._active
 
     def update(self, frame: int, probs: np.ndarray) -> list[GestureEvent]:
-        """Consume the probabilities for ``frame``; returns events whose onset is this frame (0 or 1)."""
+        """Consume the probabilities for ``frame``; returns events whose onset is this frame (0 or 1).
+
+        The comparisons are made on the values as Python floats (float64, exact for float32 input), in
+        plain Python: the vector is a handful of values, and a live frame pays for every numpy call.
+        """
+        values = (probs if isinstance(probs, np.ndarray) else np.asarray(probs, dtype=np.float64)).ravel().tolist()
+        return self.update_values(frame, values)
+
+    def update_values(self, frame: int, values: list[float]) -> list[GestureEvent]:
+        """:meth:`update` with the probabilities as a list of Python floats (what the live pipeline hands over)."""
         cfg = self.config
-        probs = np.asarray(probs, dtype=np.float64).reshape(-1)
         if self._active is not None:
-            if probs[self._active_cls] < cfg.off_threshold:
+            if values[self._active_cls] < cfg.off_threshold:
                 self._below += 1
                 if self._below >= cfg.release_frames:
                     self._active.end = frame - cfg.release_frames + 1
@@ -110,8 +118,8 @@ class GestureSpotter:
             else:
                 self._below = 0
             return []
-        top = int(np.argmax(probs))
-        p = float(probs[top])
+        p = max(values)
+        top = values.index(p)           # the first of equal maxima, as np.argmax
         vote = top if (self._reportable[top] and p >= cfg.on_threshold) else -1
         self._recent.append((frame, vote, p))
         if vote < 0:
