@@ -5,10 +5,12 @@ For each model ``models/<name>/<name>.onnx`` (a gesture classifier or a streamin
 1. quantize the float ONNX with ``edgesense quantize`` (target ``ort-cpu``) for each activation range
    method (min/max, percentile, MSE), calibrated on the training split of the model's dataset (gesture
    models: windows built by the gesture pipeline; excursion models: framed speaker signals streamed in
-   1 ms blocks); keep the method with the best validation metric (gesture clip accuracy on validation
-   users; excursion NRMSE on validation clips) as ``<name>_int8.onnx`` (QDQ); excursion models also get a
-   QAT candidate (``edgesense quantize --qat-steps``: the best range method, then a short fine-tune on the
-   train split's task loss), chosen only when it wins on validation too;
+   1 ms blocks), and for ``mse-adaround`` / ``mse-refine`` (``edgesense quantize --adaround`` / ``--refine``);
+   then QAT candidates from the best of those (``edgesense quantize --qat-steps``: ``qat-<m>`` with the default
+   objective, ``qat-task-<m>`` on the labels, see :func:`_method_args`); keep the method with the best validation
+   metric (gesture clip accuracy on validation users; excursion NRMSE on validation clips) as
+   ``<name>_int8.onnx`` (QDQ). Every candidate is built by ``edgesense quantize``'s own code path, and the card's
+   reproduce line is that command;
 2. export ``<name>_int8.tflite`` (full integer, int8 I/O; streaming models for 1 ms blocks of 12 frames)
    and check LiteRT-vs-ORT and ORT-vs-IntegerSim parity (share of outputs within 1 LSB, target 99.9 %);
 3. score float, INT8 on ORT, INT8 on LiteRT, the other edgesense methods and onnxruntime's
@@ -48,8 +50,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-# "<range method>-<step>[-<step>]": the range method, then these steps in order (build_zoo only, _quantize_extended):
-# "adaround" learned weight rounding (edgesense.quant.adaround), "refine" output-aware activation range refinement
+# "<range method>-<step>[-<step>]": the range method, then these steps in this order (edgesense quantize --adaround,
+# --refine): "adaround" learned weight rounding (edgesense.quant.adaround), "refine" output-aware activation range
+# refinement (edgesense.quant.ptq.refine_activation_ranges)
 STEPS = ("adaround", "refine")
 METHODS = ("minmax", "percentile", "mse", "mse-adaround", "mse-refine")
 PEERS = (("MinMax", False), ("Entropy", False), ("Percentile", False),
@@ -131,192 +134,72 @@ def split_method(method: str) -> tuple[str, bool]:
     return method, False
 
 
-def _method_args(method: str, opts: ZooOptions) -> list[str]:
+def _method_args(method: str, opts: ZooOptions, stream: bool) -> list[str]:
+    """The ``edgesense quantize`` options of a zoo method: ``<range>`` -> ``--method``; steps ``adaround`` ->
+    ``--adaround --adaround-iters N``, ``refine`` -> ``--refine``; ``qat-`` -> ``--qat-steps N --qat-lr LR`` with
+    the default objective (excursion: task+float, gesture: float outputs); ``qat-task-`` -> excursion
+    ``--qat-objective task``, gesture ``--qat-objective task+float --qat-clips N`` (labels plus the float model's
+    probabilities)."""
     ptq, qat = split_method(method)
-    if not qat:
-        return ["--method", ptq]
-    lr = float(method.split("@")[1]) if "@" in method else opts.qat_lrs[0]
-    return (["--method", ptq, "--qat-steps", str(opts.sizes["qat_steps"]), "--qat-lr", f"{lr:g}"]
-            + (["--qat-objective", "task"] if method.startswith("qat-task-") else []))
+    base, steps = _steps(ptq)
+    argv = ["--method", base]
+    if "adaround" in steps:
+        argv += ["--adaround", "--adaround-iters", str(opts.sizes["adaround_iterations"])]
+    if "refine" in steps:
+        argv += ["--refine"]
+    if qat:
+        lr = float(method.split("@")[1]) if "@" in method else opts.qat_lrs[0]
+        argv += ["--qat-steps", str(opts.sizes["qat_steps"]), "--qat-lr", f"{lr:g}"]
+        if method.startswith("qat-task-"):
+            argv += (["--qat-objective", "task"] if stream else
+                     ["--qat-objective", "task+float", "--qat-clips", str(opts.sizes["task_clips"])])
+    return argv
 
 
 def _quantize(float_onnx: Path, calib: Path, out: Path, method: str, opts: ZooOptions, stream: bool):
-    """``edgesense quantize`` of ``float_onnx`` with ``method`` (a range method, or ``qat-<range method>``);
-    returns (sim, graph, summary). Methods ``edgesense quantize`` has no flag for -- ``<range>-refine`` (output-aware
-    range refinement after calibration) and, for gesture models, ``qat-task-<range>`` (QAT on labelled training
-    windows) -- run here: :func:`_quantize_extended`."""
+    """``edgesense quantize`` of ``float_onnx`` with a zoo ``method`` (:func:`_method_args` gives its options:
+    range method, AdaRound / range refinement, QAT) on ``calib`` (the dataset's train split); returns (sim, graph,
+    summary), the summary's ``method`` being the zoo method's name."""
     from edgesense.cli import cmd_quantize
 
-    ptq, qat = split_method(method)
-    if _steps(ptq)[1] or (qat and not stream and method.startswith("qat-task-")):
-        return _quantize_extended(float_onnx, calib, out, method, opts, stream)
     p = argparse.ArgumentParser()
     cmd_quantize.configure(p)
-    argv = ["--model", str(float_onnx), "--calib", str(calib), "--out", str(out), *_method_args(method, opts),
+    sim, graph, summary = cmd_quantize.quantize(p.parse_args(_quantize_argv(float_onnx, calib, out, method, opts,
+                                                                            stream)))
+    return sim, graph, {**summary, "method": method}
+
+
+def _quantize_argv(float_onnx, calib, out, method: str, opts: ZooOptions, stream: bool) -> list[str]:
+    """The ``edgesense quantize`` arguments :func:`_quantize` runs (and the card's reproduce line shows)."""
+    argv = ["--model", str(float_onnx), "--calib", str(calib), *_method_args(method, opts, stream),
             "--target", opts.target, "--seed", str(opts.seed), "--max-samples",
             str(opts.sizes["calib_signals"] if stream else opts.sizes["calib"])]
     if stream:
         argv += ["--stream-block", str(CALIB_BLOCK)]
-    return cmd_quantize.quantize(p.parse_args(argv))
+    return argv + ["--out", str(out)]
 
 
 def _steps(ptq: str) -> tuple[str, list[str]]:
-    """``"mse-adaround"`` -> ("mse", ["adaround"]): the range method and the steps after it."""
+    """``"mse-adaround"`` -> ("mse", ["adaround"]): the range method and the steps after it (in the order
+    ``edgesense quantize`` runs them: :data:`STEPS`)."""
+    from edgesense.errors import EdgesenseError
+
     base, *steps = ptq.split("-")
     unknown = [x for x in steps if x not in STEPS]
     if unknown:
-        from edgesense.errors import EdgesenseError
         raise EdgesenseError(f"unknown quantization step(s) {unknown} in {ptq!r}; known: {', '.join(STEPS)}")
+    if steps != sorted(set(steps), key=STEPS.index):
+        raise EdgesenseError(f"{ptq!r}: steps run once each, in the order {'-'.join(STEPS)}")
     return base, steps
 
 
-def _quantize_extended(float_onnx: Path, calib: Path, out: Path, method: str, opts: ZooOptions, stream: bool):
-    """The range method by ``edgesense quantize`` (no QAT), then its steps in order -- ``adaround``: learned weight
-    rounding (:func:`edgesense.quant.adaround.adaround`), ``refine``: the output-aware range search
-    (:func:`edgesense.quant.ptq.refine_activation_ranges`: output SQNR against the float model), both on the
-    calibration data (train split) --, then the QAT fine-tune (excursion: ``edgesense quantize``'s own; gesture ``qat-task-``:
-    cross-entropy on labelled train windows plus MSE to the float model's probabilities); exported like
-    ``edgesense quantize`` exports (QDQ ONNX with the sim's lowered graph)."""
-    import torch
-
-    from edgesense.cli import cmd_quantize
-    from edgesense.quant import export_qdq_onnx
-    from edgesense.quant.ptq import refine_activation_ranges
-    from edgesense.quant.sensitivity import sqnr_db
-
-    ptq, qat = split_method(method)
-    base, steps = _steps(ptq)
-    sim, _, summary = _quantize(float_onnx, calib, out, base, opts, stream)
-    if stream:
-        from edgesense.quant.model_io import excursion_calibration_signals
-
-        x = torch.from_numpy(excursion_calibration_signals(calib, float_onnx, max_signals=opts.sizes["calib_signals"],
-                                                           seed=opts.seed))
-
-        def outputs(data):
-            return cmd_quantize._stream_outputs(sim, data, CALIB_BLOCK)
-    else:
-        x = torch.from_numpy(cmd_quantize.gesture_calibration_windows(calib, float_onnx, "train", opts.sizes["calib"],
-                                                                      opts.seed))
-
-        def outputs(data):
-            with torch.no_grad():
-                return sim.float_model()(data), sim(data)
-    hold = x[:max(1, len(x) // 5)]      # edgesense quantize's split: hold-out first, calibration after it
-    x = x[len(hold):]
-    summary = {**summary, "method": method}
-    # what the steps maximise: the SQNR of the output against float on the calibration data -- of a classifier's
-    # logits (the softmax input): its probabilities saturate, so their SQNR hangs on a few uncertain windows
-    logits = next((nd.inputs[0] for nd in sim.nodes if nd.kind == "softmax"), None)
-
-    def signal(quantize: bool) -> torch.Tensor:
-        if stream:      # only the side asked for: the float stream is computed once, for ref_f
-            return cmd_quantize._stream_first(sim if quantize else sim.float_model(), x, CALIB_BLOCK,
-                                              sim.input_shapes[1:])
-        old, sim.quantize = sim.quantize, quantize
-        try:
-            out, env = sim.forward_all(x)
-        finally:
-            sim.quantize = old
-        return env[logits] if logits else out[0]
-
-    with torch.no_grad():
-        ref_f = signal(False)
-
-    def score() -> float:
-        with torch.no_grad():
-            return sqnr_db(ref_f, signal(True))
-    for step in steps:
-        if step == "adaround":
-            from edgesense.quant.adaround import AdaRoundConfig, adaround
-
-            before = score()
-            if stream:
-                zeros = [torch.zeros((len(x), *shp[1:])) for shp in sim.input_shapes[1:]]
-                batches = [(x, *zeros)]
-            else:
-                batches = list(x.split(64))
-            layers = adaround(sim, batches, AdaRoundConfig(seed=opts.seed, iterations=opts.sizes["adaround_iterations"]))
-            summary["adaround"] = {"output_sqnr_db_before": before, "output_sqnr_db_after": score(),
-                                   "samples": int(len(x)), "iterations": opts.sizes["adaround_iterations"],
-                                   "flipped": sum(r["flipped"] for r in layers.values()),
-                                   "weights": sum(r["weights"] for r in layers.values()), "layers": layers}
-        else:
-            r = refine_activation_ranges(sim, score)
-            summary["refinement"] = {"output_sqnr_db_before": r.score_before, "output_sqnr_db_after": r.score_after,
-                                     "evaluations": r.evaluations, "samples": int(len(x)),
-                                     "changed": {k: [list(a), list(b)] for k, (a, b) in r.changed.items()}}
-    if qat:
-        steps = opts.sizes["qat_steps"]
-        lr = float(method.split("@")[1]) if "@" in method else opts.qat_lrs[0]
-        torch.manual_seed(opts.seed)
-        if stream:
-            objective = "task" if method.startswith("qat-task-") else "task+float"
-            hist = cmd_quantize.excursion_qat(sim, calib, float_onnx, steps, lr, 24, opts.seed, objective=objective)
-            summary["qat"] = {"steps": steps, "lr": lr, "loss": hist, "objective": objective, "signals": 24}
-        elif method.startswith("qat-task-"):
-            hist = gesture_task_qat(sim, calib, float_onnx, steps, lr, opts)
-            summary["qat"] = {"steps": steps, "lr": lr, "loss": hist, "objective": "labels+float",
-                              "clips": opts.sizes["task_clips"]}
-        else:
-            from edgesense.quant.qat import train_qat_distill
-
-            hist = train_qat_distill(sim, x, steps, lr, seed=opts.seed)
-            summary["qat"] = {"steps": steps, "lr": lr, "loss": hist, "objective": "float outputs"}
-    sim.eval()
-    y_f, y_q = outputs(hold)
-    summary["output_sqnr_db"] = sqnr_db(y_f, y_q)
-    if not stream:
-        summary["argmax_agreement"] = float((y_f.argmax(1) == y_q.argmax(1)).float().mean())
-    summary["sensitivity"] = []          # edgesense quantize's report is of the range method before this step
-    graph = sim.lower()
-    export_qdq_onnx(sim, Path(out) / f"{float_onnx.stem}_int8.onnx", graph)
-    return sim, graph, summary
-
-
-_TASK_WINDOWS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def gesture_task_qat(sim, data: Path, float_onnx: Path, steps: int, lr: float, opts: ZooOptions) -> list[float]:
-    """QAT of a calibrated gesture sim on labelled training windows (the classified window of ``task_clips``
-    class-stratified train-split clips, seeded): cross-entropy of the INT8 simulation's probabilities against the
-    clip labels plus MSE to the float model's probabilities (keeps it near the float model it started from);
-    batches of 32, Adam. Returns the mean loss."""
-    import torch
-
-    from edgesense.cli.cmd_quantize import gesture_windows
-    from edgesense.quant.qat import QATConfig, train_qat
-
-    key = (str(data), str(float_onnx), opts.sizes["task_clips"], opts.seed)
-    if key not in _TASK_WINDOWS:        # built once per model (one QAT candidate per learning rate)
-        _TASK_WINDOWS.clear()
-        _TASK_WINDOWS[key] = gesture_windows(data, float_onnx, "train", opts.sizes["task_clips"], seed=opts.seed)
-    x, y = (torch.from_numpy(a) for a in _TASK_WINDOWS[key])
-    with torch.no_grad():
-        teacher = torch.cat([sim.float_model()(b) for b in x.split(256)])
-    gen = torch.Generator().manual_seed(opts.seed)
-    idx = torch.randint(0, len(x), (steps, min(32, len(x))), generator=gen)
-    batches = [(x[i], (y[i], teacher[i])) for i in idx]
-
-    def loss_fn(p, target):
-        labels, soft = target
-        nll = -torch.log(p.gather(1, labels[:, None]).clamp(min=1e-6)).mean()
-        return nll + torch.mean((p - soft) ** 2)
-
-    return train_qat(sim, batches, loss_fn, QATConfig(epochs=1, lr=lr))
-
-
 def _command_quantize(name: str, kind: str, method: str, opts: ZooOptions) -> str:
-    ptq, qat = split_method(method)
-    base, steps = _steps(ptq)
-    if steps or (qat and kind == "gesture" and method.startswith("qat-task-")):
-        return (f"# {method}: {base} ranges by `edgesense quantize --method {base}`, then tools/build_zoo.py's own "
-                f"steps (_quantize_extended); reproduced by the zoo command above")
-    data = opts.gesture_data if kind == "gesture" else opts.excursion_data
-    n = opts.sizes["calib"] if kind == "gesture" else opts.sizes["calib_signals"]
-    extra = f" --stream-block {CALIB_BLOCK}" if kind == "excursion" else ""
-    return (f"edgesense quantize --model models/{name}/{name}.onnx --calib {data} {' '.join(_method_args(method, opts))} "
-            f"--target {opts.target} --seed {opts.seed} --max-samples {n}{extra} --out /tmp/zoo/{name}")
+    """The ``edgesense quantize`` command line that builds a model's INT8 ONNX with ``method`` (as :func:`_quantize`
+    does: same arguments, paths relative to the repository)."""
+    stream = kind == "excursion"
+    data = opts.excursion_data if stream else opts.gesture_data
+    argv = _quantize_argv(Path(f"models/{name}/{name}.onnx"), data, Path(f"/tmp/zoo/{name}"), method, opts, stream)
+    return "edgesense quantize " + " ".join(argv)
 
 
 def _copy_sidecar(float_onnx: Path, model: Path) -> None:
@@ -947,22 +830,24 @@ def card_section(report: dict) -> str:
     what = f"calibration {'signals' if kind == 'excursion' else 'windows'} (train split)"
     if ada:
         L += ["", f"`{split_method(report['chosen_method'])[0]}`: {_steps(split_method(report['chosen_method'])[0])[0]} "
-              f"ranges, then AdaRound (`edgesense.quant.adaround`, learned rounding of the 7-bit weights, layer by "
-              f"layer, {ada['iterations']} iterations each) on {ada['samples']} {what}: {ada['flipped']:,} of "
+              f"ranges, then AdaRound (`edgesense quantize --adaround`: `edgesense.quant.adaround`, learned rounding "
+              f"of the 7-bit weights, layer by layer, {ada['iterations']} iterations each) on {ada['samples']} {what}: {ada['flipped']:,} of "
               f"{ada['weights']:,} weights rounded the other way, output SQNR against float "
               f"{ada['output_sqnr_db_before']:.2f} → {ada['output_sqnr_db_after']:.2f} dB."]
     if ref:
         L += ["", f"`{split_method(report['chosen_method'])[0]}`: {_steps(split_method(report['chosen_method'])[0])[0]} "
-              f"ranges, then output-aware range refinement (`edgesense.quant.ptq.refine_activation_ranges`): the "
-              f"activation ranges that cost the output most re-scaled greedily for the best output SQNR against the "
+              f"ranges, then output-aware range refinement (`edgesense quantize --refine`: "
+              f"`edgesense.quant.ptq.refine_activation_ranges`): the activation ranges that cost the output most re-scaled greedily for the best output SQNR against the "
               f"float model on {ref['samples']} {what}, {ref['output_sqnr_db_before']:.2f} → "
               f"{ref['output_sqnr_db_after']:.2f} dB, {len(ref['changed'])} range(s) changed."]
-    if qat and qat.get("objective") == "labels+float":
-        L += ["", f"`{report['chosen_method']}`: then a quantization-aware fine-tune on labels (tools/build_zoo.py "
-              f"`gesture_task_qat`) of {qat['steps']} steps: batches of 32 of the classified windows of "
-              f"{qat['clips']} train-split clips, cross-entropy against the clip labels plus MSE to the float model's "
-              f"probabilities, Adam lr {qat['lr']:g}, learnable min/max ranges. It keeps training on the task, so the "
-              "INT8 model can score better than the float one it started from; the peers are post-training only."]
+    if qat and qat.get("objective") in ("labels+float", "labels"):
+        both = qat["objective"] == "labels+float"
+        L += ["", f"`{report['chosen_method']}`: then a quantization-aware fine-tune on labels (`edgesense quantize "
+              f"--qat-objective {'task+float' if both else 'task'}`) of {qat['steps']} steps: batches of 32 of the "
+              f"classified windows of {qat['clips']} train-split clips, cross-entropy against the clip labels"
+              + (" plus MSE to the float model's probabilities" if both else "") + f", Adam lr {qat['lr']:g}, "
+              "learnable min/max ranges. It keeps training on the task, so the INT8 model can score better than the "
+              "float one it started from; the peers are post-training only."]
     elif qat and str(qat.get("objective", "")).startswith("task"):
         L += ["", f"`{report['chosen_method']}`: {split_method(report['chosen_method'])[0]} ranges, then a "
               f"quantization-aware fine-tune (edgesense's QAT, `edgesense quantize --qat-steps`) of {qat['steps']} "

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 from pathlib import Path
 
-from edgesense.cli.common import add_json_flag, print_json
+from edgesense.cli.common import add_json_flag, positive_int, print_json
+
+QAT_OBJECTIVES = ("float", "task", "task+float")     # edgesense.quant.qat.QAT_OBJECTIVES (that module needs torch)
 
 COMMAND = ("quantize",)
 HELP = "quantize a float model (.onnx or .pt) to INT8 QDQ ONNX with calibration data; reports float-vs-INT8 SQNR"
@@ -29,24 +32,49 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--percentile", type=float, default=99.99)
     parser.add_argument("--target", default="ort-cpu",
                         help="target profile: ort-cpu (default), ort-cpu-u8, ort-vnni, tflite-int8, per-tensor-int8")
-    parser.add_argument("--cle", action="store_true", help="cross-layer equalisation + high-bias absorption")
-    parser.add_argument("--bias-correction", action="store_true", help="empirical bias correction")
+    parser.add_argument("--cle", action="store_true", help="cross-layer equalisation + high-bias absorption "
+                        "(before calibration; seconds)")
+    parser.add_argument("--bias-correction", action="store_true", help="empirical bias correction after "
+                        "calibration (non-streaming models; one run over the calibration inputs per layer)")
     parser.add_argument("--max-samples", type=int, default=512, help="calibration samples used (default 512)")
     parser.add_argument("--calib-split", default="train", help="dataset split used for calibration (default train)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration clip/window choice (default 0)")
     parser.add_argument("--stream-block", type=int, default=None,
                         help="streaming models (inputs: block, then states; outputs: y, then <state>_out): the "
                              "calibration arrays are whole signals (N, C, T) fed in blocks of this many steps")
-    parser.add_argument("--qat-steps", type=int, default=0,
-                        help="after calibration, fine-tune this many steps with quantization-aware training: "
-                             "streaming excursion models calibrated from a speaker dataset on the task loss (MSE "
-                             "against the train split's excursion), other models label-free towards their float "
-                             "outputs on the calibration inputs (default 0: post-training quantization only)")
-    parser.add_argument("--qat-lr", type=float, default=1e-4, help="QAT learning rate of weights (ranges: x 2^bits)")
-    parser.add_argument("--qat-signals", type=int, default=24, help="train-split recordings QAT draws crops from")
-    parser.add_argument("--qat-objective", choices=("task+float", "task"), default="task+float",
-                        help="excursion QAT loss: MSE to the true excursion plus MSE to the float model's output "
-                             "(default: keeps the worst-case error near the float model's), or the task MSE alone")
+    steps = parser.add_argument_group(
+        "steps after calibration",
+        "Run in this order, each on the calibration inputs (or a dataset's train split), all seeded (--seed): "
+        "bias correction, AdaRound, range refinement, QAT. Costs are for the shipped gesture_crnn (512 "
+        "calibration windows) on one core.")
+    steps.add_argument("--adaround", action="store_true",
+                       help="AdaRound: learn, layer by layer, whether each conv/linear weight rounds down or up so "
+                            "the layer's output matches the float layer's (Nagel et al. 2020); scales unchanged, "
+                            "so both exporters carry it. Needs --weight-method minmax. Costs --adaround-iters "
+                            "optimiser steps per layer (gesture_crnn: ~3.5 min at 500)")
+    steps.add_argument("--adaround-iters", type=positive_int, default=None,
+                       help="AdaRound iterations per layer (default 500; AIMET's 10,000)")
+    steps.add_argument("--refine", action="store_true",
+                       help="output-aware range refinement: re-scale the 8 activation ranges that cost the output "
+                            "most, keeping each change that raises the output SQNR against float on the "
+                            "calibration inputs (classifiers: their logits); never lowers it. Costs about 1 + "
+                            "(activation tensors) + 8 x 18 runs over the calibration inputs (gesture_crnn: ~1 min)")
+    steps.add_argument("--qat-steps", type=int, default=0,
+                       help="then fine-tune this many steps with quantization-aware training (learnable ranges, "
+                            "Adam; default 0: post-training quantization only). Costs like as many training "
+                            "steps (gesture_crnn: ~3.5 min at 200)")
+    steps.add_argument("--qat-lr", type=float, default=1e-4, help="QAT learning rate of weights (ranges: x 2^bits)")
+    steps.add_argument("--qat-objective", choices=QAT_OBJECTIVES, default=None,
+                       help="what QAT trains on: 'float' the float model's outputs on the calibration inputs "
+                            "(label-free; default for non-streaming models), 'task' the labels of a dataset given "
+                            "as --calib (excursion: MSE to the measured excursion on crops of --qat-signals "
+                            "recordings; gesture classifiers: cross-entropy on the classified windows of "
+                            "--qat-clips clips), 'task+float' both (default for streaming excursion models)")
+    steps.add_argument("--qat-signals", type=positive_int, default=24,
+                       help="excursion QAT: train-split recordings the crops come from (default 24)")
+    steps.add_argument("--qat-clips", type=positive_int, default=1050,
+                       help="gesture QAT on labels: train-split clips whose classified windows are the labelled "
+                            "set (class-stratified, seeded; default 1050)")
     parser.add_argument("--name", default=None, help="output file stem (default: the model's stem)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     add_json_flag(parser)
@@ -62,6 +90,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"  float vs INT8 output SQNR {summary['output_sqnr_db']:.1f} dB on {summary['holdout_samples']} held-out "
           f"samples" + (f", argmax agreement {summary['argmax_agreement']:.4f}" if summary["argmax_agreement"] is not None
                         else ""))
+    ada, ref, qat = summary.get("adaround"), summary.get("refinement"), summary["qat"]
+    if ada:
+        print(f"  AdaRound: {ada['flipped']:,} of {ada['weights']:,} weights rounded the other way, output SQNR "
+              f"{ada['output_sqnr_db_before']:.1f} -> {ada['output_sqnr_db_after']:.1f} dB on the calibration inputs")
+    if ref:
+        print(f"  range refinement: {len(ref['changed'])} range(s) changed, output SQNR "
+              f"{ref['output_sqnr_db_before']:.1f} -> {ref['output_sqnr_db_after']:.1f} dB on the calibration inputs")
+    if qat:
+        print(f"  QAT ({qat['objective']}): {qat['steps']} steps at lr {qat['lr']:g}, mean loss {qat['loss'][-1]:.4g}")
     rows = summary["sensitivity"]
     if rows:
         worst = min(rows, key=lambda r: r["isolated_output_sqnr_db"])
@@ -72,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def quantize(args: argparse.Namespace):
-    """The work of ``edgesense quantize``: returns ``(sim, lowered graph, summary)`` (summary as in the report)."""
+    """The work of ``edgesense quantize``: returns ``(sim, lowered graph, summary)`` (summary as in the report).
+
+    Calibration, then the steps of :func:`step_configs` in the order of
+    :class:`edgesense.quant.ptq.QuantizeSteps`; ``tools/build_zoo.py`` builds every zoo candidate through here."""
     from edgesense.errors import EdgesenseError, ModelError
 
     try:
@@ -88,12 +128,14 @@ def quantize(args: argparse.Namespace):
     from edgesense.quant.sensitivity import sensitivity_report, sqnr_db
     from edgesense.quant.sim import calibrate, calibrate_streaming
 
+    check_step_flags(args)
     torch.set_num_threads(max(1, args.threads))
     target = get_target(args.target)
     model_path: Path = args.model
     if not model_path.is_file():
         raise ModelError(f"{model_path}: no such model file")
-    if is_dataset_dir(args.calib) and is_gesture_model(model_path):
+    gesture_data = is_dataset_dir(args.calib) and is_gesture_model(model_path)
+    if gesture_data:
         x = gesture_calibration_windows(args.calib, model_path, split=args.calib_split,
                                         max_windows=args.max_samples, seed=args.seed)
     elif is_dataset_dir(args.calib):
@@ -117,13 +159,16 @@ def quantize(args: argparse.Namespace):
     else:
         raise ModelError(f"{model_path}: expected a float .onnx or a .pt state_dict")
     streaming = len(sim.input_shapes) > 1
-    history = None
     if streaming and not args.stream_block:
         raise EdgesenseError("this model has several inputs (a streaming model?): give --stream-block STEPS and "
                              "whole signals (N, C, T) as calibration data")
     if not streaming and tuple(sim.input_shape[1:]) != tuple(x.shape[1:]):
         raise EdgesenseError(f"calibration inputs have sample shape {list(x.shape[1:])}, the model expects "
                              f"{list(sim.input_shape[1:])}")
+    if streaming and args.bias_correction:
+        raise EdgesenseError("--bias-correction is not available for streaming models")
+    labels = "speaker" if streaming and is_dataset_dir(args.calib) else "gesture" if gesture_data else None
+    steps = step_configs(args, sim, streaming, labels)
     xt = torch.from_numpy(x)
     n_hold = max(1, len(x) // 5)
     calib, hold = xt[n_hold:] if len(x) > 1 else xt, xt[:n_hold]
@@ -131,24 +176,17 @@ def quantize(args: argparse.Namespace):
     if args.cle:
         equalize(sim)
     if streaming:
-        if args.bias_correction:
-            raise EdgesenseError("--bias-correction is not available for streaming models")
         calibrate_streaming(sim, [s[None] for s in calib], args.stream_block)
-        if getattr(args, "qat_steps", 0) > 0:
-            if not is_dataset_dir(args.calib):
-                raise EdgesenseError("--qat-steps needs a speaker dataset as --calib (QAT trains on its labels)")
-            history = excursion_qat(sim, args.calib, model_path, args.qat_steps, args.qat_lr, args.qat_signals,
-                                    args.seed, objective=args.qat_objective)
-        sim.eval()
-        y_f, y_q = _stream_outputs(sim, hold, args.stream_block)
     else:
         calibrate(sim, batches)
         if args.bias_correction:
             correct_bias(sim, batches)
-        if getattr(args, "qat_steps", 0) > 0:
-            from edgesense.quant.qat import train_qat_distill
-            history = train_qat_distill(sim, calib, args.qat_steps, args.qat_lr, seed=args.seed)
-        sim.eval()
+    done = run_steps(sim, steps, calib, args.stream_block if streaming else None, args.calib, model_path,
+                     args.calib_split)
+    sim.eval()
+    if streaming:
+        y_f, y_q = _stream_outputs(sim, hold, args.stream_block)
+    else:
         with torch.no_grad():
             y_f = sim.float_model()(hold)
             y_q = sim(hold)
@@ -167,10 +205,8 @@ def quantize(args: argparse.Namespace):
     rows = [] if streaming else sensitivity_report(sim, [hold[:64]])
     summary = {
         "model": str(model_path), "target": target.name, "method": args.method, "weight_method": args.weight_method,
-        "cle": args.cle, "bias_correction": args.bias_correction,
-        "qat": ({"steps": args.qat_steps, "lr": args.qat_lr, "loss": history,
-                 **({"objective": args.qat_objective, "signals": args.qat_signals} if streaming else
-                    {"objective": "float outputs"})} if history is not None else None),
+        "cle": args.cle, "bias_correction": args.bias_correction, **done,
+        "qat": done.get("qat"),
         "calibration_samples": int(len(calib)), "holdout_samples": int(len(hold)),
         "output_sqnr_db": sqnr_db(y_f, y_q),
         "argmax_agreement": (float((y_f.argmax(1) == y_q.argmax(1)).float().mean())
@@ -181,6 +217,142 @@ def quantize(args: argparse.Namespace):
     }
     (out / f"{stem}_int8.report.json").write_text(json.dumps(summary, indent=1, default=float))
     return sim, graph, summary
+
+
+def check_step_flags(args: argparse.Namespace) -> None:
+    """Flag combinations of the steps after calibration that can never work, as one-line errors (checked before
+    any data is read)."""
+    from edgesense.errors import EdgesenseError
+
+    if args.adaround_iters is not None and not args.adaround:
+        raise EdgesenseError("--adaround-iters needs --adaround")
+    if args.adaround and args.weight_method != "minmax":
+        raise EdgesenseError("--adaround needs --weight-method minmax (AdaRound keeps each channel's min/max weight "
+                             "scale; an MSE weight range would move with the rounded weights)")
+    if args.qat_steps < 0:
+        raise EdgesenseError(f"--qat-steps must be >= 0, got {args.qat_steps}")
+    if args.qat_steps == 0 and args.qat_objective is not None:
+        raise EdgesenseError("--qat-objective needs --qat-steps N (N > 0)")
+
+
+def step_configs(args: argparse.Namespace, sim, streaming: bool, labels: str | None):
+    """The steps after calibration the flags ask for, as :class:`edgesense.quant.ptq.QuantizeSteps`; ``labels``:
+    what the calibration data can label ("speaker", "gesture" or None). Raises a one-line error for a step this
+    model or data cannot run."""
+    from edgesense.errors import EdgesenseError
+    from edgesense.quant.adaround import AdaRoundConfig
+    from edgesense.quant.ptq import QuantizeSteps
+    from edgesense.quant.qat import FineTuneConfig
+
+    check_step_flags(args)
+    if args.adaround and not any(nd.kind in ("conv", "linear") for nd in sim.nodes):
+        raise EdgesenseError("--adaround: the model has no conv or linear layer whose weights it could round")
+    qat = None
+    if args.qat_steps > 0:
+        objective = args.qat_objective or ("task+float" if streaming else "float")
+        if streaming and objective == "float":
+            raise EdgesenseError("--qat-objective float is not available for streaming models: use task or "
+                                 "task+float with a speaker dataset as --calib")
+        if streaming and labels != "speaker":
+            raise EdgesenseError("--qat-steps on a streaming model needs a speaker dataset as --calib (QAT trains "
+                                 "on its labels)")
+        if not streaming and objective != "float":
+            if labels != "gesture":
+                raise EdgesenseError(f"--qat-objective {objective} needs labels: a gesture model with a radar "
+                                     "gesture dataset as --calib (other models: --qat-objective float)")
+            if not any(nd.kind == "softmax" for nd in sim.nodes):
+                raise EdgesenseError(f"--qat-objective {objective} needs a classifier whose output is a softmax")
+        qat = FineTuneConfig(steps=args.qat_steps, lr=args.qat_lr, objective=objective, signals=args.qat_signals,
+                             clips=args.qat_clips, seed=args.seed)
+    adaround = (AdaRoundConfig(iterations=args.adaround_iters or AdaRoundConfig.iterations, seed=args.seed)
+                if args.adaround else None)
+    return QuantizeSteps(adaround=adaround, refine=args.refine, qat=qat)
+
+
+def run_steps(sim, steps, calib, stream_block: int | None, data: Path, model_path: Path,
+              split: str = "train") -> dict:
+    """Run ``steps`` (:class:`edgesense.quant.ptq.QuantizeSteps`) on a calibrated ``sim`` in place: AdaRound and
+    range refinement on the calibration inputs ``calib`` (streaming models, ``stream_block`` set: whole signals,
+    streamed from zero state), then the QAT fine-tune (labels from the dataset ``data``). Returns what each step
+    did, keyed "adaround", "refinement", "qat" (the report's fields)."""
+    import torch
+
+    from edgesense.quant.ptq import refine_activation_ranges
+
+    done: dict = {}
+    if steps.adaround is not None or steps.refine:
+        score = output_sqnr_score(sim, calib, stream_block)
+    if steps.adaround is not None:
+        from edgesense.quant.adaround import adaround
+
+        before = score()
+        if stream_block:
+            zeros = [torch.zeros((len(calib), *shp[1:])) for shp in sim.input_shapes[1:]]
+            batches = [(calib, *zeros)]
+        else:
+            batches = list(calib.split(64))
+        layers = adaround(sim, batches, steps.adaround)
+        done["adaround"] = {"output_sqnr_db_before": before, "output_sqnr_db_after": score(),
+                            "samples": int(len(calib)), "iterations": steps.adaround.iterations,
+                            "flipped": sum(r["flipped"] for r in layers.values()),
+                            "weights": sum(r["weights"] for r in layers.values()), "layers": layers}
+    if steps.refine:
+        r = refine_activation_ranges(sim, score)
+        done["refinement"] = {"output_sqnr_db_before": r.score_before, "output_sqnr_db_after": r.score_after,
+                              "evaluations": r.evaluations, "samples": int(len(calib)),
+                              "changed": {k: [list(a), list(b)] for k, (a, b) in r.changed.items()}}
+    q = steps.qat
+    if q is not None:
+        torch.manual_seed(q.seed)
+        row = {"steps": q.steps, "lr": q.lr}
+        if stream_block:
+            hist = excursion_qat(sim, data, model_path, q.steps, q.lr, q.signals, q.seed, objective=q.objective)
+            row.update(objective=q.objective, signals=q.signals)
+        elif q.objective == "float":
+            from edgesense.quant.qat import train_qat_distill
+
+            hist = train_qat_distill(sim, calib, q.steps, q.lr, seed=q.seed)
+            row.update(objective="float outputs")
+        else:
+            from edgesense.quant.qat import train_qat_labels
+
+            xw, yw = labelled_gesture_windows(data, model_path, split, q.clips, q.seed)
+            hist = train_qat_labels(sim, torch.from_numpy(xw), torch.from_numpy(yw), q.steps, q.lr, seed=q.seed,
+                                    float_term=q.objective == "task+float")
+            row.update(objective="labels+float" if q.objective == "task+float" else "labels", clips=q.clips)
+        done["qat"] = {**row, "loss": hist}
+    return done
+
+
+def output_sqnr_score(sim, x, stream_block: int | None = None):
+    """What AdaRound's report and range refinement measure: a function returning the SQNR (dB) of the quantized
+    ``sim``'s output against its float model's on the inputs ``x``, the float side computed once, now (streaming
+    models, ``stream_block`` set: the first output, ``x`` whole signals streamed from zero state). A classifier's
+    logits (the softmax input) are scored: its probabilities saturate, so their SQNR hangs on a few uncertain
+    inputs."""
+    import torch
+
+    from edgesense.quant.sensitivity import sqnr_db
+
+    logits = next((nd.inputs[0] for nd in sim.nodes if nd.kind == "softmax"), None)
+
+    def signal(quantize: bool):
+        if stream_block:
+            return _stream_first(sim if quantize else sim.float_model(), x, stream_block, sim.input_shapes[1:])
+        old, sim.quantize = sim.quantize, quantize
+        try:
+            out, env = sim.forward_all(x)
+        finally:
+            sim.quantize = old
+        return env[logits] if logits else out[0]
+
+    with torch.no_grad():
+        ref = signal(False)
+
+    def score() -> float:
+        with torch.no_grad():
+            return sqnr_db(ref, signal(True))
+    return score
 
 
 def excursion_qat(sim, dataset: Path, model_path: Path, steps: int, lr: float, signals: int = 24, seed: int = 0,
@@ -293,6 +465,7 @@ def gesture_windows(data: Path, model_path: Path, split: str = "train", max_clip
     import numpy as np
 
     from edgesense.errors import EdgesenseError
+    from edgesense.progress import progress
     from edgesense.radar.metrics import clip_window_end, gesture_extents
     from edgesense.radar.pipeline import GestureModelInfo, GesturePipeline
     from edgesense.recording import Dataset
@@ -318,7 +491,7 @@ def gesture_windows(data: Path, model_path: Path, split: str = "train", max_clip
     rec_model = _WindowRecorder(len(classes))
     pipe = GesturePipeline(rec_model, info=info)
     xs, ys = [], []
-    for entry in entries:
+    for entry in progress(entries, desc=f"gesture windows ({split})"):
         rec = ds.load(entry)
         n = rec.n_frames
         t = clip_window_end(n, gesture_extents(rec.labels, n, info.noise_label))
@@ -341,3 +514,15 @@ def gesture_calibration_windows(data: Path, model_path: Path, split: str = "trai
     window and 3 earlier ones), at most ``max_windows``."""
     x, _ = gesture_windows(data, model_path, split, max_clips=max(1, max_windows // 4), extra_per_clip=3, seed=seed)
     return x[:max_windows]
+
+
+@functools.lru_cache(maxsize=1)
+def _labelled_windows(data: str, model_path: str, split: str, clips: int, seed: int):
+    return gesture_windows(Path(data), Path(model_path), split, clips, seed=seed)
+
+
+def labelled_gesture_windows(data: Path, model_path: Path, split: str, clips: int, seed: int = 0):
+    """The classified window and clip label of ``clips`` class-stratified clips of ``split`` (seeded; see
+    :func:`gesture_windows`), for QAT on labels; the last set is kept, so QAT candidates at several learning rates
+    build it once."""
+    return _labelled_windows(str(data), str(model_path), split, clips, seed)

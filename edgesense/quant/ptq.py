@@ -25,13 +25,15 @@ from typing import Callable, Iterable
 import torch
 
 from edgesense.progress import progress
+from edgesense.quant.adaround import AdaRoundConfig
 from edgesense.quant.analyzers import AnalyzerConfig
+from edgesense.quant.qat import FineTuneConfig
 from edgesense.quant.quantizers import ActQuantizerPerTensorAsym
 from edgesense.quant.sim import QuantConfig, QuantLayer, QuantSim, _key, calibrate
 from edgesense.quant.target import TargetProfile
 
-__all__ = ["PTQConfig", "equalize", "absorb_high_bias", "correct_bias", "quantize_ptq", "equalizable_pairs",
-           "RangeRefinement", "refine_activation_ranges"]
+__all__ = ["PTQConfig", "QuantizeSteps", "equalize", "absorb_high_bias", "correct_bias", "quantize_ptq",
+           "equalizable_pairs", "RangeRefinement", "refine_activation_ranges"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,18 @@ class PTQConfig:
     range_param: str = "minmax"
     calibration_batches: int | None = None  # None: all given
     bn_reestimation: bool = False           # re-estimate the float model's BN statistics on the calibration data first
+
+
+@dataclass(frozen=True)
+class QuantizeSteps:
+    """What ``edgesense quantize`` (and ``tools/build_zoo.py``) runs after calibrating the ranges, in this order:
+    AdaRound (:func:`edgesense.quant.adaround.adaround`, None: nearest rounding), output-aware range refinement
+    (:func:`refine_activation_ranges`, against the float model's output on the calibration inputs), then a QAT
+    fine-tune (None: none)."""
+
+    adaround: AdaRoundConfig | None = None
+    refine: bool = False
+    qat: FineTuneConfig | None = None
 
 
 def _batch_input(b):

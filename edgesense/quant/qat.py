@@ -21,7 +21,12 @@ from edgesense.progress import progress
 from edgesense.quant.quantizers import ActQuantizerPerTensorAsym
 from edgesense.quant.sim import QuantSim
 
-__all__ = ["QATConfig", "train_qat", "train_qat_distill", "range_parameters"]
+__all__ = ["QATConfig", "FineTuneConfig", "QAT_OBJECTIVES", "train_qat", "train_qat_distill", "train_qat_labels",
+           "range_parameters"]
+
+# what a short QAT fine-tune after calibration trains on: "float" the float model's own outputs (label-free),
+# "task" the task's labels alone, "task+float" both (the labels, and MSE to the float model's outputs)
+QAT_OBJECTIVES = ("float", "task", "task+float")
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,28 @@ class QATConfig:
             raise EdgesenseError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.epochs < 0 or self.lr <= 0:
             raise EdgesenseError("QAT needs epochs >= 0 and lr > 0")
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """The QAT fine-tune ``edgesense quantize --qat-steps`` runs after calibration (and AdaRound, range refinement).
+
+    ``objective`` is one of :data:`QAT_OBJECTIVES`. ``signals``: excursion models, the train-split recordings
+    the crops are drawn from; ``clips``: classifiers, the train-split clips whose classified windows are the
+    labelled set (class-stratified, seeded)."""
+
+    steps: int
+    lr: float = 1e-4
+    objective: str = "float"
+    signals: int = 24
+    clips: int = 1050
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.objective not in QAT_OBJECTIVES:
+            raise EdgesenseError(f"QAT objective must be one of {', '.join(QAT_OBJECTIVES)}, got {self.objective!r}")
+        if self.steps < 1 or self.lr <= 0 or self.signals < 1 or self.clips < 1:
+            raise EdgesenseError("a QAT fine-tune needs steps >= 1, lr > 0, signals >= 1 and clips >= 1")
 
 
 def range_parameters(sim: QuantSim) -> list[torch.nn.Parameter]:
@@ -107,3 +134,25 @@ def train_qat_distill(sim: QuantSim, inputs: torch.Tensor, steps: int, lr: float
     idx = torch.randint(0, len(inputs), (steps, min(batch, len(inputs))), generator=gen)
     data = [(inputs[i], teacher[i]) for i in idx]
     return train_qat(sim, data, lambda out, y: torch.mean((out - y) ** 2), QATConfig(epochs=1, lr=lr))
+
+
+def train_qat_labels(sim: QuantSim, inputs: torch.Tensor, labels: torch.Tensor, steps: int, lr: float = 1e-4,
+                     batch: int = 32, seed: int = 0, float_term: bool = True) -> list[float]:
+    """QAT of a calibrated classifier ``sim`` whose output is class probabilities (it ends in a softmax) on
+    labelled ``inputs`` (N, ...) / ``labels`` (N,): the negative log-likelihood of the true class (probabilities
+    clamped at 1e-6), plus, with ``float_term``, MSE to the float model's probabilities (keeps it near the model
+    it started from); ``steps`` random batches, seeded. Returns the mean loss."""
+    if not any(nd.kind == "softmax" for nd in sim.nodes):
+        raise EdgesenseError("QAT on labels needs a classifier whose output is a softmax")
+    with torch.no_grad():
+        teacher = torch.cat([sim.float_model()(b) for b in inputs.split(256)]) if float_term else None
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(inputs), (steps, min(batch, len(inputs))), generator=gen)
+    data = [(inputs[i], (labels[i], teacher[i] if float_term else None)) for i in idx]
+
+    def loss_fn(p, target):
+        y, soft = target
+        nll = -torch.log(p.gather(1, y[:, None]).clamp(min=1e-6)).mean()
+        return nll if soft is None else nll + torch.mean((p - soft) ** 2)
+
+    return train_qat(sim, data, loss_fn, QATConfig(epochs=1, lr=lr))

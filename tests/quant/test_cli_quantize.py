@@ -98,3 +98,94 @@ def test_quantize_excursion_model_with_qat_fine_tune(tmp_path, capsys):
         {s.name: np.zeros([1] + [int(d) if isinstance(d, int) else 12 for d in s.shape[1:]], np.float32)
          for s in load_model(tmp_path / "qat" / "convnet_int8.onnx").input_specs})
     assert np.all(np.isfinite(y["y"]))
+
+
+MODEL_2D = DATA / "example_cnn2d_float.onnx"
+
+
+def test_step_flags_give_the_int8_model_of_the_library_calls(tmp_path, capsys):
+    """`--adaround --refine --qat-steps` = calibrate, then adaround, refine_activation_ranges (logit SQNR against the
+    float model as it was before the steps) and train_qat_distill on the calibration part, called directly."""
+    from edgesense.quant import QuantConfig, QuantSim, export_qdq_onnx, get_target
+    from edgesense.quant.adaround import AdaRoundConfig, adaround
+    from edgesense.quant.analyzers import AnalyzerConfig
+    from edgesense.quant.ptq import refine_activation_ranges
+    from edgesense.quant.qat import train_qat_distill
+    from edgesense.quant.sensitivity import sqnr_db
+    from edgesense.quant.sim import calibrate
+
+    x = np.random.default_rng(0).standard_normal((40, 2, 16, 16)).astype(np.float32)
+    np.save(tmp_path / "c.npy", x)
+    rc, out = _main(["quantize", "--model", str(MODEL_2D), "--calib", str(tmp_path / "c.npy"), "--out",
+                     str(tmp_path / "cli"), "--method", "mse", "--adaround", "--adaround-iters", "12", "--refine",
+                     "--qat-steps", "3", "--json"], capsys)
+    assert rc == 0
+    s = json.loads(out.out)
+    assert s["adaround"]["iterations"] == 12 and s["adaround"]["samples"] == 32
+    assert s["refinement"]["output_sqnr_db_after"] >= s["refinement"]["output_sqnr_db_before"]
+    assert s["qat"]["objective"] == "float outputs" and s["qat"]["steps"] == 3 and s["sensitivity"]
+
+    sim = QuantSim.from_onnx(MODEL_2D, get_target("ort-cpu"),
+                             QuantConfig(activations=AnalyzerConfig("mse"), weights=AnalyzerConfig("minmax")))
+    calib = torch.from_numpy(x)[8:]                  # the CLI holds out the first fifth
+    calibrate(sim, list(calib.split(64)))
+    logits = next(nd.inputs[0] for nd in sim.nodes if nd.kind == "softmax")
+
+    def logit_out(quantize: bool):
+        sim.quantize = quantize
+        try:
+            with torch.no_grad():
+                return sim.forward_all(calib)[1][logits]
+        finally:
+            sim.quantize = True
+
+    ref = logit_out(False)
+    adaround(sim, list(calib.split(64)), AdaRoundConfig(iterations=12, seed=0))
+    refine_activation_ranges(sim, lambda: sqnr_db(ref, logit_out(True)))
+    train_qat_distill(sim, calib, 3, 1e-4, seed=0)
+    sim.eval()
+    export_qdq_onnx(sim, tmp_path / "lib.onnx", sim.lower())
+    assert (tmp_path / "cli" / "example_cnn2d_float_int8.onnx").read_bytes() == (tmp_path / "lib.onnx").read_bytes()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--adaround", "--weight-method", "mse"], "--adaround needs --weight-method minmax"),
+    (["--adaround-iters", "5"], "--adaround-iters needs --adaround"),
+    (["--qat-objective", "task"], "--qat-objective needs --qat-steps"),
+    (["--qat-steps", "2", "--qat-objective", "task"], "needs labels"),
+    (["--qat-steps", "2", "--qat-objective", "task+float"], "needs labels"),
+])
+def test_impossible_step_combinations_are_one_line_errors(tmp_path, capsys, argv, match):
+    np.save(tmp_path / "c.npy", np.zeros((4, 2, 16, 16), np.float32))
+    rc, out = _main(["quantize", "--model", str(MODEL_2D), "--calib", str(tmp_path / "c.npy"), "--out",
+                     str(tmp_path / "o"), *argv], capsys)
+    assert rc == 2 and match in out.err and "Traceback" not in out.err
+    assert len(out.err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--qat-objective", "float"], "not available for streaming models"),
+    ([], "needs a speaker dataset"),
+])
+def test_streaming_qat_without_a_speaker_dataset_is_a_one_line_error(tmp_path, capsys, argv, match):
+    model = Path(__file__).resolve().parents[2] / "models" / "convnet" / "convnet.onnx"
+    if not model.is_file():
+        pytest.skip("models/convnet is not shipped")
+    np.save(tmp_path / "c.npy", np.zeros((2, 8, 48), np.float32))
+    rc, out = _main(["quantize", "--model", str(model), "--calib", str(tmp_path / "c.npy"), "--stream-block", "12",
+                     "--out", str(tmp_path / "o"), "--qat-steps", "2", *argv], capsys)
+    assert rc == 2 and match in out.err and len(out.err.strip().splitlines()) == 1
+
+
+def test_help_names_every_step_and_objectives_match_the_library(capsys):
+    from edgesense.cli.cmd_quantize import QAT_OBJECTIVES
+    from edgesense.quant.qat import QAT_OBJECTIVES as LIBRARY
+
+    assert QAT_OBJECTIVES == LIBRARY
+    with pytest.raises(SystemExit) as exc:
+        _main(["quantize", "--help"], capsys)
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--adaround", "--adaround-iters", "--refine", "--qat-steps", "--qat-objective", "--qat-clips"):
+        assert flag in text
+    assert "steps after calibration" in text and "AdaRound" in text

@@ -143,3 +143,60 @@ def test_refresh_remeasures_without_requantizing_and_refuses_a_changed_float_mod
             tool.build(opts, ["gesture_cnn"], refresh=True)
     finally:
         float_onnx.write_bytes(original)
+
+
+@pytest.mark.parametrize("method,stream,expected", [
+    ("mse", False, ["--method", "mse"]),
+    ("mse-adaround", False, ["--method", "mse", "--adaround", "--adaround-iters", "500"]),
+    ("mse-refine", True, ["--method", "mse", "--refine"]),
+    ("qat-mse", False, ["--method", "mse", "--qat-steps", "200", "--qat-lr", "0.0001"]),
+    ("qat-mse@3e-05", True, ["--method", "mse", "--qat-steps", "200", "--qat-lr", "3e-05"]),
+    ("qat-task-minmax", True, ["--method", "minmax", "--qat-steps", "200", "--qat-lr", "0.0001", "--qat-objective",
+                               "task"]),
+    ("qat-task-mse-adaround@3e-05", False, ["--method", "mse", "--adaround", "--adaround-iters", "500", "--qat-steps",
+                                            "200", "--qat-lr", "3e-05", "--qat-objective", "task+float",
+                                            "--qat-clips", "1050"]),
+])
+def test_zoo_methods_map_onto_quantize_options(build_zoo_tool, method, stream, expected):
+    """Every zoo method is an `edgesense quantize` command: its options, and the card's reproduce line parses as
+    that command with them."""
+    import argparse
+    import shlex
+
+    from edgesense.cli import cmd_quantize
+
+    tool = build_zoo_tool
+    opts = tool.ZooOptions()
+    assert tool._method_args(method, opts, stream) == expected
+    cmd = tool._command_quantize("m", "excursion" if stream else "gesture", method, opts)
+    words = shlex.split(cmd)
+    assert words[:2] == ["edgesense", "quantize"] and " ".join(expected) in cmd
+    p = argparse.ArgumentParser()
+    cmd_quantize.configure(p)
+    args = p.parse_args(words[2:])
+    cmd_quantize.check_step_flags(args)
+    assert args.model == Path("models/m/m.onnx") and (args.stream_block == tool.CALIB_BLOCK) == stream
+
+
+def test_zoo_step_names_outside_the_cli_order_are_refused(build_zoo_tool):
+    from edgesense.errors import EdgesenseError
+
+    assert build_zoo_tool._steps("mse-adaround-refine") == ("mse", ["adaround", "refine"])
+    for bad in ("mse-refine-adaround", "mse-adaround-adaround", "mse-bogus"):
+        with pytest.raises(EdgesenseError):
+            build_zoo_tool._steps(bad)
+
+
+def test_card_command_rebuilds_the_chosen_int8_model(zoo, tmp_path, capsys):
+    """The report's `edgesense quantize` line, run as a command, writes the zoo's chosen INT8 ONNX byte for byte."""
+    import shlex
+
+    from edgesense.cli.main import main
+
+    _, _, rep, d, _ = zoo
+    words = shlex.split(rep["commands"]["quantize"])
+    words[words.index("--model") + 1] = str(d / "gesture_cnn.onnx")
+    words[words.index("--out") + 1] = str(tmp_path)
+    assert main(words[1:]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "gesture_cnn_int8.onnx").read_bytes() == (d / "gesture_cnn_int8.onnx").read_bytes()
