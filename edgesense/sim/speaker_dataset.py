@@ -102,7 +102,7 @@ def write_speaker_dataset(out: str | Path, speakers: str = "ref,lite4", scenario
     streams_info = []
     batches = [streams[k:k + per_batch] for k in range(0, len(streams), per_batch)]
     frames = np.empty((n, 3), dtype=np.float32)       # one stream's v, i, x (mm): the payload, reused
-    scratch = np.empty(min(n, _SENSE_CHUNK))          # the sense model's working buffer (one chunk)
+    scratch = np.empty(min(n, _SENSE_CHUNK), dtype=np.float32)   # the sense model's working buffer (one chunk)
     for bi, batch in enumerate(progress(batches, desc="simulate speaker", unit="batch") if show_progress and
                                len(batches) > 1 else batches):
         u = _output_array((len(batch), n), np.float64)         # 4 KB pages: cheaper first touch
@@ -119,7 +119,7 @@ def write_speaker_dataset(out: str | Path, speakers: str = "ref,lite4", scenario
         program_cpu += t1 - t0
         w0 = time.perf_counter()
         res = simulate(models, u, FS, ambient_c=[st.scenario.ambient_c for st in batch], oversample=oversample,
-                       show_progress=show_progress and len(batches) == 1)
+                       show_progress=show_progress and len(batches) == 1, dtype=np.float32)
         sim_wall += time.perf_counter() - w0
         sim_cpu += time.process_time() - t1
         for r, st in enumerate(batch):

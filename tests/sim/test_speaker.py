@@ -20,14 +20,15 @@ def _response(x: np.ndarray, f: float, amp: float, seconds: float) -> complex:
     return complex(c[0], c[1]) / amp
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("oversample,max_f,mag_tol,deg_tol", [(2, 1500, 1.35e-3, 0.052), (4, 4000, 3e-3, 0.025)])
-def test_small_signal_matches_linear_transfer_function(oversample, max_f, mag_tol, deg_tol):
+def test_small_signal_matches_linear_transfer_function(oversample, max_f, mag_tol, deg_tol, dtype):
     sp = named_speaker("ref")                      # nonlinear speaker, driven at 1 mV: linear regime
     freqs = [f for f in (100.0, 400.0, 800.0, 1500.0, 4000.0) if f <= max_f]
     t = np.arange(int(0.15 * FS)) / FS
     amp = 1e-3
     u = np.stack([amp * np.sin(2 * np.pi * f * t) for f in freqs])
-    res = simulate([sp] * len(freqs), u, oversample=oversample, thermal=False)
+    res = simulate([sp] * len(freqs), u, oversample=oversample, thermal=False, dtype=dtype)
     for row, f in enumerate(freqs):
         measured = _response(res.x[row], f, amp, 0.1)
         expected = linear_x_over_u(sp, np.array([f]))[0]
@@ -113,20 +114,51 @@ def test_sense_quantises_and_clips():
     assert np.max(np.abs(vs[inside] - u[inside])) < 6 * cfg.v_noise + lsb_v
 
 
-def test_sense_in_chunks_equals_one_pass():
-    """Chunked sensing into float32 payload columns (several chunks, a short last one) draws the same
-    noise stream and gives the same codes as one pass over the whole signals."""
+def test_sense_into_payload_columns_equals_a_plain_call():
+    """Sensing into float32 payload columns with a scratch buffer (several chunks, a short last one)
+    gives the same values as a plain call with the same seed; the noise is drawn chunk by chunk, so
+    a prefix of whole chunks is sensed the same alone."""
     rng = np.random.default_rng(3)
     n = 2 * 65536 + 1234
     u = rng.uniform(-11, 11, n)
-    i = rng.uniform(-1.7, 1.7, n)
+    i = rng.uniform(-1.7, 1.7, n).astype(np.float32)
     want_v, want_i = sense(u, i, np.random.default_rng(9))
+    assert want_v.dtype == np.float32 and want_i.dtype == np.float32
     frames = np.empty((n, 3), dtype=np.float32)
-    gen = np.random.default_rng(9)
-    sense(u, i, gen, out_v=frames[:, 0], out_i=frames[:, 1], scratch=np.empty(65536))
-    assert np.array_equal(frames[:, 0], want_v.astype(np.float32))
-    assert np.array_equal(frames[:, 1], want_i.astype(np.float32))
-    assert gen.standard_normal() == np.random.default_rng(9).standard_normal(2 * n + 1)[-1]   # same draws used
+    sense(u, i, np.random.default_rng(9), out_v=frames[:, 0], out_i=frames[:, 1],
+          scratch=np.empty(65536, dtype=np.float32))
+    assert np.array_equal(frames[:, 0], want_v) and np.array_equal(frames[:, 1], want_i)
+    head_v, _ = sense(u[:65536], i[:65536], np.random.default_rng(9))
+    assert np.array_equal(head_v, want_v[:65536])
+    with pytest.raises(ValueError, match="scratch"):
+        sense(u, i, np.random.default_rng(9), scratch=np.empty(65536))         # float64 scratch
+
+
+@pytest.mark.parametrize("m", [1, 2, 4097, 2 ** 20])
+def test_box_muller_draws_are_standard_normal(m):
+    from scipy import stats
+
+    from edgesense.sim.speaker import _normal32
+
+    z = _normal32(np.random.default_rng(12).bit_generator, np.full(m, np.nan, dtype=np.float32))
+    assert np.all(np.isfinite(z)) and np.max(np.abs(z)) < 5.7          # every value written; 23-bit tails
+    if m == 2 ** 20:
+        z = z.astype(np.float64)
+        assert abs(z.mean()) < 5e-3 and abs(z.std() - 1) < 3e-3
+        assert abs(np.mean(z ** 4) - 3) < 0.03 and abs(np.mean(z ** 3)) < 0.01
+        assert abs(np.corrcoef(z[:m // 2], z[m // 2:])[0, 1]) < 5e-3       # the cos and sin halves
+        assert stats.kstest(z, "norm").pvalue > 0.01
+
+
+def test_sense_noise_has_the_configured_rms():
+    cfg = SenseConfig()
+    n = 200_000
+    vs, is_ = sense(np.full(n, 1.23456), np.full(n, -0.345, dtype=np.float32), np.random.default_rng(2), cfg)
+    lsb_v, lsb_i = 2 * cfg.v_range / 2 ** 16, 2 * cfg.i_range / 2 ** 16
+    # rounding adds lsb^2 / 12 to the noise power
+    assert np.std(vs) == pytest.approx(np.sqrt(cfg.v_noise ** 2 + lsb_v ** 2 / 12), rel=0.01)
+    assert np.std(is_) == pytest.approx(np.sqrt(cfg.i_noise ** 2 + lsb_i ** 2 / 12), rel=0.01)
+    assert abs(np.mean(vs) - 1.23456) < 5 * cfg.v_noise / np.sqrt(n) + lsb_v / 10
 
 
 def test_thermal_mean_squares_in_chunks_equal_the_whole_signal():
@@ -243,3 +275,20 @@ def test_vectorised_integrator_equals_the_scheme_written_out(oversample):
     assert np.max(np.abs(ref_x)) > 0.5 * sp.xmax                 # the nonlinear range is exercised
     assert np.max(np.abs(res.x[0] - ref_x)) < 1e-7 * np.max(np.abs(ref_x))
     assert np.max(np.abs(res.i[0] - ref_i)) < 1e-7 * np.max(np.abs(ref_i))
+
+
+@pytest.mark.parametrize("scenario", ["hot", "leak"])
+def test_float32_integrator_matches_float64(scenario):
+    """The float32 integrator (the dataset writer's) stays within 4e-6 of the float64 run's peak over
+    a loud 1.5 s program with heating, near Xmax (2e-6 measured on the 480 s benchmark job)."""
+    sc = SCENARIOS[scenario]
+    sps = [sc.apply(s) for s in (named_speaker("lite4"), *parse_speaker_spec("random:2", seed=3))]
+    u = np.stack([program(1.5, np.random.default_rng([k, 5]), FS, max_volts=max_drive_volts(s.re), loud=True)[0]
+                  for k, s in enumerate(sps)])
+    ref = simulate(sps, u, ambient_c=sc.ambient_c)
+    res = simulate(sps, u, ambient_c=sc.ambient_c, dtype=np.float32)
+    assert np.max(np.abs(ref.x[0])) > 0.5 * sps[0].xmax
+    for r in range(len(sps)):
+        assert np.max(np.abs(res.x[r] - ref.x[r])) < 4e-6 * np.max(np.abs(ref.x[r])), r
+        assert np.max(np.abs(res.i[r] - ref.i[r])) < 4e-6 * np.max(np.abs(ref.i[r])), r
+    assert np.max(np.abs(res.coil_c - ref.coil_c)) < 1e-4
