@@ -264,9 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         rows: dict[str, list[float]] = {k: [] for k in (*STAGES, "other", "total")}
         ran: dict[str, list[float]] = {k: [] for k in STAGES}   # per stage: only frames where it ran
         undo = _instrument(pipe, acc)
+        gap_rows: list[bool] = []
         try:
-            for _, frames in passes:
+            for idx, frames in passes:
                 pipe.reset()
+                gap_rows.extend(np.diff(idx, prepend=idx[0] - 1) > 1)
                 for fr in paced(frames):
                     for k in STAGES:
                         acc[k] = 0.0
@@ -285,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
                   for k, v in rows.items()}
         for k in STAGES:
             stages[k]["when_run"] = dist(ran[k])
+        g = np.asarray(gap_rows, bool)
+        for k, v in rows.items():
+            stages[k]["gap_frames"] = dist(np.asarray(v)[g])
 
     split = getattr(pipe, "split", None)     # (an older checkout has no split)
     out = {"model": model, "backend": getattr(pipe.model, "backend", type(pipe.model).__name__),
@@ -352,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
                 extra = f"   (on the {w['n']} frames it ran: p50 {w['p50']:.0f}, p99 {w['p99']:.0f})" if w["n"] else ""
             print(f"    {k:9s} p50 {u['p50']:4.0f}  p95 {u['p95']:4.0f}  p99 {u['p99']:4.0f}  mean {u['mean']:4.0f} us"
                   f"  ({u['share_of_mean']:4.0%}){extra}")
+        print("  stage CPU on gap frames (the same pass):")
+        for k, u in stages.items():
+            u = u["gap_frames"]
+            if u["n"]:
+                print(f"    {k:9s} p50 {u['p50']:4.0f}  p95 {u['p95']:4.0f}  p99 {u['p99']:4.0f}  mean {u['mean']:4.0f} us")
     return 0
 
 

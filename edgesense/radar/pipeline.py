@@ -389,7 +389,7 @@ class GesturePipeline:
         keys get ``c << 32`` added, so one sorted table serves all channels: entry ``256 c + j`` is
         ``c << 32`` + the threshold of level ``lowest + 1 + j`` (``j < 255``), then a sentinel above every
         key of the channel; ``searchsorted(..., "right")`` counts the levels reached, ``256 c + count``,
-        and the integer is ``lowest + count``, which the cast to the 8-bit type gives from ``index + lowest``.
+        and the integer is ``lowest + count``, taken from a 256-entry table at the index modulo 256.
         """
         out = proc.output_profile
         if (out.channels, out.doppler_bins, out.range_bins) != tuple(self.info.rdi_shape):
@@ -414,8 +414,8 @@ class GesturePipeline:
         table = np.concatenate([table, np.full((c, 1), 0xFFFFFFFF, np.uint64)], axis=1)
         table += (np.arange(c, dtype=np.uint64) << np.uint64(32))[:, None]
         self._levels = table.reshape(-1)
+        self._level_values = np.arange(lowest, lowest + 256).astype(dtype)   # taken at the index mod 256
         self._lut_values = self._lut.tolist()     # the output's dequantized values, indexed by its bytes
-        self._lowest = lowest
         self._chan = (np.arange(c, dtype=np.uint64) << np.uint64(32))[:, None]
         self._keys = np.empty((c, self.info.rows), np.uint64)
         self._col_bits = self._col[0].view(np.uint32)
@@ -454,7 +454,8 @@ class GesturePipeline:
         one: its magnitudes ``|Y|`` only, their profiles looked up as the model's integers
         (:meth:`_setup_levels`), no log of the whole image; any other frame (the first, one after a gap,
         a repeat) takes the general path with the RDIs of it and of the previous frame made from their
-        kept magnitudes. Identical model inputs either way (tested).
+        kept magnitudes. Identical model inputs either way (tested). Both end alike: the model's 8-bit output
+        dequantized by a table into Python floats, the spotter on those.
         """
         t0 = (time.perf_counter(), time.thread_time())
         if self._levels is None:
@@ -463,14 +464,15 @@ class GesturePipeline:
         mags = self._mags
         self._slot = 1 - slot
         mag = self._magnitude(frame.payload, mags[slot])
-        if last is None or (seq - last) % _SEQ_MODULUS != 1:
+        stats = self.stats
+        if last is not None and (seq - last) % _SEQ_MODULUS == 1:
+            stats.frames += 1
+            self._last_seq = seq
+            self._window(mag)
+        else:
             rdis = self._log_rdi(mags.copy())        # this frame's RDI, and the previous frame's (restoration)
             self._last_rdi = None if last is None else rdis[1 - slot]
-            return self._push(seq, rdis[slot], True, t0)
-        stats = self.stats
-        stats.frames += 1
-        self._last_seq = seq
-        self._window(mag)
+            self._advance(seq, rdis[slot])
         if self.split is not None:
             out = self._call(self._x, self._fresh)
             self._fresh = 0
@@ -492,7 +494,7 @@ class GesturePipeline:
         np.maximum.reduce(mag, -1, None, self._col_doppler)
         np.maximum.reduce(mag, -2, None, self._col_range)
         np.add(self._col_bits, self._chan, self._keys)
-        np.add(self._levels.searchsorted(self._keys, "right"), self._lowest, self._new_col_values, casting="unsafe")
+        self._level_values.take(self._levels.searchsorted(self._keys, "right"), None, self._new_col_values, "wrap")
         np.copyto(self._flat_to, self._flat_from)      # see _shift_in
         np.copyto(self._x_newest, self._new_col)
         self._index += 1
@@ -505,6 +507,19 @@ class GesturePipeline:
 
     def _push(self, seq: int, rdi: np.ndarray, infer: bool, t0: tuple[float, float]) -> list[GestureEvent]:
         """:meth:`push_rdi` of a float32 RDI ``(C, D, R)``, timed from ``t0`` (perf_counter, thread_time)."""
+        self._advance(seq, rdi)
+        events: list[GestureEvent] = []
+        if infer:
+            probs = self._last_probs = self._infer()
+            events = self.spotter.update(self._index, probs)
+            self.stats.events += len(events)
+            self.events.extend(events)
+        self.stats.wall_us.append((time.perf_counter() - t0[0]) * 1e6)
+        self.stats.cpu_us.append((time.thread_time() - t0[1]) * 1e6)
+        return events
+
+    def _advance(self, seq: int, rdi: np.ndarray) -> None:
+        """Frame ``seq`` with RDI ``rdi`` into the window: gap check, restoration or padding, the new column(s)."""
         self.stats.frames += 1
         missing = 0
         if self._last_seq is None:
@@ -529,15 +544,6 @@ class GesturePipeline:
                 self.spotter.reset()
         self._last_rdi = rdi
         self._push_rdis(new, valid)
-        events: list[GestureEvent] = []
-        if infer:
-            probs = self._last_probs = self._infer()
-            events = self.spotter.update(self._index, probs)
-            self.stats.events += len(events)
-            self.events.extend(events)
-        self.stats.wall_us.append((time.perf_counter() - t0[0]) * 1e6)
-        self.stats.cpu_us.append((time.thread_time() - t0[1]) * 1e6)
-        return events
 
     def _encode(self, values: np.ndarray) -> np.ndarray:
         """Normalised float32 values -> the model's input units (quantized for an integer-input model)."""

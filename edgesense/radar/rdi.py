@@ -168,7 +168,7 @@ class RDIProcessor:
         """
         payload = np.asarray(payload)
         buf = self._buf
-        if buf is None or payload.shape != self.profile.payload_shape:
+        if buf is None or payload.shape != buf.payload_shape:
             if self._fmcw or payload.shape != self.profile.payload_shape:
                 # FMCW (range FFT first) and errors: the batch code
                 return np.abs(self._spectra(payload[None])[0], out=out)
@@ -208,6 +208,7 @@ class RDIProcessor:
         modes = self.config.backgrounds
         b = _FrameBuffers()
         b.x_shape = (n_rx, d, p.num_taps)
+        b.payload_shape = p.payload_shape
         b.crop = n != p.num_taps
         b.both = np.empty((n_rx, d + 1, n), c64)
         b.spec_x, b.means = b.both[None, :, :-1, :], b.both[:, -1, :]
@@ -223,6 +224,7 @@ class RDIProcessor:
         # EMA state: short and long background stacked, so one subtraction and one multiply serve both
         b.state = np.empty((2, n_rx, n), c64)
         b.short, b.long = b.state[0], b.state[1]
+        b.pair = (b.short, b.long)     # what self._background holds while the one-frame path owns the state
         b.alphas = np.array([self._alpha, self._alpha_long], c64)[:, None, None]
         b.diff = np.empty((2, n_rx, n), c64)       # m − short (then m − short_new), m − long
         b.step = np.empty((2, n_rx, n), c64)       # α·(m − short), α_l·(m − long)
@@ -243,19 +245,20 @@ class RDIProcessor:
             short[...] = m
             long[...] = m
             b.ema[...] = m
-        else:
-            if state[0] is not short:                      # the state came from process_batch: adopt it
-                short[...], long[...] = state
-            np.subtract(m, b.state, out=b.diff)              # m − short, d_long = m − long
-            np.multiply(b.alphas, b.diff, out=b.step)        # α·(m − short), α_l·d_long
-            np.add(short, b.step0, out=short)                # short = short + α·(m − short)
-            np.subtract(m, short, out=b.diff0)               # m − short (new)
-            np.abs(b.diff, out=b.mag)
-            empty = np.less_equal(b.mag1, b.mag0, out=b.empty)
-            np.add(long, b.step1, out=long, where=empty)    # long = where(empty, long + α_l·d_long, long)
-            np.copyto(b.ema, short)                          # bg = where(empty, long, short)
-            np.copyto(b.ema, long, where=empty)
-        self._background = (short, long)
+            self._background = b.pair
+            return
+        if state is not b.pair:                             # the state came from process_batch: adopt it
+            short[...], long[...] = state
+            self._background = b.pair
+        np.subtract(m, b.state, b.diff)                     # m − short, d_long = m − long
+        np.multiply(b.alphas, b.diff, b.step)               # α·(m − short), α_l·d_long
+        np.add(short, b.step0, short)                       # short = short + α·(m − short)
+        np.subtract(m, short, b.diff0)                      # m − short (new)
+        np.abs(b.diff, b.mag)
+        empty = np.less_equal(b.mag1, b.mag0, b.empty)
+        np.add(long, b.step1, out=long, where=empty)        # long = where(empty, long + α_l·d_long, long)
+        np.copyto(b.ema, short)                             # bg = where(empty, long, short)
+        np.copyto(b.ema, long, "same_kind", empty)
 
     def process_batch(self, payloads: np.ndarray) -> np.ndarray:
         """RDIs of consecutive raw frames ``(frames, *payload_shape)``: float32 ``(frames, C, D, R)``."""
@@ -291,6 +294,6 @@ class RDIProcessor:
 class _FrameBuffers:
     """Arrays and views kept between :meth:`RDIProcessor.process` calls (attributes, no per-call lookups)."""
 
-    __slots__ = ("x_shape", "crop", "both", "spec_x", "means", "bgs", "mean_row", "ema", "spec",
+    __slots__ = ("x_shape", "payload_shape", "pair", "crop", "both", "spec_x", "means", "bgs", "mean_row", "ema", "spec",
                  "spec_out", "dc", "state", "short", "long", "alphas", "diff", "step", "mag", "empty",
                  "diff0", "step0", "step1", "mag0", "mag1")

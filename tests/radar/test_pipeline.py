@@ -261,3 +261,57 @@ def test_a_restored_gap_longer_than_the_window_fills_it_exactly():
     np.testing.assert_array_equal(x[1, 0], [0, 0, 0, 0, 0, 0, 0, 1])
     np.testing.assert_allclose(x[0].T, want, atol=1e-6)
     assert pipe.frame_index == 11 and pipe.stats.frames_restored == 10
+
+
+def test_level_table_gives_the_integers_of_the_general_path():
+    """Steady frames look the model's integers up from |Y|: at every threshold, just below it and at random
+    magnitudes over the whole float32 range, the table gives what log_rdi + normalise + quantize compute."""
+    path = MODELS / "gesture_cnn_int8.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} not shipped")
+    pipe = GesturePipeline(path)
+    proc = pipe.processor.proc
+    c = pipe.info.rdi_shape[0]
+    assert pipe._levels is not None
+    thresholds = pipe._levels.reshape(c, 256)[:, :255] & np.uint64(0xFFFFFFFF)
+    finite = thresholds[thresholds <= 0x7F800000].astype(np.uint32)
+    assert finite.size > 2 * 100               # most levels are reachable
+    rng = np.random.default_rng(0)
+    bits = np.concatenate([finite, finite - (finite > 0), rng.integers(0, 0x7F800001, 20_000).astype(np.uint32),
+                           np.array([0, 1, 0x7F7FFFFF, 0x7F800000], np.uint32)])
+    mags = bits.view(np.float32)
+    for start in range(0, len(mags), pipe.info.rows):
+        chunk = mags[start:start + pipe.info.rows]
+        rows = np.full((c, pipe.info.rows), chunk[0], np.float32)
+        rows[:, :len(chunk)] = chunk
+        want = pipe._normalise(proc.log_rdi(rows.copy())[None])[0]
+        pipe._col[0] = rows
+        np.add(pipe._col_bits, pipe._chan, pipe._keys)
+        got = pipe._level_values.take(pipe._levels.searchsorted(pipe._keys, "right"), mode="wrap")
+        np.testing.assert_array_equal(got, want.astype(np.int8))
+
+
+def test_repeated_and_late_frames_take_the_general_path_with_the_same_inputs(radar_stream):
+    """CIR frames (magnitude fast path) against the same stream as RDIs (general path), with a repeated
+    sequence number, a late frame and a reset in the middle: same model inputs and probabilities."""
+    from edgesense.radar.rdi import RDIProcessor
+
+    path = MODELS / "gesture_cnn_int8.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} not shipped")
+    ad60, received, payloads = radar_stream
+    seqs = [int(k) for k in received[:120]]
+    order = list(range(40)) + [39, 39] + list(range(40, 60)) + [50] + list(range(60, 120))
+    cir = GesturePipeline(path)
+    rdi = GesturePipeline(path, profile=RDIProcessor(ad60).output_profile)
+    proc = RDIProcessor(ad60)             # RDIs of the frames in the order they arrive (the background advances)
+    for n, i in enumerate(order):
+        if n == 90:
+            cir.reset()
+            rdi.reset()
+            proc.reset()
+        cir.process(Frame("radar_cir", seqs[i], 0, 0.0, payloads[i]))
+        rdi.process(Frame("rdi", seqs[i], 0, 0.0, proc.process(payloads[i])))
+        np.testing.assert_array_equal(cir.model_input, rdi.model_input)
+        np.testing.assert_array_equal(cir.last_probs, rdi.last_probs)
+    assert cir.stats.frames == rdi.stats.frames == len(order) - 90 and cir.stats.gaps == rdi.stats.gaps > 0

@@ -147,3 +147,25 @@ def test_user_mistakes_raise_profile_errors():
         RDIConfig(backgrounds=("median",))
     with pytest.raises(ProfileError):
         RDIProcessor(AD60, RDIConfig(range_crop=(10, 40)))
+
+
+def test_magnitude_path_then_log_is_the_rdi_and_writes_into_out():
+    user = make_users(1)[0]
+    frames = simulate_clip(AD60, "swipe", user, make_session(user, 0), seed=4).payloads
+    batch = RDIProcessor(AD60).process_batch(frames)
+    proc = RDIProcessor(AD60)
+    out = np.empty(batch.shape[1:], np.float32)
+    for f, want in zip(frames, batch):
+        mag = proc.process_magnitude(f, out)
+        assert mag is out and (mag >= 0).all()
+        assert np.array_equal(proc.log_rdi(mag.copy()), want)
+        # the log mapping is monotone: profiles of |Y| map to the profiles of the RDI
+        assert np.array_equal(proc.log_rdi(mag.max(axis=-1)), want.max(axis=-1))
+        assert np.array_equal(proc.log_rdi(mag.max(axis=-2)), want.max(axis=-2))
+    fmcw = RadarCIRProfile(name="fmcw-test", waveform="fmcw", carrier_hz=60e9, sample_rate_hz=2e6, bandwidth_hz=4e9,
+                           num_taps=64, pulses_per_frame=32, pulse_interval_s=300e-6, frame_period_s=0.03,
+                           chirp_slope_hz_per_s=4e9 / 64e-6)
+    frames = _scene(fmcw, lambda t: 0.6 - 1.0 * t, 3)
+    rdis = RDIProcessor(fmcw).process_batch(frames)
+    proc = RDIProcessor(fmcw)
+    assert all(np.array_equal(proc.log_rdi(proc.process_magnitude(f)), r) for f, r in zip(frames, rdis))

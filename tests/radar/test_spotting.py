@@ -113,3 +113,30 @@ def test_refractory_streaming_equals_batch_and_is_read_from_the_description():
     assert info.spotter_config().refractory_frames == 12
     with pytest.raises(ValueError):
         SpotterConfig(refractory_frames=-1)
+
+
+def test_update_takes_arrays_lists_and_float32_like_update_values_takes_floats():
+    rng = np.random.default_rng(3)
+    labels = list(rng.choice(CLASSES, 300, p=[0.6, 0.2, 0.2]))
+    probs = probs_for(labels, 0.7) + rng.uniform(-0.15, 0.15, (300, len(CLASSES)))
+    probs[5, :] = [0.1, 0.8, 0.8]                        # a tie: the first maximum wins, as np.argmax
+    cfg = SpotterConfig(k=2, n=3, refractory_frames=4)
+    ref = GestureSpotter(CLASSES, cfg)
+    forms = [lambda p: p, lambda p: p.astype(np.float32)[None], lambda p: list(p)]
+    spotters = [GestureSpotter(CLASSES, cfg) for _ in forms]
+    events = [[] for _ in forms]
+    ref_events = []
+    for i, p in enumerate(probs):
+        ref_events += ref.update_values(i, p.tolist())
+        for s, form, ev in zip(spotters, forms, events):
+            ev += s.update(i, form(p))
+    key = [(e.label, e.start, e.onset, e.end, e.confidence) for e in ref_events]
+    assert len(key) >= 5
+    assert [(e.label, e.start, e.onset, e.end, e.confidence) for e in events[0]] == key
+    assert [(e.label, e.start, e.onset, e.end, e.confidence) for e in events[2]] == key
+    # float32 values compare as their float64 conversions: the same decisions as the float32 array
+    f32 = GestureSpotter(CLASSES, cfg)
+    ev32 = []
+    for i, p in enumerate(probs.astype(np.float32)):
+        ev32 += f32.update_values(i, [float(v) for v in p])
+    assert [(e.label, e.onset, e.confidence) for e in ev32] == [(e.label, e.onset, e.confidence) for e in events[1]]
