@@ -420,6 +420,7 @@ class GesturePipeline:
         self._keys = np.empty((c, self.info.rows), np.uint64)
         self._col_bits = self._col[0].view(np.uint32)
         self._mags = np.ones((2, *self.info.rdi_shape), np.float32)   # this frame's and the previous one's |Y|
+        self._mag_slots = (self._mags[0], self._mags[1])
         self._slot = 0
         self._magnitude = proc.process_magnitude
         self._log_rdi = proc.log_rdi
@@ -461,16 +462,15 @@ class GesturePipeline:
         if self._levels is None:
             return self._push(frame.seq, self.processor(frame.payload), True, t0)   # the processors give float32 arrays
         seq, last, slot = frame.seq, self._last_seq, self._slot
-        mags = self._mags
         self._slot = 1 - slot
-        mag = self._magnitude(frame.payload, mags[slot])
+        mag = self._magnitude(frame.payload, self._mag_slots[slot])
         stats = self.stats
         if last is not None and (seq - last) % _SEQ_MODULUS == 1:
             stats.frames += 1
             self._last_seq = seq
             self._window(mag)
         else:
-            rdis = self._log_rdi(mags.copy())        # this frame's RDI, and the previous frame's (restoration)
+            rdis = self._log_rdi(self._mags.copy())   # this frame's RDI, and the previous frame's (restoration)
             self._last_rdi = None if last is None else rdis[1 - slot]
             self._advance(seq, rdis[slot])
         if self.split is not None:

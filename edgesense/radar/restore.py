@@ -66,6 +66,15 @@ def _closed_gap_weights(first: int, step: int, lookahead: int, ndim: int) -> np.
     return w
 
 
+@lru_cache(maxsize=256)
+def _closed_gap_blend(first: int, step: int, lookahead: int, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(1 − w, w)`` of :func:`_closed_gap_weights`, both as :func:`_blend` computes them (cached)."""
+    w = _closed_gap_weights(first, step, lookahead, ndim)
+    keep = np.float32(1.0) - w
+    keep.flags.writeable = False
+    return keep, w
+
+
 def fill_gap(prev: np.ndarray, cur: np.ndarray, missing: int, lookahead: int = DEFAULT_LOOKAHEAD) -> np.ndarray:
     """The ``missing`` restored frames between received ``prev`` and ``cur``, then ``cur``: ``(missing + 1, ...)``.
 
@@ -74,9 +83,11 @@ def fill_gap(prev: np.ndarray, cur: np.ndarray, missing: int, lookahead: int = D
     """
     cur = np.asarray(cur, dtype=np.float32)
     out = np.empty((missing + 1, *cur.shape), np.float32)
-    if missing:
-        out[:missing] = _blend(np.asarray(prev, dtype=np.float32), cur,
-                               _closed_gap_weights(1, missing + 1, lookahead, cur.ndim))
+    if missing:     # _blend's (1 − w)·a + w·b, the same float32 products and sum, written into out
+        keep, w = _closed_gap_blend(1, missing + 1, lookahead, cur.ndim)
+        head = out[:missing]
+        np.multiply(keep, np.asarray(prev, dtype=np.float32), head)
+        np.add(head, w * cur, head)
     out[missing] = cur
     return out
 
