@@ -533,7 +533,10 @@ class ImpedanceTracker:
         count, hop, hops = self.count, self.hop, self.config.update_hops
         # segment j (0..hops-1) ends at count - (hops - 1 - j) * hop; it is complete from nperseg on
         first = max(0, hops - 1 - (count - self.config.nperseg) // hop) if count >= self.config.nperseg else hops
-        first = max(first, hops - self.window_segments)     # older ones would be overwritten in this batch
+        slot, w = self._slot, self.window_segments
+        if hops - first > w:   # more segments than the window holds: the older ones would be overwritten
+            slot = (slot + hops - first - w) % w
+            first = hops - w
         m = hops - first
         if m <= 0:
             return
@@ -545,7 +548,6 @@ class ImpedanceTracker:
         np.square(self._band_parts[:, first:], sq)
         cj = np.conjugate(self._band_spec[0, first:], self._cj[first:])
         spec_i = self._band_spec[1, first:]
-        slot, w = self._slot, self.window_segments
         j = 0
         while j < m:                   # the slots are consecutive (at most one wrap-around)
             k = min(m - j, w - slot)

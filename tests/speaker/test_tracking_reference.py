@@ -334,7 +334,10 @@ def test_float32_column_views_equal_the_reference(signals):
 
 def test_other_configurations_equal_the_reference(signals):
     v, i, params = signals[1]
-    for cfg in (TrackerConfig(bl_anchor="bl"), TrackerConfig(nperseg=512, update_hops=16, window_s=0.5)):
+    # (the last two: an update interval longer than the window, whose older segments are overwritten
+    # within one batch, and an update at every hop)
+    for cfg in (TrackerConfig(bl_anchor="bl"), TrackerConfig(nperseg=512, update_hops=16, window_s=0.5),
+                TrackerConfig(window_s=0.2, update_hops=30), TrackerConfig(update_hops=1)):
         ref = _ReferenceTracker(params, config=cfg, keep_history=True)
         x_ref = ref.process(v, i)
         assert ref.updates >= 2
