@@ -13,7 +13,8 @@ from edgesense.cli.common import add_json_flag, positive_int, print_json
 QAT_OBJECTIVES = ("float", "task", "task+float")     # edgesense.quant.qat.QAT_OBJECTIVES (that module needs torch)
 
 COMMAND = ("quantize",)
-HELP = "quantize a float model (.onnx or .pt) to INT8 QDQ ONNX with calibration data; reports float-vs-INT8 SQNR"
+HELP = ("quantize a float model (.onnx or .pt) to INT8 QDQ ONNX with calibration data (range setting, optional "
+        "AdaRound, range refinement, QAT); reports float-vs-INT8 SQNR")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -238,13 +239,12 @@ def check_step_flags(args: argparse.Namespace) -> None:
 def step_configs(args: argparse.Namespace, sim, streaming: bool, labels: str | None):
     """The steps after calibration the flags ask for, as :class:`edgesense.quant.ptq.QuantizeSteps`; ``labels``:
     what the calibration data can label ("speaker", "gesture" or None). Raises a one-line error for a step this
-    model or data cannot run."""
+    model or data cannot run (the flags alone were checked by :func:`check_step_flags`)."""
     from edgesense.errors import EdgesenseError
     from edgesense.quant.adaround import AdaRoundConfig
     from edgesense.quant.ptq import QuantizeSteps
     from edgesense.quant.qat import FineTuneConfig
 
-    check_step_flags(args)
     if args.adaround and not any(nd.kind in ("conv", "linear") for nd in sim.nodes):
         raise EdgesenseError("--adaround: the model has no conv or linear layer whose weights it could round")
     qat = None
