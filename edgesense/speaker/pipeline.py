@@ -163,6 +163,11 @@ class ExcursionPipeline:
         else:
             self.streamer = ExcursionStreamer(model, profile.speaker.bl if bl is None else bl, direct=direct)
             self.tracker = make_tracker(profile, tracker_config) if self.streamer.spec.needs_tracker else None
+        # the streamer's direct INT8 block (one whole interpreter call, nothing pending): called
+        # straight from process() when the frame is exactly one call, skipping the streamer's dispatch
+        direct = None if self.streamer is None else self.streamer._direct
+        self._hot_block = None if direct is None else direct.block
+        self._hot_len = None if direct is None else self.streamer._block
         self._last_seq: int | None = None
         self.resets = 0
 
@@ -190,7 +195,12 @@ class ExcursionPipeline:
             return ExcursionBlock(seq, frame.device_time_us, self.estimator.process(v, i), gap)
         # the tracker's float64 output goes to the streamer as is: it converts to float32 itself
         tracker = self.tracker
-        x = self.streamer.process(v, i, None if tracker is None else tracker.process(v, i))
+        track = None if tracker is None else tracker.process(v, i)
+        streamer = self.streamer
+        if streamer._clean and v.shape[0] == self._hot_len:   # what streamer.process would run
+            x = self._hot_block(v, i, track)
+        else:
+            x = streamer.process(v, i, track)
         return ExcursionBlock(seq, frame.device_time_us, x, gap)
 
     def run(self, frames: Iterable[Frame]) -> Iterator[ExcursionBlock]:
