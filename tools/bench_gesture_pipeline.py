@@ -41,6 +41,9 @@ both give the model the same input (the int8 window) and the same probabilities 
 every frame to both, alternating which goes first (so both see the same load and cache state; paced, one
 frame's pair is what a 25 ms gap separates).
 
+``--host-probe`` only characterises the host (how a fixed small numpy job's cost grows with the pause
+before it, spinning or sleeping): the reason a paced frame costs more than a back-to-back one.
+
 Before/after in separate processes: without ``--breakdown`` the tool also measures an older checkout of the package, e.g.
 ``git archive 26871f8 edgesense | tar -x -C /tmp/before`` then ``PYTHONPATH=/tmp/before python
 tools/bench_gesture_pipeline.py ...``; alternate the two runs, as the load changes.
@@ -159,6 +162,39 @@ def _same_outputs(a, b, passes) -> int:
     return bad
 
 
+def host_probe(reps: int = 200) -> dict[str, dict[str, float]]:
+    """How this host cools a small numpy job: its CPU time after the thread spun (pure Python) or slept for S ms.
+
+    The job is fixed (a 32 x 32 complex64 FFT, then log10 of the magnitudes: three numpy calls); the
+    pauses are interleaved, ``reps`` times each. Spinning keeps the core busy with the interpreter's
+    own loop, so a cost that grows with the pause there is not sleep states or clock ramps but the
+    job's code and data being evicted meanwhile (by other tenants of the host's caches).
+    """
+    x = np.exp(2j * np.pi * np.random.default_rng(0).random((32, 32))).astype(np.complex64)
+
+    def job():
+        return np.log10(np.abs(np.fft.fft(x, axis=0)))
+
+    def spin(s: float) -> None:
+        end = time.perf_counter() + s
+        while time.perf_counter() < end:
+            pass
+
+    pauses_ms = (0.0, 0.2, 1.0, 5.0, 25.0)
+    times: dict[str, list[float]] = {}
+    for _ in range(reps):
+        for ms in pauses_ms:
+            for how in ("spin", "sleep") if ms else ("none",):
+                if how == "spin":
+                    spin(ms / 1e3)
+                elif how == "sleep":
+                    time.sleep(ms / 1e3)
+                t0 = time.thread_time()
+                job()
+                times.setdefault(f"{how} {ms:g} ms", []).append((time.thread_time() - t0) * 1e6)
+    return {k: dist(v) for k, v in times.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model file (default: the shipped model edgesense demo uses)")
@@ -179,12 +215,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--against", metavar="TREE", help="also run every pass on the radar code of an older checkout, "
                     "alternating (after checking that it gives the same model inputs and probabilities)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--host-probe", action="store_true",
+                    help="only characterise the host: a fixed small numpy job's CPU time after spinning or "
+                         "sleeping 0-25 ms (see host_probe)")
     args = ap.parse_args(argv)
 
     pinned = None
     if hasattr(os, "sched_setaffinity"):
         pinned = sorted(os.sched_getaffinity(0))[0]
         os.sched_setaffinity(0, {pinned})
+    if args.host_probe:
+        load = os.getloadavg()
+        probe = host_probe()
+        if args.json:
+            json.dump({"host_probe_cpu_us": probe, "load_average_start": list(load),
+                       "load_average_end": list(os.getloadavg()), "pinned_cpu": pinned}, sys.stdout, indent=2)
+            print()
+            return 0
+        print(f"fixed numpy job (32x32 complex FFT, |.|, log10), CPU us after a pause; load average "
+              f"{load[0]:.1f} -> {os.getloadavg()[0]:.1f}")
+        for k, u in probe.items():
+            print(f"  after {k:13s}: p50 {u['p50']:4.0f}  p95 {u['p95']:4.0f}  p99 {u['p99']:4.0f}")
+        return 0
     from edgesense.cli.cmd_demo import find_model
     from edgesense.radar.pipeline import GesturePipeline
     from edgesense.sim.radar_gestures import make_session, make_users, simulate_stream
@@ -358,8 +410,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {k:9s} p50 {u['p50']:4.0f}  p95 {u['p95']:4.0f}  p99 {u['p99']:4.0f}  mean {u['mean']:4.0f} us"
                   f"  ({u['share_of_mean']:4.0%}){extra}")
         print("  stage CPU on gap frames (the same pass):")
-        for k, u in stages.items():
-            u = u["gap_frames"]
+        for k in stages:
+            u = stages[k]["gap_frames"]
             if u["n"]:
                 print(f"    {k:9s} p50 {u['p50']:4.0f}  p95 {u['p95']:4.0f}  p99 {u['p99']:4.0f}  mean {u['mean']:4.0f} us")
     return 0

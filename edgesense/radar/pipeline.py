@@ -56,8 +56,7 @@ from edgesense.profiles import RadarCIRProfile, RDIProfile, SensorProfile, profi
 from edgesense.radar.restore import DEFAULT_LOOKAHEAD, fill_gap
 from edgesense.radar.spotting import GestureEvent, GestureSpotter, SpotterConfig
 from edgesense.runtime.model import Model, dequantize, quantize
-from edgesense.stream.frame import SEQ_MODULUS as _SEQ_MODULUS
-from edgesense.stream.frame import Frame, seq_distance
+from edgesense.stream.frame import SEQ_MODULUS, Frame, seq_distance
 
 __all__ = ["GestureModelInfo", "GesturePipeline", "PipelineStats", "rdi_profiles", "gesture_map",
            "make_rdi_processor", "restore_sequence", "INFO_SUFFIX"]
@@ -421,6 +420,7 @@ class GesturePipeline:
         self._col_bits = self._col[0].view(np.uint32)
         self._mags = np.ones((2, *self.info.rdi_shape), np.float32)   # this frame's and the previous one's |Y|
         self._mag_slots = (self._mags[0], self._mags[1])
+        self._rdis = np.empty_like(self._mags)      # their RDIs, made on the frames that take the general path
         self._slot = 0
         self._magnitude = proc.process_magnitude
         self._log_rdi = proc.log_rdi
@@ -437,6 +437,7 @@ class GesturePipeline:
         self._first_seq: int | None = None
         self._last_seq: int | None = None
         self._last_rdi: np.ndarray | None = None
+        self._rdi_pushed = False     # the newest frame came through push_rdi (its |Y| is not kept)
         # the model input, kept up to date in place in the model's input type: normalised profiles
         # (+ validity), newest frame last; all zero (in model units) at the start
         self._x = np.full(info.input_shape, self._zero, dtype=self._zero.dtype)
@@ -465,14 +466,16 @@ class GesturePipeline:
         self._slot = 1 - slot
         mag = self._magnitude(frame.payload, self._mag_slots[slot])
         stats = self.stats
-        if last is not None and (seq - last) % _SEQ_MODULUS == 1:
+        if last is not None and (seq - last) % SEQ_MODULUS == 1:
             stats.frames += 1
             self._last_seq = seq
             self._window(mag)
         else:
-            rdis = self._log_rdi(self._mags.copy())   # this frame's RDI, and the previous frame's (restoration)
-            self._last_rdi = None if last is None else rdis[1 - slot]
+            rdis = self._log_rdi(self._mags, self._rdis)   # this frame's RDI and the previous one's (restoration)
+            if last is not None and not self._rdi_pushed:  # (push_rdi keeps the RDI it was given)
+                self._last_rdi = rdis[1 - slot]
             self._advance(seq, rdis[slot])
+        self._rdi_pushed = False
         if self.split is not None:
             out = self._call(self._x, self._fresh)
             self._fresh = 0
@@ -503,6 +506,7 @@ class GesturePipeline:
     def push_rdi(self, seq: int, rdi: np.ndarray, infer: bool = True) -> list[GestureEvent]:
         """Feed the RDI of frame ``seq`` (already computed); the batch path calls this directly."""
         t0 = (time.perf_counter(), time.thread_time())
+        self._rdi_pushed = True
         return self._push(seq, np.asarray(rdi, dtype=np.float32), infer, t0)
 
     def _push(self, seq: int, rdi: np.ndarray, infer: bool, t0: tuple[float, float]) -> list[GestureEvent]:

@@ -173,10 +173,13 @@ class RDIProcessor:
                 # FMCW (range FFT first) and errors: the batch code
                 return np.abs(self._spectra(payload[None])[0], out=out)
             buf = self._make_buffers()
-        x = payload.astype(np.complex64, copy=False).reshape(buf.x_shape)      # (rx, P, taps)
-        if buf.crop:
-            x = x[..., self._crop]
-        np.matmul(self._doppler, x, buf.both)                            # (rx, D+1, N): spectrum, mean
+        if buf.both2 is not None and payload.dtype == np.complex64:       # one antenna, all taps: no view
+            np.matmul(self._doppler, payload, buf.both2)                  # (D+1, N): spectrum, mean
+        else:
+            x = payload.astype(np.complex64, copy=False).reshape(buf.x_shape)      # (rx, P, taps)
+            if buf.crop:
+                x = x[..., self._crop]
+            np.matmul(self._doppler, x, buf.both)                        # (rx, D+1, N): spectrum, mean
         if buf.ema is not None:
             self._ema_step(buf)
         if buf.mean_row is not None:
@@ -186,15 +189,16 @@ class RDIProcessor:
         np.subtract(buf.spec_x, spec, spec)                              # spectrum − dc·background
         return np.abs(buf.spec_out, out)
 
-    def log_rdi(self, mag: np.ndarray) -> np.ndarray:
-        """Float32 magnitudes ``|Y|`` -> the normalised log magnitude (the RDI), in place; returns ``mag``.
+    def log_rdi(self, mag: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Float32 magnitudes ``|Y|`` -> the normalised log magnitude (the RDI), in place or into ``out``.
 
         Each step is a correctly rounded float32 operation or the float32 log, all non-decreasing."""
-        np.add(mag, self._eps, mag)
-        np.log(mag, mag)
-        np.multiply(mag, self._db_scale, mag)
-        np.subtract(mag, self._floor_scaled, mag)
-        return mag
+        out = mag if out is None else out
+        np.add(mag, self._eps, out)
+        np.log(out, out)
+        np.multiply(out, self._db_scale, out)
+        np.subtract(out, self._floor_scaled, out)
+        return out
 
     def _log_magnitude(self, spec: np.ndarray) -> np.ndarray:
         """Normalised log magnitude of complex spectra (one expression for the batch and one-frame paths)."""
@@ -211,6 +215,7 @@ class RDIProcessor:
         b.payload_shape = p.payload_shape
         b.crop = n != p.num_taps
         b.both = np.empty((n_rx, d + 1, n), c64)
+        b.both2 = b.both[0] if n_rx == 1 and not b.crop else None
         b.spec_x, b.means = b.both[None, :, :-1, :], b.both[:, -1, :]
         # one background row per output channel group, in output order (background-major); "none"
         # stays zero (x - dc·0 == x up to the sign of a zero, which the magnitude ignores)
@@ -294,6 +299,6 @@ class RDIProcessor:
 class _FrameBuffers:
     """Arrays and views kept between :meth:`RDIProcessor.process` calls (attributes, no per-call lookups)."""
 
-    __slots__ = ("x_shape", "payload_shape", "pair", "crop", "both", "spec_x", "means", "bgs", "mean_row", "ema", "spec",
+    __slots__ = ("x_shape", "payload_shape", "pair", "crop", "both", "both2", "spec_x", "means", "bgs", "mean_row", "ema", "spec",
                  "spec_out", "dc", "state", "short", "long", "alphas", "diff", "step", "mag", "empty",
                  "diff0", "step0", "step1", "mag0", "mag1")

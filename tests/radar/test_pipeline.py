@@ -315,3 +315,30 @@ def test_repeated_and_late_frames_take_the_general_path_with_the_same_inputs(rad
         np.testing.assert_array_equal(cir.model_input, rdi.model_input)
         np.testing.assert_array_equal(cir.last_probs, rdi.last_probs)
     assert cir.stats.frames == rdi.stats.frames == len(order) - 90 and cir.stats.gaps == rdi.stats.gaps > 0
+
+
+def test_a_gap_after_a_pushed_rdi_restores_from_that_rdi(radar_stream):
+    """process() and push_rdi() mixed: the frame before a gap came as an RDI, so restoration starts from it."""
+    from edgesense.radar.rdi import RDIProcessor
+
+    path = MODELS / "gesture_cnn_int8.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} not shipped")
+    ad60, _, payloads = radar_stream
+    cir = GesturePipeline(path)
+    ref = GesturePipeline(path, profile=RDIProcessor(ad60).output_profile)
+    own, other = RDIProcessor(ad60), RDIProcessor(ad60)   # the CIR pipeline's processor sees no pushed frame
+    for s in range(40):
+        if s in (20, 30):
+            r = other.process(payloads[s])
+            cir.push_rdi(s, r)
+            ref.push_rdi(s, r)
+            continue
+        other.process(payloads[s])
+        if s in (21, 31):               # lost: the next frame closes a gap after a pushed RDI
+            continue
+        cir.process(Frame("radar_cir", s, 0, 0.0, payloads[s]))
+        ref.process(Frame("rdi", s, 0, 0.0, own.process(payloads[s])))
+        np.testing.assert_array_equal(cir.model_input, ref.model_input)
+        np.testing.assert_array_equal(cir.last_probs, ref.last_probs)
+    assert cir.stats.frames_restored == ref.stats.frames_restored == 2

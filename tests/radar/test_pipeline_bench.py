@@ -58,3 +58,14 @@ def test_versus_whole_checks_the_split_against_the_whole_graph():
     v = d["versus"]
     assert v["model"] == "whole graph" and v["mismatched_frames"] == 0
     assert v["cpu_us_per_frame"]["n"] == d["cpu_us_per_frame"]["n"] == d["frames"] > 0
+
+
+def test_host_probe_times_the_fixed_job_after_every_pause():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_bench", ROOT / "tools" / "bench_gesture_pipeline.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    probe = bench.host_probe(reps=2)
+    assert set(probe) == {"none 0 ms"} | {f"{h} {ms} ms" for h in ("spin", "sleep") for ms in ("0.2", "1", "5", "25")}
+    assert all(u["n"] == 2 and 0 < u["p50"] <= u["max"] for u in probe.values())
