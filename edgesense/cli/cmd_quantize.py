@@ -46,34 +46,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
     steps = parser.add_argument_group(
         "steps after calibration",
         "Run in this order, each on the calibration inputs (or a dataset's train split), all seeded (--seed): "
-        "bias correction, AdaRound, range refinement, QAT. Costs are for the shipped gesture_crnn (512 "
-        "calibration windows) on one core.")
+        "bias correction, AdaRound, range refinement, QAT. Costs: CPU time on the shipped gesture_crnn with 512 "
+        "calibration windows, one thread (calibration alone: ~6 s).")
     steps.add_argument("--adaround", action="store_true",
                        help="AdaRound: learn, layer by layer, whether each conv/linear weight rounds down or up so "
                             "the layer's output matches the float layer's (Nagel et al. 2020); scales unchanged, "
                             "so both exporters carry it. Needs --weight-method minmax. Costs --adaround-iters "
-                            "optimiser steps per layer (gesture_crnn: ~3.5 min at 500)")
-    steps.add_argument("--adaround-iters", type=positive_int, default=None,
+                            "optimiser steps per layer (gesture_crnn: ~35 s at 500)")
+    steps.add_argument("--adaround-iters", type=positive_int, default=None, metavar="N",
                        help="AdaRound iterations per layer (default 500; AIMET's 10,000)")
     steps.add_argument("--refine", action="store_true",
                        help="output-aware range refinement: re-scale the 8 activation ranges that cost the output "
                             "most, keeping each change that raises the output SQNR against float on the "
                             "calibration inputs (classifiers: their logits); never lowers it. Costs about 1 + "
-                            "(activation tensors) + 8 x 18 runs over the calibration inputs (gesture_crnn: ~1 min)")
-    steps.add_argument("--qat-steps", type=int, default=0,
+                            "(activation tensors) + at most 8 x 18 runs over the calibration inputs "
+                            "(gesture_crnn: ~45 s)")
+    steps.add_argument("--qat-steps", type=int, default=0, metavar="N",
                        help="then fine-tune this many steps with quantization-aware training (learnable ranges, "
-                            "Adam; default 0: post-training quantization only). Costs like as many training "
-                            "steps (gesture_crnn: ~3.5 min at 200)")
-    steps.add_argument("--qat-lr", type=float, default=1e-4, help="QAT learning rate of weights (ranges: x 2^bits)")
+                            "Adam; default 0: post-training quantization only). Costs as many training "
+                            "steps (gesture_crnn: ~20 s at 200; on labels ~10 s more to build 1,050 clip windows)")
+    steps.add_argument("--qat-lr", type=float, default=1e-4, metavar="LR",
+                       help="QAT learning rate of weights (ranges: x 2^bits)")
     steps.add_argument("--qat-objective", choices=QAT_OBJECTIVES, default=None,
                        help="what QAT trains on: 'float' the float model's outputs on the calibration inputs "
                             "(label-free; default for non-streaming models), 'task' the labels of a dataset given "
                             "as --calib (excursion: MSE to the measured excursion on crops of --qat-signals "
                             "recordings; gesture classifiers: cross-entropy on the classified windows of "
                             "--qat-clips clips), 'task+float' both (default for streaming excursion models)")
-    steps.add_argument("--qat-signals", type=positive_int, default=24,
+    steps.add_argument("--qat-signals", type=positive_int, default=24, metavar="N",
                        help="excursion QAT: train-split recordings the crops come from (default 24)")
-    steps.add_argument("--qat-clips", type=positive_int, default=1050,
+    steps.add_argument("--qat-clips", type=positive_int, default=1050, metavar="N",
                        help="gesture QAT on labels: train-split clips whose classified windows are the labelled "
                             "set (class-stratified, seeded; default 1050)")
     parser.add_argument("--name", default=None, help="output file stem (default: the model's stem)")

@@ -189,3 +189,19 @@ def test_help_names_every_step_and_objectives_match_the_library(capsys):
     for flag in ("--adaround", "--adaround-iters", "--refine", "--qat-steps", "--qat-objective", "--qat-clips"):
         assert flag in text
     assert "steps after calibration" in text and "AdaRound" in text
+
+
+def test_adaround_on_a_model_without_weights_is_a_one_line_error(tmp_path, capsys):
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Softmax", ["r"], ["y"], axis=1)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "relu.onnx")
+    np.save(tmp_path / "c.npy", np.random.default_rng(0).standard_normal((10, 5)).astype(np.float32))
+    common = ["quantize", "--model", str(tmp_path / "relu.onnx"), "--calib", str(tmp_path / "c.npy")]
+    rc, out = _main([*common, "--out", str(tmp_path / "o"), "--adaround"], capsys)
+    assert rc == 2 and "no conv or linear layer" in out.err and len(out.err.strip().splitlines()) == 1
+    rc, _ = _main([*common, "--out", str(tmp_path / "o2"), "--refine"], capsys)
+    assert rc == 0 and (tmp_path / "o2" / "relu_int8.onnx").is_file()
