@@ -342,3 +342,25 @@ def test_a_gap_after_a_pushed_rdi_restores_from_that_rdi(radar_stream):
         np.testing.assert_array_equal(cir.model_input, ref.model_input)
         np.testing.assert_array_equal(cir.last_probs, ref.last_probs)
     assert cir.stats.frames_restored == ref.stats.frames_restored == 2
+
+
+def test_rdi_level_tables_give_the_integers_of_normalise():
+    """Restored frames' (and RDI sensors') columns are looked up per channel: at every threshold, just
+    below it and at random RDI values of both signs, the same integers as _normalise + the int8 cast."""
+    path = MODELS / "gesture_cnn_int8.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} not shipped")
+    pipe = GesturePipeline(path)
+    rng = np.random.default_rng(1)
+    for ch, table in enumerate(pipe._rdi_levels):
+        finite = table[np.isfinite(table)]
+        assert finite.size > 100 and (np.diff(finite) >= 0).all()
+        values = np.concatenate([finite, np.nextafter(finite, np.float32(-np.inf)),
+                                 rng.normal(0, 1, 5000).astype(np.float32),
+                                 rng.normal(0, 1e4, 500).astype(np.float32),
+                                 np.array([0.0, -0.0, np.inf, -np.inf, 3e38, -3e38], np.float32)])
+        rows = np.repeat(values[None], pipe.info.rdi_shape[0], axis=0)[None].copy()
+        with np.errstate(over="ignore"):             # (+-3e38 / std overflows to +-inf: clamped)
+            want = pipe._normalise(rows)[0, ch].astype(np.int8)
+        got = pipe._level_values.take(table.searchsorted(values, "right"), mode="wrap")
+        np.testing.assert_array_equal(got, want)
