@@ -2,6 +2,7 @@
 
 Usage: python tools/eval_speaker_baselines.py DATASET_DIR [--split test] [--json] [--oracle] [--calibration DIR]
        python tools/eval_speaker_baselines.py DATASET_DIR --split val --bench-block 48 [--bench-clips 6]
+       python tools/eval_speaker_baselines.py DATASET_DIR --split train --family-prior
 
 Each (speaker, scenario) stream is reassembled from its clips in order and both baselines run
 causally over the whole stream (they need no labels; deployment runs them continuously); metrics
@@ -12,6 +13,9 @@ linear X/I model with the simulator's true small-signal parameters of the scenar
 streams whose speaker profile has a calibration there. ``--bench-block N`` instead
 times the tracker (CPU time per call of N samples) over the first ``--bench-clips`` clips of the split
 (with ``--calibration``: the calibrated large-signal estimator, its tracker included).
+``--family-prior`` prints the mean even-order nonlinearity shapes (b2, b4, k2) of the speakers in the
+split (metadata ``speaker_true``): ``edgesense.speaker.adapt.FAMILY_SHAPES`` comes from the train split
+of the randomised training family.
 """
 
 from __future__ import annotations
@@ -60,6 +64,22 @@ def bench(root: str, split: str, block: int, clips: int = 6, repeats: int = 2,
                     "p99_us": float(np.percentile(us, 99)), "p99_9_us": float(np.percentile(us, 99.9)),
                     "max_us": float(us.max())})
     return out
+
+
+def family_prior(root: str, split: str) -> dict:
+    """Mean (b2, b4, k2) over the distinct speakers of ``split`` (their simulator truth)."""
+    from edgesense.speaker.adapt import family_shapes
+
+    ds = Dataset.open(root)
+    shapes = {}
+    for e in ds.entries:
+        if split != "all" and e.split != split:
+            continue
+        true = ds.load(e).metadata.get("speaker_true") or {}
+        if "nonlinearity" in true:
+            shapes.setdefault(true.get("name", e.path), true["nonlinearity"])
+    b2, b4, k2 = family_shapes(shapes.values())
+    return {"speakers": len(shapes), "b2": b2, "b4": b4, "k2": k2}
 
 
 def evaluate(root: str, split: str = "test", oracle: bool = False, calibrations: dict | None = None) -> list[dict]:
@@ -112,7 +132,14 @@ def main(argv=None) -> int:
                     help="large-signal calibration .json or directory of them: adds the calibrated estimator")
     ap.add_argument("--bench-block", type=int, default=None, help="time the tracker per call of this many samples")
     ap.add_argument("--bench-clips", type=int, default=6, help="clips of the split to time (default 6)")
+    ap.add_argument("--family-prior", action="store_true",
+                    help="print the mean even-order nonlinearity shapes (b2, b4, k2) of the split's speakers")
     args = ap.parse_args(argv)
+    if args.family_prior:
+        r = family_prior(args.dataset, args.split)
+        print(json.dumps(r) if args.json else
+              f"{r['speakers']} speakers: b2 {r['b2']:.4f}, b4 {r['b4']:.4f}, k2 {r['k2']:.4f}")
+        return 0
     cals = None
     if args.calibration:
         from edgesense.speaker.largesignal import load_calibrations

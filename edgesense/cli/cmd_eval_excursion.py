@@ -37,6 +37,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="large-signal calibration .json (or a directory of them) of known speakers: adds the "
                              "calibrated large-signal estimator row (edgesense.speaker.largesignal); every evaluated "
                              "speaker needs one (repeatable)")
+    parser.add_argument("--datasheet-prior", action="store_true",
+                        help="add the large-signal estimator built from each speaker's datasheet and the family prior "
+                             "of the nonlinearity shapes (edgesense.speaker.adapt.datasheet_large_signal): the model for "
+                             "an unseen speaker (no calibration)")
     parser.add_argument("--plot", default=None, help="write trace plots and error histograms to this image file")
     add_json_flag(parser)
 
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate_excursion(signals, models, segments=segments, bl_error=args.bl_error, baselines=not args.no_baselines,
                                 adapt=args.adapt, adapt_mode=args.adapt_mode,
                                 adapt_batches=args.adapt_batches, skip_ms=args.skip_ms, plot=args.plot,
-                                calibrations=calibrations)
+                                calibrations=calibrations, datasheet_prior=args.datasheet_prior)
     if args.json:
         print_json(report)
     else:
@@ -76,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 LARGE_SIGNAL = "large-signal (calibrated)"
+DATASHEET_PRIOR = "large-signal (datasheet prior)"
 
 
 def _large_signal(sig, bl: float, cal):
@@ -85,6 +90,17 @@ def _large_signal(sig, bl: float, cal):
     from edgesense.speaker.largesignal import predict_large_signal
 
     return predict_large_signal(sig.v, sig.i, cal, dataclasses.replace(sig.speaker, bl=bl), sig.fs)
+
+
+def _datasheet_prior(sig, bl: float):
+    """The large-signal estimator from the datasheet (datasheet Bl ``bl``) and the family prior shapes (mm)."""
+    import dataclasses
+
+    from edgesense.speaker.adapt import datasheet_large_signal
+    from edgesense.speaker.largesignal import predict_large_signal
+
+    speaker = dataclasses.replace(sig.speaker, bl=bl)
+    return predict_large_signal(sig.v, sig.i, datasheet_large_signal(speaker, name=sig.profile.name), speaker, sig.fs)
 
 
 def _baselines(sig, bl: float) -> dict:
@@ -174,10 +190,12 @@ def _entry_split(path, sig) -> str | None:
 
 def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool = True, adapt: bool = False,
                        adapt_mode: str = "means", adapt_batches: int = 16, skip_ms: float = 0.0,
-                       plot: str | None = None, segments=None, calibrations: dict | None = None) -> dict:
+                       plot: str | None = None, segments=None, calibrations: dict | None = None,
+                       datasheet_prior: bool = False) -> dict:
     """Predict every signal with every method; figures per scenario and overall, plus the guard log.
 
-    ``calibrations`` (speaker profile name -> LargeSignalParams) adds the calibrated large-signal row.
+    ``calibrations`` (speaker profile name -> LargeSignalParams) adds the calibrated large-signal row;
+    ``datasheet_prior`` the large-signal row from the datasheet and the family prior shapes.
 
     ``segments[k]``: the (start, end) sample ranges of signal k to score (default: all of it). The
     first ``skip_ms`` of every signal are never scored (every method starts from rest there).
@@ -212,6 +230,8 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
         if calibrations is not None:
             preds.setdefault(LARGE_SIGNAL, []).append(
                 np.asarray(_large_signal(sig, bl, calibrations[sig.profile.name]), np.float32))
+        if datasheet_prior:
+            preds.setdefault(DATASHEET_PRIOR, []).append(np.asarray(_datasheet_prior(sig, bl), np.float32))
         for name, model in loaded.items():
             streamer = ExcursionStreamer(model, bl)
             if streamer.spec.needs_tracker and track is None:
