@@ -39,8 +39,15 @@ that both pipelines return the same excursion for every block, and times the two
 side by side (``edgesense.quant.tflite.latency.interleaved``: 40 rounds of 500 calls each, order
 rotated per round; CPU median and p99).
 
+``--baseline-tree DIR`` does the same for code: ``DIR`` holds another version of the package (for
+example ``git archive REV edgesense | tar -x -C DIR``); its ``edgesense/speaker/tracking.py``,
+``streaming.py`` and ``pipeline.py`` are loaded next to the current ones, and their ``everything`` and
+``tracker`` stages are timed interleaved with the current code's (``everything@base``,
+``tracker@base``), on the same frames and model, after checking that both return the same excursion
+and tracked prediction for every block.
+
     python tools/bench_excursion.py --model models/hybrid/hybrid_int8.tflite [--blocks 3000] [--repeat 3]
-        [--data REC.esr] [--generic] [--no-tracker] [--compare OTHER.tflite] [--json]
+        [--data REC.esr] [--generic] [--no-tracker] [--compare OTHER.tflite] [--baseline-tree DIR] [--json]
 """
 
 from __future__ import annotations
@@ -174,6 +181,27 @@ def _by_kind(cpu_runs: list[np.ndarray], kinds: np.ndarray) -> dict:
     return out
 
 
+def _baseline_modules(tree: str):
+    """The tracker, streamer and pipeline modules of another version of the package under ``tree``
+    (loaded under private names; the rest of ``edgesense`` is the current one)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    mods = {}
+    for name in ("tracking", "streaming", "pipeline"):
+        path = Path(tree) / "edgesense" / "speaker" / f"{name}.py"
+        if not path.is_file():
+            raise SystemExit(f"--baseline-tree: {path} not found")
+        spec = importlib.util.spec_from_file_location(f"_baseline_{name}", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+        mods[name] = mod
+    mods["pipeline"].ExcursionStreamer = mods["streaming"].ExcursionStreamer   # its pipeline, its streamer
+    return mods
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="excursion model (.onnx or .tflite)")
@@ -190,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="TrackerConfig.refit_delay in samples (0 = the shipped behaviour; > 0 spreads each "
                              "refit over the blocks before it takes effect, a different tracker output)")
     parser.add_argument("--compare", help="a second model (same task) timed interleaved with --model (A/B)")
+    parser.add_argument("--baseline-tree", help="another version of the package (a directory holding edgesense/): "
+                        "its tracker, streamer and pipeline timed interleaved with the current ones (A/B of code)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -219,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     tracks = [tr.process(v, i) for v, i in zip(vs, is_)]
 
     names = ["everything", "tracker", "network", "invoke", "harness"]
+    base = _baseline_modules(args.baseline_tree) if args.baseline_tree else None
+    if base is not None:
+        names += ["everything@base", "tracker@base"]
     if other is not None:
         names += ["everything@B", "network@B", "invoke@B"]
     runs: dict[str, tuple[list, list]] = {k: ([], []) for k in names}
@@ -247,6 +280,24 @@ def main(argv: list[str] | None = None) -> int:
         network = lambda k, s=streamer: s.process(vs[k], is_[k], tk[k])  # noqa: E731
         return everything, network, bare, streamer
 
+    def base_steps():
+        """The baseline code's pipeline (with its tracker) and a tracker of its own (fresh, same model)."""
+        bt = base["tracking"]
+        bcfg = bt.TrackerConfig(refit_delay=args.refit_delay) if args.refit_delay else bt.TrackerConfig()
+        fresh = lambda: bt.ImpedanceTracker(profile.speaker, profile.sample_rate_hz, bcfg)  # noqa: E731
+        pipe = base["pipeline"].ExcursionPipeline(profile, model, direct=direct)
+        if pipe.tracker is not None:
+            pipe.tracker = fresh()
+        return pipe, (fresh() if extra_tracker else None), fresh()
+
+    base_mismatched = 0
+    if base is not None:           # the same excursion and tracked prediction from both versions, block by block
+        b_pipe, b_extra, b_tracker = base_steps()
+        pipe, tracker = ExcursionPipeline(profile, model, direct=direct, tracker_config=tcfg), make_tracker(profile, tcfg)
+        for k in range(n):
+            base_mismatched += not np.array_equal(pipe.process(frames[k]).x, b_pipe.process(frames[k]).x)
+            base_mismatched += not np.array_equal(tracker.process(vs[k], is_[k]), b_tracker.process(vs[k], is_[k]))
+
     if other is not None:          # the same excursion from both models, block by block
         sa = ExcursionStreamer(model, profile.speaker.bl, direct=direct)
         sb = ExcursionStreamer(other, profile.speaker.bl, direct=direct)
@@ -268,6 +319,16 @@ def main(argv: list[str] | None = None) -> int:
         refit_finish = _Timed(tracker, "_finish_refit")
         steps = {"everything": everything, "tracker": lambda k, t=tracker: t.process(vs[k], is_[k]),
                  "network": network, "invoke": bare, "harness": lambda k: None}
+        if base is not None:
+            b_pipe, b_extra, b_tracker = base_steps()
+
+            def base_everything(k: int, pipe=b_pipe, extra=b_extra) -> None:
+                pipe.process(frames[k])
+                if extra is not None:
+                    extra.process(vs[k], is_[k])
+
+            steps.update({"everything@base": base_everything,
+                          "tracker@base": lambda k, t=b_tracker: t.process(vs[k], is_[k])})
         if other is not None:
             b_everything, b_network, b_bare, _ = model_steps(other)
             steps.update({"everything@B": b_everything, "network@B": b_network, "invoke@B": b_bare})
@@ -308,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
            - (t_mean if needs_tracker or extra_tracker else 0.0),
            "stages": stages, "everything_by_block_kind": by_kind, "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg()),
            "cpu_count": os.cpu_count()}
+    if base is not None:
+        out["baseline"] = {"tree": args.baseline_tree, "mismatched_blocks": int(base_mismatched),
+                           "real_time_factor_cpu": stages["everything@base"]["cpu_rtf"],
+                           "real_time_factor_cpu_net_of_harness": (stages["everything@base"]["cpu_mean_us"] - harness)
+                           * 1e-6 / block_s}
     if other is not None:
         b = {k[:-2]: stages[k] for k in stages if k.endswith("@B")}
         out["compare"] = {"model": args.compare, "mismatched_blocks": int(mismatched_blocks),
@@ -321,9 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{args.model} ({model.backend}{', direct' if out['direct'] else ''}), {profile.block_size}-sample blocks, "
           f"{n} blocks x {args.repeat}, load average {load_start[0]:.2f} -> {out['loadavg_end'][0]:.2f}")
-    print(f"{'stage':12s} {'CPU mean':>9s} {'p50':>8s} {'p99':>9s} {'p99.9':>9s} {'max':>9s} {'RTF':>7s}   (us per block)")
+    print(f"{'stage':15s} {'CPU mean':>9s} {'p50':>8s} {'p99':>9s} {'p99.9':>9s} {'max':>9s} {'RTF':>7s}   (us per block)")
     for k, st in stages.items():
-        print(f"{k:12s} {st['cpu_mean_us']:9.1f} {st['cpu_p50_us']:8.1f} {st['cpu_p99_us']:9.1f} "
+        print(f"{k:15s} {st['cpu_mean_us']:9.1f} {st['cpu_p50_us']:8.1f} {st['cpu_p99_us']:9.1f} "
               f"{st['cpu_p999_us']:9.0f} {st['cpu_max_us']:9.0f} {st['cpu_rtf']:7.4f}")
     t = stages["tracker"]
     print(f"tracker split: bookkeeping {t['bookkeeping_us_per_block']:.1f} + Welch segments "
@@ -338,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"real-time factor (CPU) {out['real_time_factor_cpu']:.4f} (net of the harness "
           f"{out['real_time_factor_cpu_net_of_harness']:.4f}), without the tracker "
           f"{out['rtf_without_tracker_cpu']:.4f}  (target <= 0.05 with the tracker)")
+    if base is not None:
+        c = out["baseline"]
+        print(f"baseline code ({args.baseline_tree}): real-time factor (CPU) {c['real_time_factor_cpu']:.4f} (net of the "
+              f"harness {c['real_time_factor_cpu_net_of_harness']:.4f}); blocks whose excursion or tracked prediction "
+              f"differs from the current code's: {c['mismatched_blocks']} of {2 * n}")
     if other is not None:
         c = out["compare"]
         print(f"B = {args.compare}: real-time factor (CPU) {c['real_time_factor_cpu']:.4f} (net of the harness "
