@@ -284,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         """The baseline code's pipeline (with its tracker) and a tracker of its own (fresh, same model)."""
         bt = base["tracking"]
         bcfg = bt.TrackerConfig(refit_delay=args.refit_delay) if args.refit_delay else bt.TrackerConfig()
-        fresh = lambda: bt.ImpedanceTracker(profile.speaker, profile.sample_rate_hz, bcfg)  # noqa: E731
+
+        def fresh():
+            return bt.ImpedanceTracker(profile.speaker, profile.sample_rate_hz, bcfg)
+
         pipe = base["pipeline"].ExcursionPipeline(profile, model, direct=direct)
         if pipe.tracker is not None:
             pipe.tracker = fresh()

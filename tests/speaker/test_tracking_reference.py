@@ -350,11 +350,14 @@ def test_other_configurations_equal_the_reference(signals):
 def test_state_stays_bounded_and_spectra_run_in_one_batch_per_update(signals, monkeypatch):
     """No block between update boundaries computes spectra: the interval's Welch work (one FFT call for
     all its segments) runs in the block where the boundary falls, and no buffer is reallocated."""
-    import edgesense.speaker.tracking as tracking
+    from edgesense.speaker import tracking
 
     v, i, params = signals[0]
     new = ImpedanceTracker(params)
-    arrays = lambda t: (t._buf, t._auto, t._svv, t._svi, t._sii, t._seg, t._spec, t._sq, t._cj)  # noqa: E731
+
+    def arrays(t):
+        return (t._buf, t._auto, t._svv, t._svi, t._sii, t._seg, t._spec, t._sq, t._cj)
+
     ids = [id(a) for a in arrays(new)]
     ffts = []
     real_rfft = tracking._rfft
