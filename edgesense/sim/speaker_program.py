@@ -130,19 +130,27 @@ def _partials(n: int, omegas: list[float], phases: list[float], gains: list[floa
     w = np.asarray(omegas, dtype=np.float64)
     a = np.multiply.outer(np.arange(m, dtype=np.float64) * b, w)
     a += np.asarray(phases, dtype=np.float64)
-    g = np.asarray(gains, dtype=np.float64)
+    g = np.asarray(gains, dtype=dtype)
+    wr = np.multiply.outer(w, np.arange(b, dtype=np.float64))
+    if dtype != np.float64:              # angles reduced to [-pi, pi] in float64, sines in float32
+        a, wr = _reduced(a, dtype), _reduced(wr, dtype)
     left = np.concatenate([np.sin(a), np.cos(a)], axis=1)      # (blocks, 2K): anchors times gains
     left[:, :k] *= g
     left[:, k:] *= g
-    wr = np.multiply.outer(w, np.arange(b, dtype=np.float64))
     right = np.concatenate([np.cos(wr), np.sin(wr)], axis=0)   # (2K, B): offsets within a block
-    if dtype != np.float64:
-        left, right = left.astype(dtype), right.astype(dtype)
     out = np.empty((m, b), dtype=dtype)
     rows = max(1, _GEMM_SINGLE_THREAD // (2 * k * b))
     for c in range(0, m, rows):                  # small products: BLAS stays on one thread
         np.matmul(left[c:c + rows], right, out=out[c:c + rows])
     return out.reshape(-1)[:n]
+
+
+def _reduced(angle: np.ndarray, dtype: type) -> np.ndarray:
+    """``angle`` (rad, float64) minus the nearest multiple of 2 pi, as ``dtype``."""
+    turns = np.rint(angle * (1 / (2 * np.pi)))
+    turns *= -2 * np.pi
+    turns += angle
+    return turns.astype(dtype)
 
 
 @functools.lru_cache(maxsize=4)
