@@ -19,10 +19,14 @@ training-set mean and standard deviation, and an optional validity channel marks
 frame in buffers kept between calls (:meth:`RDIProcessor.process`), its profile column normalised
 (and, for an integer-input model, quantized) alone, the window shifted by one column *in the model's
 input type* (an INT8 model's window is kept as int8, so nothing is re-quantized), and the model run
-through :meth:`edgesense.runtime.Model.invoker` (no per-call checks or conversions). Every step is
-elementwise-identical to quantizing the whole float window and calling ``model.run`` -- same
-probabilities, same events (``tests/radar/test_pipeline.py`` checks it against a straightforward
-reference on a simulated stream with drops). Costs per stage: docs/radar-pipeline.md.
+through :meth:`edgesense.runtime.Model.invoker` (no per-call checks or conversions). For a CIR radar
+and an 8-bit model a steady frame goes further: only the magnitudes ``|Y|`` of its RDI are computed and
+the model's integers of their profiles are looked up in a table of level thresholds (the log,
+normalisation and quantization chain is monotone, so the maximum commutes with it), and the outputs
+are dequantized into Python floats for the spotter -- a live frame pays for every distinct numpy call
+(docs/radar-pipeline.md §2). Every step is identical to quantizing the whole float window and calling
+``model.run`` -- same probabilities, same events (``tests/radar/test_pipeline.py`` checks it against a
+straightforward reference on a simulated stream with drops). Costs per stage: docs/radar-pipeline.md.
 
 **Streaming split.** An INT8 ``.tflite`` model whose first convolution reads the window's columns
 (gesture_cnn, plain or row-pair export; gesture_crnn) is run as

@@ -13,7 +13,9 @@ Per frame, for every receive channel (vectorised over frames, channels, pulses a
 
 Implementation: window, DFT and shift are one (P+1) x P complex matrix whose extra row gives the slow-time
 mean, so a frame costs one small matmul; the background is subtracted in the Doppler domain (the
-transform of a per-tap constant is the window's DC column times it).
+transform of a per-tap constant is the window's DC column times it). :meth:`RDIProcessor.process_magnitude`
+stops at ``|Y|`` and :meth:`RDIProcessor.log_rdi` is the rest (every step non-decreasing), so a caller that
+needs only maxima of the RDI can take them on ``|Y|``.
 
 α = 1 − exp(−T_frame/τ). Two channel groups are computed (``RDIConfig.backgrounds``):
 
@@ -155,7 +157,7 @@ class RDIProcessor:
         The streaming fast path: the same elementwise operations as :meth:`process_batch` on one frame,
         in the same float32/complex64 types, so the result is bit-identical (tested), but written into
         buffers kept between calls, with the background modes stacked so that one multiply and one
-        subtraction serve all output channels (~21 numpy calls per frame).
+        subtraction serve all output channels: :meth:`process_magnitude` then :meth:`log_rdi`.
         """
         return self.log_rdi(self.process_magnitude(payload))
 
