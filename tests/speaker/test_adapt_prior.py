@@ -91,3 +91,22 @@ def test_eval_row(tmp_path):
     want = excursion_metrics(sig.x, np.asarray(ref, np.float32), sig.fs)
     assert rows[DATASHEET_PRIOR]["rmse_mm"] == pytest.approx(want.rmse_mm, rel=1e-6)
     assert rows[DATASHEET_PRIOR]["rmse_mm"] < rows["zero"]["rmse_mm"]
+
+
+def test_adapt_cli_writes_the_datasheet_prior_as_a_calibration_the_pipeline_runs(tmp_path):
+    from edgesense.cli.main import main
+    from edgesense.speaker.largesignal import load_calibration
+    from edgesense.speaker.pipeline import ExcursionPipeline, load_signals
+
+    data = "datasets/samples/speaker/ref_hot/ref_hot_000.esr"
+    out = tmp_path / "ref_prior.json"
+    assert main(["adapt", "--datasheet-prior", "--data", data, "--out", str(out)]) == 0
+    sig = load_signals(data)[0]
+    cal = load_calibration(out)
+    assert cal == datasheet_large_signal(sig.speaker, name=sig.profile.name)
+    pipe = ExcursionPipeline(sig.profile, out)
+    assert pipe.streamer is None and pipe.estimator.follow      # drift followed by the tracker
+    for bad in (["--model", "models/hybrid/hybrid.onnx"], []):
+        target = str(tmp_path / ("x.json" if bad else "x.onnx"))
+        assert main(["adapt", "--datasheet-prior", "--data", data, "--out", target, *bad]) != 0
+        assert not (tmp_path / "x.json").exists() and not (tmp_path / "x.onnx").exists()
