@@ -202,13 +202,11 @@ def test_lean_path_equals_the_straightforward_one_on_a_stream_with_drops(radar_s
     assert pipe.frame_index == received[-1]
 
 
-def test_rdi_only_sensor_with_the_int8_model_gives_the_same_events(radar_stream):
+def test_rdi_only_sensor_with_the_int8_model_gives_the_same_events(shipped_int8_tflite, radar_stream):
     """The same stream delivered as RDIs by an RDI-only sensor profile: same inputs, probabilities, events."""
     from edgesense.radar.rdi import RDIProcessor
 
-    path = MODELS / "gesture_cnn_int8.tflite"
-    if not path.is_file():
-        pytest.skip(f"{path} not shipped")
+    path = shipped_int8_tflite("gesture_cnn")
     ad60, received, payloads = radar_stream
     proc = RDIProcessor(ad60)
     rdis = proc.process_batch(payloads)
@@ -228,12 +226,10 @@ def test_rdis_of_the_wrong_size_are_a_profile_error():
         pipe.push_rdi(0, np.zeros((1, 4, 4), np.float32))
 
 
-def test_a_model_resized_by_an_earlier_batch_still_runs_the_window():
+def test_a_model_resized_by_an_earlier_batch_still_runs_the_window(shipped_int8_tflite):
     from edgesense.runtime import load_model
 
-    path = MODELS / "gesture_cnn_int8.tflite"
-    if not path.is_file():
-        pytest.skip(f"{path} not shipped")
+    path = shipped_int8_tflite("gesture_cnn")
     info = GestureModelInfo.for_model(path)
     model = load_model(path)
     batch = np.random.default_rng(0).standard_normal((3, *info.input_shape[1:])).astype(np.float32)
@@ -263,12 +259,10 @@ def test_a_restored_gap_longer_than_the_window_fills_it_exactly():
     assert pipe.frame_index == 11 and pipe.stats.frames_restored == 10
 
 
-def test_level_table_gives_the_integers_of_the_general_path():
+def test_level_table_gives_the_integers_of_the_general_path(shipped_int8_tflite):
     """Steady frames look the model's integers up from |Y|: at every threshold, just below it and at random
     magnitudes over the whole float32 range, the table gives what log_rdi + normalise + quantize compute."""
-    path = MODELS / "gesture_cnn_int8.tflite"
-    if not path.is_file():
-        pytest.skip(f"{path} not shipped")
+    path = shipped_int8_tflite("gesture_cnn")
     pipe = GesturePipeline(path)
     proc = pipe.processor.proc
     c = pipe.info.rdi_shape[0]
@@ -291,14 +285,12 @@ def test_level_table_gives_the_integers_of_the_general_path():
         np.testing.assert_array_equal(got, want.astype(np.int8))
 
 
-def test_repeated_and_late_frames_take_the_general_path_with_the_same_inputs(radar_stream):
+def test_repeated_and_late_frames_take_the_general_path_with_the_same_inputs(shipped_int8_tflite, radar_stream):
     """CIR frames (magnitude fast path) against the same stream as RDIs (general path), with a repeated
     sequence number, a late frame and a reset in the middle: same model inputs and probabilities."""
     from edgesense.radar.rdi import RDIProcessor
 
-    path = MODELS / "gesture_cnn_int8.tflite"
-    if not path.is_file():
-        pytest.skip(f"{path} not shipped")
+    path = shipped_int8_tflite("gesture_cnn")
     ad60, received, payloads = radar_stream
     seqs = [int(k) for k in received[:120]]
     order = list(range(40)) + [39, 39] + list(range(40, 60)) + [50] + list(range(60, 120))
@@ -317,13 +309,11 @@ def test_repeated_and_late_frames_take_the_general_path_with_the_same_inputs(rad
     assert cir.stats.frames == rdi.stats.frames == len(order) - 90 and cir.stats.gaps == rdi.stats.gaps > 0
 
 
-def test_a_gap_after_a_pushed_rdi_restores_from_that_rdi(radar_stream):
+def test_a_gap_after_a_pushed_rdi_restores_from_that_rdi(shipped_int8_tflite, radar_stream):
     """process() and push_rdi() mixed: the frame before a gap came as an RDI, so restoration starts from it."""
     from edgesense.radar.rdi import RDIProcessor
 
-    path = MODELS / "gesture_cnn_int8.tflite"
-    if not path.is_file():
-        pytest.skip(f"{path} not shipped")
+    path = shipped_int8_tflite("gesture_cnn")
     ad60, _, payloads = radar_stream
     cir = GesturePipeline(path)
     ref = GesturePipeline(path, profile=RDIProcessor(ad60).output_profile)
@@ -344,12 +334,10 @@ def test_a_gap_after_a_pushed_rdi_restores_from_that_rdi(radar_stream):
     assert cir.stats.frames_restored == ref.stats.frames_restored == 2
 
 
-def test_rdi_level_tables_give_the_integers_of_normalise():
+def test_rdi_level_tables_give_the_integers_of_normalise(shipped_int8_tflite):
     """Restored frames' (and RDI sensors') columns are looked up per channel: at every threshold, just
     below it and at random RDI values of both signs, the same integers as _normalise + the int8 cast."""
-    path = MODELS / "gesture_cnn_int8.tflite"
-    if not path.is_file():
-        pytest.skip(f"{path} not shipped")
+    path = shipped_int8_tflite("gesture_cnn")
     pipe = GesturePipeline(path)
     rng = np.random.default_rng(1)
     for ch, table in enumerate(pipe._rdi_levels):
