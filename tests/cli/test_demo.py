@@ -7,8 +7,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from edgesense.cli import cmd_demo
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -62,7 +62,7 @@ def _conv(x, y, w, b, **attrs):
 def _column_stack(c: int, rows: int, cols: int) -> onnx.ModelProto:
     """gesture_crnn's encoder in small: (5, 1)/2 on c channels, (5, 1)/2 on 8, a whole-height convolution,
     then a (1, 3) convolution along the columns."""
-    r1, r2 = rows // 2, rows // 4
+    r2 = rows // 4
     nodes = (_conv("x", "a", "w1", "b1", kernel_shape=[5, 1], pads=[2, 0, 2, 0], strides=[2, 1])
              + _conv("a", "b", "w2", "b2", kernel_shape=[5, 1], pads=[2, 0, 2, 0], strides=[2, 1])
              + _conv("b", "e", "w3", "b3", kernel_shape=[r2, 1])
