@@ -1,8 +1,15 @@
-"""``edgesense eval excursion``: excursion networks and conventional baselines side by side."""
+"""``edgesense eval excursion``: excursion networks and conventional baselines side by side.
+
+Every INT8 model row also reports the share of its scored samples at the model's int8 rails
+(:meth:`edgesense.speaker.streaming.ExcursionStreamer.saturated` / ``track_saturated``): there the
+model clipped and the true excursion may be larger. Above :data:`RAIL_WARN_SHARE` a one-line warning
+names the cause (in the text output, and on stderr with ``--json``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from edgesense.cli.common import add_json_flag, print_json
@@ -74,9 +81,29 @@ def run(args: argparse.Namespace) -> int:
                                 calibrations=calibrations, datasheet_prior=args.datasheet_prior)
     if args.json:
         print_json(report)
+        for w in report["warnings"]:
+            print(f"warning: {w}", file=sys.stderr)
     else:
         print(format_table(report))
     return 0
+
+
+#: share of scored samples at an INT8 model's rail above which eval warns
+RAIL_WARN_SHARE = 0.001
+
+
+def rail_warning(model: str, output_share: float | None, track_share: float | None) -> str | None:
+    """One line naming the cause when a model's output or track input sits at its int8 rail too often."""
+    parts = []
+    if output_share is not None and output_share > RAIL_WARN_SHARE:
+        parts.append(f"output at its int8 rail on {output_share:.2%}")
+    if track_share is not None and track_share > RAIL_WARN_SHARE:
+        parts.append(f"tracked-prediction input at its int8 rail on {track_share:.2%}")
+    if not parts:
+        return None
+    return (f"{model}: {' and '.join(parts)} of scored samples (> {RAIL_WARN_SHARE:.1%}): its int8 ranges were "
+            f"calibrated on other speakers, so it clips (under-reports) the excursion there; recalibrate the INT8 "
+            f"model on this speaker's range or use the large-signal estimator")
 
 
 LARGE_SIGNAL = "large-signal (calibrated)"
@@ -215,6 +242,9 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
             raise EdgesenseError(f"no large-signal calibration for speaker(s) {', '.join(missing)}")
     loaded = {Path(m).stem: load_model(m, threads=1) for m in models}
     preds: dict[str, list] = {"zero": []}
+    # INT8 models: per signal, masks of output samples at the rail and track-input samples at the rail
+    rails: dict[str, list] = {}
+    rail_values: dict[str, tuple[float, float]] = {}
     adapt_log = []
     scen = []
     for sig in progress(signals, desc="eval excursion", unit="rec"):
@@ -236,7 +266,13 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
             streamer = ExcursionStreamer(model, bl)
             if streamer.spec.needs_tracker and track is None:
                 track = _track(sig, bl)
-            preds.setdefault(name, []).append(predict_signal(streamer, sig.v, sig.i, bl, track))
+            pred = predict_signal(streamer, sig.v, sig.i, bl, track)
+            preds.setdefault(name, []).append(pred)
+            if streamer.rail_mm is not None:
+                lo, hi = streamer.rail_mm
+                rail_values[name] = (lo * bl, hi * bl)        # x·Bl (mm·N/A): the same for every speaker
+                tmask = streamer.track_saturated(track) if streamer.spec.needs_tracker else None
+                rails.setdefault(name, []).append((streamer.saturated(pred), tmask))
     if adapt:
         from edgesense.nn.train_excursion import adapt_model, load_trained, predict, prepare_inputs
 
@@ -283,18 +319,40 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
     for method, plist in preds.items():
         for g in groups + (["all"] if len(groups) > 1 else []):
             pairs = []
+            at_rail = [0, 0, 0]          # scored samples, output at rail, track input at rail
             for k, sc in enumerate(scen):
                 if g != "all" and sc != g:
                     continue
                 p = _fit(plist[k], len(signals[k].x))
+                masks = rails[method][k] if method in rails else None
                 for a, b in segments[k]:
                     a = max(a, skip)
                     if b > a:
                         pairs.append((signals[k].x[a:b], p[a:b]))
-            rows.append({"method": method, "scenario": g} | combined_metrics(pairs, fs).to_dict())
+                        if masks is not None:
+                            at_rail[0] += b - a
+                            at_rail[1] += int(np.count_nonzero(masks[0][a:b]))
+                            if masks[1] is not None:
+                                at_rail[2] += int(np.count_nonzero(masks[1][a:b]))
+            row = {"method": method, "scenario": g} | combined_metrics(pairs, fs).to_dict()
+            if method in rails:
+                n_scored = max(at_rail[0], 1)
+                row["output_rail_share"] = at_rail[1] / n_scored
+                row["track_rail_share"] = at_rail[2] / n_scored if rails[method][0][1] is not None else None
+            rows.append(row)
+    saturation, warnings = [], []
+    for method in rails:
+        top = [r for r in rows if r["method"] == method][-1]      # the "all" row (or the only scenario)
+        w = rail_warning(method, top["output_rail_share"], top["track_rail_share"])
+        saturation.append({"model": method, "output_rail_share": top["output_rail_share"],
+                           "track_rail_share": top["track_rail_share"],
+                           "output_rail_x_bl": list(rail_values[method]), "warning": w})
+        if w:
+            warnings.append(w)
     report = {"streams": len(signals), "scored_segments": sum(len(g) for g in segments),
               "scored_seconds": sum(b - max(a, skip) for g in segments for a, b in g) / fs, "speakers": sorted({s.profile.name for s in signals}),
-              "bl_error": bl_error, "skip_ms": skip_ms, "rows": rows, "adaptation": adapt_log}
+              "bl_error": bl_error, "skip_ms": skip_ms, "rows": rows, "adaptation": adapt_log,
+              "saturation": saturation, "warnings": warnings}
     if plot:
         _plot(plot, signals, preds)
         report["plot"] = plot
@@ -319,6 +377,13 @@ def format_table(report: dict) -> str:
         lines.append(f"{r['method']:<34} {r['scenario']:<9} {r['nrmse'] * 100:7.2f} {r['rmse_mm'] * 1000:8.1f} "
                      f"{r['peak_error_mm']:11.4f} {r['loud_within_0_02'] * 100:8.2f}% {r['within_0_1'] * 100:7.3f}% "
                      f"{r['offset_within_0_01'] * 100:10.2f}%")
+    for s in report.get("saturation", []):
+        track = "" if s["track_rail_share"] is None else f", track input at rail {s['track_rail_share']:.3%}"
+        lo, hi = s["output_rail_x_bl"]
+        lines.append(f"int8 rails {s['model']}: output at rail {s['output_rail_share']:.3%} of scored samples "
+                     f"(rail x*Bl {lo:+.3f}/{hi:+.3f} mm*N/A){track}")
+    for w in report.get("warnings", []):
+        lines.append(f"WARNING: {w}")
     for a in report["adaptation"]:
         lines.append(f"adapt {a['model']} on {a['speaker']}: {'accepted' if a['accepted'] else 'refused'} "
                      f"(guard {a['guard_before']:.4f} -> {a['guard_after']:.4f})")

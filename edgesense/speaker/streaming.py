@@ -34,6 +34,15 @@ Both paths accept the channel-last layout of :mod:`edgesense.quant.tflite.state_
 ``(1, 1, steps, c*frame)``, ``y`` ``(1, 1, steps, frame)`` and states ``(1, 1, L, C)``, no layout operators
 in the graph): the states are opaque here, and ``x``/``y`` are written and read through views in
 either layout.
+
+INT8 models have rails: the output cannot go past the excursion of its int8 codes -128/127
+(``x_scale / Bl`` times the dequantized codes), and a hybrid's tracked-prediction input is clipped
+at the codes -128/127 of the input grid. Both grids were calibrated on the training speakers, so a
+speaker driven harder than those saturates them and the model under-reports the excursion.
+:attr:`ExcursionStreamer.rail_mm`, :meth:`ExcursionStreamer.saturated` and
+:meth:`ExcursionStreamer.track_saturated` tell which samples were at a rail. They are computed on
+demand from the quantization parameters (once) and the returned excursion (per call, by the
+caller): nothing is added to the per-block path.
 """
 
 from __future__ import annotations
@@ -179,6 +188,45 @@ class ExcursionStreamer:
                 self._direct = None
         self._block = None if self._direct is None else self._direct.steps * self.spec.frame
         self.reset()
+
+    @property
+    def rail_mm(self) -> tuple[float, float] | None:
+        """(low, high) excursion (mm) of the INT8 output's codes -128/127 with this streamer's Bl,
+        or None when the output grid is unknown (float model, or a QDQ ONNX model without ``onnx``).
+
+        Exactly the values :meth:`process` returns for a saturated output (same float32 arithmetic).
+        """
+        if not hasattr(self, "_rails"):
+            outs = self.model.output_specs
+            ys = self._y_spec if self._y_spec is not None else (outs[0] if len(outs) == 1 else None)
+            self._rails = _rails(self.model, self._x_spec, ys, self.spec, self.bl)
+        return self._rails[0]
+
+    def saturated(self, x_mm: np.ndarray) -> np.ndarray:
+        """Boolean mask of the excursion samples ``x_mm`` (as returned by :meth:`process`) at the
+        INT8 output rail: the true excursion may be larger there (the model clipped). All False
+        when the model has no known rail. Vectorised; call it on a block or a whole signal."""
+        x = np.asarray(x_mm)
+        rail = self.rail_mm
+        if rail is None:
+            return np.zeros(x.shape, bool)
+        return (x <= rail[0]) | (x >= rail[1])
+
+    def track_saturated(self, track_mm: np.ndarray) -> np.ndarray:
+        """Boolean mask of the tracked-prediction samples ``track_mm`` (mm, as passed to
+        :meth:`process`) that quantize to the rail codes of the INT8 input grid (the model sees a
+        clipped track there). All False for models without a track input or a known input grid."""
+        t = np.asarray(track_mm)
+        if not hasattr(self, "_rails"):
+            self.rail_mm  # noqa: B018 - fills self._rails
+        grid = self._rails[1]
+        if grid is None or not self._needs_tracker:
+            return np.zeros(t.shape, bool)
+        scale, zp, dtype = grid
+        info = np.iinfo(dtype)
+        # the scaling of frame_inputs() and the direct path, then quantize(): the model's exact codes
+        q = quantize(np.asarray(t, np.float32) * np.float32(self.bl / self.spec.x_scale), scale, zp, dtype)
+        return (q == info.min) | (q == info.max)
 
     def reset(self) -> None:
         """Forget all history (zero state), as at the start of a signal."""
@@ -480,6 +528,62 @@ def _state_span(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray,
         return None
     view = lambda arr: np.lib.stride_tricks.as_strided(arr.reshape(-1).view(np.uint8), (span,), (1,))  # noqa: E731
     return view(pairs[0][0]), view(pairs[0][1])
+
+
+def _rails(model, x_spec, y_spec, spec: ExcursionModelSpec, bl: float):
+    """((low_mm, high_mm) or None, (x scale, zero point, dtype) or None) of an INT8 model.
+
+    Quantized I/O: the tensors' own grids. A QDQ ONNX model with float I/O: the DequantizeLinear
+    feeding output ``y`` and the QuantizeLinear reading input ``x`` (needs the optional ``onnx``).
+    """
+    y_grid = (y_spec.scale, y_spec.zero_point, y_spec.dtype) if y_spec is not None and y_spec.quantized else None
+    x_grid = (x_spec.scale, x_spec.zero_point, x_spec.dtype) if x_spec is not None and x_spec.quantized else None
+    if (y_grid is None or x_grid is None) and getattr(model, "backend", None) == "onnxruntime":
+        qdq = _qdq_grids(model.path, x_spec.name if x_spec is not None else "x",
+                         y_spec.name if y_spec is not None else "y")
+        y_grid, x_grid = y_grid or qdq[1], x_grid or qdq[0]
+    rail = None
+    if y_grid is not None:
+        scale, zp, dtype = y_grid
+        info = np.iinfo(dtype)
+        # dequantize() then unframe(): the same float32 operations as every path of process()
+        mm = dequantize(np.array([info.min, info.max], dtype), scale, zp) * (spec.x_scale / bl)
+        rail = (float(mm.min()), float(mm.max()))
+    return rail, x_grid
+
+
+def _qdq_grids(path, x_name: str, y_name: str):
+    """(x grid, y grid) of a QDQ ONNX model's input quantizer and output dequantizer (None if absent)."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return None, None
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # noqa: BLE001 - not a readable ONNX file: grid unknown
+        return None, None
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+
+    def grid(node):
+        if len(node.input) < 3 or node.input[1] not in init or node.input[2] not in init:
+            return None
+        scale, zp = init[node.input[1]], init[node.input[2]]
+        if scale.size != 1 or zp.size != 1:
+            return None
+        return float(scale.reshape(())), int(zp.reshape(())), zp.dtype
+
+    y_grid = None
+    node, hops = producer.get(y_name), 0
+    while node is not None and node.op_type in ("Identity", "Transpose", "Reshape", "Squeeze", "Unsqueeze") \
+            and hops < 8:
+        node, hops = producer.get(node.input[0]), hops + 1
+    if node is not None and node.op_type == "DequantizeLinear":
+        y_grid = grid(node)
+    quants = [n for n in graph.node if n.op_type == "QuantizeLinear" and n.input and n.input[0] == x_name]
+    x_grid = grid(quants[0]) if len(quants) == 1 else None
+    return x_grid, y_grid
 
 
 def _direct_capable(model, raw_state: bool, state_names: list[str]) -> bool:
