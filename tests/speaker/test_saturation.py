@@ -123,3 +123,25 @@ def test_eval_excursion_reports_the_rail_share_and_warns(onnx_model):
     [sat] = quiet["saturation"]
     assert sat["output_rail_share"] == 0.0 and sat["warning"] is None and quiet["warnings"] == []
     assert "WARNING" not in format_table(quiet)
+
+
+def test_pipeline_users_ask_the_streamer_per_block():
+    """ExcursionPipeline blocks: ``pipe.streamer.saturated(block.x)`` flags the clipped samples of each block."""
+    from edgesense.profiles import load_profile
+    from edgesense.speaker.pipeline import ExcursionPipeline
+    from edgesense.stream import SimulatedSource
+
+    profile = load_profile("speaker-ref")
+    n = 100
+    v, i, _ = _drive(1.0, n=n * 48)
+    pay = np.zeros((n, 48, len(profile.channels)), np.float32)
+    pay[..., profile.channel_index("v")] = v.reshape(n, 48)
+    pay[..., profile.channel_index("i")] = i.reshape(n, 48)
+    pipe = ExcursionPipeline(profile, _hybrid())
+    with SimulatedSource(profile, lambda k: pay[k], speed=None, max_frames=n) as src:
+        blocks = list(pipe.run(src))
+    per_block = np.concatenate([pipe.streamer.saturated(b.x) for b in blocks])
+    x = np.concatenate([b.x for b in blocks])
+    lo, hi = pipe.streamer.rail_mm
+    assert per_block.any()
+    np.testing.assert_array_equal(per_block, (x == np.float32(lo)) | (x == np.float32(hi)))
