@@ -196,11 +196,15 @@ class ExcursionStreamer:
 
         Exactly the values :meth:`process` returns for a saturated output (same float32 arithmetic).
         """
+        return self._rail_info()[0]
+
+    def _rail_info(self):
+        """(output rail in mm or None, input grid or None), computed on first use."""
         if not hasattr(self, "_rails"):
             outs = self.model.output_specs
             ys = self._y_spec if self._y_spec is not None else (outs[0] if len(outs) == 1 else None)
             self._rails = _rails(self.model, self._x_spec, ys, self.spec, self.bl)
-        return self._rails[0]
+        return self._rails
 
     def saturated(self, x_mm: np.ndarray) -> np.ndarray:
         """Boolean mask of the excursion samples ``x_mm`` (as returned by :meth:`process`) at the
@@ -217,9 +221,7 @@ class ExcursionStreamer:
         :meth:`process`) that quantize to the rail codes of the INT8 input grid (the model sees a
         clipped track there). All False for models without a track input or a known input grid."""
         t = np.asarray(track_mm)
-        if not hasattr(self, "_rails"):
-            self.rail_mm  # noqa: B018 - fills self._rails
-        grid = self._rails[1]
+        grid = self._rail_info()[1]
         if grid is None or not self._needs_tracker:
             return np.zeros(t.shape, bool)
         scale, zp, dtype = grid
