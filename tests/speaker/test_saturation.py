@@ -145,3 +145,30 @@ def test_pipeline_users_ask_the_streamer_per_block():
     lo, hi = pipe.streamer.rail_mm
     assert per_block.any()
     np.testing.assert_array_equal(per_block, (x == np.float32(lo)) | (x == np.float32(hi)))
+
+
+def test_eval_excursion_cli_json_has_the_rail_fields_and_warns_on_stderr(tmp_path, capsys):
+    import json
+
+    from edgesense.cli.main import main
+    from edgesense.recording import RecordingWriter
+
+    import dataclasses
+
+    sig = _signals(1.0)[0]
+    profile = dataclasses.replace(sig.profile, channels=("v", "i", "x"))
+    n = len(sig.v) // 48
+    pay = np.zeros((n, 48, len(profile.channels)), np.float32)
+    for name, arr in (("v", sig.v), ("i", sig.i), ("x", sig.x)):
+        pay[..., profile.channel_index(name)] = arr[:n * 48].reshape(n, 48)
+    path = tmp_path / "loud.esr"
+    with RecordingWriter(path, profile) as w:
+        w.write_batch(np.arange(n, dtype=np.uint32), np.arange(n, dtype=np.int64) * 1000, pay)
+    rc = main(["eval", "excursion", "--data", str(path), "--split", "all", "--model", str(_hybrid()),
+               "--no-baselines", "--skip-ms", "0", "--json"])
+    out = capsys.readouterr()
+    assert rc == 0
+    report = json.loads(out.out)
+    [row] = [r for r in report["rows"] if r["method"] == "hybrid_int8"]
+    assert row["output_rail_share"] > 0.001 and report["saturation"][0]["output_rail_share"] == row["output_rail_share"]
+    assert "warning: hybrid_int8: output at its int8 rail" in out.err
