@@ -102,8 +102,8 @@ def rail_warning(model: str, output_share: float | None, track_share: float | No
     if not parts:
         return None
     return (f"{model}: {' and '.join(parts)} of scored samples (> {RAIL_WARN_SHARE:.1%}): its int8 ranges were "
-            f"calibrated on other speakers, so it clips (under-reports) the excursion there; recalibrate the INT8 "
-            f"model on this speaker's range or use the large-signal estimator")
+            f"calibrated on the training speakers, so it clips (under-reports) the excursion there; recalibrate the "
+            f"INT8 model on this speaker's range or use the large-signal estimator")
 
 
 LARGE_SIGNAL = "large-signal (calibrated)"
@@ -271,8 +271,9 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
             if streamer.rail_mm is not None:
                 lo, hi = streamer.rail_mm
                 rail_values[name] = (lo * bl, hi * bl)        # x·Bl (mm·N/A): the same for every speaker
+                omask = streamer.saturated(pred)
                 tmask = streamer.track_saturated(track) if streamer.spec.needs_tracker else None
-                rails.setdefault(name, []).append((streamer.saturated(pred), tmask))
+                rails.setdefault(name, []).append((omask, tmask, _near(omask, tmask, sig.fs)))
     if adapt:
         from edgesense.nn.train_excursion import adapt_model, load_trained, predict, prepare_inputs
 
@@ -319,7 +320,8 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
     for method, plist in preds.items():
         for g in groups + (["all"] if len(groups) > 1 else []):
             pairs = []
-            at_rail = [0, 0, 0]          # scored samples, output at rail, track input at rail
+            # scored samples, output at rail, track input at rail, samples beyond 0.1 mm, those near a rail
+            at_rail = [0, 0, 0, 0, 0]
             for k, sc in enumerate(scen):
                 if g != "all" and sc != g:
                     continue
@@ -334,11 +336,15 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
                             at_rail[1] += int(np.count_nonzero(masks[0][a:b]))
                             if masks[1] is not None:
                                 at_rail[2] += int(np.count_nonzero(masks[1][a:b]))
+                            bad = np.abs(p[a:b] - signals[k].x[a:b]) >= 0.1
+                            at_rail[3] += int(np.count_nonzero(bad))
+                            at_rail[4] += int(np.count_nonzero(bad & masks[2][a:b]))
             row = {"method": method, "scenario": g} | combined_metrics(pairs, fs).to_dict()
             if method in rails:
                 n_scored = max(at_rail[0], 1)
                 row["output_rail_share"] = at_rail[1] / n_scored
                 row["track_rail_share"] = at_rail[2] / n_scored if rails[method][0][1] is not None else None
+                row["beyond_0_1_near_rail_share"] = at_rail[4] / at_rail[3] if at_rail[3] else None
             rows.append(row)
     saturation, warnings = [], []
     for method in rails:
@@ -346,6 +352,7 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
         w = rail_warning(method, top["output_rail_share"], top["track_rail_share"])
         saturation.append({"model": method, "output_rail_share": top["output_rail_share"],
                            "track_rail_share": top["track_rail_share"],
+                           "beyond_0_1_near_rail_share": top["beyond_0_1_near_rail_share"],
                            "output_rail_x_bl": list(rail_values[method]), "warning": w})
         if w:
             warnings.append(w)
@@ -357,6 +364,16 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
         _plot(plot, signals, preds)
         report["plot"] = plot
     return report
+
+
+def _near(out_mask, track_mask, fs: float, ms: float = 1.0):
+    """Samples within ``ms`` of an output sample or track-input sample at the int8 rail."""
+    import numpy as np
+    from scipy.ndimage import maximum_filter1d
+
+    m = out_mask if track_mask is None else out_mask | track_mask[:len(out_mask)]
+    w = int(round(ms * fs / 1000))
+    return maximum_filter1d(m.view(np.uint8), size=2 * w + 1, mode="constant").view(bool)
 
 
 def _fit(p, n: int):
@@ -380,8 +397,10 @@ def format_table(report: dict) -> str:
     for s in report.get("saturation", []):
         track = "" if s["track_rail_share"] is None else f", track input at rail {s['track_rail_share']:.3%}"
         lo, hi = s["output_rail_x_bl"]
+        near = s.get("beyond_0_1_near_rail_share")
+        near = "" if near is None else f"; {near:.1%} of its samples beyond 0.1 mm lie within 1 ms of a rail"
         lines.append(f"int8 rails {s['model']}: output at rail {s['output_rail_share']:.3%} of scored samples "
-                     f"(rail x*Bl {lo:+.3f}/{hi:+.3f} mm*N/A){track}")
+                     f"(rail x*Bl {lo:+.3f}/{hi:+.3f} mm*N/A){track}{near}")
     for w in report.get("warnings", []):
         lines.append(f"WARNING: {w}")
     for a in report["adaptation"]:

@@ -108,7 +108,7 @@ def test_eval_excursion_reports_the_rail_share_and_warns(onnx_model):
     assert share > RAIL_WARN_SHARE and rows["hybrid_int8"]["track_rail_share"] is not None
     [sat] = loud["saturation"]
     assert sat["model"] == "hybrid_int8" and sat["output_rail_share"] == share and sat["warning"]
-    assert loud["warnings"] == [sat["warning"]] and "calibrated on other speakers" in sat["warning"]
+    assert loud["warnings"] == [sat["warning"]] and "calibrated on the training speakers" in sat["warning"]
     table = format_table(loud)
     assert "int8 rails hybrid_int8" in table and "WARNING: hybrid_int8" in table
     # the share is the streamer's own count over the scored samples
@@ -116,8 +116,13 @@ def test_eval_excursion_reports_the_rail_share_and_warns(onnx_model):
     from edgesense.speaker.pipeline import tracked_prediction
 
     s = ExcursionStreamer(path, sig.speaker.bl)
-    x = predict_signal(s, sig.v, sig.i, sig.speaker.bl, tracked_prediction(sig.v, sig.i, sig.profile))
+    track = tracked_prediction(sig.v, sig.i, sig.profile)
+    x = predict_signal(s, sig.v, sig.i, sig.speaker.bl, track)
     assert share == pytest.approx(s.saturated(x).mean(), abs=1e-12)
+    # of the samples beyond 0.1 mm, the share within 1 ms (48 samples) of an output or track rail
+    near = np.convolve((s.saturated(x) | s.track_saturated(track)).astype(float), np.ones(97), mode="same") > 0.5
+    bad = np.abs(x - sig.x) >= 0.1
+    assert bad.any() and rows["hybrid_int8"]["beyond_0_1_near_rail_share"] == pytest.approx((bad & near).sum() / bad.sum())
 
     quiet = evaluate_excursion(_signals(0.01), [path], baselines=False)
     [sat] = quiet["saturation"]
