@@ -215,6 +215,15 @@ def _entry_split(path, sig) -> str | None:
     return _SPLITS[key].get(sig.name)
 
 
+def _row_names(models) -> list[str]:
+    """One table row name per model file: its stem, or its file name where two stems clash (``hybrid_int8.onnx``
+    beside ``hybrid_int8.tflite``), or its path where those clash too."""
+    paths = [Path(m) for m in models]
+    stems = [p.stem for p in paths]
+    names = [p.stem if stems.count(p.stem) == 1 else p.name for p in paths]
+    return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths)]
+
+
 def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool = True, adapt: bool = False,
                        adapt_mode: str = "means", adapt_batches: int = 16, skip_ms: float = 0.0,
                        plot: str | None = None, segments=None, calibrations: dict | None = None,
@@ -240,7 +249,7 @@ def evaluate_excursion(signals, models, bl_error: float = 0.0, baselines: bool =
         missing = sorted({s.profile.name for s in signals} - set(calibrations))
         if missing:
             raise EdgesenseError(f"no large-signal calibration for speaker(s) {', '.join(missing)}")
-    loaded = {Path(m).stem: load_model(m, threads=1) for m in models}
+    loaded = {name: load_model(m, threads=1) for name, m in zip(_row_names(models), models)}
     preds: dict[str, list] = {"zero": []}
     # INT8 models: per signal, masks of output samples at the rail and track-input samples at the rail
     rails: dict[str, list] = {}

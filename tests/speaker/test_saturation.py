@@ -177,3 +177,15 @@ def test_eval_excursion_cli_json_has_the_rail_fields_and_warns_on_stderr(tmp_pat
     [row] = [r for r in report["rows"] if r["method"] == "hybrid_int8"]
     assert row["output_rail_share"] > 0.001 and report["saturation"][0]["output_rail_share"] == row["output_rail_share"]
     assert "warning: hybrid_int8: output at its int8 rail" in out.err
+
+
+def test_models_with_the_same_stem_get_a_row_each():
+    """hybrid_int8.tflite beside hybrid_int8.onnx: two rows named by file, not one row for both."""
+    from edgesense.cli.cmd_eval_excursion import _row_names, evaluate_excursion
+
+    assert _row_names(["a/m.onnx", "b/n.tflite"]) == ["m", "n"]
+    assert _row_names(["a/m.onnx", "a/m.tflite"]) == ["m.onnx", "m.tflite"]
+    assert _row_names(["a/m.onnx", "b/m.onnx"]) == ["a/m.onnx", "b/m.onnx"]
+    both = [str(_hybrid(".tflite")), str(_hybrid(".onnx"))]
+    methods = [r["method"] for r in evaluate_excursion(_signals(0.01), both, baselines=False)["rows"]]
+    assert "hybrid_int8.tflite" in methods and "hybrid_int8.onnx" in methods
