@@ -173,24 +173,27 @@ def _integrate(i: np.ndarray, state: list, p: tuple, out: np.ndarray) -> None:
     as the next step's start force)."""
     f11, f12, f21, f22, ga, gb, bl0, b1, b2, b3, b4, k0, k1, k2, lp1, lp2, ixm = p
     x, v, g0 = state
-    c = XI_CLIP
+    c, mc = XI_CLIP, -XI_CLIP
     q1, q2 = 0.5 * lp1 * ixm, lp2 * ixm        # 1/2 L'(x) = q1 + q2 xi_c
-    for n, ii in enumerate(i.tolist()):
+    xs: list[float] = []
+    keep = xs.append        # (plain floats and conditional expressions: no calls in the loop but this one)
+    for ii in i.tolist():
         xp = f11 * x + f12 * v + ga * g0
         vp = f21 * x + f22 * v + gb * g0
         ii2 = ii * ii
         xi = xp * ixm                                   # predictor: force at the end without itself
-        xc = c if xi > c else (max(xi, -c))
+        xc = c if xi > c else (mc if xi < mc else xi)
         g = (bl0 * (1.0 + xc * (b1 + xc * (b2 + xc * (b3 + xc * b4)))) * ii
              - k0 * xi * (k1 + k2 * xi) * xp + ii2 * (q1 + q2 * xc))
         xe = xp + ga * g
         xi = xe * ixm                                   # corrector: force at the predicted end
-        xc = c if xi > c else (max(xi, -c))
+        xc = c if xi > c else (mc if xi < mc else xi)
         g0 = (bl0 * (1.0 + xc * (b1 + xc * (b2 + xc * (b3 + xc * b4)))) * ii
               - k0 * xi * (k1 + k2 * xi) * xe + ii2 * (q1 + q2 * xc))
         x = xp + ga * g0
         v = vp + gb * g0
-        out[n] = x
+        keep(x)
+    out[:] = xs
     state[0], state[1], state[2] = x, v, g0
 
 
