@@ -35,6 +35,8 @@ def test_help_lists_every_command_with_a_description(capsys):
     (["stream", "--seconds", "-1"], "positive"),
     (["stream", "--seconds", "soon"], "number"),
     (["no-such-command"], "invalid choice"),
+    (["stream", "--source", "sim://ad60", "--excursion", "models/hybrid/hybrid_int8.onnx"], "speaker_iv profile"),
+    (["stream", "--source", "sim://speaker-ref", "--excursion", "missing.onnx"], "not found"),
 ])
 def test_user_mistakes_give_one_line_and_nonzero_exit(capsys, argv, message):
     try:
