@@ -39,6 +39,18 @@ that both pipelines return the same excursion for every block, and times the two
 side by side (``edgesense.quant.tflite.latency.interleaved``: 40 rounds of 500 calls each, order
 rotated per round; CPU median and p99).
 
+``--model`` may also be a known speaker's large-signal calibration (``.json``, e.g.
+``models/speaker_calibration/ref.json``) or ``datasheet-prior`` (the large-signal estimator of
+``edgesense.speaker.adapt.datasheet_large_signal`` for the profile's datasheet: the unseen-speaker
+model): the pipeline then runs :class:`~edgesense.speaker.largesignal.LargeSignalEstimator` with its
+drift-following tracker, and the rows are the same with ``network`` = the estimator's integration
+alone (calibrated parameters, no tracker) and ``invoke`` = the bare integration loop on the block
+(``largesignal.KERNEL``: the compiled kernel ``c`` or the ``python`` loop; printed). ``--kernel-ab``
+adds ``everything@python``, ``network@python`` and ``invoke@python``: the same stages with the Python
+loop, interleaved chunk by chunk with the compiled kernel's in the same process, after checking that
+both return the same excursion for every block. With ``--data`` the profile (datasheet) is the
+recording's own unless ``--profile`` names one.
+
 ``--baseline-tree DIR`` does the same for code: ``DIR`` holds another version of the package (for
 example ``git archive REV edgesense | tar -x -C DIR``); its ``edgesense/speaker/tracking.py``,
 ``streaming.py`` and ``pipeline.py`` are loaded next to the current ones, and their ``everything`` and
@@ -48,6 +60,8 @@ and tracked prediction for every block.
 
     python tools/bench_excursion.py --model models/hybrid/hybrid_int8.tflite [--blocks 3000] [--repeat 3]
         [--data REC.esr] [--generic] [--no-tracker] [--compare OTHER.tflite] [--baseline-tree DIR] [--json]
+    python tools/bench_excursion.py --model models/speaker_calibration/ref.json [--kernel-ab] [--json]
+    python tools/bench_excursion.py --model datasheet-prior --data UNSEEN.esr [--kernel-ab] [--json]
 """
 
 from __future__ import annotations
@@ -103,19 +117,24 @@ class _Timed:
             self.calls += 1
 
 
-def _time_interleaved(steps: dict, n: int, chunk: int = 250) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _time_interleaved(steps: dict, n: int, chunk: int = 250, enter=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per-block (CPU, wall) seconds of every ``steps[name](k)``, k = 0..n-1, after WARMUP untimed calls.
 
     The stages take turns in chunks of ``chunk`` blocks, so a change in the machine's load during the
     run affects them alike (separate back-to-back passes made the first one look worse).
+    ``enter(name)``, if given, runs untimed before each stage's warm-up and each of its chunks.
     """
-    for step in steps.values():
+    for name, step in steps.items():
+        if enter is not None:
+            enter(name)
         for k in range(WARMUP):
             step(k % n)
     out = {name: (np.empty(n), np.empty(n)) for name in steps}
     tc, tw = time.thread_time, time.perf_counter
     for k0 in range(0, n, chunk):
         for name, step in steps.items():
+            if enter is not None:
+                enter(name)
             cpu, wall = out[name]
             for k in range(k0, min(n, k0 + chunk)):
                 w0 = tw()
@@ -204,8 +223,11 @@ def _baseline_modules(tree: str):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="excursion model (.onnx or .tflite)")
-    parser.add_argument("--profile", default="speaker-ref", help="speaker profile (datasheet, block size)")
+    parser.add_argument("--model", required=True,
+                        help="excursion model (.onnx or .tflite), a large-signal calibration (.json), or "
+                             "'datasheet-prior' (the large-signal estimator from the profile's datasheet)")
+    parser.add_argument("--profile", default=None,
+                        help="speaker profile (datasheet, block size); default: the --data recording's, else speaker-ref")
     parser.add_argument("--blocks", type=int, default=3000, help="timed blocks per pass (default 3000 = 3 s)")
     parser.add_argument("--repeat", type=int, default=3, help="passes per stage (default 3)")
     parser.add_argument("--data", help="a speaker .esr recording to play instead of simulated material")
@@ -220,33 +242,66 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", help="a second model (same task) timed interleaved with --model (A/B)")
     parser.add_argument("--baseline-tree", help="another version of the package (a directory holding edgesense/): "
                         "its tracker, streamer and pipeline timed interleaved with the current ones (A/B of code)")
+    parser.add_argument("--kernel-ab", action="store_true",
+                        help="large-signal estimator only: time the Python integration loop interleaved with the "
+                             "compiled kernel (A/B, same process)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     from edgesense.profiles import load_profile
     from edgesense.runtime import load_model
+    from edgesense.speaker import largesignal
     from edgesense.speaker.pipeline import ExcursionPipeline, make_tracker
     from edgesense.speaker.streaming import ExcursionStreamer
     from edgesense.speaker.tracking import TrackerConfig
 
+    calibration = args.model == "datasheet-prior" or args.model.lower().endswith(".json")
+    if calibration and (args.compare or args.baseline_tree or args.generic):
+        raise SystemExit("--compare, --baseline-tree and --generic are for network models, not a large-signal estimator")
+    if args.kernel_ab and not calibration:
+        raise SystemExit("--kernel-ab times the large-signal estimator: give a calibration .json or datasheet-prior")
+    if args.kernel_ab and largesignal._lsloop is None:
+        raise SystemExit("--kernel-ab: the compiled kernel edgesense.speaker._lsloop is not built")
+    kernel = largesignal.KERNEL
     tcfg = TrackerConfig(refit_delay=args.refit_delay)
     load_start = os.getloadavg()
-    profile = load_profile(args.profile)
+    if args.profile is None and args.data:
+        from edgesense.speaker.pipeline import load_signals
+
+        profile = load_signals(args.data)[0].profile
+    else:
+        profile = load_profile(args.profile or "speaker-ref")
+    if calibration:
+        import atexit
+        import tempfile
+
+        from edgesense.speaker.adapt import datasheet_large_signal
+
+        if args.model == "datasheet-prior":
+            params = datasheet_large_signal(profile.speaker, name=profile.name)
+            fd, cal_path = tempfile.mkstemp(suffix=".json")
+            os.close(fd)
+            atexit.register(os.unlink, cal_path)
+            largesignal.save_calibration(params, cal_path)
+        else:
+            cal_path = args.model
+            params = largesignal.load_calibration(cal_path)
     block_s = profile.block_size / profile.sample_rate_hz
     frames = _frames(profile, args.blocks, args.data, args.seed)
     n = len(frames)
     iv = (profile.channel_index("v"), profile.channel_index("i"))
     vs = [f.payload[:, iv[0]] for f in frames]
     is_ = [f.payload[:, iv[1]] for f in frames]
-    model = load_model(args.model, threads=1)
+    model = None if calibration else load_model(args.model, threads=1)
     other = load_model(args.compare, threads=1) if args.compare else None
     direct = not args.generic
-    needs_tracker = ExcursionStreamer(model, profile.speaker.bl, direct=False).spec.needs_tracker
+    # the large-signal estimator runs its tracker inside the pipeline: "needs" it as the hybrid does
+    needs_tracker = calibration or ExcursionStreamer(model, profile.speaker.bl, direct=False).spec.needs_tracker
     extra_tracker = not needs_tracker and not args.no_tracker
 
     # the tracked prediction for the network-only pass (the tracker is deterministic in its input)
     tr = make_tracker(profile, tcfg)
-    tracks = [tr.process(v, i) for v, i in zip(vs, is_)]
+    tracks = [None] * n if calibration else [tr.process(v, i) for v, i in zip(vs, is_)]
 
     names = ["everything", "tracker", "network", "invoke", "harness"]
     base = _baseline_modules(args.baseline_tree) if args.baseline_tree else None
@@ -254,13 +309,32 @@ def main(argv: list[str] | None = None) -> int:
         names += ["everything@base", "tracker@base"]
     if other is not None:
         names += ["everything@B", "network@B", "invoke@B"]
+    if args.kernel_ab:
+        names += ["everything@python", "network@python", "invoke@python"]
     runs: dict[str, tuple[list, list]] = {k: ([], []) for k in names}
     mismatched_blocks = 0
     split = {"segments": [], "refits": [], "refit_calls": [], "updates": []}
     tk = tracks if needs_tracker else [None] * n
 
+    def estimator_steps():
+        """everything, the integration alone and the bare loop of the large-signal estimator (fresh)."""
+        pipe = ExcursionPipeline(profile, cal_path, tracker_config=tcfg)
+        everything = lambda k, pipe=pipe: pipe.process(frames[k])  # noqa: E731
+        alone = largesignal.LargeSignalEstimator(params, fs=profile.sample_rate_hz, follow=False)
+        network = lambda k, est=alone: est.process(None, is_[k])  # noqa: E731
+        state, p, out = [0.0, 0.0, 0.0], alone._p, np.empty(profile.block_size)
+
+        def bare(k: int, state=state, p=p, out=out) -> None:
+            largesignal._kernel(i64[k], state, p, out)      # the loop in use (use_kernel), looked up per call
+        return everything, network, bare, None
+
+    if calibration:
+        i64 = [np.ascontiguousarray(i, np.float64) for i in is_]
+
     def model_steps(m):
         """everything, network and the bare invoke of model ``m`` (fresh pipeline, streamer, tracker)."""
+        if m is None:
+            return estimator_steps()
         pipe = ExcursionPipeline(profile, m, direct=direct, tracker_config=tcfg)
         extra = make_tracker(profile, tcfg) if extra_tracker else None
 
@@ -301,6 +375,18 @@ def main(argv: list[str] | None = None) -> int:
             base_mismatched += not np.array_equal(pipe.process(frames[k]).x, b_pipe.process(frames[k]).x)
             base_mismatched += not np.array_equal(tracker.process(vs[k], is_[k]), b_tracker.process(vs[k], is_[k]))
 
+    kernel_mismatched = 0
+    if args.kernel_ab:             # the same excursion from both loops, block by block
+        pipes = {}
+        for name in ("python", kernel):
+            largesignal.use_kernel(name)
+            pipes[name] = ExcursionPipeline(profile, cal_path, tracker_config=tcfg)
+        for k in range(n):
+            largesignal.use_kernel("python")
+            xa = pipes["python"].process(frames[k]).x
+            largesignal.use_kernel(kernel)
+            kernel_mismatched += not np.array_equal(xa, pipes[kernel].process(frames[k]).x)
+
     if other is not None:          # the same excursion from both models, block by block
         sa = ExcursionStreamer(model, profile.speaker.bl, direct=direct)
         sb = ExcursionStreamer(other, profile.speaker.bl, direct=direct)
@@ -335,8 +421,17 @@ def main(argv: list[str] | None = None) -> int:
         if other is not None:
             b_everything, b_network, b_bare, _ = model_steps(other)
             steps.update({"everything@B": b_everything, "network@B": b_network, "invoke@B": b_bare})
+        enter = None
+        if args.kernel_ab:
+            p_everything, p_network, p_bare, _ = estimator_steps()
+            steps.update({"everything@python": p_everything, "network@python": p_network,
+                          "invoke@python": p_bare})
+
+            def enter(name: str) -> None:
+                largesignal.use_kernel("python" if name.endswith("@python") else kernel)
         # (the pipeline's sequence check sees the restart after the warm-up as a gap: one reset)
-        timed = _time_interleaved(steps, n)
+        timed = _time_interleaved(steps, n, enter=enter)
+        largesignal.use_kernel(kernel)
         for name, (c, w) in timed.items():
             runs[name][0].append(c)
             runs[name][1].append(w)
@@ -357,8 +452,9 @@ def main(argv: list[str] | None = None) -> int:
                               "refit_calls": int(np.median(split["refit_calls"])),
                               "accepted_updates": int(np.median(split["updates"]))})
     harness = stages["harness"]["cpu_mean_us"]
-    out = {"model": args.model, "backend": model.backend, "direct": streamer._direct is not None,
-           "profile": args.profile, "refit_delay": args.refit_delay, "data": args.data or "simulated program (sim:// material)",
+    out = {"model": args.model, "backend": "large-signal estimator" if calibration else model.backend,
+           "direct": streamer is not None and streamer._direct is not None,
+           "largesignal_kernel": kernel, "profile": profile.name, "refit_delay": args.refit_delay, "data": args.data or "simulated program (sim:// material)",
            "block_samples": profile.block_size, "blocks": n, "repeat": args.repeat,
            "tracker_in_everything": needs_tracker or extra_tracker,
            "real_time_factor_cpu": stages["everything"]["cpu_rtf"],
@@ -377,6 +473,12 @@ def main(argv: list[str] | None = None) -> int:
                            "real_time_factor_cpu": stages["everything@base"]["cpu_rtf"],
                            "real_time_factor_cpu_net_of_harness": (stages["everything@base"]["cpu_mean_us"] - harness)
                            * 1e-6 / block_s}
+    if args.kernel_ab:
+        py = stages["everything@python"]
+        out["kernel_ab"] = {"kernel": kernel, "mismatched_blocks": int(kernel_mismatched),
+                            "real_time_factor_cpu_python": py["cpu_rtf"],
+                            "real_time_factor_cpu_python_net_of_harness": (py["cpu_mean_us"] - harness) * 1e-6 / block_s,
+                            "rtf_without_tracker_cpu_python": (py["cpu_mean_us"] - t_mean) * 1e-6 / block_s}
     if other is not None:
         b = {k[:-2]: stages[k] for k in stages if k.endswith("@B")}
         out["compare"] = {"model": args.compare, "mismatched_blocks": int(mismatched_blocks),
@@ -388,8 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{args.model} ({model.backend}{', direct' if out['direct'] else ''}), {profile.block_size}-sample blocks, "
-          f"{n} blocks x {args.repeat}, load average {load_start[0]:.2f} -> {out['loadavg_end'][0]:.2f}")
+    print(f"{args.model} ({out['backend']}{', direct' if out['direct'] else ''}), profile {profile.name}, "
+          f"{profile.block_size}-sample blocks, {n} blocks x {args.repeat}, load average {load_start[0]:.2f} -> "
+          f"{out['loadavg_end'][0]:.2f}" + (f"; large-signal loop: {kernel}" if calibration else ""))
+    if calibration:
+        print("(network = the estimator's integration alone, invoke = the bare integration loop)")
     print(f"{'stage':15s} {'CPU mean':>9s} {'p50':>8s} {'p99':>9s} {'p99.9':>9s} {'max':>9s} {'RTF':>7s}   (us per block)")
     for k, st in stages.items():
         print(f"{k:15s} {st['cpu_mean_us']:9.1f} {st['cpu_p50_us']:8.1f} {st['cpu_p99_us']:9.1f} "
@@ -402,11 +507,18 @@ def main(argv: list[str] | None = None) -> int:
         print("everything by what the tracker did in the block (us of CPU):  " + "; ".join(
             f"{k} {v['share'] * 100:.1f} % of blocks, mean {v['cpu_mean_us']:.1f} p50 {v['cpu_p50_us']:.1f} "
             f"p99 {v['cpu_p99_us']:.0f} -> {v['us_per_block']:.1f} per block" for k, v in by_kind.items()))
-    print(f"streamer overhead (network - invoke) {out['streamer_overhead_us']:.1f} us, pipeline + interleaving "
+    print(f"{'estimator' if calibration else 'streamer'} overhead (network - invoke) {out['streamer_overhead_us']:.1f} us, "
+          f"pipeline + interleaving "
           f"(everything - tracker - network) {out['pipeline_and_interleaving_us']:.1f} us")
     print(f"real-time factor (CPU) {out['real_time_factor_cpu']:.4f} (net of the harness "
           f"{out['real_time_factor_cpu_net_of_harness']:.4f}), without the tracker "
           f"{out['rtf_without_tracker_cpu']:.4f}  (target <= 0.05 with the tracker)")
+    if args.kernel_ab:
+        c = out["kernel_ab"]
+        print(f"Python loop (@python): real-time factor (CPU) {c['real_time_factor_cpu_python']:.4f} (net of the "
+              f"harness {c['real_time_factor_cpu_python_net_of_harness']:.4f}), without the tracker "
+              f"{c['rtf_without_tracker_cpu_python']:.4f}; blocks whose excursion differs from the {kernel} loop's: "
+              f"{c['mismatched_blocks']} of {n}")
     if base is not None:
         c = out["baseline"]
         print(f"baseline code ({args.baseline_tree}): real-time factor (CPU) {c['real_time_factor_cpu']:.4f} (net of the "

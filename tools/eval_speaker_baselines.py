@@ -2,6 +2,7 @@
 
 Usage: python tools/eval_speaker_baselines.py DATASET_DIR [--split test] [--json] [--oracle] [--calibration DIR]
        python tools/eval_speaker_baselines.py DATASET_DIR --split val --bench-block 48 [--bench-clips 6]
+           [--calibration DIR | --datasheet-prior] [--kernel-ab]
        python tools/eval_speaker_baselines.py DATASET_DIR --split train --family-prior
 
 Each (speaker, scenario) stream is reassembled from its clips in order and both baselines run
@@ -12,7 +13,11 @@ linear X/I model with the simulator's true small-signal parameters of the scenar
 .json file) adds the calibrated large-signal estimator (``edgesense.speaker.largesignal``) for the
 streams whose speaker profile has a calibration there. ``--bench-block N`` instead
 times the tracker (CPU time per call of N samples) over the first ``--bench-clips`` clips of the split
-(with ``--calibration``: the calibrated large-signal estimator, its tracker included).
+(with ``--calibration``: the calibrated large-signal estimator, its tracker included; with
+``--datasheet-prior``: the large-signal estimator from each speaker's datasheet and the family prior,
+``edgesense.speaker.adapt.datasheet_large_signal``, the unseen-speaker model). The estimator's
+integration loop in use is printed (``edgesense.speaker.largesignal.KERNEL``: ``c``, the compiled
+kernel, or ``python``); ``--kernel-ab`` times both loops, clip by clip in turn in the same process.
 ``--family-prior`` prints the mean even-order nonlinearity shapes (b2, b4, k2) of the speakers in the
 split (metadata ``speaker_true``): ``edgesense.speaker.adapt.FAMILY_SHAPES`` comes from the train split
 of the randomised training family.
@@ -36,33 +41,46 @@ from edgesense.speaker.tracking import track
 
 
 def bench(root: str, split: str, block: int, clips: int = 6, repeats: int = 2,
-          calibrations: dict | None = None) -> list[dict]:
+          calibrations: dict | None = None, prior: bool = False, kernels: tuple[str, ...] | None = None) -> list[dict]:
     """Tracker CPU time per ``block``-sample call (us): mean, median, p99, p99.9, max per repeat.
 
-    With ``calibrations``, the calibrated large-signal estimator (its tracker included) instead."""
+    With ``calibrations`` (or ``prior``: the datasheet prior), the large-signal estimator (its tracker
+    included) instead, with each of the integration loops ``kernels`` (default: the one in use) in
+    turn on every clip; every row names its loop (``kernel``)."""
+    from edgesense.speaker import largesignal
     from edgesense.speaker.pipeline import load_signals
     from edgesense.speaker.tracking import ImpedanceTracker
 
+    estimator = bool(calibrations) or prior
+    kernels = (kernels or (largesignal.KERNEL,)) if estimator else (None,)
+    before = largesignal.KERNEL
     sigs = load_signals(root, None if split == "all" else split, clips)
     out = []
     for _ in range(repeats):
-        per = []
+        per = {kern: [] for kern in kernels}
         for s in sigs:
-            if calibrations:
-                from edgesense.speaker.largesignal import LargeSignalEstimator
-
-                tracker = LargeSignalEstimator(calibrations[s.profile.name], s.speaker, s.fs)
-            else:
-                tracker = ImpedanceTracker(s.speaker, s.fs)
             v, i = s.v.astype(np.float64), s.i.astype(np.float64)
-            for k in range(0, len(v) - block + 1, block):
-                t0 = time.thread_time_ns()
-                tracker.process(v[k:k + block], i[k:k + block])
-                per.append(time.thread_time_ns() - t0)
-        us = np.array(per) / 1e3
-        out.append({"blocks": len(us), "mean_us": float(us.mean()), "median_us": float(np.median(us)),
-                    "p99_us": float(np.percentile(us, 99)), "p99_9_us": float(np.percentile(us, 99.9)),
-                    "max_us": float(us.max())})
+            for kern in kernels:
+                if estimator:
+                    from edgesense.speaker.adapt import datasheet_large_signal
+
+                    largesignal.use_kernel(kern)
+                    params = datasheet_large_signal(s.speaker) if prior else calibrations[s.profile.name]
+                    tracker = largesignal.LargeSignalEstimator(params, s.speaker, s.fs)
+                else:
+                    tracker = ImpedanceTracker(s.speaker, s.fs)
+                for k in range(0, len(v) - block + 1, block):
+                    t0 = time.thread_time_ns()
+                    tracker.process(v[k:k + block], i[k:k + block])
+                    per[kern].append(time.thread_time_ns() - t0)
+        for kern, times in per.items():
+            us = np.array(times) / 1e3
+            out.append({"kernel": kern, "blocks": len(us), "mean_us": float(us.mean()),
+                        "median_us": float(np.median(us)), "p99_us": float(np.percentile(us, 99)),
+                        "p99_9_us": float(np.percentile(us, 99.9)), "max_us": float(us.max()),
+                        "rtf": float(us.mean()) * 1e-6 * sigs[0].fs / block})
+    if estimator:
+        largesignal.use_kernel(before)
     return out
 
 
@@ -132,6 +150,10 @@ def main(argv=None) -> int:
                     help="large-signal calibration .json or directory of them: adds the calibrated estimator")
     ap.add_argument("--bench-block", type=int, default=None, help="time the tracker per call of this many samples")
     ap.add_argument("--bench-clips", type=int, default=6, help="clips of the split to time (default 6)")
+    ap.add_argument("--datasheet-prior", action="store_true",
+                    help="with --bench-block: time the large-signal estimator from each speaker's datasheet")
+    ap.add_argument("--kernel-ab", action="store_true",
+                    help="with --bench-block and an estimator: time the Python loop and the compiled kernel in turn")
     ap.add_argument("--family-prior", action="store_true",
                     help="print the mean even-order nonlinearity shapes (b2, b4, k2) of the split's speakers")
     args = ap.parse_args(argv)
@@ -146,9 +168,26 @@ def main(argv=None) -> int:
 
         cals = load_calibrations(args.calibration)
     if args.bench_block:
-        for r in bench(args.dataset, args.split, args.bench_block, args.bench_clips, calibrations=cals):
+        import os
+
+        from edgesense.speaker import largesignal
+
+        kernels = None
+        if args.kernel_ab:
+            if largesignal._lsloop is None:
+                print("--kernel-ab: the compiled kernel edgesense.speaker._lsloop is not built", file=sys.stderr)
+                return 2
+            kernels = ("python", "c")
+        if not args.json:
+            what = ("large-signal estimator (datasheet prior)" if args.datasheet_prior else
+                    "large-signal estimator (calibration)" if cals else "impedance tracker")
+            print(f"{what}; large-signal loop in use: {largesignal.KERNEL}; load average "
+                  + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        for r in bench(args.dataset, args.split, args.bench_block, args.bench_clips, calibrations=cals,
+                       prior=args.datasheet_prior, kernels=kernels):
             print(json.dumps(r) if args.json else
-                  f"{r['blocks']} blocks of {args.bench_block}: mean {r['mean_us']:.1f} us, "
+                  (f"[{r['kernel']}] " if r["kernel"] else "")
+                  + f"{r['blocks']} blocks of {args.bench_block}: mean {r['mean_us']:.1f} us (RTF {r['rtf']:.4f}), "
                   f"median {r['median_us']:.1f}, p99 {r['p99_us']:.0f}, p99.9 {r['p99_9_us']:.0f}, "
                   f"max {r['max_us']:.0f} us")
         return 0

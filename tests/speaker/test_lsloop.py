@@ -1,9 +1,11 @@
 """The compiled large-signal kernel (edgesense/speaker/_lsloop.c): bit-identical to the Python loop, selection, errors."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +17,12 @@ from edgesense.sim.speaker import simulate
 from edgesense.sim.speaker_params import max_drive_volts, named_speaker
 from edgesense.sim.speaker_program import program
 from edgesense.speaker import largesignal
-from edgesense.speaker.largesignal import XI_CLIP, LargeSignalEstimator, LargeSignalParams, use_kernel
+from edgesense.speaker.largesignal import (
+    XI_CLIP,
+    LargeSignalEstimator,
+    LargeSignalParams,
+    use_kernel,
+)
 
 FS = 48_000.0
 lsloop = largesignal._lsloop
@@ -214,3 +221,24 @@ def test_environment_variable_forces_the_python_loop(value, expected):
     res = subprocess.run([sys.executable, "-c", "from edgesense.speaker import largesignal; print(largesignal.KERNEL)"],
                          env=env, capture_output=True, text=True, timeout=60, check=True)
     assert res.stdout.strip() == expected
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@needs_kernel
+def test_bench_excursion_times_a_calibration_with_both_loops():
+    """tools/bench_excursion.py --model CAL.json --kernel-ab: the network rows' breakdown for the estimator, both
+    loops interleaved, every block's excursion identical (no timing asserted)."""
+    cal = ROOT / "models" / "speaker_calibration" / "ref.json"
+    r = subprocess.run([sys.executable, "tools/bench_excursion.py", "--model", str(cal), "--blocks", "300",
+                        "--repeat", "1", "--kernel-ab", "--json"], capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(r.stdout)
+    assert d["largesignal_kernel"] == "c" and d["backend"] == "large-signal estimator"
+    assert {"everything", "tracker", "network", "invoke", "everything@python", "network@python",
+            "invoke@python"} <= set(d["stages"])
+    assert d["tracker_in_everything"] and d["kernel_ab"]["mismatched_blocks"] == 0
+    assert sum(k["blocks"] for k in d["everything_by_block_kind"].values()) == 300
+    assert d["kernel_ab"]["real_time_factor_cpu_python"] == pytest.approx(d["stages"]["everything@python"]["cpu_rtf"])
+
