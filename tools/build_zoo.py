@@ -76,6 +76,10 @@ class ZooOptions:
     quick: bool = False
     seed: int = 0
     target: str = "ort-cpu"
+    # the .tflite artefact's own target (None: converted from the ONNX artefact). LiteRT's XNNPACK computes 8-bit
+    # weights exactly, so it gets tflite-int8 candidates (8-bit per-channel weights), chosen on validation in LiteRT;
+    # the ONNX artefact keeps `target` (ort-cpu: 7-bit weights, exact on ORT without VNNI; docs/quantization.md §4)
+    tflite_target: str | None = "tflite-int8"
     bench: bool = True
     bench_runs: int = 300
     peers: bool = True
@@ -83,6 +87,11 @@ class ZooOptions:
     qat_steps: int = 200       # QAT fine-tune candidate from the best PTQ method (0: none; quick: at most 8)
     qat_lrs: tuple[float, ...] = (1e-4, 3e-5)   # one QAT candidate (per objective) per learning rate
     aimet_python: Path | None = None   # an interpreter with aimet-onnx (tools/peer_aimet.py): adds aimet peer rows
+
+    @property
+    def litert_target(self) -> str:
+        """The target the ``.tflite`` artefact is built for."""
+        return self.tflite_target or self.target
 
     @property
     def sizes(self) -> dict:
@@ -193,17 +202,106 @@ def _steps(ptq: str) -> tuple[str, list[str]]:
     return base, steps
 
 
-def _command_quantize(name: str, kind: str, method: str, opts: ZooOptions) -> str:
+def _command_quantize(name: str, kind: str, method: str, opts: ZooOptions, target: str | None = None) -> str:
     """The ``edgesense quantize`` command line that builds a model's INT8 ONNX with ``method`` (as :func:`_quantize`
-    does: same arguments, paths relative to the repository)."""
+    does: same arguments, paths relative to the repository) for ``target`` (default ``opts.target``; another target
+    writes into ``/tmp/zoo/<name>_<target>``)."""
+    import dataclasses
+
     stream = kind == "excursion"
     data = opts.excursion_data if stream else opts.gesture_data
-    argv = _quantize_argv(Path(f"models/{name}/{name}.onnx"), data, Path(f"/tmp/zoo/{name}"), method, opts, stream)
+    out = Path(f"/tmp/zoo/{name}" + (f"_{target}" if target and target != opts.target else ""))
+    topts = dataclasses.replace(opts, target=target or opts.target)
+    argv = _quantize_argv(Path(f"models/{name}/{name}.onnx"), data, out, method, topts, stream)
     return "edgesense quantize " + " ".join(argv)
+
+
+def _command_export(name: str, opts: ZooOptions, target: str, shapes: dict | None) -> str:
+    """The ``edgesense export tflite`` line that converts the QDQ model :func:`_command_quantize` wrote for
+    ``target`` (streaming models: for 1 ms blocks, ``shapes``; the zoo then stores their state I/O channel-last)."""
+    src = f"/tmp/zoo/{name}" + (f"_{target}" if target != opts.target else "") + f"/{name}_int8.onnx"
+    shape = "".join(f" --input-shape {k}={','.join(str(d) for d in v)}" for k, v in (shapes or {}).items())
+    return f"edgesense export tflite {src} /tmp/zoo/{name}_int8.tflite{shape}"
 
 
 def _copy_sidecar(float_onnx: Path, model: Path) -> None:
     shutil.copyfile(float_onnx.with_suffix(".json"), model.with_suffix(".json"))
+
+
+def _litert_scoring_file(qdq: Path, dst: Path, float_onnx: Path, stream: bool) -> Path:
+    """The ``.tflite`` a candidate is scored with: the gesture model as shipped (batch 1); a streaming model
+    converted for 1 s blocks (Python cost per call; a causal model's outputs do not depend on the block)."""
+    import onnx
+
+    from edgesense.quant.tflite import export_tflite
+
+    shapes = None
+    if stream:
+        x_in = onnx.load(str(qdq)).graph.input[0]
+        shapes = {x_in.name: (1, x_in.type.tensor_type.shape.dim[1].dim_value, 12_000)}
+    export_tflite(qdq, dst, input_shapes=shapes)
+    _copy_sidecar(float_onnx, dst)
+    return dst
+
+
+def _select_candidates(name: str, float_onnx: Path, task, opts: ZooOptions, work: Path, target: str, calib_src: Path,
+                       stream: bool, litert: bool) -> tuple[dict, str]:
+    """Every zoo candidate for ``target`` (:data:`METHODS`, then QAT fine-tunes from the best of them), each scored
+    on validation -- on ORT, or (``litert``) converted to ``.tflite`` and run on LiteRT -- and the best by
+    ``task.better``. Returns ({method: {path, graph, summary, val[, lite]}}, chosen method)."""
+    import dataclasses
+
+    topts = dataclasses.replace(opts, target=target)
+    where = f"{target}, LiteRT" if litert else target
+    candidates: dict[str, dict] = {}
+
+    def add_candidate(method: str, what: str) -> None:
+        _log(f"{name}: quantize ({what}; {where})")
+        d = work / method
+        _, graph, summary = _quantize(float_onnx, calib_src, d, method, topts, stream)
+        q = d / f"{name}_int8.onnx"
+        _copy_sidecar(float_onnx, q)
+        c = {"path": q, "graph": graph, "summary": summary}
+        if litert:
+            c["lite"] = _litert_scoring_file(q, d / f"{name}_int8.tflite", float_onnx, stream)
+        c["val"] = task.score(c.get("lite", q), "val")
+        candidates[method] = c
+
+    def best() -> str:
+        out = None
+        for method in candidates:
+            if out is None or task.better(candidates[method]["val"], candidates[out]["val"]):
+                out = method
+        return out
+
+    for method in METHODS:
+        add_candidate(method, method)
+    if opts.sizes["qat_steps"] > 0:     # QAT fine-tunes from the best range method (edgesense's own method)
+        start = best()
+        # excursion: task + float-output loss, and task loss alone; gesture: label-free, towards the float outputs
+        methods = []
+        for k, lr in enumerate(opts.sizes["qat_lrs"]):
+            suffix = "" if k == 0 else f"@{lr:g}"
+            methods += ([f"qat-{start}{suffix}", f"qat-task-{start}{suffix}"]
+                        if stream or opts.sizes["gesture_task_qat"] else [f"qat-{start}{suffix}"])
+        for method in methods:
+            add_candidate(method, f"{method}, {opts.sizes['qat_steps']} steps")
+    return candidates, best()
+
+
+def row_name(method: str, backend: str, target: str | None = None) -> str:
+    """A test-table row of an edgesense candidate: ``edgesense INT8 <method>[ <target>] (<backend>)`` (the target
+    named where the LiteRT artefact has its own)."""
+    return f"edgesense INT8 {method}{' ' + target if target else ''} ({backend})"
+
+
+def shipped_rows(report: dict) -> tuple[str, str]:
+    """Names of the shipped ONNX (ORT) and ``.tflite`` (LiteRT) artefacts' test rows in ``report`` (reports written
+    before the LiteRT artefact had its own target: both from ``chosen_method``)."""
+    lite = report.get("litert") or {}
+    method, target = lite.get("chosen_method", report["chosen_method"]), lite.get("target", report["target"])
+    return (row_name(report["chosen_method"], "ORT"),
+            row_name(method, "LiteRT", target if target != report["target"] else None))
 
 
 # -- gesture evaluation --------------------------------------------------------------------------
@@ -568,44 +666,24 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
     calib_file = work / f"{name}_calib"
     calib_src = opts.excursion_data if stream else opts.gesture_data
 
-    # (1) quantize with each method, choose by validation metric
-    candidates = {}
-
-    def add_candidate(method: str, what: str) -> None:
-        _log(f"{name}: quantize ({what})")
-        d = work / method
-        _, graph, summary = _quantize(float_onnx, calib_src, d, method, opts, stream)
-        q = d / f"{name}_int8.onnx"
-        _copy_sidecar(float_onnx, q)
-        candidates[method] = {"path": q, "graph": graph, "summary": summary, "val": task.score(q, "val")}
-
-    for method in METHODS:
-        add_candidate(method, method)
+    # (1) quantize with each method, choose by validation metric: the ONNX artefact for `opts.target` scored on
+    # ORT; the LiteRT artefact for `opts.tflite_target` scored on LiteRT (when that is another target)
     val_float = task.score(float_onnx, "val")
     task.reference = val_float
-
-    def best() -> str:
-        out = None
-        for method in candidates:
-            if out is None or task.better(candidates[method]["val"], candidates[out]["val"]):
-                out = method
-        return out
-
-    if opts.sizes["qat_steps"] > 0:     # QAT fine-tunes from the best range method (edgesense's own method)
-        start = best()
-        # excursion: task + float-output loss, and task loss alone; gesture: label-free, towards the float outputs
-        methods = []
-        for k, lr in enumerate(opts.sizes["qat_lrs"]):
-            suffix = "" if k == 0 else f"@{lr:g}"
-            methods += ([f"qat-{start}{suffix}", f"qat-task-{start}{suffix}"]
-                        if stream or opts.sizes["gesture_task_qat"] else [f"qat-{start}{suffix}"])
-        for method in methods:
-            add_candidate(method, f"{method}, {opts.sizes['qat_steps']} steps")
-    chosen = best()
+    candidates, chosen = _select_candidates(name, float_onnx, task, opts, work / "ort", opts.target, calib_src,
+                                            stream, litert=False)
     _log(f"{name}: chose {chosen} ({candidates[chosen]['val']})")
     int8_onnx = out_dir / f"{name}_int8.onnx"
     shutil.copyfile(candidates[chosen]["path"], int8_onnx)
     _copy_sidecar(float_onnx, int8_onnx)
+    lite_target = opts.litert_target
+    if lite_target != opts.target:
+        lite_cands, lite_chosen = _select_candidates(name, float_onnx, task, opts, work / "litert", lite_target,
+                                                     calib_src, stream, litert=True)
+        _log(f"{name}: LiteRT ({lite_target}) chose {lite_chosen} ({lite_cands[lite_chosen]['val']})")
+        lite_qdq, lite_graph = lite_cands[lite_chosen]["path"], lite_cands[lite_chosen]["graph"]
+    else:
+        lite_cands, lite_chosen, lite_qdq, lite_graph = None, chosen, int8_onnx, candidates[chosen]["graph"]
 
     # (2) TFLite export and parity
     int8_tflite = out_dir / f"{name}_int8.tflite"
@@ -614,18 +692,24 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
         x_in = onnx.load(str(int8_onnx)).graph.input[0]
         ch = x_in.type.tensor_type.shape.dim[1].dim_value
         shapes = {x_in.name: (1, ch, BLOCK_FRAMES)}
-    export_tflite(int8_onnx, int8_tflite, input_shapes=shapes)
+    export_tflite(lite_qdq, int8_tflite, input_shapes=shapes)
     n_par = opts.sizes["parity"]
+    graph = candidates[chosen]["graph"]
+    q_model = onnx.load(str(int8_onnx))
+    io = ([i.name for i in q_model.graph.input], [o.name for o in q_model.graph.output])
     if stream:
         task.prepare_parity(int8_onnx, n_par)
     samples = task.parity_inputs(n_par)
     _log(f"{name}: parity on {len(samples)} samples")
-    graph = candidates[chosen]["graph"]
-    q_model = onnx.load(str(int8_onnx))
-    io = ([i.name for i in q_model.graph.input], [o.name for o in q_model.graph.output])
-    parity = {"litert_vs_ort": litert_parity(int8_onnx, int8_tflite, samples),
-              "ort_vs_integer_sim": integer_sim_parity(graph, int8_onnx, samples, io_names=io),
-              "litert_vs_integer_sim": integer_sim_parity(graph, int8_tflite, samples, add="xnnpack", io_names=io)}
+    parity = {"ort_vs_integer_sim": integer_sim_parity(graph, int8_onnx, samples, io_names=io)}
+    if stream and lite_qdq != int8_onnx:      # realistic states of the LiteRT artefact's own QDQ model
+        task.prepare_parity(lite_qdq, n_par)
+        samples = task.parity_inputs(n_par)
+    # LiteRT against the QDQ ONNX it was converted from (ORT at the basic level: float Conv between Q/DQ, exact
+    # for 8-bit weights too) and against the integer simulation of that model
+    parity["litert_vs_ort"] = litert_parity(lite_qdq, int8_tflite, samples)
+    parity["litert_vs_integer_sim"] = integer_sim_parity(lite_graph, int8_tflite, samples, add="xnnpack",
+                                                         io_names=io)
     if stream:      # ship channel-last state I/O (no layout ops); checked bit for bit against the file just compared
         from edgesense.quant.tflite.state_layout import channel_last_file
         channel_last_file(int8_tflite, which="all")
@@ -634,17 +718,19 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
     _log(f"{name}: test metrics")
     lite_eval = int8_tflite
     if stream:      # the same INT8 model converted for 1 s blocks: scoring speed (Python cost per call)
-        lite_eval = work / f"{name}_int8_1s.tflite"
-        export_tflite(int8_onnx, lite_eval, input_shapes={x_in.name: (1, ch, 12_000)})
-        _copy_sidecar(float_onnx, lite_eval)
+        lite_eval = _litert_scoring_file(lite_qdq, work / f"{name}_int8_1s.tflite", float_onnx, stream)
         parity["litert_1ms_vs_1s_block_max_abs_mm"] = task.block_equivalence(int8_tflite, lite_eval)
+    lite_label = lite_target if lite_target != opts.target else None
     rows = [{"model": "float (ORT)", "file": float_onnx.name, **task.score(float_onnx)},
-            {"model": f"edgesense INT8 {chosen} (ORT)", "file": int8_onnx.name, **task.score(int8_onnx)},
-            {"model": f"edgesense INT8 {chosen} (LiteRT)", "file": int8_tflite.name, **task.score(lite_eval)}]
+            {"model": row_name(chosen, "ORT"), "file": int8_onnx.name, **task.score(int8_onnx)},
+            {"model": row_name(lite_chosen, "LiteRT", lite_label), "file": int8_tflite.name, **task.score(lite_eval)}]
     for method in candidates:
         if method != chosen:
-            rows.append({"model": f"edgesense INT8 {method} (ORT)", "file": None,
-                         **task.score(candidates[method]["path"])})
+            rows.append({"model": row_name(method, "ORT"), "file": None, **task.score(candidates[method]["path"])})
+    for method in lite_cands or {}:
+        if method != lite_chosen:
+            rows.append({"model": row_name(method, "LiteRT", lite_label), "file": None,
+                         **task.score(lite_cands[method]["lite"])})
     if opts.peers:
         calib = task.peer_calib()
         for method, rr in PEERS:
@@ -673,6 +759,11 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
         "float_sha256": sha256(float_onnx),
         "chosen_method": chosen,
         "validation": {"float": val_float, **{m: candidates[m]["val"] for m in candidates}},
+        "litert": {"target": lite_target, "chosen_method": lite_chosen,
+                   "validation": ({m: lite_cands[m]["val"] for m in lite_cands} if lite_cands else None),
+                   "quantize_summary": ({k: v for k, v in lite_cands[lite_chosen]["summary"].items()
+                                         if k not in ("int8_onnx", "float_folded_onnx", "encodings")}
+                                        if lite_cands else None)},
         "quantize_summary": {k: v for k, v in candidates[chosen]["summary"].items()
                              if k not in ("int8_onnx", "float_folded_onnx", "encodings")},
         "parity": parity, "test": rows, "bench": bench, "block_latency": blocks, "bench_load_average": load, **size,
@@ -680,6 +771,8 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
         "io": io_quantization(int8_tflite),
         "data": {"calibration": str(calib_src), "sizes": opts.sizes},
         "commands": {"quantize": _command_quantize(name, kind, chosen, opts),
+                     "quantize_litert": _command_quantize(name, kind, lite_chosen, opts, lite_target)
+                     + " && " + _command_export(name, opts, lite_target, shapes),
                      "zoo": f"python tools/build_zoo.py --models {name}" + (" --quick" if opts.quick else ""),
                      "eval": _eval_command(name, kind, opts)},
         "seconds": round(time.time() - t_start, 1),
@@ -741,8 +834,8 @@ def targets(report: dict) -> dict:
     """The issue's targets, met or missed (measured, never assumed)."""
     rows = {r["model"]: r for r in report["test"]}
     f = rows["float (ORT)"]
-    chosen = report["chosen_method"]
-    ort, lite = rows[f"edgesense INT8 {chosen} (ORT)"], rows[f"edgesense INT8 {chosen} (LiteRT)"]
+    ort_name, lite_name = shipped_rows(report)
+    ort, lite = rows[ort_name], rows[lite_name]
     peers = [r for r in report["test"] if r["model"].startswith(("ORT quantize_static", "aimet-onnx"))
              and "error" not in r]
     out = {}
@@ -750,11 +843,15 @@ def targets(report: dict) -> dict:
         for key, r in (("ort", ort), ("litert", lite)):
             out[f"int8_{key}_within_0.5_points"] = bool((f["accuracy"] - r["accuracy"]) * 100 <= 0.5)
         out["edgesense_at_least_as_accurate_as_every_peer"] = bool(all(ort["accuracy"] >= p["accuracy"] for p in peers))
+        out["edgesense_litert_at_least_as_accurate_as_every_peer"] = bool(all(lite["accuracy"] >= p["accuracy"]
+                                                                              for p in peers))
     else:
         for key, r in (("ort", ort), ("litert", lite)):
             out[f"int8_{key}_nrmse_within_10pct"] = bool(r["nrmse"] <= 1.10 * f["nrmse"])
             out[f"int8_{key}_peak_within_0.01mm"] = bool(r["peak_error_mm"] <= f["peak_error_mm"] + 0.01)
         out["edgesense_at_least_as_accurate_as_every_peer"] = bool(all(ort["nrmse"] <= p["nrmse"] for p in peers))
+        out["edgesense_litert_at_least_as_accurate_as_every_peer"] = bool(all(lite["nrmse"] <= p["nrmse"]
+                                                                              for p in peers))
     par = report["parity"]
     out["parity_ort_vs_integer_sim_99.9"] = bool(par["ort_vs_integer_sim"]["within_1_lsb"] >= 0.999)
     if "litert_vs_integer_sim" in par:
@@ -824,6 +921,7 @@ def card_section(report: dict) -> str:
                 f"`edgesense eval excursion`; every model in 1 s calls (LiteRT: the same INT8 model converted for "
                 f"1 s blocks; it matches the shipped 1 ms-block `.tflite` to "
                 f"{report['parity'].get('litert_1ms_vs_1s_block_max_abs_mm', float('nan')):.3g} mm).")
+    L += _litert_card_lines(report)
     qsum = report.get("quantize_summary", {})
     qat = qsum.get("qat")
     ref, ada = qsum.get("refinement"), qsum.get("adaround")
@@ -901,8 +999,41 @@ def card_section(report: dict) -> str:
         L += [f"| {r['backend']} | {r['median_us']:.1f} | {r['p99_us']:.1f} |" for r in report["block_latency"]]
     L += ["", "Targets: " + ", ".join(f"{k} {'met' if v else '**missed**'}" for k, v in report["targets"].items())
           + ".", "", "Reproduce:", "", "```", report["commands"]["zoo"], report["commands"]["quantize"],
+          *([report["commands"]["quantize_litert"]] if "quantize_litert" in report["commands"] else []),
           report["commands"]["eval"], f"edgesense bench models/{name} --json", "```", "", END]
     return "\n".join(L)
+
+
+def _litert_card_lines(report: dict) -> list[str]:
+    """The card's paragraph on the ``.tflite`` artefact when it has its own target (session 6)."""
+    from edgesense.quant.target import get_target
+
+    lite = report.get("litert") or {}
+    if not lite.get("validation"):
+        return []
+    val, gesture = lite["validation"], report["kind"] == "gesture"
+    fmt = ((lambda r: f"{r['accuracy'] * 100:.2f} %" + (f" (NLL {r['nll']:.4f})" if "nll" in r else "")) if gesture
+           else (lambda r: f"{r['nrmse'] * 100:.2f} % / {r['peak_error_mm']:.4f} mm"))
+    t_lite, t_ort = get_target(lite["target"]), get_target(report["target"])
+    steps = []
+    summary = lite.get("quantize_summary") or {}
+    if summary.get("adaround"):
+        a = summary["adaround"]
+        steps.append(f"AdaRound {a['flipped']:,} of {a['weights']:,} weights rounded the other way, output SQNR "
+                     f"{a['output_sqnr_db_before']:.2f} → {a['output_sqnr_db_after']:.2f} dB")
+    if summary.get("refinement"):
+        r = summary["refinement"]
+        steps.append(f"range refinement {r['output_sqnr_db_before']:.2f} → {r['output_sqnr_db_after']:.2f} dB")
+    if summary.get("qat"):
+        q = summary["qat"]
+        steps.append(f"QAT {q['steps']} steps, objective {q.get('objective')}, lr {q['lr']:g}")
+    return ["", f"The `.tflite` artefact has its own target, `{lite['target']}` ({t_lite.weight_bitwidth}-bit "
+            f"per-channel weights, which LiteRT's default XNNPACK delegate computes exactly), while the ONNX artefact "
+            f"keeps `{report['target']}` ({t_ort.weight_bitwidth}-bit weights: exact on ONNX Runtime on x86 without "
+            "VNNI, docs/quantization.md §4, §14). Its candidates are built the same way for that target, each "
+            "converted and run on LiteRT, and chosen on the same validation data by the same rule: "
+            + ", ".join(f"{m} {fmt(val[m])}" for m in val) + f" → **{lite['chosen_method']}**"
+            + (f" ({'; '.join(steps)})" if steps else "") + "."]
 
 
 def write_card(card: Path, section: str) -> None:
@@ -922,7 +1053,11 @@ def readme_table(reports: list[dict]) -> str:
     for r in reports:
         rows = {x["model"]: x for x in r["test"]}
         c = r["chosen_method"]
-        f, o, li = rows["float (ORT)"], rows[f"edgesense INT8 {c} (ORT)"], rows[f"edgesense INT8 {c} (LiteRT)"]
+        ort_name, lite_name = shipped_rows(r)
+        f, o, li = rows["float (ORT)"], rows[ort_name], rows[lite_name]
+        lite = r.get("litert") or {}
+        if lite.get("chosen_method", c) != c or lite.get("target", r["target"]) != r["target"]:
+            c = f"{c} (ORT); {lite['chosen_method']} {lite['target']} (LiteRT)"
         if r["kind"] == "gesture":
             task, m = "radar gesture (clip accuracy %)", lambda x: f"{x['accuracy'] * 100:.2f}"
         else:
@@ -986,7 +1121,8 @@ def reuse_built(name: str, float_onnx: Path, opts: ZooOptions, reuse_dir: Path) 
         return None
     rep = json.loads(rep_path.read_text())
     same = (rep.get("float_sha256") == sha256(float_onnx) and rep.get("seed") == opts.seed
-            and rep.get("target") == opts.target and rep.get("quick") == opts.quick)
+            and rep.get("target") == opts.target and rep.get("quick") == opts.quick
+            and (rep.get("litert") or {}).get("target", rep.get("target")) == opts.litert_target)
     if not same:
         return None
     for suffix in (".onnx", ".tflite", ".json", ".report.json"):
@@ -1027,6 +1163,10 @@ def build(opts: ZooOptions, names: list[str] | None = None, reuse_dir: Path | No
     ``refresh``, only the shipped files' I/O table, sizes and latency are re-measured (:func:`refresh_model`)."""
     import torch
 
+    from edgesense.quant.target import get_target
+
+    for t in (opts.target, opts.litert_target):     # an unknown target: a one-line error before anything is built
+        get_target(t)
     torch.manual_seed(opts.seed)
     torch.set_num_threads(1)
     logging.getLogger().setLevel(logging.ERROR)        # onnxruntime.quantization's pre-processing advice
@@ -1068,6 +1208,9 @@ def main(argv=None) -> int:
                    help="interpreter with aimet-onnx installed, for the optional aimet peer rows (default: "
                    "$EDGESENSE_AIMET_PYTHON or ../aimet-venv/bin/python when present; see tools/peer_aimet.py)")
     p.add_argument("--no-aimet", action="store_true", help="skip the aimet-onnx peer even where it is installed")
+    p.add_argument("--tflite-target", default="tflite-int8", help="target of the .tflite artefact, chosen on "
+                   "validation in LiteRT among its own candidates (default tflite-int8: 8-bit weights, which LiteRT "
+                   "computes exactly); 'same': converted from the ONNX artefact (ort-cpu), as before session 6")
     p.add_argument("--reuse", type=Path, default=None, help="a models directory of an earlier run: models whose "
                    "float ONNX is byte-identical to the one quantized there are copied from it, not rebuilt")
     p.add_argument("--refresh", action="store_true", help="re-measure the shipped INT8 files' latency, sizes and "
@@ -1078,7 +1221,8 @@ def main(argv=None) -> int:
     opts = ZooOptions(models_dir=a.models_dir, gesture_data=a.gesture_data, excursion_data=a.excursion_data,
                       quick=a.quick, seed=a.seed, bench=not a.no_bench, peers=not a.no_peers,
                       bench_runs=a.bench_runs or (30 if a.quick else 300), qat_steps=a.qat_steps,
-                      aimet_python=None if a.no_aimet else a.aimet_python)
+                      aimet_python=None if a.no_aimet else a.aimet_python,
+                      tflite_target=None if a.tflite_target == "same" else a.tflite_target)
     names = [n.strip() for m in a.models for n in m.split(",") if n.strip()] if a.models else None
     try:
         reports = build(opts, names, a.reuse, refresh=a.refresh)

@@ -45,9 +45,50 @@ def test_files_and_report(zoo):
     assert all(r["dtype"] == "int8" for r in saved["io"])      # full integer, int8 I/O
     assert saved["parameters"] > 1000 and saved["macs"] > saved["parameters"]
     names = [r["model"] for r in saved["test"]]
+    lite = saved["litert"]
     assert names[:3] == ["float (ORT)", f"edgesense INT8 {rep['chosen_method']} (ORT)",
-                         f"edgesense INT8 {rep['chosen_method']} (LiteRT)"]
+                         f"edgesense INT8 {lite['chosen_method']} tflite-int8 (LiteRT)"]
+    assert list(tool.shipped_rows(saved)) == names[1:3]
     assert sum(n.startswith("ORT quantize_static") for n in names) == len(tool.PEERS)
+
+
+def test_litert_artefact_has_its_own_8bit_target_chosen_on_litert_validation(zoo):
+    """The .tflite is built for tflite-int8 (8-bit weights, exact on LiteRT), its candidates scored on LiteRT; the
+    ONNX keeps ort-cpu's 7-bit weights."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgesense.quant.tflite.parity import tflite_interpreter
+
+    tool, _, rep, d, _ = zoo
+    lite = rep["litert"]
+    assert rep["target"] == "ort-cpu" and lite["target"] == "tflite-int8"
+    assert set(tool.METHODS) <= set(lite["validation"]) and lite["chosen_method"] in lite["validation"]
+    best = lite["validation"][lite["chosen_method"]]
+    assert not any(tool.GestureTask.better(v, best) for v in lite["validation"].values())
+    onnx_w = [numpy_helper.to_array(i) for i in onnx.load(str(d / "gesture_cnn_int8.onnx")).graph.initializer
+              if i.name.endswith(".weight_q")]
+    assert onnx_w and max(int(np.abs(w).max()) for w in onnx_w) <= 63
+    it = tflite_interpreter(d / "gesture_cnn_int8.tflite")
+    lite_w = [it.get_tensor(t["index"]) for t in it.get_tensor_details()
+              if t["dtype"] == np.int8 and len(t["quantization_parameters"]["scales"]) > 1]
+    assert lite_w and max(int(np.abs(w).max()) for w in lite_w) == 127     # per-channel max at the 8-bit limit
+    assert rep["targets"]["edgesense_litert_at_least_as_accurate_as_every_peer"] in (True, False)
+
+
+def test_shipped_rows_of_reports_without_a_litert_target(build_zoo_tool):
+    """Reports written before session 6 (the .tflite converted from the ONNX artefact) keep their row names."""
+    old = {"chosen_method": "mse-adaround", "target": "ort-cpu"}
+    assert build_zoo_tool.shipped_rows(old) == ("edgesense INT8 mse-adaround (ORT)",
+                                                "edgesense INT8 mse-adaround (LiteRT)")
+    same = {**old, "litert": {"target": "ort-cpu", "chosen_method": "mse-adaround", "validation": None}}
+    assert build_zoo_tool.shipped_rows(same) == build_zoo_tool.shipped_rows(old)
+    assert build_zoo_tool.ZooOptions(tflite_target=None).litert_target == "ort-cpu"
+
+
+def test_unknown_tflite_target_is_a_one_line_error(build_zoo_tool, capsys):
+    assert build_zoo_tool.main(["--models", "gesture_cnn", "--tflite-target", "bogus", "--no-bench"]) == 2
+    assert "unknown target 'bogus'" in capsys.readouterr().err
 
 
 def test_parity_targets_hold(zoo):
@@ -200,3 +241,25 @@ def test_card_command_rebuilds_the_chosen_int8_model(zoo, tmp_path, capsys):
     assert main(words[1:]) == 0
     capsys.readouterr()
     assert (tmp_path / "gesture_cnn_int8.onnx").read_bytes() == (d / "gesture_cnn_int8.onnx").read_bytes()
+
+
+def test_card_command_rebuilds_the_litert_artefact(zoo, tmp_path, capsys):
+    """The report's LiteRT line (`edgesense quantize --target tflite-int8`, then `edgesense export tflite`) writes the
+    shipped .tflite byte for byte."""
+    import shlex
+
+    from edgesense.cli.main import main
+
+    _, _, rep, d, _ = zoo
+    quantize, export = rep["commands"]["quantize_litert"].split(" && ")
+    words = shlex.split(quantize)
+    assert words[words.index("--target") + 1] == "tflite-int8"
+    words[words.index("--model") + 1] = str(d / "gesture_cnn.onnx")
+    words[words.index("--out") + 1] = str(tmp_path / "q")
+    assert main(words[1:]) == 0
+    ex = shlex.split(export)
+    assert ex[:3] == ["edgesense", "export", "tflite"]
+    assert main(["export", "tflite", str(tmp_path / "q" / "gesture_cnn_int8.onnx"), str(tmp_path / "m.tflite"),
+                 *ex[5:]]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "m.tflite").read_bytes() == (d / "gesture_cnn_int8.tflite").read_bytes()
