@@ -20,7 +20,9 @@ transform of X/I = Bl/(Mms s^2 + Rms s + Kms) that :mod:`edgesense.speaker.linea
 impedance tracker use -- and the nonlinear force g = Bl(x) i - (Kms(x) - K0) x + 1/2 i^2 L'(x) as
 its input, evaluated at the end of each step at a predicted position (one predictor-corrector
 pass; the correction's weight h^2/(4 Mms) is tiny, so no iteration is needed). The current is
-the sensed 48 kHz current; nothing else is needed at run time.
+the sensed 48 kHz current; nothing else is needed at run time. The per-sample loop runs compiled
+(``edgesense/speaker/_lsloop.c``, bit-identical) when the optional extension was built, else in
+Python; :data:`KERNEL` says which, ``EDGESENSE_PURE_PYTHON=1`` forces Python, :func:`use_kernel` switches.
 
 Drift. Heat lowers Bl (magnet), a back-volume leak lowers Kms and raises Rms. With ``follow``
 set, the estimator runs the online impedance tracker alongside and scales Bl0 by the tracker's

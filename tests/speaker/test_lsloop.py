@@ -115,11 +115,11 @@ def test_non_finite_current_propagates_alike():
        n=st.integers(0, 300), seed=st.integers(0, 2**31))
 def test_kernel_matches_for_random_parameters(bl, fres, q, mms, shapes, amp, n, seed):
     kms = mms * (2 * np.pi * fres) ** 2
-    params = LargeSignalParams(bl=bl, mms=mms, rms=np.sqrt(kms * mms) / q, kms=kms, xmax=4e-4,
+    params = LargeSignalParams(bl=bl, mms=mms, rms=float(np.sqrt(kms * mms)) / q, kms=kms, xmax=4e-4,
                                bl_shape=tuple(shapes[:4]), k_shape=tuple(shapes[4:6]),
                                le_slope=(shapes[6] * 1e-5, shapes[7] * 1e-5))
     rng = np.random.default_rng(seed)
-    state = tuple(rng.standard_normal(3) * (1e-4, 0.1, 0.5))
+    state = tuple((rng.standard_normal(3) * (1e-4, 0.1, 0.5)).tolist())
     _same(*_both(amp * rng.standard_normal(n), _p(params), state))
 
 
