@@ -1,5 +1,6 @@
 """The wheel carries every package, the built-in profiles and the shipped model zoo."""
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -28,3 +29,5 @@ def test_wheel_contains_profiles_and_models(tmp_path):
     calibrations = [p.relative_to(ROOT / "models").as_posix() for p in (ROOT / "models").glob("speaker_calibration/*.json")]
     assert calibrations and all(f"edgesense/data/models/{c}" in names for c in calibrations)
     assert not any(n.endswith(".pt") for n in names), "training checkpoints stay out of the wheel"
+    if any(shutil.which(c) for c in ("cc", "gcc", "clang")):   # the optional large-signal kernel is built and shipped
+        assert any(n.startswith("edgesense/speaker/_lsloop.") and n.endswith((".so", ".pyd")) for n in names)
