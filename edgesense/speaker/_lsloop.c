@@ -66,9 +66,13 @@ integrate(PyObject *self, PyObject *args)
         return NULL;
     }
     x = PyFloat_AsDouble(PyList_GET_ITEM(state, 0));
+    if (x == -1.0 && PyErr_Occurred())
+        return NULL;
     v = PyFloat_AsDouble(PyList_GET_ITEM(state, 1));
+    if (v == -1.0 && PyErr_Occurred())
+        return NULL;
     g0 = PyFloat_AsDouble(PyList_GET_ITEM(state, 2));
-    if (PyErr_Occurred())
+    if (g0 == -1.0 && PyErr_Occurred())
         return NULL;
     if (get_doubles(i_obj, &iv, 0, "i") != 0)
         return NULL;

@@ -84,6 +84,7 @@ def test_zero_current_empty_block_and_carried_state():
     _same(*_both(np.zeros(500), p))                                      # at rest: stays at rest
     ringing = (2e-4, -0.05, 0.3)
     _same(*_both(np.zeros(501), p, ringing))                             # free decay from a state
+    _same(*_both(np.zeros(3), p, (-1.0, -1.0, -1)))                       # (-1.0: the C API's error value; an int)
     (a, sa), (b, sb) = _both(np.zeros(0), p, ringing)                    # empty block: state untouched
     assert a.size == b.size == 0 and sa == sb == list(ringing)
     # state carried across calls of odd sizes equals one call over the whole signal (both loops)
