@@ -167,6 +167,10 @@ def main(argv=None) -> int:
         from edgesense.speaker.largesignal import load_calibrations
 
         cals = load_calibrations(args.calibration)
+    if (args.datasheet_prior or args.kernel_ab) and not args.bench_block:
+        print("--datasheet-prior and --kernel-ab go with --bench-block (edgesense eval excursion --datasheet-prior "
+              "scores the prior)", file=sys.stderr)
+        return 2
     if args.bench_block:
         import os
 
