@@ -73,29 +73,10 @@ import time
 
 import numpy as np
 
-WARMUP = 100   # untimed blocks before every pass (caches, first-call allocations)
-
-
-def _frames(profile, n_blocks: int, data: str | None, seed: int):
-    """``n_blocks`` frames of the profile's block size (v, i columns as the profile says)."""
-    from edgesense.stream.frame import Frame
-
-    block = profile.block_size
-    if data:
-        from edgesense.speaker.pipeline import load_signals
-
-        sig = load_signals(data)[0]
-        cols = {"v": sig.v, "i": sig.i, "x": sig.x if sig.x is not None else np.zeros_like(sig.v)}
-        flat = np.stack([cols[c] for c in profile.channels], axis=1).astype(np.float32)
-        reps = -(-n_blocks * block // len(flat))
-        flat = np.concatenate([flat] * reps)[:n_blocks * block]
-        pays = flat.reshape(n_blocks, block, -1)
-        payload = lambda k: pays[k]  # noqa: E731
-    else:
-        from edgesense.sim.speaker import live_payloads
-
-        payload = live_payloads(profile, seed=seed, loop=n_blocks * block / profile.sample_rate_hz)
-    return [Frame(profile.kind, k, k * 1000, 0.0, np.ascontiguousarray(payload(k))) for k in range(n_blocks)]
+from edgesense.speaker.bench import WARMUP
+from edgesense.speaker.bench import block_summary as _summary
+from edgesense.speaker.bench import speaker_frames as _frames
+from edgesense.speaker.bench import time_interleaved as _time_interleaved
 
 
 class _Timed:
@@ -115,47 +96,6 @@ class _Timed:
         finally:
             self.total += time.thread_time() - c0
             self.calls += 1
-
-
-def _time_interleaved(steps: dict, n: int, chunk: int = 250, enter=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per-block (CPU, wall) seconds of every ``steps[name](k)``, k = 0..n-1, after WARMUP untimed calls.
-
-    The stages take turns in chunks of ``chunk`` blocks, so a change in the machine's load during the
-    run affects them alike (separate back-to-back passes made the first one look worse).
-    ``enter(name)``, if given, runs untimed before each stage's warm-up and each of its chunks.
-    """
-    for name, step in steps.items():
-        if enter is not None:
-            enter(name)
-        for k in range(WARMUP):
-            step(k % n)
-    out = {name: (np.empty(n), np.empty(n)) for name in steps}
-    tc, tw = time.thread_time, time.perf_counter
-    for k0 in range(0, n, chunk):
-        for name, step in steps.items():
-            if enter is not None:
-                enter(name)
-            cpu, wall = out[name]
-            for k in range(k0, min(n, k0 + chunk)):
-                w0 = tw()
-                c0 = tc()
-                step(k)
-                cpu[k] = tc() - c0
-                wall[k] = tw() - w0
-    return out
-
-
-def _summary(cpu_runs: list[np.ndarray], wall_runs: list[np.ndarray], block_s: float) -> dict:
-    pooled = np.concatenate(cpu_runs)
-    means = [float(c.mean()) for c in cpu_runs]
-    mean = float(np.median(means))
-    return {"cpu_mean_us": mean * 1e6, "cpu_mean_us_runs": [m * 1e6 for m in means],
-            "cpu_p50_us": float(np.median(pooled)) * 1e6, "cpu_p99_us": float(np.percentile(pooled, 99)) * 1e6,
-            # 99.9 %: of 3 x 3000 blocks the 9th largest: a refit block (12 per 3000 blocks) rather than one outlier
-            "cpu_p999_us": float(np.percentile(pooled, 99.9)) * 1e6,
-            "cpu_max_us": float(pooled.max()) * 1e6, "cpu_rtf": mean / block_s,
-            "wall_mean_us": float(np.median([w.mean() for w in wall_runs])) * 1e6,
-            "wall_p99_us": float(np.percentile(np.concatenate(wall_runs), 99)) * 1e6}
 
 
 KINDS = ("plain", "refit")

@@ -61,16 +61,9 @@ import time
 
 import numpy as np
 
+from edgesense.radar.bench import FrameCosts, dist, gap_flags, run_pass
+
 STAGES = ("rdi", "restore", "window", "model", "spotting")
-
-
-def dist(values) -> dict[str, float]:
-    """mean / p50 / p95 / p99 / max of ``values`` (us); empty -> count 0 only."""
-    c = np.asarray(values, dtype=float)
-    if not c.size:
-        return {"n": 0}
-    return {"n": int(c.size), "mean": float(c.mean()), "p50": float(np.percentile(c, 50)),
-            "p95": float(np.percentile(c, 95)), "p99": float(np.percentile(c, 99)), "max": float(c.max())}
 
 
 class _Stopwatch:
@@ -283,9 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.against:
         other = _old_pipeline(args.against, model)
         mismatches = _same_outputs(pipe, other, passes)
-    other_cpu, other_p99 = [], []
+    costs, other_costs = FrameCosts(), FrameCosts()
     load_start = os.getloadavg()
-    cpu, wall, gap_flags, per_pass_p99 = [], [], [], []
     for k, (idx, frames) in enumerate(passes):
         if args.against or (args.versus_whole and args.pace <= 0 and args.evict <= 0):   # frame by frame, alternating
             pipe.reset()
@@ -295,20 +287,14 @@ def main(argv: list[str] | None = None) -> int:
                     which.process(fr)
         else:                # whole passes, alternating who goes first
             for which in ((other, pipe) if k % 2 == 0 else (pipe, other)):
-                if which is None:
-                    continue
-                which.reset()
-                for fr in paced(frames):
-                    which.process(fr)
+                if which is not None:
+                    run_pass(which, paced(frames))
         if other is not None:
-            other_cpu.extend(other.stats.cpu_us)
-            other_p99.append(float(np.percentile(other.stats.cpu_us, 99)))
-        cpu.extend(pipe.stats.cpu_us)      # the stats keep the last 4096 frames
-        wall.extend(pipe.stats.wall_us)
-        gap_flags.extend((np.diff(idx, prepend=idx[0] - 1) > 1)[-len(pipe.stats.cpu_us):])
-        per_pass_p99.append(float(np.percentile(pipe.stats.cpu_us, 99)))
+            other_costs.add(other, idx)
+        costs.add(pipe, idx)
     restored = pipe.stats.frames_restored
-    cpu_a, gaps = np.asarray(cpu), np.asarray(gap_flags, bool)
+    cpu_a, gaps, wall, per_pass_p99 = np.asarray(costs.cpu), np.asarray(costs.gaps, bool), costs.wall, costs.pass_p99
+    other_cpu, other_p99 = other_costs.cpu, other_costs.pass_p99
 
     stages = None
     if args.breakdown:
@@ -320,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for idx, frames in passes:
                 pipe.reset()
-                gap_rows.extend(np.diff(idx, prepend=idx[0] - 1) > 1)
+                gap_rows.extend(gap_flags(idx))
                 for fr in paced(frames):
                     for k in STAGES:
                         acc[k] = 0.0
@@ -348,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
            "split": None if split is None else {"column_graphs": split.graphs, "plan": str(split.plan)},
            "split_reason": getattr(pipe, "split_reason", "n/a"),
            # (getattr: the headline loop also runs on an older checkout, for before/after comparisons)
-           "model_input_dtype": str(getattr(getattr(pipe, "model_input", None), "dtype", "n/a")), "frames": len(cpu), "stream_seconds": args.seconds,
+           "model_input_dtype": str(getattr(getattr(pipe, "model_input", None), "dtype", "n/a")), "frames": len(cpu_a), "stream_seconds": args.seconds,
            "repeats": args.repeats, "drop_rate": args.drop_rate, "pace_hz": args.pace, "evict_mib": args.evict, "gap_frames": int(gaps.sum()),
            "restored_last_pass": restored,
            "cpu_us_per_frame": dist(cpu_a), "cpu_us_steady_frames": dist(cpu_a[~gaps]),

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,7 +27,7 @@ import numpy as np
 
 from edgesense.errors import EdgesenseError, ModelError
 
-__all__ = ["BenchResult", "bench_model", "bench_isolated", "is_int8_onnx", "backend_label"]
+__all__ = ["BenchResult", "bench_model", "bench_isolated", "is_int8_onnx", "backend_label", "one_cpu"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,25 @@ def _tflite_int8(path) -> bool:
         return any(np.issubdtype(s.dtype, np.integer) for s in m.input_specs)
     except ModelError:
         return False
+
+
+@contextmanager
+def one_cpu() -> Iterator[int | None]:
+    """Pin this process to the lowest CPU it may run on for the ``with`` block, then restore its CPUs.
+
+    Yields that CPU, or None where the OS has no affinity call or refuses it (then nothing is pinned).
+    """
+    try:
+        before = os.sched_getaffinity(0)
+        cpu = min(before)
+        os.sched_setaffinity(0, {cpu})
+    except (AttributeError, OSError):
+        yield None
+        return
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def time_calls(fn, runs: int, warmup: int) -> np.ndarray:

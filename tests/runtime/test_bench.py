@@ -47,3 +47,16 @@ def test_bench_command_side_by_side(tmp_path, capsys):
     assert {r["model"] for r in out["results"]} == {"toy"}
     rc = main(["bench", str(tmp_path / "nothing-here")])
     assert rc == 2 and "not a model directory" in capsys.readouterr().err
+
+
+def test_one_cpu_pins_and_restores():
+    import os
+
+    from edgesense.runtime.bench import one_cpu
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this OS")
+    before = os.sched_getaffinity(0)
+    with one_cpu() as cpu:
+        assert cpu == min(before) and os.sched_getaffinity(0) == {cpu}
+    assert os.sched_getaffinity(0) == before
