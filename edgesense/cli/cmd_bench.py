@@ -207,11 +207,11 @@ def print_pipelines(rows: list, skipped: list[dict], info: dict) -> None:
     """The pipelines table: CPU time per frame (gesture) or block (excursion), and what each row ran."""
     cpu = "" if info.get("pinned_cpu") is None else f", pinned to CPU {info['pinned_cpu']}"
     la, lb = (info.get(k, [float("nan")])[0] for k in ("load_average_start", "load_average_end"))
-    print(f"\npipelines: end-to-end cost per frame / block, back to back{cpu}, model on one thread; "
+    print(f"\npipelines: end-to-end cost per frame / block in us, back to back{cpu}, model on one thread; "
           f"{info['stream_seconds']:g} s of simulated stream each ({info['drop_rate']:.0%} of radar frames lost); "
           f"load average {la:.2f} -> {lb:.2f}")
     print(f"{'model':22s} {'backend':22s} {'per':10s} {'CPU p50':>8s} {'CPU p99':>8s} {'CPU mean':>8s} "
-          f"{'wall p99':>8s}  {'rate':36s} file   (us)")
+          f"{'wall p99':>8s}  {'rate':40s} file")
     for r in rows:
         if r.pipeline == "gesture":
             per = "frame"
@@ -223,6 +223,6 @@ def print_pipelines(rows: list, skipped: list[dict], info: dict) -> None:
                                      (f"{r.largesignal_kernel} loop", r.largesignal_kernel)) if on]
             rate = f"RTF {r.real_time_factor:.4f}" + (f" ({', '.join(extra)})" if extra else "")
         print(f"{r.model:22s} {r.backend:22s} {per:10s} {r.cpu_p50_us:8.1f} {r.cpu_p99_us:8.1f} {r.cpu_mean_us:8.1f} "
-              f"{r.wall_p99_us:8.1f}  {rate:36s} {Path(r.path).name}")
+              f"{r.wall_p99_us:8.1f}  {rate:40s} {Path(r.path).name}")
     for s in skipped:
         print(f"{s['model']:22s} skipped {Path(s['path']).name}: {s['reason']}")
