@@ -11,6 +11,9 @@ across releases. The optional aimet-onnx peer runs in its own environment: ``too
 
     python tools/compare_peers.py --model M_float.onnx --calib calib.npy --eval x.npy [--labels y.npy] [--json]
     python tools/compare_peers.py --examples            # the committed example models with random data
+    python tools/compare_peers.py --paired A.tflite B.onnx --gesture-data /work/data/radar-clips [--split val]
+    python tools/compare_peers.py --model models/gesture_cnn/gesture_cnn.onnx --gesture-data /work/data/radar-clips \
+        --gesture-calib calib.npy                       # the zoo's calibration windows, for tools/peer_aimet.py
     python tools/compare_peers.py --model models/fftnet/fftnet.onnx --excursion-dataset /work/data/speaker/known \
         --out /tmp/peers && edgesense eval excursion --data /work/data/speaker/known --model ... (each written file)
 
@@ -147,6 +150,43 @@ def compare(model: Path, calib: np.ndarray, x: np.ndarray, labels: np.ndarray | 
     return rows
 
 
+def mcnemar(correct_a, correct_b) -> dict:
+    """Paired comparison of two classifiers on the same samples: how many only ``a`` / only ``b`` gets right, and the
+    exact two-sided McNemar p-value (binomial test on those discordant samples, p = 1/2)."""
+    from math import comb
+
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    n, k = only_a + only_b, min(only_a, only_b)
+    p = min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    return {"samples": int(a.size), "correct_a": int(a.sum()), "correct_b": int(b.sum()), "only_a": only_a,
+            "only_b": only_b, "p_value": float(p)}
+
+
+def paired_gesture(model_a: Path, model_b: Path, data: Path, split: str = "test", seed: int = 0) -> dict:
+    """Two gesture model files (.onnx or .tflite) on the clip windows ``edgesense eval gesture`` classifies (built once,
+    with ``model_a``'s description): the McNemar comparison and, for every clip on which they disagree in
+    correctness, the label, both predictions and both true-class probabilities."""
+    from edgesense.cli.cmd_quantize import gesture_windows
+
+    x, y = gesture_windows(data, model_a, split, None, seed=seed)
+    probs = [_run_batched(m, x) for m in (model_a, model_b)]
+    ok = [p.argmax(1) == y for p in probs]
+    out = mcnemar(*ok)
+    out["disagreements"] = [{"clip": int(i), "label": int(y[i]), "pred_a": int(probs[0][i].argmax()),
+                             "pred_b": int(probs[1][i].argmax()), "p_true_a": float(probs[0][i, y[i]]),
+                             "p_true_b": float(probs[1][i, y[i]])} for i in np.flatnonzero(ok[0] != ok[1])]
+    return out
+
+
+def _run_batched(path: Path, x: np.ndarray) -> np.ndarray:
+    """Run any model file on ``x`` (a .tflite with a fixed batch of 1 one sample at a time, by the runtime)."""
+    from edgesense.runtime import load_model
+
+    m = load_model(path, threads=1, warmup=0)
+    return np.concatenate([np.asarray(m.run(x[i:i + 64]), np.float32) for i in range(0, len(x), 64)])
+
+
 def _table(name: str, rows: list[dict]) -> str:
     keys = [k for k in ("accuracy", "nrmse", "argmax_agreement", "sqnr_vs_float_db") if any(k in r for r in rows)]
     lines = [f"## {name}", "", "| quantizer | " + " | ".join(keys) + " | seconds |",
@@ -169,8 +209,35 @@ def main(argv=None) -> int:
                    "e.g. streaming excursion models with 'edgesense eval excursion')")
     p.add_argument("--excursion-dataset", type=Path,
                    help="calibration for an excursion --model: frame this speaker dataset's train split")
+    p.add_argument("--paired", type=Path, nargs=2, metavar=("A", "B"),
+                   help="compare two gesture model files clip by clip on --gesture-data (exact McNemar test)")
+    p.add_argument("--gesture-data", type=Path, help="radar gesture dataset for --paired / --gesture-calib")
+    p.add_argument("--split", default="test", help="--paired: the dataset split (default test)")
+    p.add_argument("--gesture-calib", type=Path, metavar="NPY", help="write the zoo's calibration windows of "
+                   "--model (512 train-split windows of --gesture-data, seed 0) to NPY, e.g. for tools/peer_aimet.py")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
+    if a.paired or a.gesture_calib:
+        if not a.gesture_data:
+            p.error("--paired and --gesture-calib need --gesture-data")
+        if a.gesture_calib:
+            from edgesense.cli.cmd_quantize import gesture_calibration_windows
+            if len(a.model) != 1:
+                p.error("--gesture-calib takes exactly one --model")
+            np.save(a.gesture_calib, gesture_calibration_windows(a.gesture_data, a.model[0], "train", 512, 0))
+            print(a.gesture_calib)
+        if a.paired:
+            r = paired_gesture(a.paired[0], a.paired[1], a.gesture_data, a.split)
+            if a.json:
+                json.dump(r, sys.stdout, indent=1)
+                print()
+            else:
+                print(f"{a.split}: A {r['correct_a']}/{r['samples']}, B {r['correct_b']}/{r['samples']}; only A right "
+                      f"{r['only_a']}, only B right {r['only_b']}; exact McNemar p = {r['p_value']:.3f}")
+                for d in r["disagreements"]:
+                    print(f"  clip {d['clip']}: label {d['label']}, A {d['pred_a']} (p_true {d['p_true_a']:.3f}), "
+                          f"B {d['pred_b']} (p_true {d['p_true_b']:.3f})")
+        return 0
     import torch
     torch.set_num_threads(1)
     jobs = []

@@ -263,3 +263,34 @@ def test_card_command_rebuilds_the_litert_artefact(zoo, tmp_path, capsys):
                  *ex[5:]]) == 0
     capsys.readouterr()
     assert (tmp_path / "m.tflite").read_bytes() == (d / "gesture_cnn_int8.tflite").read_bytes()
+
+
+def _compare_peers():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import compare_peers
+
+    return compare_peers
+
+
+def test_mcnemar_counts_discordant_samples_and_gives_the_exact_p():
+    cp = _compare_peers()
+    r = cp.mcnemar([1, 1, 0, 0, 1], [1, 0, 1, 1, 1])
+    assert (r["only_a"], r["only_b"], r["correct_a"], r["correct_b"]) == (1, 2, 3, 4)
+    assert r["p_value"] == pytest.approx(1.0)                     # 2 * (C(3,0) + C(3,1)) / 2^3, capped
+    assert cp.mcnemar([0] * 5, [1] * 5)["p_value"] == pytest.approx(2 / 32)
+    assert cp.mcnemar([1, 0], [1, 0])["p_value"] == 1.0           # no discordant sample
+
+
+def test_paired_gesture_agrees_with_the_zoo_scores(zoo):
+    """`compare_peers.py --paired` scores the clips the zoo scores: its correct counts are the report's accuracies."""
+    _, _, rep, d, data = zoo
+    cp = _compare_peers()
+    r = cp.paired_gesture(d / "gesture_cnn_int8.tflite", d / "gesture_cnn.onnx", data, "test")
+    rows = {x["file"]: x for x in rep["test"] if x["file"]}
+    assert r["samples"] == rows["gesture_cnn.onnx"]["clips"]
+    assert r["correct_a"] == round(rows["gesture_cnn_int8.tflite"]["accuracy"] * r["samples"])
+    assert r["correct_b"] == round(rows["gesture_cnn.onnx"]["accuracy"] * r["samples"])
+    assert len(r["disagreements"]) == r["only_a"] + r["only_b"]
+    assert all((d_["pred_a"] == d_["label"]) != (d_["pred_b"] == d_["label"]) for d_ in r["disagreements"])
