@@ -11,8 +11,12 @@ For each model ``models/<name>/<name>.onnx`` (a gesture classifier or a streamin
    metric (gesture clip accuracy on validation users; excursion NRMSE on validation clips) as
    ``<name>_int8.onnx`` (QDQ). Every candidate is built by ``edgesense quantize``'s own code path, and the card's
    reproduce line is that command;
-2. export ``<name>_int8.tflite`` (full integer, int8 I/O; streaming models for 1 ms blocks of 12 frames)
-   and check LiteRT-vs-ORT and ORT-vs-IntegerSim parity (share of outputs within 1 LSB, target 99.9 %);
+2. build ``<name>_int8.tflite`` (full integer, int8 I/O; streaming models for 1 ms blocks of 12 frames) for its
+   own target (``--tflite-target``, default ``tflite-int8``: 8-bit weights, which LiteRT computes exactly, where
+   ORT on x86 without VNNI needs ``ort-cpu``'s 7-bit ones): the same candidates for that target, each converted and
+   scored on LiteRT on validation, the same rule choosing (``--tflite-target same``: converted from the ONNX
+   artefact); check LiteRT against its QDQ model and its integer simulation, and ORT against IntegerSim (share of
+   outputs within 1 LSB, target 99.9 %);
 3. score float, INT8 on ORT, INT8 on LiteRT, the other edgesense methods and onnxruntime's
    ``quantize_static`` peers (MinMax / Entropy / Percentile, per channel, with and without reduce_range;
    ``tools/compare_peers.py``) on the test set with the pipelines' own scoring (gesture: clip accuracy of
@@ -24,7 +28,7 @@ For each model ``models/<name>/<name>.onnx`` (a gesture classifier or a streamin
    of the card is left untouched), ``<name>_int8.report.json`` and the table in ``models/README.md``.
 
     python tools/build_zoo.py [--models gesture_cnn fftnet] [--quick] [--json] [--reuse OLD_MODELS_DIR]
-                              [--qat-steps N]
+                              [--qat-steps N] [--tflite-target tflite-int8|same|TARGET]
 
 Seeded (``--seed``, default 0): calibration subsets, evaluation subsets and peers are deterministic;
 latency figures depend on the machine. ``--quick`` uses small calibration/evaluation subsets and few
