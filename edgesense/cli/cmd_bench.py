@@ -128,6 +128,7 @@ def run_pipeline(path: Path, name: str, args: argparse.Namespace, caches: dict):
 
 def run(args: argparse.Namespace) -> int:
     import os
+    import time
     from contextlib import ExitStack
 
     from edgesense.errors import EdgesenseError, ModelError
@@ -172,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
                     failures.append({"model": name, "path": str(path), "backend": backend, "error": str(exc)})
                 continue
             if not info:      # the first pipeline case: pin to one CPU until the last
-                info = {"pinned_cpu": pinned.enter_context(one_cpu()), "load_average_start": list(os.getloadavg())}
+                info = {"pinned_cpu": pinned.enter_context(one_cpu()), "load_average_start": list(os.getloadavg()),
+                        "wall_s": -time.perf_counter()}
             name, path = case
             try:
                 rows.append(run_pipeline(path, name, args, caches))
@@ -181,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
     if pipelines:
         from edgesense.speaker import largesignal
 
+        info["wall_s"] = round(info["wall_s"] + time.perf_counter(), 2) if "wall_s" in info else 0.0
         info.update({"load_average_end": list(os.getloadavg()), "stream_seconds": args.pipeline_seconds,
                      "drop_rate": args.drop_rate, "largesignal_kernel": largesignal.KERNEL})
     ok = 0 if results or rows else 2
@@ -209,7 +212,7 @@ def print_pipelines(rows: list, skipped: list[dict], info: dict) -> None:
     la, lb = (info.get(k, [float("nan")])[0] for k in ("load_average_start", "load_average_end"))
     print(f"\npipelines: end-to-end cost per frame / block in us, back to back{cpu}, model on one thread; "
           f"{info['stream_seconds']:g} s of simulated stream each ({info['drop_rate']:.0%} of radar frames lost); "
-          f"load average {la:.2f} -> {lb:.2f}")
+          f"load average {la:.2f} -> {lb:.2f}; {info['wall_s']:.1f} s")
     print(f"{'model':22s} {'backend':22s} {'per':10s} {'CPU p50':>8s} {'CPU p99':>8s} {'CPU mean':>8s} "
           f"{'wall p99':>8s}  {'rate':40s} file")
     for r in rows:

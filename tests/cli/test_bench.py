@@ -49,7 +49,7 @@ def test_json_keeps_the_model_rows_and_adds_pipelines(zoo_json):
     p = out["pipelines"]
     assert p["stream_seconds"] == 0.5 and p["drop_rate"] == 0.2
     assert p["largesignal_kernel"] in ("c", "python")
-    assert len(p["load_average_start"]) == len(p["load_average_end"]) == 3
+    assert len(p["load_average_start"]) == len(p["load_average_end"]) == 3 and p["wall_s"] > 0
 
 
 def test_pipeline_rows_per_backend_file_with_positive_finite_costs(zoo_json):
