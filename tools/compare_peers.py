@@ -12,6 +12,8 @@ across releases. The optional aimet-onnx peer runs in its own environment: ``too
     python tools/compare_peers.py --model M_float.onnx --calib calib.npy --eval x.npy [--labels y.npy] [--json]
     python tools/compare_peers.py --examples            # the committed example models with random data
     python tools/compare_peers.py --paired A.tflite B.onnx --gesture-data /work/data/radar-clips [--split val]
+    python tools/compare_peers.py --score A.onnx B.onnx C.tflite --gesture-data /work/data/radar-clips --split test \
+        --gesture-data /work/data/radar-clips-eval --split all   # each set, their union; A paired with each other
     python tools/compare_peers.py --model models/gesture_cnn/gesture_cnn.onnx --gesture-data /work/data/radar-clips \
         --gesture-calib calib.npy                       # the zoo's calibration windows, for tools/peer_aimet.py
     python tools/compare_peers.py --model models/fftnet/fftnet.onnx --excursion-dataset /work/data/speaker/known \
@@ -163,13 +165,55 @@ def mcnemar(correct_a, correct_b) -> dict:
             "only_b": only_b, "p_value": float(p)}
 
 
-def paired_gesture(model_a: Path, model_b: Path, data: Path, split: str = "test", seed: int = 0) -> dict:
-    """Two gesture model files (.onnx or .tflite) on the clip windows ``edgesense eval gesture`` classifies (built once,
-    with ``model_a``'s description): the McNemar comparison and, for every clip on which they disagree in
-    correctness, the label, both predictions and both true-class probabilities."""
+def _gesture_sets(data, split) -> list[tuple[Path, str]]:
+    """``(dataset, split)`` pairs from one or several datasets and one split for all or one split per dataset."""
+    data = [data] if isinstance(data, (str, Path)) else list(data)
+    split = [split] if isinstance(split, str) else list(split)
+    if len(split) == 1:
+        split = split * len(data)
+    if not data or len(split) != len(data):
+        raise ValueError(f"give one split for all datasets or one per dataset ({len(data)} datasets, "
+                         f"{len(split)} splits)")
+    return [(Path(d), s) for d, s in zip(data, split)]
+
+
+def score_gesture(models: list[Path], data, split="test", seed: int = 0) -> dict:
+    """Clip accuracy of several gesture model files on one or several (dataset, split) sets and on their union
+    (the clips of every set together), with the exact McNemar test of the first model against each other one.
+
+    The windows of every set are built once, with the first model's description (``edgesense eval gesture``'s
+    classified window per clip), so every model sees the same inputs."""
     from edgesense.cli.cmd_quantize import gesture_windows
 
-    x, y = gesture_windows(data, model_a, split, None, seed=seed)
+    sets = _gesture_sets(data, split)
+    per_set, correct = [], [[] for _ in models]
+    for d, s in sets:
+        x, y = gesture_windows(d, models[0], s, None, seed=seed)
+        ok = [_run_batched(m, x).argmax(1) == y for m in models]
+        for k, o in enumerate(ok):
+            correct[k].append(o)
+        per_set.append(_score_rows(models, ok, {"data": str(d), "split": s}))
+    union = _score_rows(models, [np.concatenate(c) for c in correct], {"data": "union", "split": "+".join(
+        f"{d.name}:{s}" for d, s in sets)})
+    return {"sets": per_set, "union": union}
+
+
+def _score_rows(models: list[Path], ok: list[np.ndarray], head: dict) -> dict:
+    return {**head, "clips": int(ok[0].size),
+            "models": [{"model": str(m), "correct": int(o.sum()), "accuracy": float(o.mean()),
+                        **({"vs_first": mcnemar(ok[0], o)} if k else {})}
+                       for k, (m, o) in enumerate(zip(models, ok))]}
+
+
+def paired_gesture(model_a: Path, model_b: Path, data, split="test", seed: int = 0) -> dict:
+    """Two gesture model files (.onnx or .tflite) on the clip windows ``edgesense eval gesture`` classifies (built once,
+    with ``model_a``'s description): the McNemar comparison and, for every clip on which they disagree in
+    correctness, the label, both predictions and both true-class probabilities. ``data`` / ``split``: one dataset or
+    several (their clips pooled), one split for all or one per dataset."""
+    from edgesense.cli.cmd_quantize import gesture_windows
+
+    xs, ys = zip(*(gesture_windows(d, model_a, s, None, seed=seed) for d, s in _gesture_sets(data, split)))
+    x, y = np.concatenate(xs), np.concatenate(ys)
     probs = [_run_batched(m, x) for m in (model_a, model_b)]
     ok = [p.argmax(1) == y for p in probs]
     out = mcnemar(*ok)
@@ -211,32 +255,55 @@ def main(argv=None) -> int:
                    help="calibration for an excursion --model: frame this speaker dataset's train split")
     p.add_argument("--paired", type=Path, nargs=2, metavar=("A", "B"),
                    help="compare two gesture model files clip by clip on --gesture-data (exact McNemar test)")
-    p.add_argument("--gesture-data", type=Path, help="radar gesture dataset for --paired / --gesture-calib")
-    p.add_argument("--split", default="test", help="--paired: the dataset split (default test)")
+    p.add_argument("--score", type=Path, nargs="+", metavar="FILE", help="clip accuracy of gesture model files on "
+                   "each --gesture-data set and their union, the first file paired (McNemar) against each other one")
+    p.add_argument("--gesture-data", type=Path, action="append", default=[],
+                   help="radar gesture dataset for --paired / --score / --gesture-calib (repeatable: --paired and "
+                   "--score pool the clips of every set)")
+    p.add_argument("--split", action="append", default=[], help="--paired / --score: the dataset split, one for "
+                   "every --gesture-data or one each, in order ('all': every clip; default test)")
     p.add_argument("--gesture-calib", type=Path, metavar="NPY", help="write the zoo's calibration windows of "
                    "--model (512 train-split windows of --gesture-data, seed 0) to NPY, e.g. for tools/peer_aimet.py")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    if a.paired or a.gesture_calib:
+    if a.paired or a.gesture_calib or a.score:
         if not a.gesture_data:
-            p.error("--paired and --gesture-calib need --gesture-data")
+            p.error("--paired, --score and --gesture-calib need --gesture-data")
+        splits = a.split or ["test"]
+        if len(splits) not in (1, len(a.gesture_data)):
+            p.error("give one --split for every --gesture-data, or one for all")
         if a.gesture_calib:
+            if len(a.gesture_data) != 1:
+                p.error("--gesture-calib takes exactly one --gesture-data")
             from edgesense.cli.cmd_quantize import gesture_calibration_windows
             if len(a.model) != 1:
                 p.error("--gesture-calib takes exactly one --model")
-            np.save(a.gesture_calib, gesture_calibration_windows(a.gesture_data, a.model[0], "train", 512, 0))
+            np.save(a.gesture_calib, gesture_calibration_windows(a.gesture_data[0], a.model[0], "train", 512, 0))
             print(a.gesture_calib)
         if a.paired:
-            r = paired_gesture(a.paired[0], a.paired[1], a.gesture_data, a.split)
+            r = paired_gesture(a.paired[0], a.paired[1], a.gesture_data, splits)
             if a.json:
                 json.dump(r, sys.stdout, indent=1)
                 print()
             else:
-                print(f"{a.split}: A {r['correct_a']}/{r['samples']}, B {r['correct_b']}/{r['samples']}; only A right "
+                print(f"{'+'.join(splits)}: A {r['correct_a']}/{r['samples']}, B {r['correct_b']}/{r['samples']}; only A right "
                       f"{r['only_a']}, only B right {r['only_b']}; exact McNemar p = {r['p_value']:.3f}")
                 for d in r["disagreements"]:
                     print(f"  clip {d['clip']}: label {d['label']}, A {d['pred_a']} (p_true {d['p_true_a']:.3f}), "
                           f"B {d['pred_b']} (p_true {d['p_true_b']:.3f})")
+        if a.score:
+            r = score_gesture(a.score, a.gesture_data, splits)
+            if a.json:
+                json.dump(r, sys.stdout, indent=1)
+                print()
+            else:
+                for part in (*r["sets"], r["union"]):
+                    print(f"{part['data']} ({part['split']}, {part['clips']} clips)")
+                    for m in part["models"]:
+                        v = m.get("vs_first")
+                        pair = (f"; vs first: only first {v['only_a']}, only this {v['only_b']}, p = {v['p_value']:.3f}"
+                                if v else "")
+                        print(f"  {m['accuracy'] * 100:7.3f} % ({m['correct']}/{part['clips']}) {m['model']}{pair}")
         return 0
     import torch
     torch.set_num_threads(1)

@@ -1,0 +1,57 @@
+"""tools/compare_peers.py: gesture scoring of several model files on several clip sets and their union."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "gesture_cnn"
+
+
+@pytest.fixture(scope="module")
+def cp():
+    sys.path.insert(0, str(ROOT / "tools"))
+    import compare_peers
+
+    return compare_peers
+
+
+@pytest.fixture(scope="module")
+def files():
+    if not (MODEL / "gesture_cnn_int8.tflite").is_file():
+        pytest.skip("models/gesture_cnn is not shipped")
+    return [MODEL / "gesture_cnn_int8.tflite", MODEL / "gesture_cnn.onnx", MODEL / "gesture_cnn_int8.onnx"]
+
+
+def test_union_pools_every_set_and_agrees_with_paired(cp, files, tiny_radar_clips):
+    data = tiny_radar_clips
+    r = cp.score_gesture(files, [data, data], ["test", "all"])
+    test, every = r["sets"]
+    assert (test["split"], every["split"]) == ("test", "all")
+    assert every["clips"] == 20 and 0 < test["clips"] < every["clips"]      # 4 users x 5 classes, split by user
+    assert r["union"]["clips"] == test["clips"] + every["clips"]
+    for k, m in enumerate(r["union"]["models"]):
+        assert m["correct"] == test["models"][k]["correct"] + every["models"][k]["correct"]
+        assert m["accuracy"] == pytest.approx(m["correct"] / r["union"]["clips"])
+    assert "vs_first" not in r["union"]["models"][0]
+    for k in (1, 2):       # the first file paired against each other one, as --paired A B pairs them
+        p = cp.paired_gesture(files[0], files[k], [data, data], ["test", "all"])
+        v = r["union"]["models"][k]["vs_first"]
+        assert (v["only_a"], v["only_b"], v["correct_a"], v["correct_b"]) == (
+            p["only_a"], p["only_b"], p["correct_a"], p["correct_b"])
+        assert len(p["disagreements"]) == p["only_a"] + p["only_b"]
+
+
+def test_split_count_must_match_the_datasets(cp, tmp_path):
+    with pytest.raises(ValueError, match="one split for all datasets or one per dataset"):
+        cp._gesture_sets([tmp_path, tmp_path, tmp_path], ["test", "val"])
+    assert cp._gesture_sets(tmp_path, "val") == [(tmp_path, "val")]
+    assert cp._gesture_sets([tmp_path, tmp_path], ["test"]) == [(tmp_path, "test"), (tmp_path, "test")]
+
+
+def test_cli_refuses_mismatched_splits(cp, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cp.main(["--score", str(tmp_path / "a.onnx"), "--gesture-data", str(tmp_path), "--gesture-data",
+                 str(tmp_path), "--split", "test", "--split", "val", "--split", "all"])
+    assert "one --split for every --gesture-data" in capsys.readouterr().err
