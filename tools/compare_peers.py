@@ -179,7 +179,8 @@ def _gesture_sets(data, split) -> list[tuple[Path, str]]:
 
 def score_gesture(models: list[Path], data, split="test", seed: int = 0) -> dict:
     """Clip accuracy of several gesture model files on one or several (dataset, split) sets and on their union
-    (the clips of every set together), with the exact McNemar test of the first model against each other one.
+    (the clips of every set together, in order), with the exact McNemar test of the first model against each other
+    one; ``wrong`` lists the indices of the clips a model gets wrong, for other pairings.
 
     The windows of every set are built once, with the first model's description (``edgesense eval gesture``'s
     classified window per clip), so every model sees the same inputs."""
@@ -201,7 +202,7 @@ def score_gesture(models: list[Path], data, split="test", seed: int = 0) -> dict
 def _score_rows(models: list[Path], ok: list[np.ndarray], head: dict) -> dict:
     return {**head, "clips": int(ok[0].size),
             "models": [{"model": str(m), "correct": int(o.sum()), "accuracy": float(o.mean()),
-                        **({"vs_first": mcnemar(ok[0], o)} if k else {})}
+                        "wrong": np.flatnonzero(~o).tolist(), **({"vs_first": mcnemar(ok[0], o)} if k else {})}
                        for k, (m, o) in enumerate(zip(models, ok))]}
 
 
@@ -220,6 +221,50 @@ def paired_gesture(model_a: Path, model_b: Path, data, split="test", seed: int =
     out["disagreements"] = [{"clip": int(i), "label": int(y[i]), "pred_a": int(probs[0][i].argmax()),
                              "pred_b": int(probs[1][i].argmax()), "p_true_a": float(probs[0][i, y[i]]),
                              "p_true_b": float(probs[1][i, y[i]])} for i in np.flatnonzero(ok[0] != ok[1])]
+    return out
+
+
+def _build_zoo():
+    import importlib.util
+
+    if "build_zoo" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("build_zoo", ROOT / "tools" / "build_zoo.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["build_zoo"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["build_zoo"]
+
+
+def score_excursion(models: list[Path], sets: list[tuple[Path, str, bool]], skip_ms: float = 500.0) -> dict:
+    """Excursion metrics of several model files on several speaker sets and on their union, scored by
+    ``tools/build_zoo.py``'s ``ExcursionTask`` (each stream run causally from its start, the first ``skip_ms``
+    never scored). ``sets``: ``(dataset, split, every_clip)``; ``every_clip`` False scores each stream's first clip
+    of the split only (the zoo's test set), True every clip of the split. The union pools the scored samples of
+    every set (one NRMSE / peak error over all of them, ``combined_metrics``), as the zoo pools its streams."""
+    from types import SimpleNamespace
+
+    bz = _build_zoo()
+    task = bz.ExcursionTask.__new__(bz.ExcursionTask)       # only the scoring parts: no validation or calibration
+    task.skip_ms, task.tracks = skip_ms, {}
+    streams = []
+    for d, split, every_clip in sets:
+        task.opts = SimpleNamespace(excursion_data=Path(d), sizes={"clip_seconds": None})
+        streams.append(task._streams(split, None, every_clip=every_clip))
+    flat = [st for part in streams for st in part]
+    heads = [{"data": str(d), "split": s, "every_clip": e} for d, s, e in sets]
+    out = {"sets": [{**h, "models": []} for h in heads], "union": {"data": "union", "models": []}}
+    predict = bz.ExcursionTask._predict
+    for m in models:
+        preds = predict(task, Path(m), flat, "all")        # the tracker's output is cached per stream across models
+        k = 0
+        for part, row in zip(streams, out["sets"]):
+            sub = preds[k:k + len(part)]
+            k += len(part)
+            task.test, task._predict = part, (lambda *_a, _p=sub: _p)
+            row["models"].append({"model": str(m), **task.score(Path(m))})
+        task.test, task._predict = flat, (lambda *_a, _p=preds: _p)
+        out["union"]["models"].append({"model": str(m), **task.score(Path(m))})
+        del task._predict
     return out
 
 
@@ -264,8 +309,34 @@ def main(argv=None) -> int:
                    "every --gesture-data or one each, in order ('all': every clip; default test)")
     p.add_argument("--gesture-calib", type=Path, metavar="NPY", help="write the zoo's calibration windows of "
                    "--model (512 train-split windows of --gesture-data, seed 0) to NPY, e.g. for tools/peer_aimet.py")
+    p.add_argument("--excursion-score", type=Path, nargs="+", metavar="FILE", help="excursion metrics of model "
+                   "files on each --excursion-set and their union (build_zoo's ExcursionTask scoring)")
+    p.add_argument("--excursion-set", action="append", default=[], metavar="DIR:SPLIT:first|every",
+                   help="a speaker dataset, its split and whether each stream's first clip of it (the zoo's test "
+                   "set) or every clip is scored (repeatable)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
+    if a.excursion_score:
+        sets = []
+        for spec in a.excursion_set:
+            parts = spec.rsplit(":", 2)
+            if len(parts) != 3 or parts[2] not in ("first", "every"):
+                p.error(f"--excursion-set {spec!r}: give DIR:SPLIT:first or DIR:SPLIT:every")
+            sets.append((Path(parts[0]), parts[1], parts[2] == "every"))
+        if not sets:
+            p.error("--excursion-score needs --excursion-set")
+        r = score_excursion(a.excursion_score, sets)
+        if a.json:
+            json.dump(r, sys.stdout, indent=1)
+            print()
+        else:
+            for part in (*r["sets"], r["union"]):
+                print(f"{part['data']} ({part.get('split', 'all sets')}"
+                      f"{', every clip' if part.get('every_clip') else ''})")
+                for m in part["models"]:
+                    print(f"  NRMSE {m['nrmse'] * 100:.4f} %, peak {m['peak_error_mm']:.4f} mm, "
+                          f"{m['streams']} streams, {m['scored_seconds']:.1f} s: {m['model']}")
+        return 0
     if a.paired or a.gesture_calib or a.score:
         if not a.gesture_data:
             p.error("--paired, --score and --gesture-calib need --gesture-data")

@@ -55,3 +55,30 @@ def test_cli_refuses_mismatched_splits(cp, tmp_path, capsys):
         cp.main(["--score", str(tmp_path / "a.onnx"), "--gesture-data", str(tmp_path), "--gesture-data",
                  str(tmp_path), "--split", "test", "--split", "val", "--split", "all"])
     assert "one --split for every --gesture-data" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_speaker(tmp_path_factory):
+    from edgesense.sim.speaker_dataset import write_speaker_dataset
+
+    d = tmp_path_factory.mktemp("speaker")
+    write_speaker_dataset(d, "ref", "nominal", seconds=3.0, seed=0, clip_s=0.25, show_progress=False)
+    return d          # one 3 s stream of 12 clips; clips 5 and 11 are its test split
+
+
+def test_excursion_union_pools_the_scored_samples(cp, tiny_speaker):
+    hybrid = ROOT / "models" / "hybrid"
+    if not (hybrid / "hybrid_int8.onnx").is_file():
+        pytest.skip("models/hybrid is not shipped")
+    files = [hybrid / "hybrid.onnx", hybrid / "hybrid_int8.onnx"]
+    r = cp.score_excursion(files, [(tiny_speaker, "test", False), (tiny_speaker, "test", True)])
+    first, every = r["sets"]
+    for k in range(2):
+        a, b, u = first["models"][k], every["models"][k], r["union"]["models"][k]
+        assert (a["scored_seconds"], b["scored_seconds"], u["scored_seconds"]) == pytest.approx((0.25, 0.5, 0.75))
+        assert u["streams"] == 2 and a["streams"] == b["streams"] == 1
+        # one pool of samples: squared errors add up, the peak error is the larger one
+        assert u["rmse_mm"] ** 2 * 3 == pytest.approx(a["rmse_mm"] ** 2 + b["rmse_mm"] ** 2 * 2, rel=1e-4)
+        assert u["peak_error_mm"] == pytest.approx(max(a["peak_error_mm"], b["peak_error_mm"]))
+        assert 0 < a["nrmse"] < 1
+    assert first["models"][0]["rmse_mm"] != first["models"][1]["rmse_mm"]        # float and INT8 both scored
