@@ -240,7 +240,9 @@ def score_excursion(models: list[Path], sets: list[tuple[Path, str, bool]], skip
     ``tools/build_zoo.py``'s ``ExcursionTask`` (each stream run causally from its start, the first ``skip_ms``
     never scored). ``sets``: ``(dataset, split, every_clip)``; ``every_clip`` False scores each stream's first clip
     of the split only (the zoo's test set), True every clip of the split. The union pools the scored samples of
-    every set (one NRMSE / peak error over all of them, ``combined_metrics``), as the zoo pools its streams."""
+    every set (one NRMSE / peak error over all of them, ``combined_metrics``), as the zoo pools its streams; there
+    each model also gets the mean squared error of every scored clip alone (``clip_mse_mm2``, in order) and, from
+    the second model on, the paired test against the first (:func:`paired_errors`)."""
     from types import SimpleNamespace
 
     bz = _build_zoo()
@@ -263,9 +265,29 @@ def score_excursion(models: list[Path], sets: list[tuple[Path, str, bool]], skip
             task.test, task._predict = part, (lambda *_a, _p=sub: _p)
             row["models"].append({"model": str(m), **task.score(Path(m))})
         task.test, task._predict = flat, (lambda *_a, _p=preds: _p)
-        out["union"]["models"].append({"model": str(m), **task.score(Path(m))})
+        row = {"model": str(m), **task.score(Path(m)), "clip_mse_mm2": []}
+        for (sig, spans), p in zip(flat, preds):        # every scored clip alone, for the paired test
+            for span in spans:
+                task.test, task._predict = [(sig, [span])], (lambda *_a, _p=p: [_p])
+                row["clip_mse_mm2"].append(task.score(Path(m))["rmse_mm"] ** 2)
+        if out["union"]["models"]:
+            row["vs_first"] = paired_errors(out["union"]["models"][0]["clip_mse_mm2"], row["clip_mse_mm2"])
+        out["union"]["models"].append(row)
         del task._predict
     return out
+
+
+def paired_errors(mse_a, mse_b) -> dict:
+    """Paired comparison of two regressors on the same clips (their per-clip mean squared errors): how many clips
+    each has the lower error on, the exact two-sided sign test on those, and the Wilcoxon signed-rank test's p."""
+    from scipy.stats import wilcoxon
+
+    a, b = np.asarray(mse_a, np.float64), np.asarray(mse_b, np.float64)
+    sign = mcnemar(a < b, b < a)          # the sign test is McNemar's binomial test on the clips each wins
+    d = a - b
+    w = float(wilcoxon(a, b).pvalue) if np.any(d != 0) else 1.0
+    return {"clips": int(a.size), "lower_a": sign["only_a"], "lower_b": sign["only_b"], "sign_p": sign["p_value"],
+            "wilcoxon_p": w}
 
 
 def _run_batched(path: Path, x: np.ndarray) -> np.ndarray:

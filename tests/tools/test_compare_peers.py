@@ -82,3 +82,16 @@ def test_excursion_union_pools_the_scored_samples(cp, tiny_speaker):
         assert u["peak_error_mm"] == pytest.approx(max(a["peak_error_mm"], b["peak_error_mm"]))
         assert 0 < a["nrmse"] < 1
     assert first["models"][0]["rmse_mm"] != first["models"][1]["rmse_mm"]        # float and INT8 both scored
+    for k in range(2):         # the union's clips one by one: 1 + 2 clips of 0.25 s, pooling to the union's RMSE
+        clip = r["union"]["models"][k]["clip_mse_mm2"]
+        assert len(clip) == 3 and sum(clip) / 3 == pytest.approx(r["union"]["models"][k]["rmse_mm"] ** 2, rel=1e-4)
+    v = r["union"]["models"][1]["vs_first"]
+    assert v["clips"] == 3 and v["lower_a"] + v["lower_b"] == 3
+
+
+def test_paired_errors_counts_the_clips_each_model_wins(cp):
+    r = cp.paired_errors([1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 1.0, 4.0, 5.0, 5.0])
+    assert (r["clips"], r["lower_a"], r["lower_b"]) == (5, 3, 1)
+    assert r["sign_p"] == pytest.approx(2 * (1 + 4) / 16)
+    assert 0 < r["wilcoxon_p"] <= 1
+    assert cp.paired_errors([1.0, 2.0], [1.0, 2.0])["wilcoxon_p"] == 1.0
