@@ -14,6 +14,8 @@ across releases. The optional aimet-onnx peer runs in its own environment: ``too
     python tools/compare_peers.py --paired A.tflite B.onnx --gesture-data /work/data/radar-clips [--split val]
     python tools/compare_peers.py --score A.onnx B.onnx C.tflite --gesture-data /work/data/radar-clips --split test \
         --gesture-data /work/data/radar-clips-eval --split all   # each set, their union; A paired with each other
+    python tools/compare_peers.py --excursion-score A.onnx B.onnx --excursion-set /work/data/speaker/known:test:first \
+        --excursion-set /work/data/speaker/known_extra:test:every   # build_zoo's scoring per set and pooled
     python tools/compare_peers.py --model models/gesture_cnn/gesture_cnn.onnx --gesture-data /work/data/radar-clips \
         --gesture-calib calib.npy                       # the zoo's calibration windows, for tools/peer_aimet.py
     python tools/compare_peers.py --model models/fftnet/fftnet.onnx --excursion-dataset /work/data/speaker/known \
