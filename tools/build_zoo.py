@@ -590,8 +590,10 @@ def io_quantization(tflite: Path) -> list[dict]:
 
 
 def run_bench(model_dir: Path, runs: int) -> list[dict]:
-    """``edgesense bench MODEL_DIR --json`` (every backend in a fresh process: peak memory is meaningful)."""
-    cmd = [sys.executable, "-m", "edgesense.cli.main", "bench", str(model_dir), "--runs", str(runs), "--json"]
+    """``edgesense bench MODEL_DIR --json`` (every backend in a fresh process: peak memory is meaningful; the
+    pipeline rows are not part of a model card's latency table, so they are skipped)."""
+    cmd = [sys.executable, "-m", "edgesense.cli.main", "bench", str(model_dir), "--runs", str(runs), "--json",
+           "--no-pipelines"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=1200)
     if proc.returncode != 0:
         _log(f"bench failed: {proc.stderr.strip().splitlines()[-1:] if proc.stderr else proc.returncode}")

@@ -294,3 +294,23 @@ def test_paired_gesture_agrees_with_the_zoo_scores(zoo):
     assert r["correct_b"] == round(rows["gesture_cnn.onnx"]["accuracy"] * r["samples"])
     assert len(r["disagreements"]) == r["only_a"] + r["only_b"]
     assert all((d_["pred_a"] == d_["label"]) != (d_["pred_b"] == d_["label"]) for d_ in r["disagreements"])
+
+
+def test_run_bench_asks_for_the_model_table_only(build_zoo_tool, monkeypatch, tmp_path):
+    """The card's latency table comes from `edgesense bench --json`'s model rows; the pipeline rows are skipped."""
+    import subprocess
+    from types import SimpleNamespace
+
+    seen = {}
+    row = {"backend": "LiteRT INT8", "path": "m.tflite", "median_us": 1.0, "p99_us": 2.0, "throughput_per_s": 3.0,
+           "peak_memory_mb": 4.0, "model": "m"}
+
+    def fake_run(cmd, **kwargs):
+        seen["cmd"] = cmd
+        return SimpleNamespace(returncode=0, stdout=json.dumps({"results": [row]}), stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    rows = build_zoo_tool.run_bench(tmp_path, 7)
+    assert "--no-pipelines" in seen["cmd"] and seen["cmd"][seen["cmd"].index("--runs") + 1] == "7"
+    assert rows == [{k: row[k] for k in ("backend", "path", "median_us", "p99_us", "throughput_per_s",
+                                        "peak_memory_mb")}]
