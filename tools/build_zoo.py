@@ -91,6 +91,10 @@ class ZooOptions:
     qat_steps: int = 200       # QAT fine-tune candidate from the best PTQ method (0: none; quick: at most 8)
     qat_lrs: tuple[float, ...] = (1e-4, 3e-5)   # one QAT candidate (per objective) per learning rate
     aimet_python: Path | None = None   # an interpreter with aimet-onnx (tools/peer_aimet.py): adds aimet peer rows
+    # more validation data, pooled with the model's own validation split: (dataset dir, split) pairs, the split
+    # "all" for every clip (gesture: clip sets of other simulated users; excursion: speaker sets whose clips of that
+    # split are scored, each stream run from its start). Candidates are chosen on the pool; test data is unchanged
+    extra_val: tuple[tuple[Path, str], ...] = ()
 
     @property
     def litert_target(self) -> str:
@@ -319,6 +323,9 @@ class GestureTask:
         s = opts.sizes
         self.calib = gesture_calibration_windows(opts.gesture_data, float_onnx, "train", s["calib"], opts.seed)
         self.x_val, self.y_val = gesture_windows(opts.gesture_data, float_onnx, "val", s["val_clips"], seed=opts.seed)
+        for data, split in opts.extra_val:      # more validation users, pooled clip by clip
+            x, y = gesture_windows(Path(data), float_onnx, split, s["val_clips"], seed=opts.seed)
+            self.x_val, self.y_val = np.concatenate([self.x_val, x]), np.concatenate([self.y_val, y])
         self.x_test, self.y_test = gesture_windows(opts.gesture_data, float_onnx, "test", s["test_clips"],
                                                    seed=opts.seed)
         self.y_float_test = None
@@ -371,21 +378,28 @@ class ExcursionTask:
         self.opts = opts
         s = opts.sizes
         self.val = self._streams("val", s["val_streams"], every_clip=True)
+        for data, split in opts.extra_val:      # more validation streams (every clip of that split), pooled
+            self.val += self._streams(split, s["val_streams"], every_clip=True, data=Path(data))
         self.test = self._streams("test", s["test_streams"])
         self.calib = excursion_calibration_signals(opts.excursion_data, float_onnx,
                                                    max_signals=s["calib_signals"], seed=opts.seed)
         self.skip_ms = 500.0
         self.tracks: dict[tuple[str, int], np.ndarray] = {}
 
-    def _streams(self, split: str, limit: int, every_clip: bool = False):
-        """Streams of ``split`` cut after their first scored clip (``every_clip``: after their last, all of the
-        split's clips scored; validation uses every clip, twice the data of the first alone), so a stream runs up
-        to what is scored, no further. Returns (signal, [(start, end), ...]) per stream."""
+    def _streams(self, split: str, limit: int, every_clip: bool = False, data: Path | None = None):
+        """Streams of ``split`` of ``data`` (default: the model's dataset) cut after their first scored clip
+        (``every_clip``: after their last, all of the split's clips scored; validation uses every clip, twice the
+        data of the first alone), so a stream runs up to what is scored, no further. Returns (signal,
+        [(start, end), ...]) per stream."""
         import dataclasses
 
         from edgesense.cli.cmd_eval_excursion import load_streams
+        from edgesense.errors import EdgesenseError
 
-        signals, segments = load_streams(self.opts.excursion_data, split, limit)
+        data = self.opts.excursion_data if data is None else data
+        signals, segments = load_streams(data, None if split == "all" else split, limit)
+        if not signals:
+            raise EdgesenseError(f"{data}: no speaker streams with clips of split {split!r}")
         out = []
         for sig, segs in zip(signals, segments):
             a, b = segs[0]
@@ -775,11 +789,13 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
         "parity": parity, "test": rows, "bench": bench, "block_latency": blocks, "bench_load_average": load, **size,
         "files": {p.name: p.stat().st_size for p in (float_onnx, int8_onnx, int8_tflite)},
         "io": io_quantization(int8_tflite),
-        "data": {"calibration": str(calib_src), "sizes": opts.sizes},
+        "data": {"calibration": str(calib_src), "sizes": opts.sizes, "validation": _validation_sets(kind, opts)},
         "commands": {"quantize": _command_quantize(name, kind, chosen, opts),
                      "quantize_litert": _command_quantize(name, kind, lite_chosen, opts, lite_target)
                      + " && " + _command_export(name, opts, lite_target, shapes),
-                     "zoo": f"python tools/build_zoo.py --models {name}" + (" --quick" if opts.quick else ""),
+                     "zoo": f"python tools/build_zoo.py --models {name}" + (" --quick" if opts.quick else "")
+                     + ("" if opts.qat_steps == 200 else f" --qat-steps {opts.qat_steps}")
+                     + "".join(f" --val-data {d}:{sp}" for d, sp in opts.extra_val),
                      "eval": _eval_command(name, kind, opts)},
         "seconds": round(time.time() - t_start, 1),
     }
@@ -884,6 +900,12 @@ def _fmt_metric(r: dict, kind: str) -> str:
     return f"{r['nrmse'] * 100:.2f} | {r['rmse_mm'] * 1000:.1f} | {r['peak_error_mm']:.4f}"
 
 
+def _val_sets_text(report: dict) -> str:
+    """`` of A:val, B:all`` when the candidates were chosen on more than the model's own validation split."""
+    sets = report.get("data", {}).get("validation") or []
+    return f" of {', '.join(f'`{v}`' for v in sets)}" if len(sets) > 1 else ""
+
+
 def card_section(report: dict) -> str:
     """The INT8 section of a model card (markdown, between the zoo markers)."""
     kind, name = report["kind"], report["name"]
@@ -909,7 +931,7 @@ def card_section(report: dict) -> str:
         vtxt = ", ".join(f"{m} {val[m]['accuracy'] * 100:.2f} %" + (f" (NLL {val[m]['nll']:.4f})" if "nll" in val[m]
                                                                    else "") for m in val if m != "float")
         L += ["", f"Method chosen on validation users (clip accuracy, then balanced accuracy, then mean negative "
-              f"log-likelihood of the true class; {val['float']['clips']} clips; float "
+              f"log-likelihood of the true class; {val['float']['clips']} clips{_val_sets_text(report)}; float "
               f"{val['float']['accuracy'] * 100:.2f} %): {vtxt} → **{report['chosen_method']}**."]
         head = "| model | accuracy % | balanced accuracy % | agreement with float % |"
         first = report["test"][0]
@@ -919,7 +941,8 @@ def card_section(report: dict) -> str:
         vtxt = ", ".join(f"{m} {val[m]['nrmse'] * 100:.2f} % / {val[m]['peak_error_mm']:.4f} mm"
                          for m in val if m != "float")
         L += ["", f"Method chosen on validation clips (every validation clip of {val['float'].get('streams', '?')} "
-              f"streams, {val['float'].get('scored_seconds', float('nan')):.0f} s scored; NRMSE / peak error; float "
+              f"streams{_val_sets_text(report)}, {val['float'].get('scored_seconds', float('nan')):.0f} s scored; "
+              f"NRMSE / peak error; float "
               f"{val['float']['nrmse'] * 100:.2f} % / {val['float']['peak_error_mm']:.4f} mm): {vtxt} → "
               f"**{report['chosen_method']}** (candidates meeting both INT8 targets on validation first, then the "
               "lowest NRMSE)."]
@@ -1198,6 +1221,20 @@ def build(opts: ZooOptions, names: list[str] | None = None, reuse_dir: Path | No
     return reports
 
 
+def _validation_sets(kind: str, opts: ZooOptions) -> list[str]:
+    """``DIR:SPLIT`` of every validation set the candidates are chosen on (the model's own first)."""
+    own = opts.gesture_data if kind == "gesture" else opts.excursion_data
+    return [f"{own}:val"] + [f"{d}:{sp}" for d, sp in opts.extra_val]
+
+
+def _val_data(arg: str) -> tuple[Path, str]:
+    """``DIR[:SPLIT]`` of ``--val-data`` -> (DIR, SPLIT), SPLIT default ``val``; the directory must exist."""
+    path, _, split = arg.partition(":") if not Path(arg).is_dir() else (arg, "", "")
+    if not Path(path).is_dir():
+        raise argparse.ArgumentTypeError(f"--val-data {arg}: no directory {path}")
+    return Path(path), split or "val"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=None,
@@ -1220,6 +1257,10 @@ def main(argv=None) -> int:
     p.add_argument("--tflite-target", default="tflite-int8", help="target of the .tflite artefact, chosen on "
                    "validation in LiteRT among its own candidates (default tflite-int8: 8-bit weights, which LiteRT "
                    "computes exactly); 'same': converted from the ONNX artefact (ort-cpu), as before session 6")
+    p.add_argument("--val-data", action="append", default=[], type=_val_data, metavar="DIR[:SPLIT]",
+                   help="more validation data, pooled with the model's own validation split to choose among the "
+                   "candidates (repeatable; SPLIT default 'val', 'all' = every clip): gesture clip sets of other "
+                   "users, or speaker sets (every clip of SPLIT scored, streams run from their start)")
     p.add_argument("--reuse", type=Path, default=None, help="a models directory of an earlier run: models whose "
                    "float ONNX is byte-identical to the one quantized there are copied from it, not rebuilt")
     p.add_argument("--refresh", action="store_true", help="re-measure the shipped INT8 files' latency, sizes and "
@@ -1231,7 +1272,8 @@ def main(argv=None) -> int:
                       quick=a.quick, seed=a.seed, bench=not a.no_bench, peers=not a.no_peers,
                       bench_runs=a.bench_runs or (30 if a.quick else 300), qat_steps=a.qat_steps,
                       aimet_python=None if a.no_aimet else a.aimet_python,
-                      tflite_target=None if a.tflite_target == "same" else a.tflite_target)
+                      tflite_target=None if a.tflite_target == "same" else a.tflite_target,
+                      extra_val=tuple(a.val_data))
     names = [n.strip() for m in a.models for n in m.split(",") if n.strip()] if a.models else None
     try:
         reports = build(opts, names, a.reuse, refresh=a.refresh)

@@ -314,3 +314,56 @@ def test_run_bench_asks_for_the_model_table_only(build_zoo_tool, monkeypatch, tm
     assert "--no-pipelines" in seen["cmd"] and seen["cmd"][seen["cmd"].index("--runs") + 1] == "7"
     assert rows == [{k: row[k] for k in ("backend", "path", "median_us", "p99_us", "throughput_per_s",
                                         "peak_memory_mb")}]
+
+
+def test_extra_validation_clips_are_pooled_with_the_validation_split(build_zoo_tool, tiny_radar_clips):
+    """``--val-data DIR:all`` adds every clip of another clip set to the validation pool; test data is unchanged."""
+    from edgesense.cli.cmd_quantize import gesture_windows
+
+    if not (MODEL / "gesture_cnn.onnx").is_file():
+        pytest.skip("models/gesture_cnn is not shipped")
+    tool, onnx_path = build_zoo_tool, MODEL / "gesture_cnn.onnx"
+    own = tool.GestureTask(onnx_path, tool.ZooOptions(gesture_data=tiny_radar_clips, quick=True))
+    pooled = tool.GestureTask(onnx_path, tool.ZooOptions(gesture_data=tiny_radar_clips, quick=True,
+                                                         extra_val=((tiny_radar_clips, "all"),)))
+    x_all, y_all = gesture_windows(tiny_radar_clips, onnx_path, "all", 10, seed=0)
+    assert len(pooled.y_val) == len(own.y_val) + len(y_all) > len(own.y_val)
+    np.testing.assert_array_equal(pooled.x_val[len(own.y_val):], x_all)
+    np.testing.assert_array_equal(pooled.y_val, np.concatenate([own.y_val, y_all]))
+    np.testing.assert_array_equal(pooled.x_test, own.x_test)
+    assert pooled.score(onnx_path, "val")["clips"] == len(pooled.y_val)
+
+
+def test_extra_validation_streams_are_scored_clip_by_clip(build_zoo_tool, tmp_path):
+    """Excursion: the extra set's clips of the named split are scored, each stream run from its start."""
+    from edgesense.sim.speaker_dataset import write_speaker_dataset
+
+    d = tmp_path / "speaker"
+    write_speaker_dataset(d, "ref", "nominal", seconds=3.0, seed=0, clip_s=0.25, show_progress=False)
+    tool = build_zoo_tool
+    hybrid = ROOT / "models" / "hybrid" / "hybrid.onnx"
+    if not hybrid.is_file():
+        pytest.skip("models/hybrid is not shipped")
+    opts = tool.ZooOptions(excursion_data=d, extra_val=((d, "test"),))
+    task = tool.ExcursionTask.__new__(tool.ExcursionTask)     # only the stream selection, no calibration
+    task.opts = opts
+    own = task._streams("val", 6, every_clip=True)
+    extra = task._streams("test", 6, every_clip=True, data=d)
+    # one 3 s stream of 12 clips of 0.25 s (12,000 samples at 48 kHz): clips 2 and 8 are val, 5 and 11 test
+    assert [spans for _, spans in own] == [[(24000, 36000), (96000, 108000)]]
+    assert [spans for _, spans in extra] == [[(60000, 72000), (132000, 144000)]]
+    assert len(own[0][0].x) == 108000 and len(extra[0][0].x) == 144000   # run from the start to the last clip
+    from edgesense.errors import EdgesenseError
+
+    with pytest.raises(EdgesenseError, match="no speaker streams with clips of split 'tset'"):
+        task._streams("tset", 6, data=d)          # a typo in --val-data DIR:SPLIT is an error, not an empty pool
+
+
+def test_val_data_option(build_zoo_tool, tmp_path, capsys):
+    assert build_zoo_tool._val_data(f"{tmp_path}:all") == (tmp_path, "all")
+    assert build_zoo_tool._val_data(str(tmp_path)) == (tmp_path, "val")
+    with pytest.raises(SystemExit):
+        build_zoo_tool.main(["--models", "gesture_cnn", "--val-data", str(tmp_path / "nope")])
+    assert "no directory" in capsys.readouterr().err
+    opts = build_zoo_tool.ZooOptions(extra_val=((tmp_path, "all"),))
+    assert build_zoo_tool._validation_sets("gesture", opts) == [f"{opts.gesture_data}:val", f"{tmp_path}:all"]
