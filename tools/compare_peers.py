@@ -155,16 +155,21 @@ def compare(model: Path, calib: np.ndarray, x: np.ndarray, labels: np.ndarray | 
 
 
 def mcnemar(correct_a, correct_b) -> dict:
-    """Paired comparison of two classifiers on the same samples: how many only ``a`` / only ``b`` gets right, and the
-    exact two-sided McNemar p-value (binomial test on those discordant samples, p = 1/2)."""
-    from math import comb
+    """Paired comparison of two classifiers on the same samples: how many only ``a`` / only ``b`` gets right, the
+    exact two-sided McNemar p-value (binomial test on those discordant samples, p = 1/2), and the accuracy difference
+    ``b - a`` with its 95 % Wald interval for paired proportions (how large the true gap can plausibly be)."""
+    from math import comb, sqrt
 
     a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     n, k = only_a + only_b, min(only_a, only_b)
     p = min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    size = max(int(a.size), 1)
+    diff = (only_b - only_a) / size
+    half = 1.959964 * sqrt(max(n - (only_b - only_a) ** 2 / size, 0.0)) / size
     return {"samples": int(a.size), "correct_a": int(a.sum()), "correct_b": int(b.sum()), "only_a": only_a,
-            "only_b": only_b, "p_value": float(p)}
+            "only_b": only_b, "p_value": float(p), "difference": float(diff),
+            "difference_ci95": [float(diff - half), float(diff + half)]}
 
 
 def _gesture_sets(data, split) -> list[tuple[Path, str]]:
@@ -267,29 +272,39 @@ def score_excursion(models: list[Path], sets: list[tuple[Path, str, bool]], skip
             task.test, task._predict = part, (lambda *_a, _p=sub: _p)
             row["models"].append({"model": str(m), **task.score(Path(m))})
         task.test, task._predict = flat, (lambda *_a, _p=preds: _p)
-        row = {"model": str(m), **task.score(Path(m)), "clip_mse_mm2": []}
+        row = {"model": str(m), **task.score(Path(m)), "clip_mse_mm2": [], "clip_seconds": []}
         for (sig, spans), p in zip(flat, preds):        # every scored clip alone, for the paired test
             for span in spans:
                 task.test, task._predict = [(sig, [span])], (lambda *_a, _p=p: [_p])
-                row["clip_mse_mm2"].append(task.score(Path(m))["rmse_mm"] ** 2)
+                clip = task.score(Path(m))
+                row["clip_mse_mm2"].append(clip["rmse_mm"] ** 2)
+                row["clip_seconds"].append(clip["scored_seconds"])
         if out["union"]["models"]:
-            row["vs_first"] = paired_errors(out["union"]["models"][0]["clip_mse_mm2"], row["clip_mse_mm2"])
+            row["vs_first"] = paired_errors(out["union"]["models"][0]["clip_mse_mm2"], row["clip_mse_mm2"],
+                                            weights=row["clip_seconds"])
         out["union"]["models"].append(row)
         del task._predict
     return out
 
 
-def paired_errors(mse_a, mse_b) -> dict:
+def paired_errors(mse_a, mse_b, weights=None, resamples: int = 10_000, seed: int = 0) -> dict:
     """Paired comparison of two regressors on the same clips (their per-clip mean squared errors): how many clips
-    each has the lower error on, the exact two-sided sign test on those, and the Wilcoxon signed-rank test's p."""
+    each has the lower error on, the exact two-sided sign test on those, the Wilcoxon signed-rank test's p, and the
+    ratio of their pooled RMSEs ``b / a`` (``weights``: samples per clip; equal by default) with a 95 % paired
+    bootstrap interval over clips (``resamples``, seeded): how large the true gap can plausibly be."""
     from scipy.stats import wilcoxon
 
     a, b = np.asarray(mse_a, np.float64), np.asarray(mse_b, np.float64)
     sign = mcnemar(a < b, b < a)          # the sign test is McNemar's binomial test on the clips each wins
     d = a - b
     w = float(wilcoxon(a, b).pvalue) if np.any(d != 0) else 1.0
+    wt = np.ones_like(a) if weights is None else np.asarray(weights, np.float64)
+    ratio = float(np.sqrt(np.sum(wt * b) / np.sum(wt * a)))
+    idx = np.random.default_rng(seed).integers(0, a.size, (resamples, a.size))
+    boot = np.sqrt(np.sum(wt[idx] * b[idx], 1) / np.sum(wt[idx] * a[idx], 1))
     return {"clips": int(a.size), "lower_a": sign["only_a"], "lower_b": sign["only_b"], "sign_p": sign["p_value"],
-            "wilcoxon_p": w}
+            "wilcoxon_p": w, "rmse_ratio": ratio,
+            "rmse_ratio_ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]}
 
 
 def _run_batched(path: Path, x: np.ndarray) -> np.ndarray:
@@ -358,8 +373,12 @@ def main(argv=None) -> int:
                 print(f"{part['data']} ({part.get('split', 'all sets')}"
                       f"{', every clip' if part.get('every_clip') else ''})")
                 for m in part["models"]:
+                    v = m.get("vs_first")
+                    pair = (f"; vs first: lower on {v['lower_a']} / {v['lower_b']} clips, sign p = {v['sign_p']:.3f}, "
+                            f"RMSE ratio {v['rmse_ratio']:.4f} (95 % {v['rmse_ratio_ci95'][0]:.4f}-"
+                            f"{v['rmse_ratio_ci95'][1]:.4f})" if v else "")
                     print(f"  NRMSE {m['nrmse'] * 100:.4f} %, peak {m['peak_error_mm']:.4f} mm, "
-                          f"{m['streams']} streams, {m['scored_seconds']:.1f} s: {m['model']}")
+                          f"{m['streams']} streams, {m['scored_seconds']:.1f} s: {m['model']}{pair}")
         return 0
     if a.paired or a.gesture_calib or a.score:
         if not a.gesture_data:
@@ -396,8 +415,9 @@ def main(argv=None) -> int:
                     print(f"{part['data']} ({part['split']}, {part['clips']} clips)")
                     for m in part["models"]:
                         v = m.get("vs_first")
-                        pair = (f"; vs first: only first {v['only_a']}, only this {v['only_b']}, p = {v['p_value']:.3f}"
-                                if v else "")
+                        pair = (f"; vs first: only first {v['only_a']}, only this {v['only_b']}, p = {v['p_value']:.3f}, "
+                                f"difference {v['difference'] * 100:+.3f} pts (95 % {v['difference_ci95'][0] * 100:+.3f} "
+                                f"to {v['difference_ci95'][1] * 100:+.3f})" if v else "")
                         print(f"  {m['accuracy'] * 100:7.3f} % ({m['correct']}/{part['clips']}) {m['model']}{pair}")
         return 0
     import torch

@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,3 +96,32 @@ def test_paired_errors_counts_the_clips_each_model_wins(cp):
     assert r["sign_p"] == pytest.approx(2 * (1 + 4) / 16)
     assert 0 < r["wilcoxon_p"] <= 1
     assert cp.paired_errors([1.0, 2.0], [1.0, 2.0])["wilcoxon_p"] == 1.0
+
+
+def test_accuracy_difference_interval(cp):
+    """b - a with the paired Wald interval: 2 / 7 discordant of 4,000 (the session-6 / 7 comparison's counts)."""
+    a = np.ones(4000, bool)
+    b = np.ones(4000, bool)
+    a[:7] = False          # only b right on 7
+    b[7:9] = False         # only a right on 2
+    r = cp.mcnemar(a, b)
+    assert r["difference"] == pytest.approx(5 / 4000)
+    half = 1.959964 * np.sqrt(9 - 25 / 4000) / 4000
+    assert r["difference_ci95"] == pytest.approx([5 / 4000 - half, 5 / 4000 + half])
+    assert r["difference_ci95"][0] < 0 < r["difference_ci95"][1]          # a tie the interval cannot break
+    same = cp.mcnemar(a, a)
+    assert same["difference"] == 0 and same["difference_ci95"] == [0.0, 0.0]
+
+
+def test_rmse_ratio_interval_covers_the_pooled_ratio(cp):
+    rng = np.random.default_rng(1)
+    a = rng.uniform(1, 2, 60)
+    b = a * 1.2                              # every clip 1.2x the squared error: RMSE ratio sqrt(1.2)
+    r = cp.paired_errors(a, b)
+    assert r["rmse_ratio"] == pytest.approx(np.sqrt(1.2))
+    assert r["rmse_ratio_ci95"] == pytest.approx([np.sqrt(1.2)] * 2)        # no spread: every resample the same
+    noisy = cp.paired_errors(a, a * rng.uniform(0.8, 1.3, 60))
+    lo, hi = noisy["rmse_ratio_ci95"]
+    assert lo < noisy["rmse_ratio"] < hi and hi - lo < 0.2
+    w = cp.paired_errors([1.0, 4.0], [2.0, 4.0], weights=[3, 1])            # pooled over samples, not clips
+    assert w["rmse_ratio"] == pytest.approx(np.sqrt((3 * 2 + 4) / (3 * 1 + 4)))
