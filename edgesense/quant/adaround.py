@@ -65,6 +65,25 @@ def _fused_relu(sim: QuantSim) -> dict[str, str]:
     return out
 
 
+def _float_outputs(sim: QuantSim, names: list[str], batches: list[tuple]) -> dict[str, torch.Tensor]:
+    """Every named layer's output over ``batches`` in the float model, in one pass: AdaRound's targets, taken
+    before any layer is rounded (a layer rounded earlier must not move the float reference of later ones)."""
+    outs: dict[str, list] = {n: [] for n in names}
+    hooks = [sim.layers[_key(n)].register_forward_hook(lambda _m, _a, out, n=n: outs[n].append(out.detach()))
+             for n in names]
+    old = sim.quantize
+    sim.quantize = False
+    try:
+        with torch.no_grad():
+            for b in batches:
+                sim(*b)
+    finally:
+        sim.quantize = old
+        for h in hooks:
+            h.remove()
+    return {n: torch.cat(v) for n, v in outs.items()}
+
+
 def _capture(sim: QuantSim, name: str, batches: list[tuple], quantize: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The input and output of layer ``name`` over ``batches``, with the sim quantized or in float."""
     layer = sim.layers[_key(name)]
@@ -166,9 +185,10 @@ def adaround(sim: QuantSim, batches: Iterable, config: AdaRoundConfig = AdaRound
     relu = _fused_relu(sim)
     report = {}
     torch.manual_seed(config.seed)
-    for nd in progress([nd for nd in sim.nodes if nd.kind in ("conv", "linear")], desc="AdaRound"):
-        _, y_f = _capture(sim, nd.name, data, quantize=False)
+    layers = [nd for nd in sim.nodes if nd.kind in ("conv", "linear")]
+    targets = _float_outputs(sim, [nd.name for nd in layers], data)
+    for nd in progress(layers, desc="AdaRound"):
         x_q, _ = _capture(sim, nd.name, data, quantize=True)
-        report[nd.name] = _round_layer(sim, nd.name, x_q, y_f, relu.get(nd.name), config)
+        report[nd.name] = _round_layer(sim, nd.name, x_q, targets.pop(nd.name), relu.get(nd.name), config)
     sim.train(was_training)
     return report

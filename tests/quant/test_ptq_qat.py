@@ -250,6 +250,33 @@ def test_output_aware_range_refinement_raises_output_sqnr_and_keeps_export_exact
     assert np.abs(enc.quantize(y).astype(int) - codes.astype(int)).max() <= 1
 
 
+def test_adaround_targets_are_the_float_models_outputs(monkeypatch):
+    """Every layer is fitted to the *float* model's output (Nagel et al. 2020; AIMET): rounding an earlier layer
+    writes grid weights into the sim, which must not move the reference of the layers after it."""
+    import edgesense.quant.adaround as ar
+
+    m = conv1d_net(0)
+    x = _x((8, 32), 64)
+    sim = quantize_ptq(m, x[:1], x.split(32), target=TargetProfile("w4", weight_bitwidth=4))
+    float_out = {}
+    names = [nd.name for nd in sim.nodes if nd.kind in ("conv", "linear")]
+    assert len(names) >= 2
+    for n in names:           # each layer's output in the untouched float model
+        float_out[n] = ar._capture(sim, n, [(b,) for b in x.split(32)], quantize=False)[1]
+    seen = {}
+    real = ar._round_layer
+
+    def spy(sim_, name, x_q, y_f, act, cfg):
+        seen[name] = y_f.clone()
+        return real(sim_, name, x_q, y_f, act, cfg)
+
+    monkeypatch.setattr(ar, "_round_layer", spy)
+    rep = ar.adaround(sim, x.split(32), ar.AdaRoundConfig(iterations=60, batch=64, lr=3e-2))
+    assert sum(r["flipped"] for r in rep.values()) > 0            # earlier layers did change their weights
+    for n in names:
+        assert torch.equal(seen[n], float_out[n]), n
+
+
 def test_adaround_lowers_layer_error_at_4_bits_and_exports_its_rounding(tmp_path):
     """AdaRound (learned rounding): at 4-bit weights the output gets closer to float than nearest rounding, each
     layer's fitted error never rises, the learned integers are what the sim's weight quantizer and the QDQ export
