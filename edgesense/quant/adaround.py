@@ -65,35 +65,17 @@ def _fused_relu(sim: QuantSim) -> dict[str, str]:
     return out
 
 
-def _float_outputs(sim: QuantSim, names: list[str], batches: list[tuple]) -> dict[str, torch.Tensor]:
-    """Every named layer's output over ``batches`` in the float model, in one pass: AdaRound's targets, taken
-    before any layer is rounded (a layer rounded earlier must not move the float reference of later ones)."""
-    outs: dict[str, list] = {n: [] for n in names}
-    hooks = [sim.layers[_key(n)].register_forward_hook(lambda _m, _a, out, n=n: outs[n].append(out.detach()))
-             for n in names]
-    old = sim.quantize
-    sim.quantize = False
-    try:
-        with torch.no_grad():
-            for b in batches:
-                sim(*b)
-    finally:
-        sim.quantize = old
-        for h in hooks:
-            h.remove()
-    return {n: torch.cat(v) for n, v in outs.items()}
+def _run_hooked(sim: QuantSim, names: list[str], batches: list[tuple], quantize: bool) -> dict[str, tuple]:
+    """Run ``sim`` (quantized or in float) over ``batches`` once; every named layer's (inputs, outputs), concatenated."""
+    seen: dict[str, tuple[list, list]] = {n: ([], []) for n in names}
 
+    def hook(name):
+        def record(_m, args, out) -> None:       # returns None: the layer's output is left as it is
+            seen[name][0].append(args[0].detach())
+            seen[name][1].append(out.detach())
+        return record
 
-def _capture(sim: QuantSim, name: str, batches: list[tuple], quantize: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The input and output of layer ``name`` over ``batches``, with the sim quantized or in float."""
-    layer = sim.layers[_key(name)]
-    ins, outs = [], []
-
-    def hook(_m, args, out):
-        ins.append(args[0].detach())
-        outs.append(out.detach())
-
-    h = layer.register_forward_hook(hook)
+    hooks = [sim.layers[_key(n)].register_forward_hook(hook(n)) for n in names]
     old = sim.quantize
     sim.quantize = quantize
     try:
@@ -102,8 +84,20 @@ def _capture(sim: QuantSim, name: str, batches: list[tuple], quantize: bool) -> 
                 sim(*b)
     finally:
         sim.quantize = old
-        h.remove()
-    return torch.cat(ins), torch.cat(outs)
+        for h in hooks:
+            h.remove()
+    return {n: (torch.cat(i), torch.cat(o)) for n, (i, o) in seen.items()}
+
+
+def _float_outputs(sim: QuantSim, names: list[str], batches: list[tuple]) -> dict[str, torch.Tensor]:
+    """Every named layer's output over ``batches`` in the float model, in one pass: AdaRound's targets, taken
+    before any layer is rounded (a layer rounded earlier must not move the float reference of later ones)."""
+    return {n: out for n, (_, out) in _run_hooked(sim, names, batches, quantize=False).items()}
+
+
+def _capture(sim: QuantSim, name: str, batches: list[tuple], quantize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input and output of layer ``name`` over ``batches``, with the sim quantized or in float."""
+    return _run_hooked(sim, [name], batches, quantize)[name]
 
 
 def _round_layer(sim: QuantSim, name: str, x_q: torch.Tensor, y_f: torch.Tensor, act: str | None,
