@@ -29,6 +29,7 @@ For each model ``models/<name>/<name>.onnx`` (a gesture classifier or a streamin
 
     python tools/build_zoo.py [--models gesture_cnn fftnet] [--quick] [--json] [--reuse OLD_MODELS_DIR]
                               [--qat-steps N] [--tflite-target tflite-int8|same|TARGET]
+                              [--val-data DIR[:SPLIT] ...]   # more validation data to choose on (pooled)
 
 Seeded (``--seed``, default 0): calibration subsets, evaluation subsets and peers are deterministic;
 latency figures depend on the machine. ``--quick`` uses small calibration/evaluation subsets and few
