@@ -227,10 +227,10 @@ def _command_quantize(name: str, kind: str, method: str, opts: ZooOptions, targe
 
 def _command_export(name: str, opts: ZooOptions, target: str, shapes: dict | None) -> str:
     """The ``edgesense export tflite`` line that converts the QDQ model :func:`_command_quantize` wrote for
-    ``target`` (streaming models: for 1 ms blocks, ``shapes``; the zoo then stores their state I/O channel-last)."""
+    ``target`` (streaming models: for 1 ms blocks, ``shapes``, with channel-last I/O as the zoo ships them)."""
     src = f"/tmp/zoo/{name}" + (f"_{target}" if target != opts.target else "") + f"/{name}_int8.onnx"
     shape = "".join(f" --input-shape {k}={','.join(str(d) for d in v)}" for k, v in (shapes or {}).items())
-    return f"edgesense export tflite {src} /tmp/zoo/{name}_int8.tflite{shape}"
+    return f"edgesense export tflite {src} /tmp/zoo/{name}_int8.tflite{shape}" + (" --channel-last" if shapes else "")
 
 
 def _copy_sidecar(float_onnx: Path, model: Path) -> None:

@@ -33,6 +33,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-layout", default="onnx", choices=["onnx", "nwhc"],
                    help="onnx (default): the .tflite takes the ONNX input shapes; nwhc: a rank-4 (N, C, H, W) input "
                         "is taken as (N, W, H, C), without its TRANSPOSE (recorded in the model's metadata)")
+    p.add_argument("--channel-last", action="store_true",
+                   help="streaming models: every input and output in the graph's own (1, 1, L, C) layout, without "
+                        "their RESHAPE/TRANSPOSE operators (same numbers; what the zoo ships for excursion models)")
     p.add_argument("--per-op", action="store_true", help="CPU time of every .tflite operator alone (one thread)")
     p.add_argument("--versus", metavar="FLOAT_ONNX",
                    help="time, interleaved, ORT float (this model), ORT INT8 and LiteRT INT8 as exported and without "
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         except ValueError:
             raise EdgesenseError(f"--input-shape {item!r}: expected NAME=D0,D1,... with integer dims") from None
     out = export_tflite(args.model, args.out, io_dtype=args.io_dtype, input_shapes=shapes or None,
-                        pair_rows=not args.no_pair_rows, input_layout=args.input_layout)
+                        pair_rows=not args.no_pair_rows, input_layout=args.input_layout,
+                        channel_last=args.channel_last)
     result: dict = {"tflite": str(out), "bytes": out.stat().st_size}
     status = 0
     if args.check or args.inputs:

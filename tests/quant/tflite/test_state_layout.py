@@ -106,6 +106,25 @@ def test_export_hook_and_file_pass_give_the_same_bytes(tmp_path):
     assert hooked.read_bytes() == (tmp_path / "c.tflite").read_bytes() != plain.read_bytes()
 
 
+def test_export_command_channel_last_gives_the_zoo_file(tmp_path, build_zoo_tool):
+    """``edgesense export tflite --channel-last`` writes what the zoo ships for a streaming model (the card's
+    reproduce line uses it), and the zoo's command line carries the flag for streaming models only."""
+    from edgesense.cli.main import main
+
+    qdq = MODELS / "hybrid" / "hybrid_int8.onnx"
+    if not qdq.is_file():
+        pytest.skip("no shipped hybrid QDQ model")
+    hooked = export_tflite(qdq, tmp_path / "a.tflite", input_shapes={"x": (1, 12, 12)}, channel_last=True)
+    assert main(["export", "tflite", str(qdq), str(tmp_path / "cli.tflite"), "--input-shape", "x=1,12,12",
+                 "--channel-last"]) == 0
+    assert (tmp_path / "cli.tflite").read_bytes() == hooked.read_bytes()
+    bz = build_zoo_tool
+    opts = bz.ZooOptions()
+    assert bz._command_export("hybrid", opts, "tflite-int8", {"x": (1, 12, 12)}).endswith(
+        "--input-shape x=1,12,12 --channel-last")
+    assert "--channel-last" not in bz._command_export("gesture_cnn", opts, "tflite-int8", None)
+
+
 def test_model_without_layout_chains_is_left_alone():
     path = MODELS / "gesture_cnn" / "gesture_cnn_int8.tflite"
     if not path.is_file():
