@@ -1230,7 +1230,7 @@ def _validation_sets(kind: str, opts: ZooOptions) -> list[str]:
 
 def _val_data(arg: str) -> tuple[Path, str]:
     """``DIR[:SPLIT]`` of ``--val-data`` -> (DIR, SPLIT), SPLIT default ``val``; the directory must exist."""
-    path, _, split = arg.rpartition(":") if not Path(arg).is_dir() else (arg, "", "")
+    path, _, split = arg.rpartition(":") if ":" in arg and not Path(arg).is_dir() else (arg, "", "")
     if not Path(path).is_dir():
         raise argparse.ArgumentTypeError(f"--val-data {arg}: no directory {path}")
     return Path(path), split or "val"
