@@ -9,6 +9,11 @@ simulation (which equals the integer runtimes within 1 LSB, tests/quant/test_par
 
     python tools/quant_study.py --demo                       # gesture_cnn on a seeded synthetic 5-class task
     python tools/quant_study.py --model m.pt --arch gesture_cnn --data x.npy --labels y.npy [--json]
+    python tools/quant_study.py --model models/gesture_cnn/gesture_cnn.pt --arch gesture_cnn \
+        --gesture-data /work/data/radar-clips          # pipeline windows: train-split clips, scored on val users
+    python tools/quant_study.py --model models/gesture_crnn/gesture_crnn.pt --arch gesture_crnn --gesture-data \
+        /work/data/radar-clips --arch-args '{"in_channels": 3, "rows": 64, "frames": 40, "num_classes": 5,
+        "width": 24, "dropout": 0.3}'
 
 ``--labels`` int (N,) -> accuracy (higher is better); float targets -> NRMSE (lower is better).
 """
@@ -141,6 +146,29 @@ def table(rows: list[dict], name: str) -> str:
     return "\n".join(out)
 
 
+def _load_model(a):
+    """The float torch model of ``--model`` (.onnx, or a .pt state_dict with ``--arch``)."""
+    if a.model.suffix == ".onnx":
+        from edgesense.quant import QuantSim
+        return QuantSim.from_onnx(a.model).float_model()
+    from edgesense.quant.model_io import architecture_args, load_torch_model
+    return load_torch_model(a.model, a.arch, architecture_args(a.model, a.arch_args))
+
+
+def _load_data(a):
+    """(x_train, y_train, x_test, y_test): pipeline windows of ``--gesture-data`` (train-split clips / val users),
+    else ``--data``/``--labels`` split 80/20 in order."""
+    if a.gesture_data:
+        from edgesense.cli.cmd_quantize import gesture_windows
+        x_tr, y_tr = gesture_windows(a.gesture_data, a.model, "train", a.train_clips, seed=a.seed)
+        x_te, y_te = gesture_windows(a.gesture_data, a.model, "val", None, seed=a.seed)
+        return x_tr, y_tr, x_te, y_te
+    x = np.load(a.data, allow_pickle=False).astype(np.float32)
+    y = np.load(a.labels, allow_pickle=False)
+    n_tr = int(0.8 * len(x))
+    return x[:n_tr], y[:n_tr], x[n_tr:], y[n_tr:]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--demo", action="store_true", help="gesture_cnn on a synthetic seeded task")
@@ -149,6 +177,11 @@ def main(argv=None) -> int:
     p.add_argument("--arch-args")
     p.add_argument("--data", type=Path)
     p.add_argument("--labels", type=Path)
+    p.add_argument("--gesture-data", type=Path, help="a radar gesture dataset instead of --data/--labels: QAT on the "
+                   "classified pipeline windows of its train-split clips, scored on its val-split users (the "
+                   "model's .json sidecar describes the windows)")
+    p.add_argument("--train-clips", type=int, default=2000, help="train-split clips for --gesture-data (default "
+                   "2000, class-stratified)")
     p.add_argument("--epochs", type=int, default=3, help="QAT epochs")
     p.add_argument("--float-epochs", type=int, default=40, help="float training epochs of the --demo model")
     p.add_argument("--bits", default="8,6,4")
@@ -165,20 +198,20 @@ def main(argv=None) -> int:
         model = train_float(create_model("gesture_cnn", rows=16, frames=16, num_classes=5), x[:1600], y[:1600],
                             epochs=a.float_epochs)
         name = "gesture_cnn (synthetic 5-class task, 16x16 maps)"
+        x_tr, y_tr, x_te, y_te = x[:1600], y[:1600], x[1600:], y[1600:]
     else:
-        if not (a.model and a.data and a.labels):
-            p.error("give --demo, or --model, --data and --labels")
-        x = np.load(a.data, allow_pickle=False).astype(np.float32)
-        y = np.load(a.labels, allow_pickle=False)
-        if a.model.suffix == ".onnx":
-            from edgesense.quant import QuantSim
-            model = QuantSim.from_onnx(a.model).float_model()
-        else:
-            from edgesense.quant.model_io import architecture_args, load_torch_model
-            model = load_torch_model(a.model, a.arch, architecture_args(a.model, a.arch_args))
+        if not a.model or not ((a.data and a.labels) or a.gesture_data):
+            p.error("give --demo, or --model with --data and --labels or --gesture-data")
+        from edgesense.errors import EdgesenseError
+
+        try:
+            model, (x_tr, y_tr, x_te, y_te) = _load_model(a), _load_data(a)
+        except EdgesenseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         name = a.model.name
-    n_tr = int(0.8 * len(x))
-    rows = study(model, x[:n_tr], y[:n_tr], x[n_tr:], y[n_tr:], tuple(int(b) for b in a.bits.split(",")),
+    rows = study(model, x_tr.astype(np.float32), y_tr, x_te.astype(np.float32), y_te,
+                 tuple(int(b) for b in a.bits.split(",")),
                  tuple(float(v) for v in a.lrs.split(",")), epochs=a.epochs, seed=a.seed)
     if a.json:
         json.dump({"model": name, "rows": rows}, sys.stdout, indent=1)
