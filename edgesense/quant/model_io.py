@@ -33,14 +33,15 @@ def excursion_calibration_signals(dataset: str | Path, model_path: str | Path, s
 
     Uses the model's own description (``<model>.json``: inputs, frame, scales) and the speaker pipeline's
     framing (:func:`edgesense.nn.train_excursion.prepare_inputs`; hybrids run the impedance tracker), one
-    crop of ``steps`` frames per recording.
+    crop of ``steps`` frames per recording, ``max_signals`` recordings spread evenly over the split (every
+    speaker and condition, not the first ones in path order).
     """
     from edgesense.nn.train_excursion import prepare_inputs
     from edgesense.speaker.pipeline import load_signals
     from edgesense.speaker.streaming import load_spec
 
     spec = load_spec(model_path)
-    signals = load_signals(dataset, split=split, limit=max_signals)
+    signals = load_signals(dataset, split=split, limit=max_signals, spread=True)
     if not signals:
         raise FormatError(f"{dataset}: no recordings in split {split!r}")
     rng = np.random.default_rng(seed)
@@ -58,15 +59,15 @@ def excursion_calibration_signals(dataset: str | Path, model_path: str | Path, s
 
 def excursion_training_data(dataset: str | Path, model_path: str | Path, split: str = "train",
                             max_signals: int = 24) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Framed inputs ``(C*frame, steps)`` and targets ``(frame, steps)`` of the first ``max_signals`` labelled
-    recordings of ``split``, as the excursion trainer builds them (targets scaled with the recording's true Bl,
+    """Framed inputs ``(C*frame, steps)`` and targets ``(frame, steps)`` of ``max_signals`` labelled recordings
+    of ``split`` spread evenly over it, as the excursion trainer builds them (targets scaled with the recording's true Bl,
     :func:`edgesense.nn.train_excursion.training_bl`): the data of a QAT fine-tune."""
     from edgesense.nn.train_excursion import prepare_inputs, training_bl
     from edgesense.speaker.pipeline import load_signals
     from edgesense.speaker.streaming import load_spec
 
     spec = load_spec(model_path)
-    signals = [s for s in load_signals(dataset, split=split, limit=max_signals) if s.x is not None]
+    signals = [s for s in load_signals(dataset, split=split, limit=max_signals, spread=True) if s.x is not None]
     if not signals:
         raise FormatError(f"{dataset}: no labelled recordings (with excursion) in split {split!r}")
     xs, ys = [], []

@@ -45,6 +45,10 @@ TARGETS: dict[str, TargetProfile] = {t.name: t for t in (
                               "not computed exactly (measured: up to 62 LSB off)"),
     TargetProfile("ort-cpu-u8", "uint8", True, weight_bitwidth=7, requantization="float",
                   description="ONNX Runtime CPU with U8 activations, 7-bit weights"),
+    TargetProfile("ort-cpu-w8", "int8", True, weight_bitwidth=8, requantization="float",
+                  description="ONNX Runtime CPU with full 8-bit weights: exact everywhere when the session sets "
+                              "session.x64quantprecision=1 (edgesense.runtime does), which makes x86 without VNNI "
+                              "use ORT's u8 x u8 kernels instead of the saturating u8 x s8 ones"),
     TargetProfile("ort-vnni", "int8", True, weight_bitwidth=8, requantization="float",
                   description="ONNX Runtime on ARM64 or x86 with AVX-512 VNNI / AVX-VNNI: full 8-bit weights"),
     TargetProfile("tflite-int8", "int8", True, weight_bitwidth=8, requantization="float",

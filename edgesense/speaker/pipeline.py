@@ -62,8 +62,12 @@ def _signal_from_recording(rec, name: str) -> SpeakerSignal:
     return SpeakerSignal(name, col["v"], col["i"], col.get("x"), profile, dict(rec.metadata))
 
 
-def load_signals(path: str | Path, split: str | None = None, limit: int | None = None) -> list[SpeakerSignal]:
-    """Speaker recordings of a dataset directory (optionally one split) or a single ``.esr`` file."""
+def load_signals(path: str | Path, split: str | None = None, limit: int | None = None,
+                 spread: bool = False) -> list[SpeakerSignal]:
+    """Speaker recordings of a dataset directory (optionally one split) or a single ``.esr`` file.
+
+    ``limit``: at most that many recordings, the first ones in the index's (path) order, or with ``spread``
+    evenly spaced over it, so that a sample covers every speaker and condition of the split."""
     from edgesense.recording import Dataset, Recording
 
     path = Path(path)
@@ -71,7 +75,10 @@ def load_signals(path: str | Path, split: str | None = None, limit: int | None =
         return [_signal_from_recording(Recording.open(path), path.name)]
     ds = Dataset.open(path)
     entries = ds.entries if split is None else ds.split(split)
-    if limit is not None:
+    if limit is not None and spread and 0 < limit < len(entries):
+        picks = np.unique(np.round(np.linspace(0, len(entries) - 1, limit)).astype(int))
+        entries = [entries[k] for k in picks]
+    elif limit is not None:
         entries = entries[:limit]
     return [_signal_from_recording(ds.load(e), e.path) for e in entries]
 

@@ -32,7 +32,7 @@ def _sim(name, target="ort-cpu", **kw):
 
 
 @pytest.mark.parametrize("name", sorted(NETS))
-@pytest.mark.parametrize("target", ["ort-cpu", "ort-cpu-u8"])
+@pytest.mark.parametrize("target", ["ort-cpu", "ort-cpu-u8", "ort-cpu-w8"])
 def test_ort_qdq_matches_integer_simulation(tmp_path, name, target):
     sim, shape = _sim(name, target)
     graph = sim.lower()
@@ -45,6 +45,30 @@ def test_ort_qdq_matches_integer_simulation(tmp_path, name, target):
     assert (diff <= 1).mean() >= 0.999
     assert (diff == 0).mean() >= 0.95      # most outputs are bit-exact (ORT keeps some convs in float)
     assert enc.dtype == ("uint8" if target.endswith("u8") else "int8")
+
+
+def test_full_8_bit_weights_are_exact_on_ort_where_int16_pairs_would_saturate(tmp_path):
+    """Equal 8-bit weights (code 127) on inputs near the top of their range: every pair of u8 x s8 products is
+    about 2 x 255 x 127 > 32767, which MLAS's default x86 kernels (no VNNI) saturate (measured here: 137 LSB
+    off). edgesense.runtime asks ORT for its u8 x u8 kernels, so the `ort-cpu-w8` model matches IntegerSim."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(8, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    with torch.no_grad():
+        net[0].weight.fill_(0.5)
+        net[0].bias.zero_()
+    calib = torch.rand(32, 8, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    sim = QuantSim(net, calib[:1], target="ort-cpu-w8")
+    calibrate(sim, calib.split(8))
+    graph = sim.eval().lower()
+    path = export_qdq_onnx(sim, tmp_path / "m.onnx", graph)
+    x = (0.9 + 0.1 * torch.rand(20, 8, 8, 8, generator=torch.Generator().manual_seed(2))).numpy()
+    codes, enc = IntegerSim(graph).outputs(x)[0]
+    weights = [onnx.numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer if t.data_type == 3]
+    assert max(int(np.abs(w).max()) for w in weights) == 127         # int8 weights use the full 8 bits
+    y = load_model(path).run(x)
+    assert np.array_equal(enc.quantize(y).astype(np.int64), codes.astype(np.int64))
 
 
 @pytest.mark.parametrize("name", sorted(NETS))

@@ -205,3 +205,13 @@ def test_a_gap_resets_the_large_signal_estimator():
     after = pay[21:].reshape(-1, 2).astype(np.float64)
     fresh = predict_large_signal(after[:, 0], after[:, 1], load_calibration(CALIBRATION), ref.speaker)
     np.testing.assert_array_equal(np.concatenate([b.x for b in blocks[20:]]), fresh)
+
+
+def test_load_signals_spread_samples_every_speaker_and_condition():
+    sample = Path(__file__).parents[2] / "datasets" / "samples" / "speaker"   # lite4_*, then ref_* in path order
+    first = [Path(s.name).parent.name for s in load_signals(sample, "train", limit=2)]
+    spread = [Path(s.name).parent.name for s in load_signals(sample, "train", limit=2, spread=True)]
+    assert first == ["lite4_hot", "lite4_leak"]                  # the first ones: one speaker only
+    assert spread == ["lite4_hot", "ref_nominal"]                # both ends of the index: both speakers
+    every = [s.name for s in load_signals(sample, "train", limit=6, spread=True)]
+    assert every == [s.name for s in load_signals(sample, "train")]   # limit >= size: all, in order
