@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from edgesense.cli.common import add_json_flag, positive_int, print_json
+from edgesense.quant.target import TARGETS
 
 QAT_OBJECTIVES = ("float", "task", "task+float")     # edgesense.quant.qat.QAT_OBJECTIVES (that module needs torch)
 
@@ -32,7 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-method", choices=("minmax", "mse"), default="minmax")
     parser.add_argument("--percentile", type=float, default=99.99)
     parser.add_argument("--target", default="ort-cpu",
-                        help="target profile: ort-cpu (default), ort-cpu-u8, ort-vnni, tflite-int8, per-tensor-int8")
+                        help="target profile: " + ", ".join(f"{t} (default)" if t == "ort-cpu" else t for t in TARGETS)
+                        + " (docs/quantization.md §4)")
     parser.add_argument("--cle", action="store_true", help="cross-layer equalisation + high-bias absorption "
                         "(before calibration; seconds)")
     parser.add_argument("--bias-correction", action="store_true", help="empirical bias correction after "

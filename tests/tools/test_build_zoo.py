@@ -367,3 +367,21 @@ def test_val_data_option(build_zoo_tool, tmp_path, capsys):
     assert "no directory" in capsys.readouterr().err
     opts = build_zoo_tool.ZooOptions(extra_val=((tmp_path, "all"),))
     assert build_zoo_tool._validation_sets("gesture", opts) == [f"{opts.gesture_data}:val", f"{tmp_path}:all"]
+
+
+def test_onnx_target_option(build_zoo_tool, capsys, tmp_path):
+    """--target picks the ONNX artefact's target; the zoo line carries it and the card explains 8-bit weights."""
+    tool = build_zoo_tool
+    assert tool.main(["--models", "gesture_cnn", "--target", "bogus", "--no-bench"]) == 2
+    assert "unknown target 'bogus'" in capsys.readouterr().err
+    opts = tool.ZooOptions(target="ort-cpu-w8", qat_steps=0, extra_val=((tmp_path, "all"),))
+    assert tool.zoo_command("m", opts) == f"python tools/build_zoo.py --models m --target ort-cpu-w8 --qat-steps 0 " \
+                                          f"--val-data {tmp_path}:all"
+    assert tool.zoo_command("m", tool.ZooOptions()) == "python tools/build_zoo.py --models m"
+    report = {"kind": "gesture", "target": "ort-cpu-w8",
+              "litert": {"target": "tflite-int8", "chosen_method": "minmax",
+                         "validation": {"minmax": {"accuracy": 0.9, "nll": 0.3}}}}
+    text = " ".join(tool._litert_card_lines(report))
+    assert "`ort-cpu-w8` (8-bit weights" in text and "session.x64quantprecision=1" in text
+    report["target"] = "ort-cpu"
+    assert "x86 without VNNI" in " ".join(tool._litert_card_lines(report))
