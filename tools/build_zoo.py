@@ -1136,8 +1136,8 @@ def write_readme(path: Path, reports: list[dict]) -> None:
     table = readme_table([by_name[k] for k in sorted(by_name)])
     text = path.read_text() if path.is_file() else (
         "# edgesense model zoo\n\n"
-        "Every model directory ships `<name>.onnx` (float), `<name>_int8.onnx` (INT8 QDQ, target `ort-cpu`: "
-        "7-bit per-channel weights, exact on onnxruntime on any x86), `<name>_int8.tflite` (full integer, int8 "
+        "Every model directory ships `<name>.onnx` (float), `<name>_int8.onnx` (INT8 QDQ for the zoo's "
+        "`--target`, named in each card), `<name>_int8.tflite` (full integer, int8 "
         "inputs and outputs, LiteRT; streaming excursion models take 1 ms blocks of 12 frames), the JSON "
         "description the pipelines read (`<name>.json`, copied as `<name>_int8.json`), `MODEL_CARD.md` (its "
         "INT8 section is generated) and `<name>_int8.report.json` (every figure of the INT8 section).\n\n"
