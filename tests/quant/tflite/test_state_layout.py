@@ -85,11 +85,12 @@ def test_new_graph_outputs_and_states_equal_the_old_bit_for_bit(tmp_path, name, 
     for seed in (0, 1):
         n = check_same_outputs(old, new, _random_stream_feeds(old, 8, seed))
         assert n > 8 * 100
-    # the check can fail: one weight code changed by one in the last convolution
+    # the check can fail: the largest weight code of the last convolution moved by one towards zero
     fb = read_model(new)
     w = fb.tensors[[op for op in fb.operators if op.options_name == "Conv2DOptions"][-1].inputs[1]]
     codes = np.frombuffer(fb.buffers[w.buffer], np.int8).copy()
-    codes[0] = codes[0] + 1 if codes[0] < 127 else codes[0] - 1
+    k = int(np.argmax(np.abs(codes.astype(int))))
+    codes[k] -= np.sign(codes[k])
     fb.buffers[w.buffer] = codes.tobytes()
     with pytest.raises(ModelError, match="differs"):
         check_same_outputs(old, fb.serialize(), _random_stream_feeds(old, 4, 0))
