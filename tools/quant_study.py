@@ -200,11 +200,13 @@ def excursion_spec(model_path: Path):
 
     if not model_path.is_file():
         raise EdgesenseError(f"{model_path}: no such model file")
-    side = model_path.with_suffix(".json")
-    if model_path.suffix != ".onnx" or not side.is_file() or '"receptive_field"' not in side.read_text():
+    try:
+        if model_path.suffix != ".onnx":
+            raise EdgesenseError("not an .onnx file")
+        return load_spec(model_path)
+    except EdgesenseError:
         raise EdgesenseError(f"{model_path}: --excursion-data needs a float streaming excursion .onnx with its "
-                             f".json description (frame, scales, receptive_field)")
-    return load_spec(model_path)
+                             f".json description (frame, scales, receptive_field)") from None
 
 
 def nrmse_percent(pred_mm: list[np.ndarray], true_mm: list[np.ndarray], fs: float = 48_000.0) -> float:
@@ -221,7 +223,8 @@ class ExcursionData:
     ``x_train`` (N, C*frame, rf + CROP) framed inputs, ``y_train`` (N, frame, CROP) targets in model units
     (x * true Bl / x_scale, :func:`edgesense.quant.model_io.excursion_training_data`); ``x_val``
     (M, C*frame, rf + VAL_FRAMES), ``y_val`` (M, VAL_FRAMES*frame) true excursion in mm, ``bl_val`` the datasheet
-    Bl the pipeline divides by, ``val_starts`` (recording name, first sample of the crop)."""
+    Bl the pipeline divides by, ``val_starts`` (recording name, first sample of the crop), ``spec`` the model's
+    description."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -232,6 +235,7 @@ class ExcursionData:
     train_recordings: int
     val_recordings: int
     fs: float
+    spec: Any                          # the model's ExcursionModelSpec
 
 
 def excursion_data(data: Path, model_path: Path, train_crops: int = 384, val_crops: int = 96,
@@ -278,7 +282,7 @@ def excursion_data(data: Path, model_path: Path, train_crops: int = 384, val_cro
             starts.append((sig.name, int(t0) * fr))
     return ExcursionData(np.stack(x_tr).astype(np.float32), np.stack(y_tr).astype(np.float32),
                          np.stack(x_te).astype(np.float32), np.stack(y_te), np.asarray(bl, np.float64), starts,
-                         len(xs), len(sigs), float(sigs[0].fs))
+                         len(xs), len(sigs), float(sigs[0].fs), spec)
 
 
 def excursion_task(model_path: Path, model, d: ExcursionData) -> Task:
@@ -292,7 +296,7 @@ def excursion_task(model_path: Path, model, d: ExcursionData) -> Task:
     from edgesense.quant.sim import calibrate_streaming
     from edgesense.speaker.streaming import unframe
 
-    spec = excursion_spec(model_path)
+    spec = d.spec
     warm = int(spec.receptive_field)
     state_shapes = model.input_shapes[1:]
     calib = torch.from_numpy(d.x_train[:512])
