@@ -67,6 +67,7 @@ BLOCK_FRAMES = 12          # streaming excursion models: 1 ms blocks = 12 frames
 # carries exactly, so every tensor sees the same values as in 1 ms blocks (ranges equal to float rounding;
 # checked on convnet), about 20x faster
 CALIB_BLOCK = 3000
+SELECT_RULES = ("accuracy", "fidelity")
 BEGIN, END = "<!-- zoo:int8 begin -->", "<!-- zoo:int8 end -->"
 README_BEGIN, README_END = "<!-- zoo:index begin -->", "<!-- zoo:index end -->"
 
@@ -97,6 +98,10 @@ class ZooOptions:
     # "all" for every clip (gesture: clip sets of other simulated users; excursion: speaker sets whose clips of that
     # split are scored, each stream run from its start). Candidates are chosen on the pool; test data is unchanged
     extra_val: tuple[tuple[Path, str], ...] = ()
+    # how gesture candidates are chosen on validation (SELECT_RULES): "accuracy" (clip accuracy, then balanced
+    # accuracy, then NLL of the true class) or "fidelity" (closest to the float model: the lowest mean KL divergence
+    # of the INT8 clip probabilities from the float ones, then accuracy). Excursion models: "accuracy" only
+    select: str = "accuracy"
 
     @property
     def litert_target(self) -> str:
@@ -231,7 +236,8 @@ def zoo_command(name: str, opts: ZooOptions) -> str:
     return (f"python tools/build_zoo.py --models {name}" + (" --quick" if opts.quick else "")
             + ("" if opts.target == "ort-cpu" else f" --target {opts.target}")
             + ("" if opts.qat_steps == 200 else f" --qat-steps {opts.qat_steps}")
-            + "".join(f" --val-data {d}:{sp}" for d, sp in opts.extra_val))
+            + "".join(f" --val-data {d}:{sp}" for d, sp in opts.extra_val)
+            + ("" if opts.select == "accuracy" else f" --select {opts.select}"))
 
 
 def _command_export(name: str, opts: ZooOptions, target: str, shapes: dict | None) -> str:
@@ -331,6 +337,8 @@ class GestureTask:
         from edgesense.cli.cmd_quantize import gesture_calibration_windows, gesture_windows
 
         s = opts.sizes
+        self.float_onnx, self.select = Path(float_onnx), opts.select
+        self._p_float_val: np.ndarray | None = None
         self.calib = gesture_calibration_windows(opts.gesture_data, float_onnx, "train", s["calib"], opts.seed)
         self.x_val, self.y_val = gesture_windows(opts.gesture_data, float_onnx, "val", s["val_clips"], seed=opts.seed)
         for data, split in opts.extra_val:      # more validation users, pooled clip by clip
@@ -357,24 +365,51 @@ class GestureTask:
         p_true = np.clip(p[np.arange(len(y)), y], 1.0 / 512, 1.0)     # int8 softmax: 1/256 grid, 0 possible
         out = {"accuracy": m.accuracy, "balanced_accuracy": m.balanced_accuracy, "nll": float(-np.log(p_true).mean()),
                "clips": int(len(y))}
+        if split == "val":
+            if self._p_float_val is None:
+                self._p_float_val = p if path == self.float_onnx else self._probs(self.float_onnx, x)
+            out.update(fidelity_to_float(self._p_float_val, p))
         if split == "test":
             if self.y_float_test is None:
                 self.y_float_test = p
             out["argmax_agreement_vs_float"] = float((p.argmax(1) == self.y_float_test.argmax(1)).mean())
         return out
 
-    @staticmethod
-    def better(a: dict, b: dict) -> bool:
-        """True when validation result ``a`` beats ``b``: clip accuracy, then balanced accuracy, then the mean
-        negative log-likelihood of the true class (a continuous tie-break: one validation clip is 0.4 points)."""
-        return ((a["accuracy"], a["balanced_accuracy"], -a.get("nll", 0.0))
-                > (b["accuracy"], b["balanced_accuracy"], -b.get("nll", 0.0)))
+    def better(self, a: dict, b: dict) -> bool:
+        """True when validation result ``a`` beats ``b`` by this task's rule (:attr:`ZooOptions.select`)."""
+        return better_gesture(a, b, self.select)
 
     def parity_inputs(self, n: int) -> list:
         return [self.x_test[i:i + 1] for i in range(min(n, len(self.x_test)))]
 
     def peer_calib(self) -> np.ndarray:
         return self.calib
+
+
+def fidelity_to_float(p_float: np.ndarray, p: np.ndarray) -> dict:
+    """How closely clip probabilities ``p`` (N, classes) follow the float model's ``p_float``: the mean KL
+    divergence KL(p_float || p) in nats (both clipped at 1/512, half the int8 softmax's step, as for the NLL: an
+    int8 softmax can output 0; then renormalised) and the number of clips whose top class differs."""
+    def grid(v) -> np.ndarray:
+        v = np.clip(np.asarray(v, np.float64), 1.0 / 512, 1.0)
+        return v / v.sum(axis=1, keepdims=True)
+
+    pf, q = grid(p_float), grid(p)
+    kl = (pf * (np.log(pf) - np.log(q))).sum(axis=1)
+    return {"kl_vs_float": float(kl.mean()), "flips_vs_float": int((pf.argmax(1) != q.argmax(1)).sum())}
+
+
+def better_gesture(a: dict, b: dict, select: str = "accuracy") -> bool:
+    """True when validation result ``a`` beats ``b``. ``accuracy``: clip accuracy, then balanced accuracy, then the
+    mean negative log-likelihood of the true class (a continuous tie-break: one validation clip is 0.4 points).
+    ``fidelity``: the lower mean KL divergence from the float model's probabilities, then the accuracy rule."""
+    acc_a = (a["accuracy"], a["balanced_accuracy"], -a.get("nll", 0.0))
+    acc_b = (b["accuracy"], b["balanced_accuracy"], -b.get("nll", 0.0))
+    if select == "fidelity":
+        return (-a["kl_vs_float"], *acc_a) > (-b["kl_vs_float"], *acc_b)
+    if select != "accuracy":
+        raise ValueError(f"unknown selection rule {select!r} (one of {', '.join(SELECT_RULES)})")
+    return acc_a > acc_b
 
 
 # -- excursion evaluation ------------------------------------------------------------------------
@@ -786,6 +821,7 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
     size = params_and_macs(float_onnx, BLOCK_FRAMES if stream else None)
     report = {
         "name": name, "kind": kind, "seed": opts.seed, "quick": opts.quick, "target": opts.target,
+        "select": opts.select,
         "float_sha256": sha256(float_onnx),
         "chosen_method": chosen,
         "validation": {"float": val_float, **{m: candidates[m]["val"] for m in candidates}},
@@ -908,6 +944,22 @@ def _fmt_metric(r: dict, kind: str) -> str:
     return f"{r['nrmse'] * 100:.2f} | {r['rmse_mm'] * 1000:.1f} | {r['peak_error_mm']:.4f}"
 
 
+def _select_text(select: str) -> str:
+    """The card's words for a gesture selection rule."""
+    if select == "fidelity":
+        return ("closest to the float model: the lowest mean KL divergence of the INT8 clip probabilities from the "
+                "float model's, then clip accuracy; `--select fidelity`, docs/quantization.md §19")
+    return "clip accuracy, then balanced accuracy, then mean negative log-likelihood of the true class"
+
+
+def _gesture_val_text(r: dict, select: str) -> str:
+    """One gesture candidate's validation figures, the deciding one first."""
+    acc = f"{r['accuracy'] * 100:.2f} %"
+    if select == "fidelity" and "kl_vs_float" in r:
+        return f"KL {r['kl_vs_float']:.5f} ({acc}, {r['flips_vs_float']} clips off float's class)"
+    return acc + (f" (NLL {r['nll']:.4f})" if "nll" in r else "")
+
+
 def _val_sets_text(report: dict) -> str:
     """`` of A:val, B:all`` when the candidates were chosen on more than the model's own validation split."""
     sets = report.get("data", {}).get("validation") or []
@@ -938,10 +990,10 @@ def card_section(report: dict) -> str:
           for r in report["io"]]
     val = report["validation"]
     if kind == "gesture":
-        vtxt = ", ".join(f"{m} {val[m]['accuracy'] * 100:.2f} %" + (f" (NLL {val[m]['nll']:.4f})" if "nll" in val[m]
-                                                                   else "") for m in val if m != "float")
-        L += ["", f"Method chosen on validation users (clip accuracy, then balanced accuracy, then mean negative "
-              f"log-likelihood of the true class; {val['float']['clips']} clips{_val_sets_text(report)}; float "
+        vtxt = ", ".join(f"{m} {_gesture_val_text(val[m], report.get('select', 'accuracy'))}"
+                         for m in val if m != "float")
+        L += ["", f"Method chosen on validation users ({_select_text(report.get('select', 'accuracy'))}; "
+              f"{val['float']['clips']} clips{_val_sets_text(report)}; float "
               f"{val['float']['accuracy'] * 100:.2f} %): {vtxt} → **{report['chosen_method']}**."]
         head = "| model | accuracy % | balanced accuracy % | agreement with float % |"
         first = report["test"][0]
@@ -991,7 +1043,7 @@ def card_section(report: dict) -> str:
     elif qat and str(qat.get("objective", "")).startswith("task"):
         L += ["", f"`{report['chosen_method']}`: {split_method(report['chosen_method'])[0]} ranges, then a "
               f"quantization-aware fine-tune (edgesense's QAT, `edgesense quantize --qat-steps`) of {qat['steps']} "
-              f"steps: batches of 8 crops of 256 frames from the first {qat['signals']} train-split recordings, "
+              f"steps: batches of 8 crops of 256 frames from {qat['signals']} train-split recordings spread evenly over the split, "
               f"each run from zero state over the receptive field, MSE against the true excursion"
               + (" plus MSE against the float model's output" if qat["objective"] == "task+float" else "")
               + f", Adam lr "
@@ -1054,7 +1106,7 @@ def _litert_card_lines(report: dict) -> list[str]:
     if not lite.get("validation"):
         return []
     val, gesture = lite["validation"], report["kind"] == "gesture"
-    fmt = ((lambda r: f"{r['accuracy'] * 100:.2f} %" + (f" (NLL {r['nll']:.4f})" if "nll" in r else "")) if gesture
+    fmt = ((lambda r: _gesture_val_text(r, report.get("select", "accuracy"))) if gesture
            else (lambda r: f"{r['nrmse'] * 100:.2f} % / {r['peak_error_mm']:.4f} mm"))
     t_lite, t_ort = get_target(lite["target"]), get_target(report["target"])
     steps = []
@@ -1207,6 +1259,7 @@ def build(opts: ZooOptions, names: list[str] | None = None, reuse_dir: Path | No
     ``refresh``, only the shipped files' I/O table, sizes and latency are re-measured (:func:`refresh_model`)."""
     import torch
 
+    from edgesense.errors import EdgesenseError
     from edgesense.quant.target import get_target
 
     for t in (opts.target, opts.litert_target):     # an unknown target: a one-line error before anything is built
@@ -1214,8 +1267,12 @@ def build(opts: ZooOptions, names: list[str] | None = None, reuse_dir: Path | No
     torch.manual_seed(opts.seed)
     torch.set_num_threads(1)
     logging.getLogger().setLevel(logging.ERROR)        # onnxruntime.quantization's pre-processing advice
+    found = discover(opts.models_dir, names)
+    if opts.select != "accuracy" and any(kind == "excursion" for _, kind, _ in found):
+        raise EdgesenseError(f"--select {opts.select} applies to the gesture classifiers only; the excursion models "
+                             "are chosen on validation NRMSE (leave out --select or build them separately)")
     reports = []
-    for name, kind, float_onnx in discover(opts.models_dir, names):
+    for name, kind, float_onnx in found:
         rep = reuse_built(name, float_onnx, opts, reuse_dir) if reuse_dir else None
         if refresh:
             rep = refresh_model(name, kind, float_onnx, opts)
@@ -1276,6 +1333,10 @@ def main(argv=None) -> int:
                    help="more validation data, pooled with the model's own validation split to choose among the "
                    "candidates (repeatable; SPLIT default 'val', 'all' = every clip): gesture clip sets of other "
                    "users, or speaker sets (every clip of SPLIT scored, streams run from their start)")
+    p.add_argument("--select", choices=SELECT_RULES, default="accuracy", help="how gesture candidates are chosen "
+                   "on validation: 'accuracy' (clip accuracy, then balanced accuracy, then NLL; default) or "
+                   "'fidelity' (the lowest mean KL divergence from the float model's clip probabilities, then "
+                   "accuracy; docs/quantization.md §19)")
     p.add_argument("--reuse", type=Path, default=None, help="a models directory of an earlier run: models whose "
                    "float ONNX is byte-identical to the one quantized there are copied from it, not rebuilt")
     p.add_argument("--refresh", action="store_true", help="re-measure the shipped INT8 files' latency, sizes and "
@@ -1288,7 +1349,7 @@ def main(argv=None) -> int:
                       bench_runs=a.bench_runs or (30 if a.quick else 300), qat_steps=a.qat_steps,
                       aimet_python=None if a.no_aimet else a.aimet_python,
                       tflite_target=None if a.tflite_target == "same" else a.tflite_target,
-                      extra_val=tuple(a.val_data))
+                      extra_val=tuple(a.val_data), select=a.select)
     names = [n.strip() for m in a.models for n in m.split(",") if n.strip()] if a.models else None
     try:
         reports = build(opts, names, a.reuse, refresh=a.refresh)

@@ -65,7 +65,7 @@ def test_litert_artefact_has_its_own_8bit_target_chosen_on_litert_validation(zoo
     assert rep["target"] == "ort-cpu" and lite["target"] == "tflite-int8"
     assert set(tool.METHODS) <= set(lite["validation"]) and lite["chosen_method"] in lite["validation"]
     best = lite["validation"][lite["chosen_method"]]
-    assert not any(tool.GestureTask.better(v, best) for v in lite["validation"].values())
+    assert not any(tool.better_gesture(v, best) for v in lite["validation"].values())
     onnx_w = [numpy_helper.to_array(i) for i in onnx.load(str(d / "gesture_cnn_int8.onnx")).graph.initializer
               if i.name.endswith(".weight_q")]
     assert onnx_w and max(int(np.abs(w).max()) for w in onnx_w) <= 63
@@ -385,3 +385,55 @@ def test_onnx_target_option(build_zoo_tool, capsys, tmp_path):
     assert "`ort-cpu-w8` (8-bit weights" in text and "session.x64quantprecision=1" in text
     report["target"] = "ort-cpu"
     assert "x86 without VNNI" in " ".join(tool._litert_card_lines(report))
+
+
+def test_fidelity_to_float_measures_kl_and_top_class_changes(build_zoo_tool):
+    p_float = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.4, 0.35, 0.25]])
+    same = build_zoo_tool.fidelity_to_float(p_float, p_float)
+    assert same["kl_vs_float"] == pytest.approx(0.0, abs=1e-12) and same["flips_vs_float"] == 0
+    moved = p_float.copy()
+    moved[2] = [0.3, 0.45, 0.25]                         # one clip's top class changes
+    near = build_zoo_tool.fidelity_to_float(p_float, moved)
+    assert near["flips_vs_float"] == 1 and near["kl_vs_float"] > 0
+    far = build_zoo_tool.fidelity_to_float(p_float, np.array([[0.1, 0.8, 0.1], [0.8, 0.1, 0.1], [0.1, 0.1, 0.8]]))
+    assert far["flips_vs_float"] == 3 and far["kl_vs_float"] > near["kl_vs_float"]
+    zero = build_zoo_tool.fidelity_to_float(p_float, np.array([[1.0, 0.0, 0.0]] * 3))    # an int8 softmax's 0
+    assert np.isfinite(zero["kl_vs_float"])
+
+
+def test_selection_rules_rank_candidates_differently(build_zoo_tool):
+    """``accuracy`` prefers the more accurate candidate; ``fidelity`` the one closer to the float model."""
+    accurate = {"accuracy": 0.99, "balanced_accuracy": 0.99, "nll": 0.05, "kl_vs_float": 0.020}
+    faithful = {"accuracy": 0.98, "balanced_accuracy": 0.98, "nll": 0.06, "kl_vs_float": 0.004}
+    better = build_zoo_tool.better_gesture
+    assert better(accurate, faithful, "accuracy") and not better(faithful, accurate, "accuracy")
+    assert better(faithful, accurate, "fidelity") and not better(accurate, faithful, "fidelity")
+    tie = {**faithful, "accuracy": 0.985}                 # equal KL: the accuracy rule decides
+    assert better(tie, faithful, "fidelity")
+    with pytest.raises(ValueError, match="unknown selection rule"):
+        better(accurate, faithful, "loss")
+
+
+def test_select_fidelity_reaches_the_card_command_and_rejects_excursion_models(build_zoo_tool, capsys):
+    tool = build_zoo_tool
+    assert tool.zoo_command("gesture_cnn", tool.ZooOptions(select="fidelity")).endswith(" --select fidelity")
+    assert "--select" not in tool.zoo_command("gesture_cnn", tool.ZooOptions())
+    if not (ROOT / "models" / "hybrid" / "hybrid.onnx").is_file():
+        pytest.skip("models/hybrid is not shipped")
+    assert tool.main(["--models", "hybrid", "--select", "fidelity", "--no-bench"]) == 2
+    assert "applies to the gesture classifiers only" in capsys.readouterr().err
+
+
+def test_validation_scores_carry_fidelity_to_the_float_model(build_zoo_tool, tiny_radar_clips):
+    """Every validation score has its KL divergence from the float model's probabilities; the float model's own is
+    zero, an INT8 model's positive."""
+    if not (MODEL / "gesture_cnn_int8.onnx").is_file():
+        pytest.skip("models/gesture_cnn is not shipped")
+    tool = build_zoo_tool
+    task = tool.GestureTask(MODEL / "gesture_cnn.onnx", tool.ZooOptions(gesture_data=tiny_radar_clips, quick=True,
+                                                                         select="fidelity"))
+    own = task.score(MODEL / "gesture_cnn.onnx", "val")
+    assert own["kl_vs_float"] == pytest.approx(0.0, abs=1e-9) and own["flips_vs_float"] == 0
+    int8 = task.score(MODEL / "gesture_cnn_int8.onnx", "val")
+    assert int8["kl_vs_float"] > 0 and 0 <= int8["flips_vs_float"] <= int8["clips"]
+    assert task.better(own, int8)                      # nothing is closer to float than float
