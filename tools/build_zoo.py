@@ -813,6 +813,8 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
             rows += aimet_peer_rows(name, float_onnx, calib, work, opts.aimet_python, task)
 
     # (4) latency
+    from edgesense.runtime.bench import machine_info
+
     load = os.getloadavg()[0]
     bench = run_bench(out_dir, opts.bench_runs) if opts.bench else []
     blocks = (block_latency([float_onnx, int8_onnx, int8_tflite], opts.bench_runs, BLOCK_FRAMES if stream else 1)
@@ -832,7 +834,8 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
                                         if lite_cands else None)},
         "quantize_summary": {k: v for k, v in candidates[chosen]["summary"].items()
                              if k not in ("int8_onnx", "float_folded_onnx", "encodings")},
-        "parity": parity, "test": rows, "bench": bench, "block_latency": blocks, "bench_load_average": load, **size,
+        "parity": parity, "test": rows, "bench": bench, "block_latency": blocks, "bench_load_average": load,
+        "bench_machine": machine_info() if bench else None, **size,
         "files": {p.name: p.stat().st_size for p in (float_onnx, int8_onnx, int8_tflite)},
         "io": io_quantization(int8_tflite),
         "data": {"calibration": str(calib_src), "sizes": opts.sizes, "validation": _validation_sets(kind, opts)},
@@ -968,6 +971,7 @@ def _val_sets_text(report: dict) -> str:
 
 def card_section(report: dict) -> str:
     """The INT8 section of a model card (markdown, between the zoo markers)."""
+    from edgesense.runtime.bench import describe_machine
     from edgesense.quant.target import get_target
 
     kind, name = report["kind"], report["name"]
@@ -1078,8 +1082,10 @@ def card_section(report: dict) -> str:
         shapes = ("; streaming ONNX models at their dynamic block length = 1 frame, the .tflite at its fixed 1 ms "
                   "block" if kind == "excursion" else "")
         L += ["", f"Latency, `edgesense bench` (batch 1, one thread, each backend in a fresh process{shapes}; "
-              "measured on the shared 2-core build machine" + (f" at load average {report['bench_load_average']:.1f}"
-              if "bench_load_average" in report else "") + ": other jobs inflate medians and dominate p99):", "", "| backend | file | median µs | p99 µs | inferences/s | peak memory MB |",
+              + (f"measured on {describe_machine(report['bench_machine'])}" if report.get("bench_machine")
+                 else "measured on the shared 2-core build machine")
+              + (f", at load average {report['bench_load_average']:.1f}" if "bench_load_average" in report else "")
+              + ": other jobs inflate medians and dominate p99):", "", "| backend | file | median µs | p99 µs | inferences/s | peak memory MB |",
               "|---|---|---|---|---|---|"]
         L += [f"| {r['backend']} | `{Path(r['path']).name}` | {r['median_us']:.1f} | {r['p99_us']:.1f} | "
               f"{r['throughput_per_s']:.0f} | {r['peak_memory_mb'] if r['peak_memory_mb'] is not None else '-'} |"
@@ -1242,6 +1248,9 @@ def refresh_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions) -> d
     paths = [float_onnx, d / f"{name}_int8.onnx", d / f"{name}_int8.tflite"]
     if opts.bench:
         rep["bench_load_average"] = os.getloadavg()[0]
+        from edgesense.runtime.bench import machine_info
+
+        rep["bench_machine"] = machine_info()
         rep["bench"] = run_bench(d, opts.bench_runs)
         rep["block_latency"] = block_latency(paths, opts.bench_runs, BLOCK_FRAMES if kind == "excursion" else 1)
     rep["files"] = {p.name: p.stat().st_size for p in paths}

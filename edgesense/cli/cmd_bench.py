@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     from edgesense.errors import EdgesenseError, ModelError
     from edgesense.progress import progress
-    from edgesense.runtime.bench import bench_isolated, bench_model, one_cpu
+    from edgesense.runtime.bench import bench_isolated, bench_model, describe_machine, machine_info, one_cpu
 
     if args.runs < 1 or args.threads < 1:
         raise EdgesenseError("--runs and --threads must be >= 1")
@@ -188,11 +188,13 @@ def run(args: argparse.Namespace) -> int:
                      "drop_rate": args.drop_rate, "largesignal_kernel": largesignal.KERNEL})
     ok = 0 if results or rows else 2
     if args.json:
-        out = {"results": [r.to_dict() for r in results], "failures": failures, "isolated": not args.no_isolate}
+        out = {"results": [r.to_dict() for r in results], "failures": failures, "isolated": not args.no_isolate,
+               "machine": machine_info()}
         if pipelines:
             out["pipelines"] = {"rows": [r.to_dict() for r in rows], "skipped": skipped, **info}
         print_json(out)
         return ok
+    print(f"machine: {describe_machine(machine_info())}")
     if results or failures:
         print(f"{'model':22s} {'backend':14s} {'median us':>10s} {'p99 us':>10s} {'inf/s':>9s} {'peak MB':>8s}  file")
     for r in results:

@@ -27,7 +27,10 @@ import numpy as np
 
 from edgesense.errors import EdgesenseError, ModelError
 
-__all__ = ["BenchResult", "bench_model", "bench_isolated", "is_int8_onnx", "backend_label", "one_cpu"]
+__all__ = ["BenchResult", "bench_model", "bench_isolated", "is_int8_onnx", "backend_label", "one_cpu", "machine_info"]
+
+# CPU features that decide which kernels ORT (MLAS) and LiteRT (XNNPACK) run on x86, as /proc/cpuinfo names them
+_ISA_FLAGS = ("avx2", "avx512f", "avx_vnni", "avx512_vnni", "amx_int8")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,38 @@ class BenchResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def machine_info() -> dict:
+    """Where latency was measured: CPU model, logical CPUs, the x86 features that pick ORT's and LiteRT's kernels
+    (``isa``; empty off x86 Linux) and the runtime versions. Latency rankings differ between CPUs (docs/quantization.md
+    §10), so every benchmark carries this."""
+    import platform
+    from importlib import metadata
+
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():     # the first CPU's entries
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    cpu = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
+    versions = {}
+    for dist in ("onnxruntime", "ai-edge-litert", "tflite-runtime"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "isa": [f for f in _ISA_FLAGS if f in flags], **versions}
+
+
+def describe_machine(info: dict) -> str:
+    """One line for :func:`machine_info`: ``CPU, N logical CPUs (avx2, ...); onnxruntime X, ai-edge-litert Y``."""
+    isa = f" ({', '.join(info['isa'])})" if info.get("isa") else ""
+    runtimes = ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("cpu", "logical_cpus", "isa"))
+    return f"{info['cpu']}, {info['logical_cpus']} logical CPUs{isa}" + (f"; {runtimes}" if runtimes else "")
 
 
 def _maxrss_mb() -> float:

@@ -42,7 +42,7 @@ def zoo_json(tmp_path_factory):
 def test_json_keeps_the_model_rows_and_adds_pipelines(zoo_json):
     rc, out = zoo_json
     assert rc == 0
-    assert set(out) == {"results", "failures", "isolated", "pipelines"}
+    assert set(out) == {"results", "failures", "isolated", "pipelines", "machine"}
     assert not out["failures"] and out["isolated"] is False
     assert all(set(r) == RESULT_KEYS for r in out["results"])
     assert len(out["results"]) == 7          # 3 gesture_cnn + 3 fftnet backend files + the toy
@@ -85,11 +85,13 @@ def test_no_pipelines_gives_the_model_rows_only(tmp_path, capsys):
     gesture, = _shipped("gesture_cnn")
     rc = main(["bench", str(gesture / "gesture_cnn_int8.tflite"), *FAST, "--no-pipelines", "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert rc == 0 and set(out) == {"results", "failures", "isolated"}
+    assert rc == 0 and set(out) == {"results", "failures", "isolated", "machine"}
+    assert out["machine"]["logical_cpus"] >= 1 and out["machine"]["onnxruntime"]
     assert [r["backend"] for r in out["results"]] == ["LiteRT INT8"]
     rc = main(["bench", str(gesture / "gesture_cnn_int8.tflite"), *FAST, "--no-pipelines"])
     text = capsys.readouterr().out
     assert rc == 0 and "LiteRT INT8" in text and "pipelines" not in text
+    assert text.startswith("machine: ") and "logical CPUs" in text.splitlines()[0]
 
 
 def test_table_has_a_pipelines_section_after_the_models(capsys):

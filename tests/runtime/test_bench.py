@@ -7,7 +7,8 @@ pytest.importorskip("onnx")
 tiny = pytest.importorskip("tiny_models")
 
 from edgesense.errors import EdgesenseError  # noqa: E402
-from edgesense.runtime.bench import bench_isolated, bench_model, is_int8_onnx  # noqa: E402
+from edgesense.runtime.bench import (bench_isolated, bench_model, describe_machine, is_int8_onnx,  # noqa: E402
+                                     machine_info)
 
 
 def test_bench_model_reports_sane_numbers(tmp_path):
@@ -60,3 +61,19 @@ def test_one_cpu_pins_and_restores():
     with one_cpu() as cpu:
         assert cpu == min(before) and os.sched_getaffinity(0) == {cpu}
     assert os.sched_getaffinity(0) == before
+
+
+def test_machine_info_names_the_cpu_its_kernel_features_and_runtimes():
+    """Latency rankings differ between CPUs (AVX2 against AVX-512 VNNI): every benchmark says where it ran."""
+    import onnxruntime
+
+    from edgesense.runtime import bench
+
+    info = machine_info()
+    assert info["cpu"] and info["logical_cpus"] >= 1
+    assert set(info["isa"]) <= set(bench._ISA_FLAGS)
+    assert info["onnxruntime"] == onnxruntime.__version__
+    line = describe_machine({"cpu": "Some CPU", "logical_cpus": 2, "isa": ["avx2", "avx512_vnni"],
+                             "onnxruntime": "1.0", "ai-edge-litert": "2.0"})
+    assert line == "Some CPU, 2 logical CPUs (avx2, avx512_vnni); onnxruntime 1.0, ai-edge-litert 2.0"
+    assert describe_machine({"cpu": "arm", "logical_cpus": 4, "isa": []}) == "arm, 4 logical CPUs"
