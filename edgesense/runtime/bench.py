@@ -55,18 +55,11 @@ def machine_info() -> dict:
     """Where latency was measured: CPU model, logical CPUs, the x86 features that pick ORT's and LiteRT's kernels
     (``isa``; empty off x86 Linux) and the runtime versions. Latency rankings differ between CPUs (docs/quantization.md
     §10), so every benchmark carries this."""
-    import platform
     from importlib import metadata
 
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():     # the first CPU's entries
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    cpu = fields.get("model name") or platform.processor() or platform.machine()
-    flags = set(fields.get("flags", "").split())
+    from edgesense.runtime.cpu import cpu_flags, cpu_model
+
+    cpu, flags = cpu_model(), cpu_flags()
     versions = {}
     for dist in ("onnxruntime", "ai-edge-litert", "tflite-runtime"):
         try:

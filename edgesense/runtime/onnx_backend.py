@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesense.errors import ModelError
+from edgesense.runtime.cpu import ort_needs_precise_u8s8
 from edgesense.runtime.model import Model, TensorSpec
 
 __all__ = ["OnnxModel", "IO_QUANT_METADATA_KEY"]
@@ -37,8 +38,9 @@ class OnnxModel(Model):
         opts.log_severity_level = 3
         # x86 without VNNI: MLAS's default u8 x s8 kernels add pairs of products in saturating int16, so 8-bit
         # weights are not computed exactly (docs/quantization.md §4). ORT's precise mode runs u8 x u8 kernels
-        # instead (measured: bit-exact, no slower on our models); it changes nothing on ARM64 or VNNI.
-        opts.add_session_config_entry("session.x64quantprecision", "1")
+        # instead (bit-exact, no slower on our models there); with VNNI the default kernels are exact and faster
+        if ort_needs_precise_u8s8():
+            opts.add_session_config_entry("session.x64quantprecision", "1")
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for bad files

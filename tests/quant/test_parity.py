@@ -50,7 +50,8 @@ def test_ort_qdq_matches_integer_simulation(tmp_path, name, target):
 def test_full_8_bit_weights_are_exact_on_ort_where_int16_pairs_would_saturate(tmp_path):
     """Equal 8-bit weights (code 127) on inputs near the top of their range: every pair of u8 x s8 products is
     about 2 x 255 x 127 > 32767, which MLAS's default x86 kernels (no VNNI) saturate (measured here: 137 LSB
-    off). edgesense.runtime asks ORT for its u8 x u8 kernels, so the `ort-cpu-w8` model matches IntegerSim."""
+    off). edgesense.runtime asks ORT for its u8 x u8 kernels there (VNNI CPUs are exact without them), so the
+    `ort-cpu-w8` model matches IntegerSim on either."""
     from torch import nn
 
     torch.manual_seed(0)

@@ -170,3 +170,15 @@ def test_tflite_streaming_model_refuses_another_block_length():
     longer[2] *= 2                                                # twice the steps (axis 2 in either layout)
     with pytest.raises(ModelError, match="built for input 'x'"):
         model.run({**feeds, "x": np.full(longer, x.zero_point, x.dtype)}, raw=True)
+
+
+def test_ort_precise_kernels_are_asked_for_exactly_where_8_bit_weights_need_them():
+    """x86 without VNNI saturates u8 x s8 pairs in int16: precise u8 x u8 kernels there; VNNI and ARM64 don't."""
+    from edgesense.runtime.cpu import cpu_flags, cpu_model, ort_needs_precise_u8s8
+
+    assert ort_needs_precise_u8s8(frozenset({"sse4_2", "avx2", "fma"}), "x86_64")
+    assert ort_needs_precise_u8s8(frozenset(), "x86_64")                 # features unknown: the safe kernels
+    assert not ort_needs_precise_u8s8(frozenset({"avx2", "avx512f", "avx512_vnni"}), "x86_64")
+    assert not ort_needs_precise_u8s8(frozenset({"avx2", "avx_vnni"}), "AMD64")
+    assert not ort_needs_precise_u8s8(frozenset({"asimd", "asimddp"}), "aarch64")
+    assert isinstance(cpu_flags(), frozenset) and cpu_model()
