@@ -8,7 +8,8 @@ For each model ``models/<name>/<name>.onnx`` (a gesture classifier or a streamin
    1 ms blocks), and for ``mse-adaround`` / ``mse-refine`` (``edgesense quantize --adaround`` / ``--refine``);
    then QAT candidates from the best of those (``edgesense quantize --qat-steps``: ``qat-<m>`` with the default
    objective, ``qat-task-<m>`` on the labels, see :func:`_method_args`); keep the method with the best validation
-   metric (gesture clip accuracy on validation users; excursion NRMSE on validation clips) as
+   metric (gesture clip accuracy on validation users, or with ``--select fidelity`` the candidate closest to the float
+   model: lowest mean KL divergence of its clip probabilities; excursion NRMSE on validation clips) as
    ``<name>_int8.onnx`` (QDQ). Every candidate is built by ``edgesense quantize``'s own code path, and the card's
    reproduce line is that command;
 2. build ``<name>_int8.tflite`` (full integer, int8 I/O; streaming models for 1 ms blocks of 12 frames) for its
@@ -30,6 +31,7 @@ For each model ``models/<name>/<name>.onnx`` (a gesture classifier or a streamin
     python tools/build_zoo.py [--models gesture_cnn fftnet] [--quick] [--json] [--reuse OLD_MODELS_DIR]
                               [--qat-steps N] [--tflite-target tflite-int8|same|TARGET]
                               [--val-data DIR[:SPLIT] ...]   # more validation data to choose on (pooled)
+                              [--select accuracy|fidelity]   # gesture candidates: best accuracy / closest to float
 
 Seeded (``--seed``, default 0): calibration subsets, evaluation subsets and peers are deterministic;
 latency figures depend on the machine. ``--quick`` uses small calibration/evaluation subsets and few
