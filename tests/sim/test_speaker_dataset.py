@@ -18,7 +18,10 @@ def test_writes_recordings_with_profile_metadata_and_splits(tmp_path):
     assert min(parts) >= 0 and sum(parts) <= summary["total_cpu_s"] + 0.03     # the split (rounded to 10 ms)
     assert summary["sim_wall_s"] > 0 and summary["speedup_wall"] > 0
     assert summary["sim_wall_s"] <= summary["total_wall_s"]                     # elapsed: the whole includes the part
-    assert summary["speedup_end_to_end_wall"] == pytest.approx(3.0 / summary["total_wall_s"], rel=0.02, abs=0.1)
+    # both figures are rounded (seconds to 0.01, the speed-up to 0.1): the bound is what the rounding allows, which
+    # grows as the run gets shorter on a fast machine
+    t = summary["total_wall_s"]
+    assert summary["speedup_end_to_end_wall"] == pytest.approx(3.0 / t, abs=3.0 * 0.005 / (t * (t - 0.005)) + 0.05)
     ds = Dataset.open(tmp_path)
     assert len(ds.entries) == 30
     ref = [e for e in ds.entries if e.subject == "ref"]
