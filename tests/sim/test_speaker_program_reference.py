@@ -10,12 +10,19 @@ Program voltages (``PROGRAM``) were stored again, deliberately, in session 5, wh
 the speech formant bank changed to float32 sums and sines and one combined filter (the same draws
 and segments; against the values stored by d25e63e, in this file's history, the programs differ by
 at most 1.5e-6 V = 2.0e-7 of their peak at the stored samples, 0.005 of the 16-bit voltage step of
-20 V / 65536). They must agree within 1e-9 of each program's peak.
+20 V / 65536). They must agree within one float32 step of each program's peak (2^-23 of it; was 1e-9 until session
+9): numpy computes float32 sines and sums with other SIMD kernels on other CPUs (AVX2 against AVX-512), and on an
+AVX-512 machine the programs differ from the stored ones by up to 2.8e-8 of their peak, less than one float32 step;
+the deliberate session-5 change above (2.0e-7 of the peak) would still fail.
 
 The sensed voltage and current codes (``SENSE_SUMS`` and the code sums of ``DATASET``) were stored
 again, deliberately, in session 5, when the sense model's noise changed from numpy's float64
 ``standard_normal`` stream to float32 Box-Muller draws (same distribution, another realisation; the
-codes of d25e63e .. 24abafc are in this file's history): they must match exactly.
+codes of d25e63e .. 24abafc are in this file's history): they must match exactly for one program
+(``SENSE_SUMS``). The written dataset's clips carry float32 noise whose sines and logarithms round differently on
+other CPUs, so a code that lands within float32 rounding of a half LSB can move by one: there their sums must agree
+within ``CODE_FLIPS`` (measured on an AVX-512 machine: at most 7 of a clip's 24,000 codes; a changed noise
+realisation or gain moves them by thousands).
 """
 
 import numpy as np
@@ -31,6 +38,8 @@ LSB_V = 20.0 / 65536
 LSB_I = 3.0 / 65536
 # (seed, max volts, loud, segments, sample of peak |u|, rms u, sum u, u at P_IDX + [peak sample]);
 # program(6.0, default_rng([seed, 1, 0]), FS, max_volts, loud) -- every segment kind is covered
+F32_STEP = 2.0 ** -23        # float32's relative step
+CODE_FLIPS = 24              # 0.1 % of a 0.5 s clip's 24,000 codes, each off by one LSB
 P_IDX = [2188, 4446, 4651, 7220, 15498, 42687, 47779, 50654, 53091, 61354, 61559, 63454, 66686, 66786, 69466, 70502, 70543, 73455, 77225, 79644, 96068, 100154, 117957, 126313, 129431, 129985, 143362, 147722, 149227, 167824, 170742, 181412, 196485, 212870, 213529, 227138, 228102, 228709, 230140, 233853, 236064, 237363, 240485, 248204, 256264, 261777, 265891, 267080]
 PROGRAM = [
     (11, 8.0, False, [('music', 0, 178929), ('noise', 178929, 218974), ('speech', 218974, 288000)], 662, 0.8374128080174618, 0.02430801969167007,
@@ -88,8 +97,8 @@ def test_program_matches_stored_outputs(case):
     u, got_segs = program(6.0, np.random.default_rng([seed, 1, 0]), FS, max_volts=volts, loud=loud)
     assert got_segs == segs
     peak = abs(ref[-1])
-    assert int(np.argmax(np.abs(u))) == peak_k and np.max(np.abs(u)) == pytest.approx(peak, rel=1e-9)
-    assert np.max(np.abs(u[P_IDX + [peak_k]] - np.array(ref))) <= 1e-9 * peak
+    assert int(np.argmax(np.abs(u))) == peak_k and np.max(np.abs(u)) == pytest.approx(peak, rel=F32_STEP)
+    assert np.max(np.abs(u[P_IDX + [peak_k]] - np.array(ref))) <= F32_STEP * peak
     assert np.sqrt(np.mean(u ** 2)) == pytest.approx(rms, rel=1e-9)
     assert abs(u.sum() - total) <= 1e-9 * peak * np.sqrt(len(u))
 
@@ -128,6 +137,7 @@ def test_written_dataset_matches_stored_clips(tmp_path):
     assert sorted(got) == sorted((d[0], d[1]) for d in DATASET)
     for stream, clip, *want in DATASET:
         g = got[(stream, clip)]
-        assert g[:4] == tuple(want[:4]) and g[6:] == tuple(want[6:]), (stream, clip)
+        assert g[6:] == tuple(want[6:]), (stream, clip)
+        assert max(abs(a - b) for a, b in zip(g[:4], want[:4])) <= CODE_FLIPS, (stream, clip, g[:4], want[:4])
         assert g[4] == pytest.approx(want[4], rel=1e-6, abs=1e-12)
         assert g[5] == pytest.approx(want[5], rel=1e-6, abs=1e-12)
