@@ -33,13 +33,19 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-layout", default="onnx", choices=["onnx", "nwhc"],
                    help="onnx (default): the .tflite takes the ONNX input shapes; nwhc: a rank-4 (N, C, H, W) input "
                         "is taken as (N, W, H, C), without its TRANSPOSE (recorded in the model's metadata)")
+    p.add_argument("--pack-channels", type=int, default=None, metavar="WIDTH",
+                   help="opt-in: compute blocks of output pixels of each int8 convolution with few output channels "
+                        "in up to WIDTH output channels (zero weights elsewhere; bit-identical outputs). Pays off "
+                        "where XNNPACK's int8 convolution tile is WIDTH channels wide (64: x86 with AMX); can be "
+                        "slower elsewhere (AVX2, ARM)")
     p.add_argument("--channel-last", action="store_true",
                    help="streaming models: every input and output in the graph's own (1, 1, L, C) layout, without "
                         "their RESHAPE/TRANSPOSE operators (same numbers; what the zoo ships for excursion models)")
     p.add_argument("--per-op", action="store_true", help="CPU time of every .tflite operator alone (one thread)")
     p.add_argument("--versus", metavar="FLOAT_ONNX",
                    help="time, interleaved, ORT float (this model), ORT INT8 and LiteRT INT8 as exported and without "
-                        "row pairs (with --input-layout nwhc: also with the ONNX layout), all through "
+                        "row pairs (with --input-layout nwhc: also with the ONNX layout; with --pack-channels: also "
+                        "without the packing), all through "
                         "edgesense.runtime (Model.run), one thread, batch 1")
     p.add_argument("--rounds", type=int, default=20, help="rounds of --calls calls per case for --per-op/--versus")
     p.add_argument("--calls", type=int, default=100, help="calls per case and round for --versus (default 100)")
@@ -74,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             raise EdgesenseError(f"--input-shape {item!r}: expected NAME=D0,D1,... with integer dims") from None
     out = export_tflite(args.model, args.out, io_dtype=args.io_dtype, input_shapes=shapes or None,
                         pair_rows=not args.no_pair_rows, input_layout=args.input_layout,
-                        channel_last=args.channel_last)
+                        channel_last=args.channel_last, pack_channels=args.pack_channels)
     result: dict = {"tflite": str(out), "bytes": out.stat().st_size}
     status = 0
     if args.check or args.inputs:
@@ -140,9 +146,16 @@ def _versus(args: argparse.Namespace, packed, shapes) -> dict:
 
     nwhc = args.input_layout != "onnx"
     with tempfile.TemporaryDirectory() as tmp:
+        label = f"LiteRT INT8 ({args.input_layout} input)" if nwhc else "LiteRT INT8 (row pairs)"
+        if args.pack_channels is not None:
+            label = label[:-1] + f", channels packed to {args.pack_channels})"
         models = {"ORT float": load_model(args.versus, threads=1), "ORT INT8": load_model(args.model, threads=1),
-                  f"LiteRT INT8 ({args.input_layout} input)" if nwhc else "LiteRT INT8 (row pairs)":
-                      load_model(packed, threads=1)}
+                  label: load_model(packed, threads=1)}
+        if args.pack_channels is not None:   # the same export without the packing
+            unpacked = export_tflite(args.model, Path(tmp) / "unpacked.tflite", io_dtype=args.io_dtype,
+                                     input_shapes=shapes, pair_rows=not args.no_pair_rows,
+                                     input_layout=args.input_layout, channel_last=args.channel_last)
+            models[label[:label.index(", channels")] + ")"] = load_model(unpacked, threads=1)
         if nwhc:
             onnx_layout = export_tflite(args.model, Path(tmp) / "onnx.tflite", io_dtype=args.io_dtype,
                                         input_shapes=shapes, pair_rows=not args.no_pair_rows)
