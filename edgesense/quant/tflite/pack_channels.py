@@ -28,8 +28,10 @@ what it needs (the common "same" 3x3 convolution: SAME); otherwise the original 
 (PAD with the zero point; rows of bytes for inputs of fewer than 8 channels) so that the blocks start at its
 first padded pixel, and the blocked convolution is VALID.
 
-Only int8 CONV_2D at batch 1 (static shapes) whose output width (and height, square) the block divides is
-packed; depthwise convolutions and other operators are left as they are. Where XNNPACK's int8 convolution
+Only int8 CONV_2D at batch 1 (static shapes) whose output width (and height, square) the block divides,
+whose packed GEMM needs fewer tiles of :data:`TILE_ROWS` pixels x ``width`` channels than the original, and
+whose packed kernel spans at most :data:`MAX_SPAN` times the input positions of the original per output pixel
+(large dilations along a blocked dimension do not), is packed; depthwise convolutions and other operators are left as they are. Where XNNPACK's int8 convolution
 tile is narrower (AVX2, ARM) the zero weights are extra multiplies and the packed model can be slower: this
 is an opt-in lowering
 (``export_tflite(..., pack_channels=64)``, ``edgesense export tflite --pack-channels 64``).
@@ -45,11 +47,18 @@ from tflite import BuiltinOperator as Op, Padding
 from edgesense.errors import ModelError
 from edgesense.quant.tflite.flatbuffer import ModelBuilder, QuantParams, read_model
 
-__all__ = ["pack_channels", "PackedConv", "BLOCKS"]
+__all__ = ["pack_channels", "PackedConv", "BLOCKS", "MAX_SPAN", "TILE_ROWS"]
 
 #: block shapes: "cols" (1 x b output pixels: only free RESHAPEs around the convolution; the default, the faster
 #: on gesture_cnn and gesture_crnn) or "square" (b x b: SPACE_TO_DEPTH / DEPTH_TO_SPACE or a pool view)
 BLOCKS = ("cols", "square")
+
+
+#: most input positions a packed kernel may span per output pixel, relative to the original kernel (each one a
+#: multiply by a zero weight or a wasted read: a dilated kernel on blocks of columns spans the gaps too)
+MAX_SPAN = 2.0
+#: output pixels per row tile of XNNPACK's AMX int8 convolution kernel (16x64c4)
+TILE_ROWS = 16
 
 
 @dataclass
@@ -231,6 +240,11 @@ class _Packer:
         if block is None:
             return False
         gh, gw = block
+        # only where the packed GEMM needs fewer (TILE_ROWS pixels x width channels) tiles (the excursion models'
+        # 12-pixel convolutions already fit one: packing them only adds RESHAPEs, measured 0.5 us slower)
+        tiles = lambda m, c: -(-m // TILE_ROWS) * -(-c // self.width)  # noqa: E731
+        if tiles(ho * wo // (gh * gw), gh * gw * N) >= tiles(ho * wo, N):
+            return False
         if o["Padding"] == Padding.SAME:
             (pt, pb), (pl, pr) = _same_pads(H, kh, sh, dlh), _same_pads(W, kw, sw, dlw)
         else:
@@ -238,6 +252,11 @@ class _Packer:
         if (_out_len(H, kh, sh, dlh, pt, pb), _out_len(W, kw, sw, dlw, pl, pr)) != (ho, wo):
             return False
         dh, dw = _Dim(H, ho, kh, sh, dlh, pt, pb, gh), _Dim(W, wo, kw, sw, dlw, pl, pr, gw)
+        # input positions the packed kernel spans per output pixel, against the original kernel's: a dilation
+        # along a blocked dimension spreads the taps over many blocks (fftnet's dilation 128: 32x) -- not packed
+        spans = [d.taps(p)[1] * d.G / (d.k * d.g) for d, p in ((dh, pt), (dw, pl))]
+        if spans[0] * spans[1] > MAX_SPAN:
+            return False
         name = ty.name + "/packed"
         # aligned blocks where the blocked convolution's own SAME or VALID padding is what it needs; otherwise
         # the original input padded so that the blocks start at its first pixel, and VALID
