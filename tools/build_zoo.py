@@ -605,6 +605,38 @@ def litert_parity(int8_onnx: Path, tflite: Path, samples: list) -> dict:
             "samples": len(samples)}
 
 
+def packed_variant(tflite: Path, dst: Path, checks: int = 64) -> dict | None:
+    """``<name>_int8_amx.tflite``: ``tflite`` with its narrow int8 convolutions packed for XNNPACK's 64-channel AMX
+    tile (:mod:`edgesense.quant.tflite.pack_channels`; exact by construction), written only where the pass packs
+    something (a stale ``dst`` is removed otherwise). Checked here on ``checks`` random int8 inputs: every output
+    equal to the unpacked file's, else ModelError. Returns {file, packed (per convolution), checked}."""
+    import dataclasses
+
+    from edgesense.errors import ModelError
+    from edgesense.quant.tflite.pack_channels import pack_channels
+    from edgesense.quant.tflite.parity import tflite_interpreter
+
+    data, packed = pack_channels(tflite.read_bytes(), 64)
+    if not packed:
+        dst.unlink(missing_ok=True)
+        return None
+    dst.write_bytes(data)
+    rng = np.random.default_rng(0)
+    ref, new = tflite_interpreter(tflite), tflite_interpreter(dst)
+    for _ in range(checks):
+        feeds = {}
+        for it in (ref, new):
+            for d in it.get_input_details():
+                x = feeds.setdefault(d["name"], rng.integers(-128, 128, d["shape"]).astype(d["dtype"]))
+                it.set_tensor(d["index"], x)
+            it.invoke()
+        outs = [[it.get_tensor(d["index"]) for d in it.get_output_details()] for it in (ref, new)]
+        if not all(np.array_equal(a, b) for a, b in zip(*outs)):
+            dst.unlink()
+            raise ModelError(f"{dst.name}: packed convolutions changed an output; not written")
+    return {"file": dst.name, "packed": [dataclasses.asdict(c) for c in packed], "checked": checks}
+
+
 def params_and_macs(float_onnx: Path, steps: int | None) -> dict:
     """Parameter count (float initializers of the exported ONNX, BatchNorm folded) and MACs (Conv/Gemm/MatMul) of
     one inference at batch 1 (streaming models: one block of ``steps`` frames), from ONNX shape inference."""
@@ -710,7 +742,9 @@ def _litert_views_latency(path: Path, feeds: dict, runs: int, frames: int) -> di
     from edgesense.runtime.bench import time_calls
 
     t = time_calls(call, runs, warmup=max(10, runs // 10))
-    return {"backend": "LiteRT INT8 (zero-copy I/O)", "path": str(path), "frames_per_call": frames,
+    from edgesense.runtime.bench import backend_label
+
+    return {"backend": backend_label(path, "litert") + " (zero-copy I/O)", "path": str(path), "frames_per_call": frames,
             "median_us": float(np.median(t) * 1e6), "p99_us": float(np.percentile(t, 99) * 1e6)}
 
 
@@ -775,6 +809,7 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
     # LiteRT against the QDQ ONNX it was converted from (ORT at the basic level: float Conv between Q/DQ, exact
     # for 8-bit weights too) and against the integer simulation of that model
     parity["litert_vs_ort"] = litert_parity(lite_qdq, int8_tflite, samples)
+    packed = packed_variant(int8_tflite, out_dir / f"{name}_int8_amx.tflite")
     parity["litert_vs_integer_sim"] = integer_sim_parity(lite_graph, int8_tflite, samples, add="xnnpack",
                                                          io_names=io)
     if stream:      # ship channel-last state I/O (no layout ops); checked bit for bit against the file just compared
@@ -819,7 +854,8 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
 
     load = os.getloadavg()[0]
     bench = run_bench(out_dir, opts.bench_runs) if opts.bench else []
-    blocks = (block_latency([float_onnx, int8_onnx, int8_tflite], opts.bench_runs, BLOCK_FRAMES if stream else 1)
+    lite_files = [int8_tflite] + ([out_dir / packed["file"]] if packed else [])
+    blocks = (block_latency([float_onnx, int8_onnx, *lite_files], opts.bench_runs, BLOCK_FRAMES if stream else 1)
               if opts.bench else [])
 
     size = params_and_macs(float_onnx, BLOCK_FRAMES if stream else None)
@@ -838,7 +874,7 @@ def build_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions, work: 
                              if k not in ("int8_onnx", "float_folded_onnx", "encodings")},
         "parity": parity, "test": rows, "bench": bench, "block_latency": blocks, "bench_load_average": load,
         "bench_machine": machine_info() if bench else None, **size,
-        "files": {p.name: p.stat().st_size for p in (float_onnx, int8_onnx, int8_tflite)},
+        "files": {p.name: p.stat().st_size for p in (float_onnx, int8_onnx, *lite_files)}, "amx_packed": packed,
         "io": io_quantization(int8_tflite),
         "data": {"calibration": str(calib_src), "sizes": opts.sizes, "validation": _validation_sets(kind, opts)},
         "commands": {"quantize": _command_quantize(name, kind, chosen, opts),
@@ -927,14 +963,21 @@ def targets(report: dict) -> dict:
     out["parity_ort_vs_integer_sim_99.9"] = bool(par["ort_vs_integer_sim"]["within_1_lsb"] >= 0.999)
     if "litert_vs_integer_sim" in par:
         out["parity_litert_vs_integer_sim_99.9"] = bool(par["litert_vs_integer_sim"]["within_1_lsb"] >= 0.999)
-    lat = report["block_latency"]
-    if lat:
-        others = [r["median_us"] for r in lat if not r["backend"].startswith("LiteRT INT8")]
-        for label, key in (("LiteRT INT8", "litert_int8_fastest"),
-                           ("LiteRT INT8 (zero-copy I/O)", "litert_int8_zero_copy_fastest")):
-            mine = [r["median_us"] for r in lat if r["backend"] == label]
-            if mine and others:
-                out[key] = bool(min(mine) < min(others))
+    out.update(latency_targets(report["block_latency"] or []))
+    return out
+
+
+def latency_targets(lat: list[dict]) -> dict:
+    """"LiteRT INT8 the fastest backend", from latency rows ({backend, median_us}): the portable ``.tflite`` or,
+    where shipped, its AMX-packed twin (the file for CPUs with AMX) against every other backend; with and without
+    LiteRT's zero-copy I/O."""
+    out = {}
+    others = [r["median_us"] for r in lat if not r["backend"].startswith("LiteRT INT8")]
+    for zero_copy, key in ((False, "litert_int8_fastest"), (True, "litert_int8_zero_copy_fastest")):
+        mine = [r["median_us"] for r in lat if r["backend"].startswith("LiteRT INT8")
+                and r["backend"].endswith("(zero-copy I/O)") == zero_copy]
+        if mine and others:
+            out[key] = bool(min(mine) < min(others))
     return out
 
 
@@ -1099,6 +1142,16 @@ def card_section(report: dict) -> str:
               "models, and LiteRT driven through the interpreter's tensor views (no `set_tensor`/`get_tensor` "
               "copies):", "", "| backend | median µs | p99 µs |", "|---|---|---|"]
         L += [f"| {r['backend']} | {r['median_us']:.1f} | {r['p99_us']:.1f} |" for r in report["block_latency"]]
+    amx = report.get("amx_packed")
+    if amx:
+        L += ["", f"`{amx['file']}`: the same INT8 model with its narrow convolutions packed for XNNPACK's int8 "
+              "convolution tile on x86 CPUs with AMX (16 pixels × 64 channels; `edgesense export tflite "
+              "--pack-channels 64`, `edgesense.quant.tflite.pack_channels`, docs/tflite-export.md): blocks of output "
+              "pixels computed as extra output channels, the other weights zero, so every output is bit-identical "
+              f"(checked on {amx['checked']} random int8 inputs; {len(amx['packed'])} convolution(s) packed). Deploy "
+              "it on CPUs with AMX; elsewhere (AVX2, ARM) the zero weights are extra work and the portable "
+              f"`{report['name']}_int8.tflite` is the file to use. The LiteRT latency target counts the faster of "
+              "the two on the machine measured."]
     L += ["", "Targets: " + ", ".join(f"{k} {'met' if v else '**missed**'}" for k, v in report["targets"].items())
           + ".", "", "Reproduce:", "", "```", report["commands"]["zoo"], report["commands"]["quantize"],
           *([report["commands"]["quantize_litert"]] if "quantize_litert" in report["commands"] else []),
@@ -1175,7 +1228,10 @@ def readme_table(reports: list[dict]) -> str:
                      f"{min(other) if other else float('nan'):.1f} | "
                      + (", ".join(k for k, v in r["targets"].items() if not v) or "none") + " |")
     lines += ["", "Latency: batch 1, one thread, in one process (streaming models: per 1 ms block of 12 frames; "
-              "LiteRT: the faster of `Model.run` and zero-copy tensor views). Regenerate with "
+              "LiteRT: the faster of `Model.run` and zero-copy tensor views, and of the portable `.tflite` and, where shipped, "
+              "its AMX-packed twin `<name>_int8_amx.tflite`, the file for x86 CPUs with AMX; each card names the "
+              "machine). The peer targets in the last column are on each model's own test split; issue 6's peer "
+              "verdicts, on far more held-out data, are in docs/quantization.md §19.2. Regenerate with "
               "`python tools/build_zoo.py` (15-20 minutes on a loaded 2-core machine); targets are those of issue 6, "
               "measured (see each card).", "", README_END]
     return "\n".join(lines)
@@ -1248,6 +1304,9 @@ def refresh_model(name: str, kind: str, float_onnx: Path, opts: ZooOptions) -> d
         raise EdgesenseError(f"{name}: {float_onnx.name} changed since {rep_path.name} was made; rebuild it")
     t_start = time.time()
     paths = [float_onnx, d / f"{name}_int8.onnx", d / f"{name}_int8.tflite"]
+    rep["amx_packed"] = packed_variant(paths[2], d / f"{name}_int8_amx.tflite")     # deterministic from the .tflite
+    if rep["amx_packed"]:
+        paths.append(d / rep["amx_packed"]["file"])
     if opts.bench:
         rep["bench_load_average"] = os.getloadavg()[0]
         from edgesense.runtime.bench import machine_info

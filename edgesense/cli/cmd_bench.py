@@ -82,7 +82,7 @@ def _is_calibration(path: Path) -> bool:
 
 def _family(f: Path) -> str:
     stem = f.stem
-    for suffix in ("_float_folded", "_float", "_int8", "_fp32", "_qdq"):
+    for suffix in ("_float_folded", "_float", "_int8_amx", "_int8", "_fp32", "_qdq"):
         if stem.endswith(suffix):
             return stem[: -len(suffix)]
     return stem

@@ -100,7 +100,9 @@ def backend_label(path: str | Path, backend: str) -> str:
         except ModelError:
             perms = {}
         # an input in another layout than the ONNX model's (export input_layout="nwhc") is timed in that layout
-        return label + " (nwhc input)" if perms else label
+        label += " (nwhc input)" if perms else ""
+        # the zoo's twin with convolutions packed for XNNPACK's AMX tile (export pack_channels=64)
+        return label + " (AMX-packed)" if Path(path).stem.endswith("_amx") else label
     return "ORT INT8" if is_int8_onnx(path) else "ORT float"
 
 

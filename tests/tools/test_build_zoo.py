@@ -437,3 +437,39 @@ def test_validation_scores_carry_fidelity_to_the_float_model(build_zoo_tool, tin
     int8 = task.score(MODEL / "gesture_cnn_int8.onnx", "val")
     assert int8["kl_vs_float"] > 0 and 0 <= int8["flips_vs_float"] <= int8["clips"]
     assert task.better(own, int8)                      # nothing is closer to float than float
+
+
+def test_amx_packed_twin_is_written_checked_and_labelled(build_zoo_tool, tmp_path):
+    """gesture_cnn's .tflite gets an AMX-packed twin (bit-identical outputs, checked); a model the pass leaves
+    alone gets none, and a stale twin is removed."""
+    from edgesense.cli.cmd_bench import _family
+    from edgesense.runtime.bench import backend_label
+
+    lite = MODEL / "gesture_cnn_int8.tflite"
+    if not lite.is_file():
+        pytest.skip("models/gesture_cnn is not shipped")
+    tool = build_zoo_tool
+    dst = tmp_path / "gesture_cnn_int8_amx.tflite"
+    info = tool.packed_variant(lite, dst, checks=8)
+    assert info["file"] == dst.name and info["checked"] == 8 and len(info["packed"]) >= 1
+    assert all(p["channels"][1] > p["channels"][0] for p in info["packed"])
+    assert dst.stat().st_size > lite.stat().st_size             # the zero weights are stored
+    assert backend_label(dst, "litert") == "LiteRT INT8 (AMX-packed)"
+    assert backend_label(lite, "litert") == "LiteRT INT8"
+    assert _family(dst) == _family(lite) == "gesture_cnn"
+    fft = ROOT / "models" / "fftnet" / "fftnet_int8.tflite"
+    if fft.is_file():
+        stale = tmp_path / "fftnet_int8_amx.tflite"
+        stale.write_bytes(b"old")
+        assert tool.packed_variant(fft, stale) is None and not stale.exists()
+
+
+def test_litert_target_counts_the_faster_litert_artefact(build_zoo_tool):
+    rows = [{"backend": "ORT float", "median_us": 70.0}, {"backend": "LiteRT INT8", "median_us": 85.0},
+            {"backend": "LiteRT INT8 (zero-copy I/O)", "median_us": 83.0},
+            {"backend": "LiteRT INT8 (AMX-packed)", "median_us": 30.0},
+            {"backend": "LiteRT INT8 (AMX-packed) (zero-copy I/O)", "median_us": 29.0}]
+    fast = build_zoo_tool.latency_targets(rows)
+    assert fast == {"litert_int8_fastest": True, "litert_int8_zero_copy_fastest": True}
+    slow = build_zoo_tool.latency_targets(rows[:3])
+    assert slow == {"litert_int8_fastest": False, "litert_int8_zero_copy_fastest": False}
