@@ -196,13 +196,14 @@ def run(args: argparse.Namespace) -> int:
         return ok
     print(f"machine: {describe_machine(machine_info())}")
     if results or failures:
-        print(f"{'model':22s} {'backend':14s} {'median us':>10s} {'p99 us':>10s} {'inf/s':>9s} {'peak MB':>8s}  file")
+        bw = max([14] + [len(r.backend) for r in results] + [len(f["backend"]) for f in failures])
+        print(f"{'model':22s} {'backend':{bw}s} {'median us':>10s} {'p99 us':>10s} {'inf/s':>9s} {'peak MB':>8s}  file")
     for r in results:
         mem = f"{r.peak_memory_mb:8.1f}" if r.peak_memory_mb is not None and not args.no_isolate else "       -"
-        print(f"{r.model:22s} {r.backend:14s} {r.median_us:10.1f} {r.p99_us:10.1f} {r.throughput_per_s:9.0f} {mem}  "
+        print(f"{r.model:22s} {r.backend:{bw}s} {r.median_us:10.1f} {r.p99_us:10.1f} {r.throughput_per_s:9.0f} {mem}  "
               f"{Path(r.path).name}")
     for f in failures:
-        print(f"{f['model']:22s} {f['backend']:14s} failed: {f['error']}")
+        print(f"{f['model']:22s} {f['backend']:{bw}s} failed: {f['error']}")
     if pipelines:
         print_pipelines(rows, skipped, info)
     return ok
@@ -215,7 +216,8 @@ def print_pipelines(rows: list, skipped: list[dict], info: dict) -> None:
     print(f"\npipelines: end-to-end cost per frame / block in us, back to back{cpu}, model on one thread; "
           f"{info['stream_seconds']:g} s of simulated stream each ({info['drop_rate']:.0%} of radar frames lost); "
           f"load average {la:.2f} -> {lb:.2f}; {info['wall_s']:.1f} s")
-    print(f"{'model':22s} {'backend':22s} {'per':10s} {'CPU p50':>8s} {'CPU p99':>8s} {'CPU mean':>8s} "
+    bw = max([22] + [len(r.backend) for r in rows])
+    print(f"{'model':22s} {'backend':{bw}s} {'per':10s} {'CPU p50':>8s} {'CPU p99':>8s} {'CPU mean':>8s} "
           f"{'wall p99':>8s}  {'rate':40s} file")
     for r in rows:
         if r.pipeline == "gesture":
@@ -227,7 +229,7 @@ def print_pipelines(rows: list, skipped: list[dict], info: dict) -> None:
             extra = [x for x, on in (("tracker", r.tracker), ("direct", r.direct),
                                      (f"{r.largesignal_kernel} loop", r.largesignal_kernel)) if on]
             rate = f"RTF {r.real_time_factor:.4f}" + (f" ({', '.join(extra)})" if extra else "")
-        print(f"{r.model:22s} {r.backend:22s} {per:10s} {r.cpu_p50_us:8.1f} {r.cpu_p99_us:8.1f} {r.cpu_mean_us:8.1f} "
+        print(f"{r.model:22s} {r.backend:{bw}s} {per:10s} {r.cpu_p50_us:8.1f} {r.cpu_p99_us:8.1f} {r.cpu_mean_us:8.1f} "
               f"{r.wall_p99_us:8.1f}  {rate:40s} {Path(r.path).name}")
     for s in skipped:
         print(f"{s['model']:22s} skipped {Path(s['path']).name}: {s['reason']}")

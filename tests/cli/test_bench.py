@@ -45,7 +45,8 @@ def test_json_keeps_the_model_rows_and_adds_pipelines(zoo_json):
     assert set(out) == {"results", "failures", "isolated", "pipelines", "machine"}
     assert not out["failures"] and out["isolated"] is False
     assert all(set(r) == RESULT_KEYS for r in out["results"])
-    assert len(out["results"]) == 7          # 3 gesture_cnn + 3 fftnet backend files + the toy
+    amx = (MODELS / "gesture_cnn" / "gesture_cnn_int8_amx.tflite").is_file()
+    assert len(out["results"]) == 7 + amx    # 3 gesture_cnn (+ its AMX-packed twin) + 3 fftnet files + the toy
     p = out["pipelines"]
     assert p["stream_seconds"] == 0.5 and p["drop_rate"] == 0.2
     assert p["largesignal_kernel"] in ("c", "python")
@@ -55,7 +56,9 @@ def test_json_keeps_the_model_rows_and_adds_pipelines(zoo_json):
 def test_pipeline_rows_per_backend_file_with_positive_finite_costs(zoo_json):
     rows = zoo_json[1]["pipelines"]["rows"]
     by = {(r["model"], r["backend"]): r for r in rows}
-    assert set(by) == {("gesture_cnn", b) for b in ("ORT float", "ORT INT8", "LiteRT INT8")} | {
+    amx = {("gesture_cnn", "LiteRT INT8 (AMX-packed)")} if (MODELS / "gesture_cnn" / "gesture_cnn_int8_amx.tflite"
+                                                            ).is_file() else set()
+    assert set(by) == {("gesture_cnn", b) for b in ("ORT float", "ORT INT8", "LiteRT INT8")} | amx | {
         ("fftnet", b) for b in ("ORT float", "ORT INT8", "LiteRT INT8")} | {("ref", "large-signal estimator")}
     for r in rows:
         for key in ("cpu_p50_us", "cpu_p99_us", "cpu_mean_us", "wall_p99_us"):
