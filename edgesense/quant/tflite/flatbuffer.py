@@ -17,7 +17,7 @@ import numpy as np
 import tflite
 from tflite import BuiltinOptions, TensorType
 
-__all__ = ["QuantParams", "ModelBuilder", "TFLITE_SCHEMA_VERSION", "read_model"]
+__all__ = ["QuantParams", "ModelBuilder", "TFLITE_SCHEMA_VERSION", "compact", "read_model"]
 
 TFLITE_SCHEMA_VERSION = 3
 _BUFFER_ALIGNMENT = 16
@@ -368,3 +368,28 @@ def read_model(data: bytes) -> ModelBuilder:
         buf = model.Buffers(entry.Buffer())
         fb.metadata[entry.Name().decode()] = buf.DataAsNumpy().tobytes() if buf.DataLength() else b""
     return fb
+
+
+def compact(fb: ModelBuilder) -> ModelBuilder:
+    """A copy with only the tensors (and buffers) that operators or the graph's I/O still refer to."""
+    io = [*fb.inputs, *fb.outputs]
+    inner = sorted({t for op in fb.operators for t in (*op.inputs, *op.outputs) if t >= 0} - set(io))
+    # graph inputs first and outputs last, each in I/O order: LiteRT's arena then lays the state outputs out
+    # like the state inputs (ExcursionStreamer commits all states in one copy when it does)
+    used = [*fb.inputs, *inner, *fb.outputs]
+    out = ModelBuilder(description=fb.description, signature_key=fb.signature_key, metadata=dict(fb.metadata))
+    remap = {}
+    for t in used:
+        src = fb.tensors[t]
+        data = None
+        if src.buffer:
+            data = np.frombuffer(fb.buffers[src.buffer], src.dtype).reshape(src.shape)
+        remap[t] = out.add_tensor(src.name, src.shape, src.dtype, src.quant, data)
+        out.tensors[remap[t]].signature = src.signature
+    for op in fb.operators:
+        out.operators.append(type(op)(op.opcode, [remap[t] if t >= 0 else t for t in op.inputs],
+                                      [remap[t] for t in op.outputs], op.options_name, dict(op.options)))
+    out.opcodes = {op.opcode: fb.opcodes[op.opcode] for op in fb.operators}
+    out.inputs = [remap[t] for t in fb.inputs]
+    out.outputs = [remap[t] for t in fb.outputs]
+    return out

@@ -45,7 +45,7 @@ import numpy as np
 from tflite import BuiltinOperator as Op, Padding
 
 from edgesense.errors import ModelError
-from edgesense.quant.tflite.flatbuffer import ModelBuilder, QuantParams, read_model
+from edgesense.quant.tflite.flatbuffer import ModelBuilder, QuantParams, compact, read_model
 
 __all__ = ["pack_channels", "PackedConv", "BLOCKS", "MAX_SPAN", "TILE_ROWS"]
 
@@ -377,8 +377,6 @@ def _same_qp(fb: ModelBuilder, a: int, b: int) -> bool:
 def pack_channels(data: bytes, width: int = 64, blocks: str = "cols") -> tuple[bytes, list[PackedConv]]:
     """``.tflite`` bytes with every eligible int8 CONV_2D computing blocks of output pixels in up to ``width``
     output channels (module docstring), and what was packed. Unchanged bytes when nothing is eligible."""
-    from edgesense.quant.tflite.state_layout import _compact
-
     if not isinstance(width, int) or isinstance(width, bool) or width < 4:
         raise ModelError(f"pack_channels width must be an integer >= 4, got {width!r}")
     if blocks not in BLOCKS:
@@ -389,4 +387,4 @@ def pack_channels(data: bytes, width: int = 64, blocks: str = "cols") -> tuple[b
     if not packer.report:
         return data, []
     _fold_reshapes(fb)
-    return _compact(fb).serialize(), packer.report
+    return compact(fb).serialize(), packer.report

@@ -26,7 +26,7 @@ import numpy as np
 import tflite
 
 from edgesense.errors import ModelError
-from edgesense.quant.tflite.flatbuffer import ModelBuilder, read_model
+from edgesense.quant.tflite.flatbuffer import ModelBuilder, compact, read_model
 
 __all__ = ["LayoutChange", "channel_last_states", "channel_last_file", "to_model_layout", "to_onnx_layout",
            "check_same_outputs"]
@@ -137,32 +137,7 @@ def channel_last_states(data: bytes, which: str = "states") -> tuple[bytes, Layo
     if not dead_ops:
         return data, change
     fb.operators = [op for k, op in enumerate(fb.operators) if k not in dead_ops]
-    return _compact(fb).serialize(), change
-
-
-def _compact(fb: ModelBuilder) -> ModelBuilder:
-    """A copy with only the tensors (and buffers) that operators or the graph's I/O still refer to."""
-    io = [*fb.inputs, *fb.outputs]
-    inner = sorted({t for op in fb.operators for t in (*op.inputs, *op.outputs) if t >= 0} - set(io))
-    # graph inputs first and outputs last, each in I/O order: LiteRT's arena then lays the state outputs out
-    # like the state inputs (ExcursionStreamer commits all states in one copy when it does)
-    used = [*fb.inputs, *inner, *fb.outputs]
-    out = ModelBuilder(description=fb.description, signature_key=fb.signature_key, metadata=dict(fb.metadata))
-    remap = {}
-    for t in used:
-        src = fb.tensors[t]
-        data = None
-        if src.buffer:
-            data = np.frombuffer(fb.buffers[src.buffer], src.dtype).reshape(src.shape)
-        remap[t] = out.add_tensor(src.name, src.shape, src.dtype, src.quant, data)
-        out.tensors[remap[t]].signature = src.signature
-    for op in fb.operators:
-        out.operators.append(type(op)(op.opcode, [remap[t] if t >= 0 else t for t in op.inputs],
-                                      [remap[t] for t in op.outputs], op.options_name, dict(op.options)))
-    out.opcodes = {op.opcode: fb.opcodes[op.opcode] for op in fb.operators}
-    out.inputs = [remap[t] for t in fb.inputs]
-    out.outputs = [remap[t] for t in fb.outputs]
-    return out
+    return compact(fb).serialize(), change
 
 
 def to_model_layout(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
