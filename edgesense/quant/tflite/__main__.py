@@ -146,16 +146,15 @@ def _versus(args: argparse.Namespace, packed, shapes) -> dict:
 
     nwhc = args.input_layout != "onnx"
     with tempfile.TemporaryDirectory() as tmp:
-        label = f"LiteRT INT8 ({args.input_layout} input)" if nwhc else "LiteRT INT8 (row pairs)"
-        if args.pack_channels is not None:
-            label = label[:-1] + f", channels packed to {args.pack_channels})"
+        base = f"LiteRT INT8 ({args.input_layout} input" if nwhc else "LiteRT INT8 (row pairs"
+        label = base + (f", channels packed to {args.pack_channels})" if args.pack_channels is not None else ")")
         models = {"ORT float": load_model(args.versus, threads=1), "ORT INT8": load_model(args.model, threads=1),
                   label: load_model(packed, threads=1)}
         if args.pack_channels is not None:   # the same export without the packing
             unpacked = export_tflite(args.model, Path(tmp) / "unpacked.tflite", io_dtype=args.io_dtype,
                                      input_shapes=shapes, pair_rows=not args.no_pair_rows,
                                      input_layout=args.input_layout, channel_last=args.channel_last)
-            models[label[:label.index(", channels")] + ")"] = load_model(unpacked, threads=1)
+            models[base + ")"] = load_model(unpacked, threads=1)
         if nwhc:
             onnx_layout = export_tflite(args.model, Path(tmp) / "onnx.tflite", io_dtype=args.io_dtype,
                                         input_shapes=shapes, pair_rows=not args.no_pair_rows)
