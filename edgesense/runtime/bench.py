@@ -27,7 +27,8 @@ import numpy as np
 
 from edgesense.errors import EdgesenseError, ModelError
 
-__all__ = ["BenchResult", "bench_model", "bench_isolated", "is_int8_onnx", "backend_label", "one_cpu", "machine_info"]
+__all__ = ["BenchResult", "bench_model", "bench_isolated", "is_int8_onnx", "backend_label", "one_cpu", "machine_info",
+           "describe_machine"]
 
 # CPU features that decide which kernels ORT (MLAS) and LiteRT (XNNPACK) run on x86, as /proc/cpuinfo names them
 _ISA_FLAGS = ("avx2", "avx512f", "avx_vnni", "avx512_vnni", "amx_int8")
